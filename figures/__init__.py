@@ -1,0 +1,1 @@
+"""mpcert: figures package."""
