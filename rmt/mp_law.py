@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 _BISECTION_STEPS = 80
-_QUAD_NODES = 96
+_QUAD_NODES = 48
 
 
 def _check_positive(name: str, value: float) -> float:
@@ -106,11 +106,22 @@ def narayana_moment(k: int, ratio: float, sigma2: float = 1.0) -> float:
     return float(s2**k * total)
 
 
-@lru_cache(maxsize=1)
-def _gl_nodes() -> tuple[np.ndarray, np.ndarray]:
+@lru_cache(maxsize=64)
+def _graded_nodes(log2_width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Composite Gauss–Legendre nodes on ``[0, pi/2]`` with panels ``[0, h], [h, 2h], [2h, 4h], ...``
+    (``h = 2^log2_width``), so that a feature of width ``h`` at ``u = 0`` is resolved."""
     x, w = np.polynomial.legendre.leggauss(_QUAD_NODES)
     half_pi = np.pi / 2.0
-    return (x + 1.0) * (half_pi / 2.0), w * (half_pi / 2.0)
+    breaks = [0.0]
+    b = 2.0**log2_width
+    while b < half_pi:
+        breaks.append(b)
+        b *= 2.0
+    breaks.append(half_pi)
+    lo, hi = np.array(breaks[:-1]), np.array(breaks[1:])
+    nodes = ((x[None, :] + 1.0) * ((hi - lo) / 2.0)[:, None] + lo[:, None]).ravel()
+    weights = (w[None, :] * ((hi - lo) / 2.0)[:, None]).ravel()
+    return nodes, weights
 
 
 def _rng(random_state) -> np.random.Generator:
@@ -221,10 +232,15 @@ class MarchenkoPastur:
 
     def expect_continuous(self, func) -> float:
         """``int func(x) dmu_ac(x)`` over the continuous part, by Gauss–Legendre quadrature after
-        the substitution ``x = l- + (l+ - l-) sin^2 u`` that removes the edge singularities."""
-        u, w = _gl_nodes()
+        the substitution ``x = l- + (l+ - l-) sin^2 u`` that removes the edge singularities.
+
+        For ``c`` near 1 the factor ``1/x`` varies on the scale ``u ~ sqrt(l- / (l+ - l-))`` near
+        ``u = 0``; the panels are graded geometrically from that scale (``func`` smooth on the support
+        gives full double precision; the mass is exact to ~1e-14 for ``c`` in ``[0.01, 100]``)."""
         lm, lp = self.lambda_minus, self.lambda_plus
         span = lp - lm
+        width = np.sqrt(lm / span) if lm > 0.0 else 0.0
+        u, w = _graded_nodes(int(np.clip(np.floor(np.log2(max(width, 1e-12))), -40, 0)))
         x = lm + span * np.sin(u) ** 2
         jac = 2.0 * span**2 * np.sin(u) ** 2 * np.cos(u) ** 2 / (2.0 * np.pi * self.ratio * self.sigma2 * x)
         return float(np.sum(w * jac * func(x)))
