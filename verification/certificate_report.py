@@ -1,0 +1,355 @@
+"""The typed result of :func:`verification.certify.certify`: JSON (versioned schema) and Markdown.
+
+Schema ``mpcert.certify/1`` (``report.json``): ``schema``, ``mpcert_version``, ``model``, ``mask``
+(provenance), ``options``, ``data`` (sizes, sources), ``calibration`` and ``heldout`` (one
+:class:`LayerAudit` per masked layer, each layer pruned alone in the dense network),
+``multilayer`` (:class:`MultiLayerAudit`, Theorem 5.8 in the stated pruning order), ``totals``
+and ``violations``.
+
+Every ``L_s`` here is an ESTIMATE (finite differences along the path, THEORY.md 3.6 chain: an
+empirical ratio is a lower bound on the true local constant), so every budget and bound built on
+it carries the label ``estimate`` and is never called a certificate.  A realised value above its
+estimated bound is listed in ``violations`` ("violation of the estimate").
+The paper's proxy ``||R||_op * mean_s ||psi_1(s)||_inf`` (ALGORITHMS.md 10.2 step 3) is shown beside
+``B_T`` and labelled ``not-a-bound`` (ALGORITHMS.md 10.3, THEORY.md 11.2-11.3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from certs.results import _jsonable
+from rmt.bounds import Bound
+
+__all__ = ["SCHEMA", "LayerAudit", "MultiLayerAudit", "CertificateReport"]
+
+SCHEMA = "mpcert.certify/1"
+NOT_A_BOUND = "not-a-bound"
+
+
+def _indices(flags: np.ndarray) -> list[int]:
+    return [int(i) for i in np.flatnonzero(flags)]
+
+
+@dataclass(frozen=True, eq=False)
+class LayerAudit:
+    """Single-layer audit of one masked layer on one sample set (Lemma 5.1, Cor 5.2, Thm 5.4).
+
+    Path arrays are over ``thetas`` (the check grid, ``theta = 1`` dense last); per-sample arrays
+    over the ``|T|`` samples.  ``*_excess`` arrays are ``realized - bound`` maxima over the path
+    (``> 0`` is a violation of the estimate).
+    """
+
+    layer: str
+    sample_set: str
+    shape: tuple[int, int]
+    tokens: int
+    removed_entries: int
+    removed_fraction: float
+    thetas: np.ndarray
+    estimation_points: int
+    products: np.ndarray
+    lipschitz: np.ndarray
+    lipschitz_method: str
+    budget: Bound
+    eta: np.ndarray
+    ce_path: np.ndarray
+    ce_bound_path: np.ndarray
+    lemma_violation_thetas: tuple[float, ...]
+    logit_change: np.ndarray
+    logit_excess: np.ndarray
+    sample_ce_change: np.ndarray
+    sample_ce_excess: np.ndarray
+    acc_path: np.ndarray
+    at_risk_true: np.ndarray
+    at_risk_prediction: np.ndarray
+    correctness_changed: np.ndarray
+    prediction_changed: np.ndarray
+    lambda1: float
+    lambda2: float
+    removed_frobenius_sq: float
+    removed_l1: float
+    elastic_bound: Bound
+    objective_change: float
+    elastic_scale: float
+    input_sup: np.ndarray
+    removed_op_norm: float
+    tolerance: float
+
+    # -- derived quantities ---------------------------------------------------------------------
+    @property
+    def ce_dense(self) -> float:
+        return float(self.ce_path[-1])
+
+    @property
+    def ce_pruned(self) -> float:
+        return float(self.ce_path[0])
+
+    @property
+    def ce_change(self) -> float:
+        """Realised ``|L_CE(S) - L_CE(A)|`` (theta = 0)."""
+        return abs(self.ce_pruned - self.ce_dense)
+
+    @property
+    def lemma_slack(self) -> float:
+        """Lemma 5.1 at theta = 0: ``B_T - |L_CE(S) - L_CE(A)|`` (the whole path is in ``lemma_violation_thetas``)."""
+        return float(self.ce_bound_path[0] - self.ce_change)
+
+    @property
+    def acc_change(self) -> float:
+        return abs(float(self.acc_path[0] - self.acc_path[-1]))
+
+    @property
+    def acc_change_bound(self) -> float:
+        """Corollary 5.2 (b) at theta = 0: ``#{s : |Delta_true(s)| <= 2 eta_s} / |T|``."""
+        return float(np.count_nonzero(self.at_risk_true)) / self.products.size
+
+    @property
+    def unexplained_correctness(self) -> list[int]:
+        return _indices(self.correctness_changed & ~self.at_risk_true)
+
+    @property
+    def unexplained_prediction(self) -> list[int]:
+        return _indices(self.prediction_changed & ~self.at_risk_prediction)
+
+    @property
+    def elastic_condition(self) -> bool:
+        """``B_T(R) < lambda2 ||R||_F^2 + lambda1 ||R||_1`` (with the estimated ``B_T``)."""
+        return self.elastic_bound.value < 0
+
+    @property
+    def lambda2_threshold(self) -> float | None:
+        """With ``lambda1 = 0`` the condition holds for every ``lambda2 > B_T / ||R||_F^2`` (None if ``R = 0``)."""
+        return self.budget.value / self.removed_frobenius_sq if self.removed_frobenius_sq > 0 else None
+
+    @property
+    def lambda1_threshold(self) -> float | None:
+        """With ``lambda2 = 0`` the condition holds for every ``lambda1 > B_T / ||R||_1`` (None if ``R = 0``)."""
+        return self.budget.value / self.removed_l1 if self.removed_l1 > 0 else None
+
+    @property
+    def proxy(self) -> float:
+        """The paper's ``||R||_op * mean_s ||psi_1(s)||_inf`` — NOT an upper bound on anything."""
+        return self.removed_op_norm * float(np.mean(self.input_sup))
+
+    def violations(self) -> list[str]:
+        """Every realised value above its estimated bound, in words."""
+        where = f"{self.layer} ({self.sample_set})"
+        out = []
+        if self.lemma_violation_thetas:
+            out.append(f"{where}: Lemma 5.1 |dCE| > (1-theta) B_T at theta in {list(self.lemma_violation_thetas)}")
+        for label, excess, scale in (("logit change > (1-theta) L_s p_s", self.logit_excess, self.eta),
+                                     ("|d l_s| > 2 (1-theta) L_s p_s", self.sample_ce_excess, 2.0 * self.eta)):
+            flags = excess > self.tolerance * np.maximum(1.0, scale)
+            if flags.any():
+                worst = float(np.max(excess[flags] / np.maximum(scale[flags], np.finfo(np.float64).tiny)))
+                out.append(f"{where}: per-sample {label} on {int(flags.sum())} samples {_indices(flags)[:10]} "
+                           f"(largest excess {worst:.3g} x its theta = 0 value)")
+        if self.unexplained_correctness:
+            out.append(f"{where}: Corollary 5.2 correctness changed outside the at-risk set on {self.unexplained_correctness}")
+        if self.unexplained_prediction:
+            out.append(f"{where}: Corollary 5.2 prediction changed outside the at-risk set on {self.unexplained_prediction}")
+        if self.objective_change > self.elastic_bound.value + self.tolerance * max(1.0, self.elastic_scale):
+            out.append(f"{where}: Theorem 5.4 J(S) - J(A) = {self.objective_change:.6g} > bound {self.elastic_bound.value:.6g}")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+        for name in ("ce_dense", "ce_pruned", "ce_change", "lemma_slack", "acc_change", "acc_change_bound",
+                     "unexplained_correctness", "unexplained_prediction", "elastic_condition", "lambda2_threshold",
+                     "lambda1_threshold", "proxy"):
+            out[name] = _jsonable(getattr(self, name))
+        out["proxy_label"] = NOT_A_BOUND
+        out["at_risk_samples"] = _indices(self.at_risk_true)
+        out["violations"] = self.violations()
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class MultiLayerAudit:
+    """Theorem 5.8 on the intermediate networks: the layers are pruned one at a time in ``order``.
+
+    ``steps[j]`` is the single-layer audit of layer ``order[j]`` in the network where the layers
+    ``order[:j]`` are already pruned (its own ``psi_1``, ``psi_2`` and ``L_{j,s}`` estimate).
+    ``bound`` estimates ``J(alpha^(M)) - J(alpha^(0)) <= sum_j B_j - sum_j (lambda2 ||R_j||_F^2 + lambda1 ||R_j||_1)``.
+    """
+
+    order: tuple[str, ...]
+    steps: tuple[LayerAudit, ...]
+    bound: Bound
+    budget_sum: float
+    penalty_sum: float
+    objective_change: float
+    ce_dense: float
+    ce_final: float
+    acc_dense: float
+    acc_final: float
+    scale: float
+    tolerance: float
+
+    @property
+    def slack(self) -> float:
+        return self.bound.value - self.objective_change
+
+    @property
+    def condition(self) -> bool:
+        """``sum_j B_j < sum_j`` removed penalties (estimated decrease of ``J``)."""
+        return self.bound.value < 0
+
+    def violations(self) -> list[str]:
+        out = [v for step in self.steps for v in step.violations()]
+        if self.objective_change > self.bound.value + self.tolerance * max(1.0, self.scale):
+            out.append(f"multi-layer (Theorem 5.8): J change {self.objective_change:.6g} > bound {self.bound.value:.6g}")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: _jsonable(getattr(self, f.name)) for f in fields(self) if f.name != "steps"}
+        out["steps"] = [step.to_dict() for step in self.steps]
+        out["slack"] = self.slack
+        out["condition"] = self.condition
+        out["violations"] = self.violations()
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class CertificateReport:
+    """Everything :func:`verification.certify.certify` found (see the module docstring)."""
+
+    mpcert_version: str
+    model: str
+    mask: dict
+    options: dict
+    data: dict
+    calibration: tuple[LayerAudit, ...]
+    heldout: tuple[LayerAudit, ...]
+    multilayer: MultiLayerAudit | None
+    timings: dict = field(default_factory=dict)
+
+    def violations(self) -> list[str]:
+        out = [v for audit in self.calibration + self.heldout for v in audit.violations()]
+        return out + (self.multilayer.violations() if self.multilayer is not None else [])
+
+    def transfer(self) -> list[dict[str, Any]]:
+        """ALGORITHMS.md 10.2 Bridge 2 done literally: the calibration ``B_T(R)`` beside the realised ``|dCE|`` on
+        the held-out set.  No theorem says one bounds the other (the budget is about ``T`` only)."""
+        held = {a.layer: a for a in self.heldout}
+        return [
+            {"layer": a.layer, "budget_calibration": a.budget.value, "ce_change_heldout": held[a.layer].ce_change,
+             "exceeds": held[a.layer].ce_change > a.budget.value}
+            for a in self.calibration if a.layer in held
+        ]
+
+    def totals(self) -> dict[str, Any]:
+        return {
+            "budget_sum_calibration": float(sum(a.budget.value for a in self.calibration)),
+            "proxy_sum_calibration": float(sum(a.proxy for a in self.calibration)),
+            "proxy_label": NOT_A_BOUND,
+            "layers": len(self.calibration),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "mpcert_version": self.mpcert_version,
+            "label_note": "every L_s is an ESTIMATE (finite differences); no bound here is a certificate",
+            "model": self.model,
+            "mask": _jsonable(self.mask),
+            "options": _jsonable(self.options),
+            "data": _jsonable(self.data),
+            "calibration": [a.to_dict() for a in self.calibration],
+            "heldout": [a.to_dict() for a in self.heldout],
+            "multilayer": None if self.multilayer is None else self.multilayer.to_dict(),
+            "heldout_transfer": self.transfer(),
+            "heldout_transfer_note": "B_T on T beside |dCE| on held-out data: a comparison, not a theorem",
+            "totals": self.totals(),
+            "timings": _jsonable(self.timings),
+            "violations": self.violations(),
+        }
+
+    def to_markdown(self) -> str:
+        lines = ["# mpcert certify — literal audit of the Section 5 bounds (ESTIMATES, not certificates)", ""]
+        lines += [f"Model: {self.model}", "", f"Mask: {self.mask.get('method')} ({self.mask.get('pattern')})", ""]
+        lines += ["Options: " + ", ".join(f"{k}={v}" for k, v in self.options.items()), ""]
+        lines += ["Data: " + ", ".join(f"{k}={v}" for k, v in self.data.items()), ""]
+        lines += [
+            "Every `L_s` is an **estimate**: the largest directional finite difference of the post-layer map",
+            "along a theta grid (a lower bound on the true local constant, THEORY.md 3.6). Budgets and bounds",
+            "built on it are labelled `estimate`; nothing below is a certificate. Realised values are checked",
+            "on a finer grid (the estimation grid plus its midpoints).",
+            "",
+        ]
+        violations = self.violations()
+        if violations:
+            lines += ["## **VIOLATIONS OF THE ESTIMATE**", ""] + [f"- **{v}**" for v in violations] + [""]
+        else:
+            lines += ["No realised value exceeded its estimated bound.", ""]
+        for title, audits in (("Calibration set T", self.calibration), ("Held-out set", self.heldout)):
+            if audits:
+                lines += [f"## {title}: each layer pruned alone", ""] + _layer_table(audits) + [""]
+                lines += _risk_lines(audits) + [""]
+        if self.heldout:
+            lines += ["## Held-out transfer (paper's Bridge 2, literally; a comparison, not a theorem)", "",
+                      "| layer | B_T on T (est.) | dCE on held-out | exceeds |", "|---|---|---|---|"]
+            lines += [f"| {t['layer']} | {t['budget_calibration']:.4g} | {t['ce_change_heldout']:.4g} | "
+                      f"{'**yes**' if t['exceeds'] else 'no'} |" for t in self.transfer()] + [""]
+        if self.multilayer is not None:
+            ml = self.multilayer
+            lines += [
+                "## Multi-layer (Theorem 5.8) on the intermediate networks",
+                "",
+                f"Order: {', '.join(ml.order)}",
+                "",
+                *_layer_table(ml.steps),
+                "",
+                f"- sum of step budgets B_j (estimate): {ml.budget_sum:.6g}; removed penalty: {ml.penalty_sum:.6g}",
+                f"- bound on J change (estimate): {ml.bound.value:.6g}; realised: {ml.objective_change:.6g}; slack: {ml.slack:.6g}",
+                f"- CE {ml.ce_dense:.6g} -> {ml.ce_final:.6g}; accuracy {ml.acc_dense:.4f} -> {ml.acc_final:.4f}",
+                f"- verdict: {'estimated decrease of J (sum B_j < removed penalty)' if ml.condition else 'no estimated decrease (sum B_j >= removed penalty)'}",
+                "",
+            ]
+        totals = self.totals()
+        lines += [
+            "## Totals",
+            "",
+            f"- sum of single-layer B_T (estimate): {totals['budget_sum_calibration']:.6g}",
+            f"- sum of the paper's proxy ||R||_op mean||psi_1||_inf (**not a bound**): {totals['proxy_sum_calibration']:.6g}",
+            "",
+        ]
+        return "\n".join(lines) + "\n"
+
+
+_HEADER = (
+    "| layer | removed | B_T (est.) | proxy (not a bound) | dCE real | Lemma 5.1 slack | acc change real / bound "
+    "| J change real / bound (est.) | verdict | lambda2 > | lambda1 > |"
+)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _layer_table(audits) -> list[str]:
+    rows = [_HEADER, "|" + "---|" * (_HEADER.count("|") - 1)]
+    for a in audits:
+        verdict = "decrease (est.)" if a.elastic_condition else "no decrease (est.)"
+        if a.violations():
+            verdict += "; **estimate violated**"
+        rows.append(
+            f"| {a.layer} | {a.removed_fraction:.3f} | {a.budget.value:.4g} | {a.proxy:.4g} | {a.ce_change:.4g} "
+            f"| {a.lemma_slack:.4g} | {a.acc_change:.4f} / {a.acc_change_bound:.4f} "
+            f"| {a.objective_change:.4g} / {a.elastic_bound.value:.4g} | {verdict} "
+            f"| {_fmt(a.lambda2_threshold)} | {_fmt(a.lambda1_threshold)} |"
+        )
+    return rows
+
+
+def _risk_lines(audits) -> list[str]:
+    lines = ["At-risk samples (Corollary 5.2 at theta = 0: |Delta_true| <= 2 eta_s):", ""]
+    for a in audits:
+        risk = _indices(a.at_risk_true)
+        changed = _indices(a.correctness_changed)
+        lines.append(f"- {a.layer}: at risk {risk if risk else 'none'}; correctness changed {changed if changed else 'none'}")
+    return lines
