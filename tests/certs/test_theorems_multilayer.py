@@ -10,7 +10,7 @@ from verification.strategies import PlanStep
 from verification.theorem_checks import CHECKS, run_check
 
 MULTI_LAYER = ("theorem-5.8", "theorem-5.9", "or1-1.3")
-BAD_SEARCH_EXAMPLES = 500
+BAD_SEARCH_EXAMPLES = 2000
 FIXED_COUNTEREXAMPLE = {("theorem-5.9", "lipschitz-halved")}
 
 
