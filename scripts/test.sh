@@ -6,4 +6,10 @@ bash "$root/scripts/setup.sh"
 venv="${MPCERT_VENV:-$root/.venv}"
 cd "$root"
 export HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-ci}"
-exec "$venv/bin/python" -m pytest tests -q -p no:cacheprovider "$@"
+# Each test package runs in its own process: some hypothesis checks are order-sensitive when the
+# whole suite shares one interpreter (under investigation, see the issue notes).
+status=0
+for pkg in tests/certs tests/pruning tests/rmt tests/verification; do
+    "$venv/bin/python" -m pytest "$pkg" -q -p no:cacheprovider "$@" || status=1
+done
+exit $status
