@@ -17,8 +17,6 @@ Run with ``bash scripts/bench.sh benchmarks/bench_certs.py``.
 
 from __future__ import annotations
 
-import statistics
-import time
 
 import numpy as np
 import pytest
@@ -35,6 +33,7 @@ from certs.single_layer import (
 from certs.splits import checked_split, mask_split, prune_restore_split
 from certs.stationarity import stationarity_certificate
 from verification.networks import spiked_gaussian_network
+from timing import median_time
 
 REPEATS = 5
 N, D, K, N_SAMPLES = 1024, 32, 10, 4096
@@ -69,14 +68,6 @@ def setting():
     }
 
 
-def median_time(fn, repeats=REPEATS):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
 
 NAMES = ("forward pass over T", "B_T(R)", "Lemma 5.1", "Corollary 5.2", "Theorem 5.3", "Theorem 5.4", "Theorem 5.5",
          "Corollary 5.6", "Theorem 5.7", "OR1 Corollary 1.1")
@@ -89,7 +80,7 @@ def test_certificate(benchmark, setting, name):
 
 
 def test_multiple_of_forward_pass(setting, record_property):
-    times = {name: median_time(setting[name]) for name in NAMES}
+    times = {name: median_time(setting[name], REPEATS) for name in NAMES}
     base = times["forward pass over T"]
     lines = [f"forward pass over T ({N_SAMPLES} samples, n = {N}): {base * 1e3:.1f} ms"]
     for name in NAMES[1:]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import math
 import statistics
-import time
 
 import numpy as np
 import pytest
@@ -31,6 +30,7 @@ import torch
 from rmt.fit import fit_mp
 from rmt.weights import as_weight_matrix
 from verification.model_source import prunable_weights
+from timing import median_time
 
 REPEATS = 5
 V = 0.02**2
@@ -63,14 +63,6 @@ def planted(seed):
     w = np.linalg.qr(rng.standard_normal((n_cols, theta.size)))[0]
     return (u * theta) @ w.T + rng.standard_normal(PLANTED_SHAPE) * math.sqrt(V)
 
-
-def median_time(fn, repeats=REPEATS):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 @pytest.mark.benchmark(group="fit-model")

@@ -11,14 +11,13 @@ Run with ``bash scripts/bench.sh benchmarks/bench_lipschitz.py``.
 
 from __future__ import annotations
 
-import statistics
-import time
 
 import numpy as np
 import pytest
 
 from certs.lipschitz import lipschitz_constants
 from verification.networks import ReluAbsMLP
+from timing import median_time
 
 REPEATS = 5
 WIDTHS = (32, 64, 64, 10)
@@ -37,14 +36,6 @@ def segment():
     return view.tail, view.inputs @ S.T, view.inputs @ R.T
 
 
-def median_time(fn, repeats=REPEATS):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
 
 @pytest.mark.parametrize("method", ["P", "S", "D"])
 @pytest.mark.benchmark(group="lipschitz")
@@ -57,7 +48,7 @@ def test_method(benchmark, segment, method):
 
 def test_ratio_to_method_P(segment, record_property):
     results = {m: lipschitz_constants(*segment, m) for m in "PSD"}
-    times = {m: median_time(lambda m=m: lipschitz_constants(*segment, m)) for m in "PSD"}
+    times = {m: median_time(lambda m=m: lipschitz_constants(*segment, m), REPEATS) for m in "PSD"}
     ratios = {f"t_{m}/t_P": times[m] / times["P"] for m in "SD"}
     pieces = results["S"].n_pieces
     tightness = float(np.median(results["D"].values / results["P"].values))

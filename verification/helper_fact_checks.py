@@ -15,13 +15,12 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from certs.budget import segment_lipschitz
 from certs.classification import cross_entropy_per_sample
 from certs.single_layer import ce_path_bound
 from certs.splits import ElasticNetPenalty, entrywise_l1, frobenius_inner, frobenius_sq, mask_split
 
 from .check_outcomes import CheckOutcome, identity, inequality
-from .single_layer_checks import CHECKED_METHODS, SingleLayerInstance, induced_l1
+from .single_layer_checks import SingleLayerInstance, induced_l1, segment_points
 from .strategies import gamma_weights, masks, thetas, weight_arrays
 
 __all__ = [
@@ -80,15 +79,10 @@ def check_ce_lipschitz(pair: LogitPair, mutation: str | None = None) -> list[Che
 
 def check_logit_path_bound(inst: SingleLayerInstance, mutation: str | None = None) -> list[CheckOutcome]:
     """Per sample: ``||z_{A_theta}(s) - z_{A_1}(s)||_inf <= (1 - theta) L_s ||R v_s||_inf``.  Mutation: ``lipschitz-halved``."""
-    view, split = inst.view, inst.split
     out = []
-    for method in CHECKED_METHODS:
-        lip = segment_lipschitz(view, split.structured, split.removed, method)
-        if mutation == "lipschitz-halved":
-            lip = lip.scaled(0.5)
-        for theta in inst.thetas:
-            r = ce_path_bound(view, split, lip, theta)
-            out += [inequality(change, eta) for change, eta in zip(r.logit_change, r.eta)]
+    for _, lip, theta in segment_points(inst, mutation):
+        r = ce_path_bound(inst.view, inst.split, lip, theta)
+        out += [inequality(change, eta) for change, eta in zip(r.logit_change, r.eta)]
     return out
 
 

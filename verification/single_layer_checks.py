@@ -10,6 +10,7 @@ sharp) and Method G.  The same functions run under pytest and ``mpcert verify``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 from hypothesis import strategies as st
@@ -49,6 +50,7 @@ __all__ = [
     "mask_instances",
     "triple_instances",
     "induced_l1",
+    "segment_points",
     "check_lemma_5_1",
     "check_corollary_5_2",
     "check_theorem_5_3",
@@ -122,9 +124,18 @@ def triple_instances(draw):
     return SingleLayerInstance(problem, triple.final(), "prune-restore", _grid(draw), lam1, lam2, triple=triple)
 
 
-def _lipschitz(view, start, direction, method: str, mutation: str | None) -> PerSampleLipschitz:
-    lip = segment_lipschitz(view, start, direction, method)
-    return lip.scaled(0.5) if mutation == "lipschitz-halved" else lip
+def segment_points(
+    inst: SingleLayerInstance, mutation: str | None, split=None, halving: str = "lipschitz-halved"
+) -> Iterator[tuple[str, PerSampleLipschitz, float]]:
+    """Every ``(method, L_s, theta)`` a single-layer check evaluates: for each of :data:`CHECKED_METHODS`, the
+    segment ``L_s`` of ``split`` (default ``inst.split``; halved under the mutation ``halving``), with every theta."""
+    split = inst.split if split is None else split
+    for method in CHECKED_METHODS:
+        lip = segment_lipschitz(inst.view, split.structured, split.removed, method)
+        if mutation == halving:
+            lip = lip.scaled(0.5)
+        for theta in inst.thetas:
+            yield method, lip, theta
 
 
 def induced_l1(a: np.ndarray) -> float:
@@ -141,20 +152,17 @@ def check_lemma_5_1(inst: SingleLayerInstance, mutation: str | None = None) -> l
     Mutations: ``budget-without-factor-2`` (``B_T`` with ``1/|T|``), ``theta-not-complemented`` (``theta B_T``),
     ``lipschitz-halved``.
     """
-    view, split = inst.view, inst.split
     out = []
-    for method in CHECKED_METHODS:
-        lip = _lipschitz(view, split.structured, split.removed, method, mutation)
-        for theta in inst.thetas:
-            r = ce_path_bound(view, split, lip, theta)
-            bound = r.bound.value
-            if mutation == "budget-without-factor-2":
-                bound = 0.5 * bound
-            elif mutation == "theta-not-complemented":
-                bound = theta * r.budget.value
-            out.append(inequality(r.realized, bound, r.scale))
-            if not np.any(r.eta):
-                out.append(inequality(r.realized, 0.0))
+    for _, lip, theta in segment_points(inst, mutation):
+        r = ce_path_bound(inst.view, inst.split, lip, theta)
+        bound = r.bound.value
+        if mutation == "budget-without-factor-2":
+            bound = 0.5 * bound
+        elif mutation == "theta-not-complemented":
+            bound = theta * r.budget.value
+        out.append(inequality(r.realized, bound, r.scale))
+        if not np.any(r.eta):
+            out.append(inequality(r.realized, 0.0))
     return out
 
 
@@ -164,17 +172,12 @@ def check_lemma_5_1(inst: SingleLayerInstance, mutation: str | None = None) -> l
 def check_corollary_5_2(inst: SingleLayerInstance, mutation: str | None = None) -> list[CheckOutcome]:
     """Corollary 5.2: no prediction (correctness) change outside ``Delta_pred <= 2 eta_s`` (``|Delta_true| <= 2 eta_s``);
     ``|acc(A_theta) - acc(A)| <= #{|Delta_true| <= 2 eta_s} / |T|``.  Mutation: ``eta-halved`` (an extra 1/2)."""
-    view, split = inst.view, inst.split
     out = []
-    for method in CHECKED_METHODS:
-        lip = segment_lipschitz(view, split.structured, split.removed, method)
-        if mutation == "eta-halved":
-            lip = lip.scaled(0.5)
-        for theta in inst.thetas:
-            r = margin_stability(view, split, lip, theta)
-            out.append(inequality(r.unexplained_prediction_changes, 0.0))
-            out.append(inequality(r.unexplained_correctness_changes, 0.0))
-            out.append(inequality(r.realized, r.bound.value, 1.0))
+    for _, lip, theta in segment_points(inst, mutation, halving="eta-halved"):
+        r = margin_stability(inst.view, inst.split, lip, theta)
+        out.append(inequality(r.unexplained_prediction_changes, 0.0))
+        out.append(inequality(r.unexplained_correctness_changes, 0.0))
+        out.append(inequality(r.realized, r.bound.value, 1.0))
     return out
 
 
@@ -184,21 +187,19 @@ def check_corollary_5_2(inst: SingleLayerInstance, mutation: str | None = None) 
 def check_theorem_5_3(inst: SingleLayerInstance, mutation: str | None = None) -> list[CheckOutcome]:
     """Theorem 5.3: path bound with the cross term, the eta version with ``eta = |<S, R>_F|``, and
     "full-removal predicate => J_2(S) < J_2(A)".  Mutation: ``cross-term-dropped``."""
-    view, split = inst.view, inst.split
+    split = inst.split
+    cross = float(np.sum(split.structured * split.removed))
     out = []
-    for method in CHECKED_METHODS:
-        lip = segment_lipschitz(view, split.structured, split.removed, method)
-        for theta in inst.thetas:
-            cross = float(np.sum(split.structured * split.removed))
-            r = frobenius_certificate(view, split, lip, inst.lambda2, theta, cross_term_bound=abs(cross))
-            bound = r.bound.value
-            if mutation == "cross-term-dropped":
-                bound += 2.0 * inst.lambda2 * (1.0 - theta) * r.cross_term
-            offset = bound - (1.0 - theta) * r.budget.value
-            out.append(inequality(r.realized, bound, r.scale, offset))
-            out.append(inequality(r.realized, r.eta_bound.value, r.scale, r.eta_bound.value - (1.0 - theta) * r.budget.value))
-            if theta == 0.0:
-                out.append(implication(r.condition_holds, decreases(r.realized, r.scale)))
+    for _, lip, theta in segment_points(inst, None):
+        r = frobenius_certificate(inst.view, split, lip, inst.lambda2, theta, cross_term_bound=abs(cross))
+        bound = r.bound.value
+        if mutation == "cross-term-dropped":
+            bound += 2.0 * inst.lambda2 * (1.0 - theta) * r.cross_term
+        offset = bound - (1.0 - theta) * r.budget.value
+        out.append(inequality(r.realized, bound, r.scale, offset))
+        out.append(inequality(r.realized, r.eta_bound.value, r.scale, r.eta_bound.value - (1.0 - theta) * r.budget.value))
+        if theta == 0.0:
+            out.append(implication(r.condition_holds, decreases(r.realized, r.scale)))
     return out
 
 
@@ -233,22 +234,20 @@ def check_theorem_5_4(inst: SingleLayerInstance, mutation: str | None = None) ->
     """
     view, split = inst.view, inst.split
     out = []
-    for method in CHECKED_METHODS:
-        lip = _lipschitz(view, split.structured, split.removed, method, mutation)
-        for theta in inst.thetas:
-            if mutation == "induced-l1":
-                realized, bound, scale = _induced_variant(view, split, lip, inst.lambda1, inst.lambda2, theta)
-                out.append(inequality(realized, bound, scale))
-                continue
-            if mutation == "overlapping-parts":
-                realized, bound, scale = _overlap_variant(view, split, method, inst.lambda1, inst.lambda2, theta)
-                out.append(inequality(realized, bound, scale))
-                continue
-            r = elastic_net_certificate(view, split, lip, inst.lambda1, inst.lambda2, theta)
-            out.append(inequality(r.realized, r.bound.value, r.scale, r.bound.value - (1 - theta) * r.budget.value))
-            if theta == 0.0:
-                out.append(inequality(r.realized, r.full_pruning_bound.value, r.scale))
-                out.append(implication(r.condition_holds, decreases(r.realized, r.scale)))
+    for method, lip, theta in segment_points(inst, mutation):
+        if mutation == "induced-l1":
+            realized, bound, scale = _induced_variant(view, split, lip, inst.lambda1, inst.lambda2, theta)
+            out.append(inequality(realized, bound, scale))
+            continue
+        if mutation == "overlapping-parts":
+            realized, bound, scale = _overlap_variant(view, split, method, inst.lambda1, inst.lambda2, theta)
+            out.append(inequality(realized, bound, scale))
+            continue
+        r = elastic_net_certificate(view, split, lip, inst.lambda1, inst.lambda2, theta)
+        out.append(inequality(r.realized, r.bound.value, r.scale, r.bound.value - (1 - theta) * r.budget.value))
+        if theta == 0.0:
+            out.append(inequality(r.realized, r.full_pruning_bound.value, r.scale))
+            out.append(implication(r.condition_holds, decreases(r.realized, r.scale)))
     return out
 
 
@@ -260,20 +259,17 @@ def check_theorem_5_5(inst: SingleLayerInstance, mutation: str | None = None) ->
 
     Mutations: ``restored-penalty-counted`` (subtracts the penalty of ``Q + P``), ``lipschitz-halved``.
     """
-    view, triple = inst.view, inst.triple
-    final = triple.final()
+    triple = inst.triple
     penalty = ElasticNetPenalty.create(inst.lambda1, inst.lambda2)
     out = []
-    for method in CHECKED_METHODS:
-        lip = _lipschitz(view, final.structured, final.removed, method, mutation)
-        for theta in inst.thetas:
-            r = prune_restore_certificate(view, triple, lip, inst.lambda1, inst.lambda2, theta)
-            bound = r.bound.value
-            if mutation == "restored-penalty-counted":
-                bound -= (1 - theta * theta) * penalty.quadratic(triple.restored) + (1 - theta) * penalty.linear(triple.restored)
-            out.append(inequality(r.realized, bound, r.scale, bound - (1 - theta) * r.budget.value))
-            if theta == 0.0:
-                out.append(implication(r.condition_holds, decreases(r.realized, r.scale)))
+    for _, lip, theta in segment_points(inst, mutation, split=triple.final()):
+        r = prune_restore_certificate(inst.view, triple, lip, inst.lambda1, inst.lambda2, theta)
+        bound = r.bound.value
+        if mutation == "restored-penalty-counted":
+            bound -= (1 - theta * theta) * penalty.quadratic(triple.restored) + (1 - theta) * penalty.linear(triple.restored)
+        out.append(inequality(r.realized, bound, r.scale, bound - (1 - theta) * r.budget.value))
+        if theta == 0.0:
+            out.append(implication(r.condition_holds, decreases(r.realized, r.scale)))
     return out
 
 
@@ -298,18 +294,15 @@ def check_corollary_5_6(inst: SingleLayerInstance, mutation: str | None = None) 
 
 
 def _stationarity_outcomes(inst, certify, mutation) -> list[CheckOutcome]:
-    view, split = inst.view, inst.split
     out = []
-    for method in CHECKED_METHODS:
-        lip = _lipschitz(view, split.structured, split.removed, method, mutation)
-        for theta in inst.thetas:
-            if theta >= 1.0:
-                continue
-            r = certify(view, split, lip, theta)
-            bound = r.bound.value
-            if mutation == "epsilon-not-divided":
-                bound = r.budget.value + r.epsilon_theta * (1.0 - theta)
-            out.append(inequality(r.realized, bound, r.scale, offset=r.epsilon_theta))
+    for _, lip, theta in segment_points(inst, mutation):
+        if theta >= 1.0:
+            continue
+        r = certify(inst.view, inst.split, lip, theta)
+        bound = r.bound.value
+        if mutation == "epsilon-not-divided":
+            bound = r.budget.value + r.epsilon_theta * (1.0 - theta)
+        out.append(inequality(r.realized, bound, r.scale, offset=r.epsilon_theta))
     return out
 
 
@@ -338,7 +331,8 @@ def check_weighted_mask(inst: SingleLayerInstance, mutation: str | None = None) 
     view, split = inst.view, inst.split
     out = []
     for method in CHECKED_METHODS:
-        lip = _lipschitz(view, split.structured, split.removed, method, mutation)
+        lip = segment_lipschitz(view, split.structured, split.removed, method)
+        lip = lip.scaled(0.5) if mutation == "lipschitz-halved" else lip
         for theta in inst.thetas:
             r = weighted_mask_certificate(view, split, lip, inst.gamma1, inst.gamma2, theta)
             bound = r.bound.value

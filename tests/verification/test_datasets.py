@@ -26,11 +26,6 @@ from verification.datasets import (
     read_idx,
 )
 
-needs_debian = pytest.mark.skipif(
-    not DEBIAN_FASHION_MNIST_DIR.is_dir(), reason=f"{DEBIAN_FASHION_MNIST_DIR} missing (scripts/setup.sh installs it)"
-)
-
-
 def _write_idx(path: Path, array: np.ndarray, magic: bytes | None = None) -> Path:
     header = magic if magic is not None else bytes([0, 0, 0x08, array.ndim])
     raw = header + struct.pack(f">{array.ndim}I", *array.shape) + array.astype(np.uint8).tobytes()
@@ -51,12 +46,6 @@ def _write_folder(folder: Path, n_train: int = 20, n_test: int = 10, seed: int =
         _write_idx(folder / (stem + (".gz" if gz else "")), array)
     return arrays
 
-
-@pytest.fixture(scope="module")
-def fashion():
-    if not DEBIAN_FASHION_MNIST_DIR.is_dir():
-        pytest.skip(f"{DEBIAN_FASHION_MNIST_DIR} missing")
-    return load_fashion_mnist()
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +97,6 @@ def test_read_idx_missing_and_corrupt_gzip(tmp_path):
 # --- the Debian Fashion-MNIST files ----------------------------------------------------------
 
 
-@needs_debian
 def test_debian_fashion_mnist_shapes_and_labels(fashion):
     assert fashion.name == "fashion-mnist" and fashion.source == str(DEBIAN_FASHION_MNIST_DIR)
     assert fashion.train_images.shape == (60000, 1, 28, 28) and fashion.test_images.shape == (10000, 1, 28, 28)
@@ -118,7 +106,6 @@ def test_debian_fashion_mnist_shapes_and_labels(fashion):
     assert torch.bincount(fashion.test_labels).tolist() == [1000] * 10
 
 
-@needs_debian
 def test_stated_normalisation_matches_the_training_pixels(fashion):
     """The stated mean/std are the training pixels' own (to the 4 stated digits): data mean 0, std 1."""
     pixels = fashion.train_images.numpy()
@@ -129,7 +116,6 @@ def test_stated_normalisation_matches_the_training_pixels(fashion):
     assert abs((raw_mean - 0.1307) / 0.3081) > 0.4
 
 
-@needs_debian
 def test_normalised_pixels_invert_to_the_raw_idx_bytes(fashion):
     raw = read_idx(DEBIAN_FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz")[:50]
     back = (fashion.test_images[:50, 0].double() * FASHION_MNIST_STD + FASHION_MNIST_MEAN) * 255

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import save_file
 
 from rmt.errors import ModelSourceError
-from verification.datasets import DEBIAN_FASHION_MNIST_DIR, load_fashion_mnist
+from verification.datasets import DEBIAN_FASHION_MNIST_DIR
 from verification.default_model import (
     DEFAULT_CARD_NAME,
     DEFAULT_CONFIG,
@@ -34,12 +34,6 @@ needs_debian = pytest.mark.skipif(
     not DEBIAN_FASHION_MNIST_DIR.is_dir(), reason=f"{DEBIAN_FASHION_MNIST_DIR} missing (scripts/setup.sh installs it)"
 )
 
-
-@pytest.fixture(scope="module")
-def fashion():
-    if not DEBIAN_FASHION_MNIST_DIR.is_dir():
-        pytest.skip(f"{DEBIAN_FASHION_MNIST_DIR} missing")
-    return load_fashion_mnist()
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +68,6 @@ def test_card_describes_the_shipped_weights(card):
     assert set(card["versions"]) >= {"torch", "timm"} and card["date"]
 
 
-@needs_debian
 def test_shipped_accuracy_matches_the_card(fashion, card):
     """Accuracy on the first 2,000 test images is within 1.5 pp of the card's 10k-image accuracy."""
     images, labels = fashion.test_images[:ACCURACY_SLICE], fashion.test_labels[:ACCURACY_SLICE]
