@@ -12,12 +12,10 @@ Run: ``.venv/bin/python -m pytest benchmarks/bench_cast.py -s`` (results: benchm
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import numpy as np
 import pytest
 import torch
+from timing import timed_median
 
 from pruning.calibration import ActivationCapture
 from pruning.cast import cast_layer, group_covariances
@@ -79,20 +77,11 @@ def test_cast_24_vit_tiny(benchmark, vit_tiny_layers):
     benchmark.pedantic(ours, args=(vit_tiny_layers,), rounds=REPEATS, iterations=1)
 
 
-def _median_time(fn, workload, repeats):
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn(workload)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
-
-
 @pytest.mark.parametrize("name", ["single_layer", "vit_tiny_layers"])
 def test_speed_ratio_against_loop(name, request):
     workload = request.getfixturevalue(name)
     workload = [workload] if name == "single_layer" else workload
-    t_loop, keep_loop = _median_time(baseline, workload, 1)
-    t_ours, keep_ours = _median_time(ours, workload, REPEATS)
+    t_loop, keep_loop = timed_median(lambda: baseline(workload), 1)
+    t_ours, keep_ours = timed_median(lambda: ours(workload), REPEATS)
     assert all(np.array_equal(a, b) for a, b in zip(keep_ours, keep_loop))
     print(f"\nCAST 2:4 {name}: vectorized {t_ours:.3f} s, loop {t_loop:.3f} s, ratio {t_loop / t_ours:.1f}x")

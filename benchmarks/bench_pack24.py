@@ -10,11 +10,9 @@ and ratios; the results must be identical.
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import pytest
 import torch
+from timing import timed_median
 
 from pruning.kn_patterns import KNPattern, candidate_patterns
 from pruning.packed24 import Packed24, pack_24, unpack_24
@@ -57,22 +55,13 @@ def test_unpack_24(benchmark, weight_24):
     benchmark.pedantic(unpack_24, args=(packed,), rounds=REPEATS, iterations=1)
 
 
-def _median(fn, *args):
-    times, out = [], None
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        out = fn(*args)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
-
-
 def test_throughput_ratio_against_loop(weight_24):
     w, keep = weight_24
-    t_pack, packed = _median(pack_24, w, keep)
-    t_loop_pack, packed_loop = _median(loop_pack, w, keep)
+    t_pack, packed = timed_median(lambda: pack_24(w, keep), REPEATS)
+    t_loop_pack, packed_loop = timed_median(lambda: loop_pack(w, keep), REPEATS)
     assert torch.equal(packed.values, packed_loop.values) and torch.equal(packed.codes, packed_loop.codes)
-    t_unpack, dense = _median(unpack_24, packed)
-    t_loop_unpack, dense_loop = _median(loop_unpack, packed)
+    t_unpack, dense = timed_median(lambda: unpack_24(packed), REPEATS)
+    t_loop_unpack, dense_loop = timed_median(lambda: loop_unpack(packed), REPEATS)
     assert torch.equal(dense, w) and torch.equal(dense_loop, w)
     n = w.numel()
     print(f"\npack_24   {n / t_pack / 1e6:.0f} M weights/s, loop {n / t_loop_pack / 1e6:.1f} M/s, "

@@ -21,11 +21,12 @@ from typing import Any, Callable, Sequence
 
 from torch import nn
 
+from .arguments import check_sparsity
 from .errors import PruningParameterError
 from .finetune import FinetuneConfig, finetune
 from .magnitude import magnitude
 from .mask import Mask, Provenance
-from .schedule import check_sparsity, sparsity_grid
+from .schedule import sparsity_grid
 from .ser import KEEP_FT_DEFAULT, SELECTION_DEFAULT, ser_step
 from .sigma_cache import SpectralCache, spectral_cache
 

@@ -11,18 +11,19 @@ are nested (3.1).
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
+from .arguments import check_sparsity
 from .errors import PruningParameterError
 from .kn_patterns import KNPattern
 from .mask import Mask, Provenance
 from .target_layers import kn_layers, select_layers, weight_matrix
 
-__all__ = ["SCOPES", "exact_count_prune", "magnitude", "magnitude_kn"]
+__all__ = ["SCOPES", "exact_count_prune", "pooled_exact_prune", "magnitude", "magnitude_kn"]
 
 SCOPES = ("global", "layerwise")
 
@@ -40,35 +41,51 @@ def exact_count_prune(scores: np.ndarray, n_prune: int) -> np.ndarray:
     return keep
 
 
-def _check_sparsity(target_sparsity: float) -> float:
-    s = float(target_sparsity)
-    if not 0.0 <= s < 1.0:  # also rejects NaN
-        raise PruningParameterError(f"target_sparsity: must lie in [0, 1), got {target_sparsity!r}")
-    return s
+def pooled_exact_prune(
+    scores: Mapping[str, np.ndarray], shapes: Mapping[str, torch.Size], n_prune: int
+) -> dict[str, torch.Tensor]:
+    """Keep-tensors (of ``shapes``) pruning exactly ``n_prune`` smallest scores pooled over all layers.
+
+    ``scores[name]`` is the flat (row-major) score vector of a layer; pooled flat indices run over the
+    layers in the order of ``scores``, so ties go to the earlier layer, then the lower index (3.1).
+    """
+    pool = np.concatenate(list(scores.values()))
+    if not 0 <= n_prune <= pool.size:
+        raise PruningParameterError(f"n_prune: must lie in 0..{pool.size}, got {n_prune}")
+    flat_keep = exact_count_prune(pool, n_prune)
+    bounds = np.cumsum([0] + [v.size for v in scores.values()])
+    return {
+        name: torch.from_numpy(flat_keep[a:b].copy()).reshape(shapes[name])
+        for name, a, b in zip(scores, bounds[:-1], bounds[1:])
+    }
 
 
 def magnitude(
-    model: nn.Module, target_sparsity: float, *, scope: str = "global", layers: Iterable[str] | None = None
+    model: nn.Module,
+    target_sparsity: float,
+    calibration=None,
+    *,
+    scope: str = "global",
+    layers: Iterable[str] | None = None,
 ) -> Mask:
     """Magnitude mask on every ``nn.Linear`` / ``nn.Conv2d`` weight (or the named ``layers``).
 
     ``scope="global"``: the ``floor(s N)`` smallest ``|W|`` over the pooled target layers are pruned
     (the paper's baseline, OR2).  ``scope="layerwise"``: every layer independently loses
     ``floor(s numel_l)`` entries (the reference SEB sweeps' "magnitude" column, C5).
+    ``calibration`` is unused (data-free; the argument keeps the common method signature).
     """
-    s = _check_sparsity(target_sparsity)
+    s = check_sparsity(target_sparsity)
     if scope not in SCOPES:
         raise PruningParameterError(f"scope: expected one of {SCOPES}, got {scope!r}")
     chosen = select_layers(model, layers)
     scores = {name: weight_matrix(m, name).abs().reshape(-1).numpy() for name, m in chosen.items()}
+    shapes = {name: m.weight.shape for name, m in chosen.items()}
     if scope == "global":
-        pool = np.concatenate(list(scores.values()))
-        flat_keep = exact_count_prune(pool, math.floor(s * pool.size))
-        bounds = np.cumsum([0] + [v.size for v in scores.values()])
-        keeps = {name: flat_keep[a:b] for name, a, b in zip(scores, bounds[:-1], bounds[1:])}
+        keep = pooled_exact_prune(scores, shapes, math.floor(s * sum(v.size for v in scores.values())))
     else:
-        keeps = {name: exact_count_prune(v, math.floor(s * v.size)) for name, v in scores.items()}
-    keep = {name: torch.from_numpy(keeps[name].copy()).reshape(chosen[name].weight.shape) for name in chosen}
+        keep = {name: torch.from_numpy(exact_count_prune(v, math.floor(s * v.size))).reshape(shapes[name])
+                for name, v in scores.items()}
     return Mask(
         keep=keep,
         pattern=None,
@@ -79,6 +96,7 @@ def magnitude(
 def magnitude_kn(
     model: nn.Module,
     pattern: str | KNPattern = "2:4",
+    calibration=None,
     *,
     layers: Iterable[str] | None = None,
     exclude_classifier: bool = True,
@@ -86,6 +104,7 @@ def magnitude_kn(
     """Magnitude k:n baseline (ALGORITHMS.md 7.7): per (row, group) keep the ``k`` largest ``|W|``.
 
     Ties go to the lower index (the first kept tuple in ``combinations`` order, as in CAST).
+    ``calibration`` is unused (data-free).
     """
     pat = KNPattern.parse(pattern)
     chosen = kn_layers(model, pat, layers, exclude_classifier)

@@ -2,8 +2,8 @@
 
 A :class:`Mask` holds, per layer (module name), a boolean keep-tensor of the weight's shape, the
 pattern (``None`` = unstructured, or a :class:`~pruning.kn_patterns.KNPattern` along the input
-axis), optional input-channel permutations, and a :class:`Provenance`.  Any pruning method (magnitude,
-CAST, later SEB / SER / Hybrid / classical RMT) returns one; ``certs`` reads it as a mapping from
+axis), optional input-channel permutations, and a :class:`Provenance`.  Every pruning method (magnitude,
+classical RMT, SEB, SER, Hybrid, CAST) returns one; ``certs`` reads it as a mapping from
 layer name to keep-tensor.
 
 Permutations (ALGORITHMS.md 7.5) never become hidden forward hooks.  Keep-tensors are stored in the

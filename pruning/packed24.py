@@ -64,13 +64,11 @@ def pack_24(weight: torch.Tensor, keep: torch.Tensor | None = None, *, name: str
     else:
         check_kn_groups(keep.reshape(d_out, d_in), PATTERN_24, name)
         slots = keep.reshape(d_out, -1, 4).bool()
-    # exactly two slots per group: the first and the last kept position
-    as_int = slots.to(torch.int8)
-    first = torch.argmax(as_int, dim=2)
-    last = 3 - torch.argmax(as_int.flip(2), dim=2)
-    positions = torch.stack([first, last], dim=2)
+    # exactly two slots per group; nonzero() lists them row-major, i.e. ascending within each group
+    positions = torch.nonzero(slots.reshape(-1, 4))[:, 1].reshape(d_out, -1, 2)
     values = torch.gather(weight.reshape(d_out, -1, 4), 2, positions).reshape(d_out, d_in // 2)
-    codes = (positions[..., 0] | (positions[..., 1] << 2)).to(torch.uint8)
+    small = positions.to(torch.uint8)
+    codes = small[..., 0] | (small[..., 1] << 2)
     return Packed24(values=values.contiguous(), codes=codes.contiguous())
 
 

@@ -1,4 +1,4 @@
-"""Sparsity arguments and cumulative sparsity grids (ALGORITHMS.md 2.2, 6.1).
+"""Cumulative sparsity grids (ALGORITHMS.md 2.2, 6.1).
 
 Cumulative pipelines (classical RMT, Hybrid) walk the grid ``step, 2 step, ...`` below the target
 ``s`` and end exactly at ``s`` (the paper's grid is ``0.05, 0.10, ..., 0.70``).
@@ -8,20 +8,10 @@ from __future__ import annotations
 
 import math
 
+from .arguments import check_sparsity
 from .errors import PruningParameterError
 
-__all__ = ["check_sparsity", "sparsity_grid"]
-
-
-def check_sparsity(target_sparsity: float, label: str = "target_sparsity") -> float:
-    """``target_sparsity`` as a float in ``[0, 1)``; anything else (NaN included) is a typed error naming ``label``."""
-    try:
-        s = float(target_sparsity)
-    except (TypeError, ValueError) as exc:
-        raise PruningParameterError(f"{label}: must be a number in [0, 1), got {target_sparsity!r}") from exc
-    if not 0.0 <= s < 1.0:
-        raise PruningParameterError(f"{label}: must lie in [0, 1), got {target_sparsity!r}")
-    return s
+__all__ = ["sparsity_grid"]
 
 
 def sparsity_grid(target_sparsity: float, step: float = 0.05) -> list[float]:

@@ -18,12 +18,16 @@ Regime tables (4.3, 5.3) select ``(signal, beta, s_d, beta_attn, beta_mlp)`` fro
 * ``"sigma_plus"`` (SER over-prune default [P][I]): the sigma rows only, the low row also below 0.20.
 * ``"final_comparison"``: plain magnitude for s < 0.30, the sigma rows from 0.30 [P].
 
+Haar SV preprocessing (2.2 c) runs once before the budget by default (``sv_z_base = 0.5``, power 3:
+the paper's full-validation SEB row, 4.3); :func:`seb` documents the switch.
+
 Layers without a fitted signal: ``missing_signal="zero_z"`` gives them ``z = 0`` after standardising the
 others [I]; ``"reference"`` substitutes the raw value 0 before standardising (the authors' code).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict, dataclass
 from typing import Iterable, Mapping
@@ -32,19 +36,23 @@ import numpy as np
 import torch
 from torch import nn
 
+from .arguments import check_sparsity
 from .errors import PruningParameterError
-from .magnitude import exact_count_prune
+from .magnitude import pooled_exact_prune
 from .mask import Mask, Provenance
-from .schedule import check_sparsity
+from .rmt_baseline import haar_preprocess
 from .sigma_cache import SpectralCache, spectral_cache
 from .target_layers import select_layers, weight_matrix
 
 __all__ = [
-    "Regime", "REGIME_TABLES", "MISSING_SIGNAL_MODES", "WEIGHT_FLOOR", "layer_type", "regime_for",
+    "Regime", "REGIME_TABLES", "MISSING_SIGNAL_MODES", "WEIGHT_FLOOR", "SV_Z_BASE", "SV_POWER", "layer_type", "regime_for",
     "standardise", "seb_weights", "weighted_exact_prune", "seb",
 ]
 
 WEIGHT_FLOOR = 0.1
+#: Haar SV preprocessing of the paper's full-validation SEB row (4.3, 12.4): z_base = 0.5, power 3
+SV_Z_BASE = 0.5
+SV_POWER = 3.0
 SD_TOLERANCE = 1e-12
 MISSING_SIGNAL_MODES = ("zero_z", "reference")
 
@@ -151,15 +159,7 @@ def weighted_exact_prune(
 ) -> dict[str, torch.Tensor]:
     """Keep-tensors pruning exactly ``n_prune`` globally smallest ``|W| / w_l`` (flat-index ties, 3.1)."""
     scores = {n: weight_matrix(m, n).abs().reshape(-1).numpy() / weights[n] for n, m in modules.items()}
-    pool = np.concatenate(list(scores.values()))
-    if not 0 <= n_prune <= pool.size:
-        raise PruningParameterError(f"n_prune: must lie in 0..{pool.size}, got {n_prune}")
-    flat_keep = exact_count_prune(pool, n_prune)
-    bounds = np.cumsum([0] + [v.size for v in scores.values()])
-    return {
-        n: torch.from_numpy(flat_keep[a:b].copy()).reshape(modules[n].weight.shape)
-        for n, a, b in zip(scores, bounds[:-1], bounds[1:])
-    }
+    return pooled_exact_prune(scores, {n: m.weight.shape for n, m in modules.items()}, n_prune)
 
 
 def seb(
@@ -170,18 +170,37 @@ def seb(
     cache: SpectralCache | None = None,
     regime: str | Regime = "four_regime",
     missing_signal: str = "zero_z",
+    sv_z_base: float | None = SV_Z_BASE,
+    sv_power: float = SV_POWER,
+    sv_hill_scaling: bool = True,
     layers: Iterable[str] | None = None,
+    inplace: bool = False,
 ) -> Mask:
     """SEB mask of ``model`` at global sparsity ``s`` (4.4); ``calibration`` is unused (data-free).
 
     ``cache``: the dense checkpoint's MP fits (computed from ``model`` when omitted, which is right
     only if ``model`` is the dense checkpoint).  ``regime``: a table name or a :class:`Regime`.
+
+    **Haar SV preprocessing** (2.2 c, 4.3): by default (``sv_z_base = 0.5``, ``sv_power = 3``, the
+    paper's full-validation SEB row, 12.4) every fitted layer is first replaced by
+    :func:`pruning.rmt_baseline.haar_sv_sparsify` of its weights (edge from ``cache``;
+    ``z = sv_z_base alpha_l / mean(alpha)`` with the cache's Hill exponents when ``sv_hill_scaling``),
+    once, and the SEB budget is computed on the preprocessed weights.  This changes weight
+    *values*: the mask alone does not carry them, so pass ``inplace=True`` to keep the preprocessed
+    weights in ``model`` (otherwise a copy is preprocessed and ``model`` is untouched).
+    ``sv_z_base=None`` switches the preprocessing off: the pure budget of 4.2, for which ``beta = 0``
+    is global magnitude bit for bit (4.5).
     """
     s = check_sparsity(target_sparsity)
-    chosen = select_layers(model, layers)
-    cache = spectral_cache(model, chosen) if cache is None else cache
+    work = model if (inplace or sv_z_base is None) else copy.deepcopy(model)
+    chosen = select_layers(work, layers)
+    cache = spectral_cache(work, chosen) if cache is None else cache
     row = regime_for(s, regime)
     weights = seb_weights(cache.signal(row.signal), chosen, s, row, missing_signal)
+    sv_z = {}
+    if sv_z_base is not None:
+        sv_z = haar_preprocess(chosen, cache.sigma_plus, sv_z_base, sv_power,
+                               cache.hill_alpha if sv_hill_scaling else None)
     total = sum(m.weight.numel() for m in chosen.values())
     keep = weighted_exact_prune(chosen, weights, math.floor(s * total))
     options = {
@@ -189,6 +208,10 @@ def seb(
         "row": asdict(row),
         "missing_signal": missing_signal,
         "layer_weights": weights,
+        "sv_preprocess": None if sv_z_base is None else {
+            "method": "haar_sv_sparsify", "z_base": sv_z_base, "power": sv_power, "hill_scaling": sv_hill_scaling,
+            "z_per_layer": sv_z, "weights_written_to_model": inplace,
+        },
         "spectral_cache": dict(cache.options),
         "unfitted_layers": list(cache.unfitted),
         "tie_break": "flat_index",

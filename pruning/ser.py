@@ -37,7 +37,7 @@ from .errors import PruningParameterError
 from .finetune import FinetuneConfig, finetune, train_masked
 from .magnitude import exact_count_prune
 from .mask import Mask, Provenance
-from .schedule import check_sparsity
+from .arguments import check_sparsity
 from .seb import Regime, regime_for, seb_weights, weighted_exact_prune
 from .sigma_cache import SpectralCache, spectral_cache
 from .target_layers import select_layers

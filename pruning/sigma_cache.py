@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
+import numpy as np
 from torch import nn
 
 from rmt.errors import InvalidMatrixError, InvalidParameterError
@@ -21,7 +22,7 @@ from rmt.fit import MPFit, fit_mp
 
 from .target_layers import select_layers, weight_matrix
 
-__all__ = ["SpectralCache", "spectral_cache"]
+__all__ = ["SpectralCache", "fit_if_possible", "spectral_cache"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,18 @@ class SpectralCache:
         }
 
 
+def fit_if_possible(matrix: np.ndarray, name: str, **options: Any) -> MPFit | None:
+    """:func:`rmt.fit.fit_mp` of ``matrix``, or ``None`` when it is too small / of too low rank to fit [I]."""
+    try:
+        return fit_mp(matrix, name=name, **options)
+    except InvalidMatrixError:
+        return None
+    except InvalidParameterError as exc:
+        if "too small" not in str(exc):
+            raise
+        return None
+
+
 def spectral_cache(
     model: nn.Module,
     layers: Iterable[str] | None = None,
@@ -77,14 +90,11 @@ def spectral_cache(
     fits: dict[str, MPFit] = {}
     unfitted: list[str] = []
     for name, module in select_layers(model, layers).items():
-        matrix = weight_matrix(module, name).numpy()
-        try:
-            fits[name] = fit_mp(matrix, alpha_bema=alpha_bema, beta_tw=beta_tw, tw_form=tw_form, name=name)
-        except InvalidMatrixError:
+        fit = fit_if_possible(weight_matrix(module, name).numpy(), name,
+                              alpha_bema=alpha_bema, beta_tw=beta_tw, tw_form=tw_form)
+        if fit is None:
             unfitted.append(name)
-        except InvalidParameterError as exc:
-            if "too small" not in str(exc):
-                raise
-            unfitted.append(name)
+        else:
+            fits[name] = fit
     options = {"alpha_bema": alpha_bema, "beta_tw": beta_tw, "tw_form": tw_form, "method": "bema"}
     return SpectralCache(fits=fits, unfitted=tuple(unfitted), options=options)

@@ -52,6 +52,10 @@ def test_d_in_not_divisible_by_n_and_k_not_below_n():
     for spec in ("4:4", "5:4"):
         with pytest.raises(PruningParameterError, match="k < n"):
             KNPattern.parse(spec)
+        with pytest.raises(PruningParameterError, match="pattern"):
+            cast_kn(model(), spec, {"0": np.ones((3, 8)), "2": np.ones((3, 8))})
+    with pytest.raises(PatternError, match=r"3: Linear\(d_in=6, d_out=2\) cannot hold pattern 2:4"):
+        cast_kn(model(), "2:4", {"3": np.ones((3, 6))}, layers=["3"])
 
 
 def test_nan_weights_are_named():
@@ -90,3 +94,47 @@ def test_bad_cast_options_and_a_dense_model_of_another_shape():
     other = nn.Sequential(nn.Linear(8, 4), nn.LayerNorm(4), nn.Linear(4, 6), nn.Linear(6, 2))
     with pytest.raises(MaskMismatchError, match="0: dense model"):
         cast_kn(m, "2:4", calib, dense=other)
+
+
+def _data():
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(16, 8, generator=g), torch.randint(0, 2, (16,), generator=g)
+
+
+def _run(method, model, s, **options):
+    """Every unstructured method through the common signature ``method(model, s, calibration=None, **options)``."""
+    from pruning.finetune import FinetuneConfig
+    from pruning.hybrid import hybrid_magnitude_ser
+    from pruning.rmt_baseline import RegulariserConfig, classical_rmt
+    from pruning.seb import seb
+    from pruning.ser import ser
+
+    short = FinetuneConfig(max_steps=1, batch_size=8)
+    calls = {
+        "magnitude": lambda: magnitude(model, s, None, **options),
+        "seb": lambda: seb(model, s, None, **options),
+        "rmt_paper": lambda: classical_rmt(model, s, None, data=_data(), finetune_config=short, **options),
+        "rmt_reference": lambda: classical_rmt(model, s, None, compat="reference",
+                                               regulariser=RegulariserConfig(steps=1), **options),
+        "ser": lambda: ser(model, s, None, data=_data(), selection=short, keep_ft=short, **options),
+        "hybrid": lambda: hybrid_magnitude_ser(model, s, None, data=_data(), selection=short, keep_ft=short,
+                                               magnitude_ft=short, **options),
+    }
+    return calls[method]()
+
+
+UNSTRUCTURED = ["magnitude", "seb", "rmt_paper", "rmt_reference", "ser", "hybrid"]
+
+
+@pytest.mark.parametrize("method", UNSTRUCTURED)
+def test_every_method_names_the_bad_argument_or_layer(method):
+    for s in (-0.1, 1.0, math.nan):
+        with pytest.raises(PruningParameterError, match="target_sparsity"):
+            _run(method, model(), s)
+    with pytest.raises(UnsupportedLayerError, match="'1' is a LayerNorm"):
+        _run(method, model(), 0.3, layers=["0", "1"])
+    bad = model()
+    with torch.no_grad():
+        bad[3].weight[0, 2] = float("nan")
+    with pytest.raises(InvalidWeightError, match="^3: weight has NaN"):
+        _run(method, bad, 0.3)

@@ -254,3 +254,17 @@ def test_conv_im2col_rows_reproduce_the_convolution_and_cast_conv_is_exact():
     choice = np.array([[next(i for i, c in enumerate(cands) if (c == g).all()) for g in r]
                        for r in mask.grouped_keep("0").reshape(6, -1, 4).numpy()])
     assert_exact_argmin(choice, total)
+
+
+def test_cast_kn_above_the_enumeration_threshold_uses_the_sampled_candidates():
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(32, 16), nn.Linear(16, 2)).double()
+    x = torch.randn(20, 32, dtype=torch.float64)
+    mask = cast_kn(model, "8:16", ActivationCapture(x), sampling="paper", sample_seed=4)
+    assert mask.provenance.options["n_candidates"] == 1024 and mask.provenance.seed == 4
+    mask.validate(model)
+    sampled = candidate_patterns(KNPattern(8, 16), "paper", seed=4)
+    groups = mask.keep["0"].reshape(16, 2, 16).numpy()
+    assert all(any((g == c).all() for c in sampled) for g in groups.reshape(-1, 16))
+    exact = cast_kn(model, "8:16", ActivationCapture(x))
+    assert exact.provenance.options["n_candidates"] == 12_870

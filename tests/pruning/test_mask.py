@@ -67,6 +67,10 @@ def test_save_load_apply_gives_identical_logits(tmp_path, permute):
         meta = json.loads(f.metadata()["mpcert_mask"])
     assert meta["pattern"] == "2:4" and meta["provenance"]["calibration_source"] == "unit-test batch"
     assert meta["provenance"]["options"]["permute"] is permute
+    if permute:  # known-bad: a load that lost the permutation reads the groups in the wrong order
+        lost = Mask(keep=loaded.keep, pattern=loaded.pattern, provenance=loaded.provenance)
+        with pytest.raises(PatternError, match="keeps"):
+            lost.validate(model)
 
 
 def test_a_mask_saved_for_another_model_is_refused(tmp_path):
@@ -77,8 +81,12 @@ def test_a_mask_saved_for_another_model_is_refused(tmp_path):
         Mask.load(path, other)
     with pytest.raises(MaskMismatchError, match="3: the mask names a layer"):
         Mask.load(path, nn.Sequential(nn.Linear(16, 32)))
-    with pytest.raises(MaskMismatchError):
+    with pytest.raises(MaskMismatchError, match="3: keep-tensor shape"):
+        Mask.load(path).validate(other)
+    with pytest.raises(MaskMismatchError, match="3: keep-tensor shape"):
         Mask.load(path).apply(other)
+    with pytest.raises(MaskMismatchError, match="3: keep-tensor shape"):
+        Mask.load(path).apply(model, restore_from=other)
 
 
 def test_validate_catches_unsupported_layers_bad_permutations_and_k_n_violations():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -11,9 +12,11 @@ from hypothesis import given, strategies as st
 from torch import nn
 
 from pruning.errors import PruningParameterError
+from pruning.finetune import FinetuneConfig
 from pruning.rmt_baseline import (
-    SV_FLOOR, classical_rmt, cycle_counts, cycle_rate, haar_sv_sparsify, largest_remainder, randomness_score,
-    spike_only_reconstruction, sv_sparsify, sv_thresholds,
+    SV_FLOOR, RegulariserConfig, classical_rmt, cycle_counts, cycle_rate, haar_sv_sparsify, largest_remainder,
+    lasso_strength, randomness_score, regulariser_loss, regulariser_step, spike_only_reconstruction, sv_sparsify,
+    sv_thresholds,
 )
 from rmt.fit import fit_mp
 
@@ -104,7 +107,7 @@ def mlp() -> nn.Sequential:
 def test_classical_rmt_exact_sparsity_and_no_mutation():
     model = mlp()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    mask = classical_rmt(model, 0.33)
+    mask = classical_rmt(model, 0.33, compat="reference", regulariser=RegulariserConfig(steps=2))
     total = mask.sparsity_report().total
     assert mask.sparsity_report().zeros == math.floor(0.33 * total)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
@@ -113,12 +116,96 @@ def test_classical_rmt_exact_sparsity_and_no_mutation():
     assert [h["theta_on"] for h in history] == [i % 2 == 0 for i in range(1, len(history) + 1)]
 
 
-def test_classical_rmt_inplace_writes_recomposed_pruned_weights():
+def training_data(n=64):
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(n, 24, generator=g), torch.randint(0, 8, (n,), generator=g)
+
+
+def test_default_compat_is_paper_and_needs_training_data():
+    assert inspect.signature(classical_rmt).parameters["compat"].default == "paper"
+    with pytest.raises(PruningParameterError, match="data: compat='paper'"):
+        classical_rmt(mlp(), 0.2)
+    with pytest.raises(PruningParameterError, match="compat"):
+        classical_rmt(mlp(), 0.2, compat="authors")
+    with pytest.raises(PruningParameterError, match="regulariser.steps"):
+        RegulariserConfig(steps=-1)
+
+
+@pytest.mark.parametrize("compat", ["paper", "reference"])
+def test_post_pruning_step_runs_at_every_grid_point_and_keeps_the_mask_exact(compat):
     model = mlp()
-    mask = classical_rmt(model, 0.2, inplace=True)
+    options = ({"data": training_data(), "finetune_config": FinetuneConfig(batch_size=32)} if compat == "paper"
+               else {"regulariser": RegulariserConfig(steps=5, lr=1e-2)})
+    mask = classical_rmt(model, 0.12, compat=compat, inplace=True, **options)
+    history = mask.provenance.options["history"]
+    assert [h["sparsity"] for h in history] == [0.05, 0.1, 0.12]
+    expected_kind, expected_steps = ("finetune", 2) if compat == "paper" else ("regulariser", 5)
+    assert all(h["post_prune"] == {**h["post_prune"], "kind": expected_kind, "steps": expected_steps} for h in history)
+    assert mask.provenance.options["compat"] == compat
+    total = mask.sparsity_report().total
+    assert mask.sparsity_report().zeros == math.floor(0.12 * total)
     for name, module in model.named_modules():
         if name in mask.keep:
-            assert torch.equal(module.weight != 0, mask.keep[name])
-    calls = []
-    classical_rmt(mlp(), 0.12, finetune=lambda net, m: calls.append(m.provenance.sparsity))
-    assert calls == [0.05, 0.1, 0.12]
+            assert torch.equal(module.weight != 0, mask.keep[name])  # pruned entries exactly 0, kept ones not
+
+
+def test_the_two_compat_steps_give_different_weights():
+    paper, reference = mlp(), mlp()
+    classical_rmt(paper, 0.1, compat="paper", data=training_data(), inplace=True, finetune_config=FinetuneConfig(lr=1e-2))
+    classical_rmt(reference, 0.1, compat="reference", inplace=True, regulariser=RegulariserConfig(steps=3, lr=1e-2))
+    assert not torch.equal(paper[0].weight, reference[0].weight)
+
+
+def test_lasso_strength_formula():
+    assert lasso_strength(0.0, 3) == 1.0
+    assert lasso_strength(0.02, 4) == pytest.approx(1 / (1 + 1e4 * 0.02 / 4), rel=1e-15)
+    assert lasso_strength(0.02, 4) != pytest.approx(1 / (1 + 1e4 * 0.02 * 4))  # known-bad: err * i
+
+
+def test_regulariser_loss_matches_the_formula_and_decreases():
+    model = mlp()
+    modules = {"0": model[0], "2": model[2]}
+    config = RegulariserConfig(lasso_scale=1e-2, l1=1e-3, l2=1e-3, steps=20, lr=1e-2)
+    strengths = {"0": 0.5, "2": 0.25}
+    expected = sum(strengths[n] * 1e-2 * np.linalg.norm(m.weight.detach().numpy())
+                   + 1e-3 * np.abs(m.weight.detach().numpy()).sum() + 1e-3 * (m.weight.detach().numpy() ** 2).sum()
+                   for n, m in modules.items())
+    assert float(regulariser_loss(modules, strengths, config).detach()) == pytest.approx(expected, rel=1e-6)
+    # known-bad: dropping the per-layer strength changes the value
+    assert float(regulariser_loss(modules, {"0": 1.0, "2": 1.0}, config).detach()) != pytest.approx(expected, rel=1e-6)
+    keep = {n: m.weight.detach().abs() > 0.05 for n, m in modules.items()}
+    with torch.no_grad():
+        for n, m in modules.items():
+            m.weight.mul_(keep[n])
+    losses = regulariser_step(modules, keep, strengths, config)
+    assert len(losses) == 20 and losses[-1] < losses[0]
+    assert all(torch.equal(m.weight != 0, keep[n]) for n, m in modules.items())
+    assert all(m.weight.requires_grad for m in modules.values())
+
+
+def loop_haar(w, sigma_plus, z, swap_dims=False):
+    """2.2 (c) written as loops; ``swap_dims`` is a known-bad variant (sqrt(d_in) on U, sqrt(d_out) on V)."""
+    d_out, d_in = w.shape
+    du, dv = (d_in, d_out) if swap_dims else (d_out, d_in)
+    u, s, vt = np.linalg.svd(w, full_matrices=False)
+    for i in range(s.size):
+        g = (1 - s[i] / sigma_plus) ** 3 if s[i] < sigma_plus else 0.0
+        for j in range(d_out):
+            if abs(u[j, i]) < z * g / math.sqrt(du):
+                u[j, i] = 0.0
+        for j in range(d_in):
+            if abs(vt[i, j]) < z * g / math.sqrt(dv):
+                vt[i, j] = 0.0
+    return u @ np.diag(s) @ vt
+
+
+def test_haar_sv_sparsify_matches_the_loop_formula():
+    w = spiked(4, rank=2)[:40, :90]
+    s = np.linalg.svd(w, compute_uv=False)
+    sigma_plus, z = float(s[2]), 0.8
+    expected = loop_haar(w, sigma_plus, z)
+    assert not np.allclose(expected, w, atol=1e-6)  # the thresholds bite
+    np.testing.assert_allclose(haar_sv_sparsify(w, sigma_plus, z), expected, atol=1e-12)
+    assert not np.allclose(haar_sv_sparsify(w, sigma_plus, z), loop_haar(w, sigma_plus, z, swap_dims=True), atol=1e-6)
+    # spikes (s_i >= sigma_+) are never thresholded: with the edge below the whole spectrum nothing changes
+    np.testing.assert_allclose(haar_sv_sparsify(w, s[-1], 100.0), w, atol=1e-12)

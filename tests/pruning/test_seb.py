@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import inspect
 import math
 
 import numpy as np
@@ -15,6 +17,7 @@ from pruning.magnitude import magnitude
 from pruning.seb import (
     WEIGHT_FLOOR, Regime, layer_type, regime_for, seb, seb_weights, standardise, weighted_exact_prune,
 )
+from pruning.rmt_baseline import haar_sv_sparsify
 from pruning.sigma_cache import spectral_cache
 
 
@@ -34,9 +37,10 @@ def keeps_equal(a, b) -> bool:
 def test_beta_zero_is_global_magnitude_bit_for_bit(seed, s):
     model = mlp(seed)
     cache = spectral_cache(model)
-    assert keeps_equal(seb(model, s, cache=cache, regime=Regime(beta=0.0)).keep, magnitude(model, s).keep)
+    assert keeps_equal(seb(model, s, cache=cache, regime=Regime(beta=0.0), sv_z_base=None).keep,
+                       magnitude(model, s).keep)
     # s >= s_d also switches the re-weighting off
-    assert keeps_equal(seb(model, max(s, 0.5), cache=cache, regime=Regime(beta=2.0, s_d=0.5)).keep,
+    assert keeps_equal(seb(model, max(s, 0.5), cache=cache, regime=Regime(beta=2.0, s_d=0.5), sv_z_base=None).keep,
                        magnitude(model, max(s, 0.5)).keep)
 
 
@@ -44,7 +48,7 @@ def test_known_bad_nonzero_beta_is_not_magnitude():
     model = mlp(3)
     cache = spectral_cache(model)
     assert len(set(cache.sigma_plus.values())) > 1
-    assert not keeps_equal(seb(model, 0.5, cache=cache, regime=Regime(beta=1.5, s_d=0.9)).keep,
+    assert not keeps_equal(seb(model, 0.5, cache=cache, regime=Regime(beta=1.5, s_d=0.9), sv_z_base=None).keep,
                            magnitude(model, 0.5).keep)
 
 
@@ -149,7 +153,62 @@ def test_bad_input_typed_errors():
         seb(model, 0.5, regime="nope")
     with pytest.raises(PruningParameterError, match="s_d"):
         Regime(s_d=0.0)
+    for bad in (-0.5, float("nan")):
+        with pytest.raises(PruningParameterError, match="sv_z_base"):
+            seb(model, 0.5, sv_z_base=bad)
     with torch.no_grad():
         model[2].weight[0, 0] = float("nan")
     with pytest.raises(InvalidWeightError, match="^2:"):
         seb(model, 0.5)
+
+
+def test_haar_sv_preprocessing_is_on_by_default_with_the_paper_row_values():
+    params = inspect.signature(seb).parameters
+    assert (params["sv_z_base"].default, params["sv_power"].default) == (0.5, 3)
+    mask = seb(mlp(2), 0.4)
+    prep = mask.provenance.options["sv_preprocess"]
+    assert (prep["method"], prep["z_base"], prep["power"], prep["hill_scaling"]) == ("haar_sv_sparsify", 0.5, 3, True)
+    assert seb(mlp(2), 0.4, sv_z_base=None).provenance.options["sv_preprocess"] is None
+
+
+def test_haar_sv_preprocessing_runs_once_before_the_budget():
+    model = mlp(5, widths=(40, 64, 48, 10))
+    dense = copy.deepcopy(model)
+    cache = spectral_cache(dense)
+    assert len(cache.fits) >= 2
+    mask = seb(model, 0.45, cache=cache, inplace=True)
+    alpha = cache.hill_alpha
+    alpha_mean = float(np.mean(list(alpha.values())))
+    z_used = mask.provenance.options["sv_preprocess"]["z_per_layer"]
+    some_layer_changed = hill_scaling_matters = False
+    for name, module in dense.named_modules():
+        if name not in mask.keep:
+            continue
+        w = module.weight.detach().double().numpy()
+        if name in cache.fits:
+            z = 0.5 * alpha[name] / alpha_mean
+            assert z_used[name] == pytest.approx(z, rel=1e-12)
+            expected = haar_sv_sparsify(w, cache.sigma_plus[name], z, 3)
+            # known-bad: without the Hill scaling of z the weights would differ
+            unscaled = haar_sv_sparsify(w, cache.sigma_plus[name], 0.5, 3)
+            hill_scaling_matters |= not np.allclose(expected, unscaled, atol=1e-7)
+            some_layer_changed |= not np.allclose(expected, w, atol=1e-6)
+        else:
+            expected = w
+        got = dict(model.named_modules())[name].weight.detach().double().numpy()
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert some_layer_changed and hill_scaling_matters
+    # the budget is the plain SEB budget of the preprocessed weights ...
+    assert keeps_equal(mask.keep, seb(model, 0.45, cache=cache, sv_z_base=None).keep)
+    # ... and not that of the raw weights (known-bad: preprocessing skipped)
+    assert not keeps_equal(mask.keep, seb(dense, 0.45, cache=cache, sv_z_base=None).keep)
+
+
+def test_haar_sv_preprocessing_leaves_the_model_alone_unless_inplace():
+    model = mlp(6, widths=(40, 64, 48, 10))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    copy_mask = seb(model, 0.3)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert copy_mask.provenance.options["sv_preprocess"]["weights_written_to_model"] is False
+    assert keeps_equal(copy_mask.keep, seb(model, 0.3, inplace=True).keep)
+    assert not all(torch.equal(before[k], v) for k, v in model.state_dict().items())
