@@ -50,6 +50,20 @@ class AssertionOutcome:
     threshold: float
     ok: bool
     detail: str = ""
+    #: ``at_most``: the statement is ``value <= threshold``; ``at_least``: ``value >= threshold``.
+    direction: Literal["at_most", "at_least"] = "at_most"
+
+    @property
+    def slack(self) -> float:
+        """How far the statement is from failing, as a ratio that is ``< 1`` exactly when it fails (up to
+        the tolerance folded into ``ok``): ``threshold / value`` for ``at_most``, ``value / threshold`` for
+        ``at_least``; ``inf`` when the divisor is ``<= 0`` and the statement holds, ``nan`` for NaN values."""
+        num, den = (self.threshold, self.value) if self.direction == "at_most" else (self.value, self.threshold)
+        if np.isnan(num) or np.isnan(den):
+            return float("nan")
+        if den <= 0.0:
+            return float("inf") if self.ok else 0.0
+        return float(num / den)
 
 
 @dataclass(frozen=True)
