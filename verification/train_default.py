@@ -29,7 +29,7 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -40,10 +40,12 @@ from verification.default_model import (
     DEFAULT_CONFIG,
     DEFAULT_WEIGHTS_NAME,
     default_assets_dir,
-    new_default_model,
 )
 
-__all__ = ["TrainingRecipe", "train_default_model", "evaluate_accuracy", "mean_loss", "write_outputs", "main"]
+__all__ = [
+    "TrainingRecipe", "train_default_model", "train_vision_transformer", "evaluate_accuracy", "mean_loss",
+    "write_outputs", "main",
+]
 
 CARD_FORMAT_VERSION = 1
 WARMUP_FRACTION = 0.05
@@ -109,16 +111,36 @@ def train_default_model(
     Runs with ``torch.set_num_threads(recipe.threads)`` and restores the previous thread count;
     ``progress`` (e.g. ``print``) receives one line per epoch.
     """
+    return train_vision_transformer(DEFAULT_CONFIG, dataset, recipe, progress)
+
+
+def train_vision_transformer(
+    config: Mapping[str, Any], dataset: ImageDataset, recipe: TrainingRecipe,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Train ``timm VisionTransformer(**config)`` (initialised under ``torch.manual_seed(recipe.seed)``) by ``recipe``.
+
+    The same recipe and card as :func:`train_default_model` (which is this function with
+    ``DEFAULT_CONFIG``); used by :mod:`verification.model_family` for ViTs of other widths/depths.
+    """
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(recipe.threads)
     try:
-        return _train(dataset, recipe, progress)
+        return _train(config, dataset, recipe, progress)
     finally:
         torch.set_num_threads(previous_threads)
 
 
+def _new_vit(config: Mapping[str, Any], seed: int) -> torch.nn.Module:
+    """``VisionTransformer(**config)`` under ``torch.manual_seed(seed)`` (as :func:`new_default_model` does)."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(seed)
+    return VisionTransformer(**config)
+
+
 def _train(
-    dataset: ImageDataset, recipe: TrainingRecipe, progress: Callable[[str], None] | None
+    config: Mapping[str, Any], dataset: ImageDataset, recipe: TrainingRecipe, progress: Callable[[str], None] | None
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     if recipe.subset is None:
         train_x, train_y = dataset.train_images, dataset.train_labels
@@ -130,7 +152,7 @@ def _train(
 
     load_start = os.getloadavg()
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    model = new_default_model(seed=recipe.seed)
+    model = _new_vit(config, recipe.seed)
     generator = torch.Generator().manual_seed(recipe.seed)
     probe_loss_before = mean_loss(model, train_x[probe], train_y[probe])
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=WEIGHT_DECAY)
@@ -163,7 +185,7 @@ def _train(
     card = {
         "format_version": CARD_FORMAT_VERSION,
         "model": "timm.models.vision_transformer.VisionTransformer",
-        "config": dict(DEFAULT_CONFIG),
+        "config": dict(config),
         "parameters": sum(p.numel() for p in model.parameters()),
         "seed": recipe.seed,
         "data": {
