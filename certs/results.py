@@ -16,7 +16,7 @@ import numpy as np
 
 from rmt.bounds import Bound
 
-__all__ = ["HypothesisCheck", "CertificateResult", "theory_tolerance"]
+__all__ = ["HypothesisCheck", "CertificateResult", "theory_tolerance", "jsonable"]
 
 
 def theory_tolerance(lhs: float, rhs: float, scale: float = 0.0) -> float:
@@ -77,13 +77,15 @@ class CertificateResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary of every field plus ``slack`` and ``bound_holds``."""
-        out = {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+        out = {f.name: jsonable(getattr(self, f.name)) for f in fields(self)}
         out["slack"] = self.slack
         out["bound_holds"] = self.bound_holds
         return out
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` made JSON-ready: a :class:`Bound` by its ``to_dict``, arrays as lists, numpy scalars as
+    Python scalars, dataclasses as dicts of their fields, tuples as lists, dict keys as strings (recursively)."""
     if isinstance(value, Bound):
         return value.to_dict()
     if isinstance(value, np.ndarray):
@@ -91,9 +93,11 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in fields(value)}
+        return {f.name: jsonable(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     return value
+
+

@@ -12,19 +12,31 @@ it carries the label ``estimate`` and is never called a certificate.  A realised
 estimated bound is listed in ``violations`` ("violation of the estimate").
 The paper's proxy ``||R||_op * mean_s ||psi_1(s)||_inf`` (ALGORITHMS.md 10.2 step 3) is shown beside
 ``B_T`` and labelled ``not-a-bound`` (ALGORITHMS.md 10.3, THEORY.md 11.2-11.3).
+
+Also in the schema: ``execution`` (per layer ``packed-2:4`` / ``dense-float64`` and the largest
+``|z_packed - z_masked_dense|``; a difference above float tolerance is a violation), ``bridges``
+(the paper's three OR2 bridges per sample set, :mod:`verification.audit_bridges`) and ``fits``
+(:func:`rmt.fit.fit_mp` of every masked layer's dense weight).  :func:`write_report` writes the folder
+(``report.json``, ``report.md``, the PNG figures of :mod:`figures.certificate_plots`) atomically;
+:func:`write_report_files` writes the same files into a folder staged by the caller.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, fields
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from certs.results import _jsonable
+from certs.results import jsonable
 from rmt.bounds import Bound
+from rmt.fit import MPFit
 
-__all__ = ["SCHEMA", "LayerAudit", "MultiLayerAudit", "CertificateReport"]
+from .audit_bridges import Bridges, audit_bridges
+
+__all__ = ["SCHEMA", "LayerAudit", "MultiLayerAudit", "CertificateReport", "write_report_files", "write_report"]
 
 SCHEMA = "mpcert.certify/1"
 NOT_A_BOUND = "not-a-bound"
@@ -32,6 +44,10 @@ NOT_A_BOUND = "not-a-bound"
 
 def _indices(flags: np.ndarray) -> list[int]:
     return [int(i) for i in np.flatnonzero(flags)]
+
+
+def _packed_mismatch(diff: float | None, tolerance: float, scale: float) -> bool:
+    return diff is not None and not diff <= tolerance * max(1.0, scale)
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,6 +94,11 @@ class LayerAudit:
     input_sup: np.ndarray
     removed_op_norm: float
     tolerance: float
+    true_margin_dense: np.ndarray
+    correct_dense: np.ndarray
+    execution: str
+    packed_max_abs_diff: float | None
+    logit_scale: float
 
     # -- derived quantities ---------------------------------------------------------------------
     @property
@@ -135,10 +156,18 @@ class LayerAudit:
         """The paper's ``||R||_op * mean_s ||psi_1(s)||_inf`` — NOT an upper bound on anything."""
         return self.removed_op_norm * float(np.mean(self.input_sup))
 
+    @property
+    def packed_mismatch(self) -> bool:
+        """The packed 2:4 execution differs from the float64 masked dense path beyond float tolerance."""
+        return _packed_mismatch(self.packed_max_abs_diff, self.tolerance, self.logit_scale)
+
     def violations(self) -> list[str]:
-        """Every realised value above its estimated bound, in words."""
+        """Every realised value above its estimated bound (and a packed-execution mismatch), in words."""
         where = f"{self.layer} ({self.sample_set})"
         out = []
+        if self.packed_mismatch:
+            out.append(f"{where}: PACKED 2:4 EXECUTION DIFFERS from the masked dense float64 path: "
+                       f"max |dz| = {self.packed_max_abs_diff:.3g} (a wrongly packed layer?)")
         if self.lemma_violation_thetas:
             out.append(f"{where}: Lemma 5.1 |dCE| > (1-theta) B_T at theta in {list(self.lemma_violation_thetas)}")
         for label, excess, scale in (("logit change > (1-theta) L_s p_s", self.logit_excess, self.eta),
@@ -157,11 +186,11 @@ class LayerAudit:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        out = {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+        out = {f.name: jsonable(getattr(self, f.name)) for f in fields(self)}
         for name in ("ce_dense", "ce_pruned", "ce_change", "lemma_slack", "acc_change", "acc_change_bound",
                      "unexplained_correctness", "unexplained_prediction", "elastic_condition", "lambda2_threshold",
-                     "lambda1_threshold", "proxy"):
-            out[name] = _jsonable(getattr(self, name))
+                     "lambda1_threshold", "proxy", "packed_mismatch"):
+            out[name] = jsonable(getattr(self, name))
         out["proxy_label"] = NOT_A_BOUND
         out["at_risk_samples"] = _indices(self.at_risk_true)
         out["violations"] = self.violations()
@@ -189,6 +218,9 @@ class MultiLayerAudit:
     acc_final: float
     scale: float
     tolerance: float
+    execution: str = "dense-float64"
+    packed_max_abs_diff: float | None = None
+    logit_scale: float = 1.0
 
     @property
     def slack(self) -> float:
@@ -201,12 +233,15 @@ class MultiLayerAudit:
 
     def violations(self) -> list[str]:
         out = [v for step in self.steps for v in step.violations()]
+        if _packed_mismatch(self.packed_max_abs_diff, self.tolerance, self.logit_scale):
+            out.append(f"multi-layer final network: PACKED 2:4 EXECUTION DIFFERS from the masked dense float64 path: "
+                       f"max |dz| = {self.packed_max_abs_diff:.3g}")
         if self.objective_change > self.bound.value + self.tolerance * max(1.0, self.scale):
             out.append(f"multi-layer (Theorem 5.8): J change {self.objective_change:.6g} > bound {self.bound.value:.6g}")
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        out = {f.name: _jsonable(getattr(self, f.name)) for f in fields(self) if f.name != "steps"}
+        out = {f.name: jsonable(getattr(self, f.name)) for f in fields(self) if f.name != "steps"}
         out["steps"] = [step.to_dict() for step in self.steps]
         out["slack"] = self.slack
         out["condition"] = self.condition
@@ -227,6 +262,35 @@ class CertificateReport:
     heldout: tuple[LayerAudit, ...]
     multilayer: MultiLayerAudit | None
     timings: dict = field(default_factory=dict)
+    fits: tuple[MPFit, ...] = ()
+    fit_errors: dict = field(default_factory=dict)
+
+    def sigma_plus(self) -> dict[str, float]:
+        """Fitted ``sigma_plus`` of every masked layer's dense weight (layers whose fit failed are absent)."""
+        return {f.name: f.sigma_plus for f in self.fits}
+
+    def bridges(self) -> dict[str, Bridges]:
+        """The paper's three OR2 bridges (:mod:`verification.audit_bridges`) per sample set."""
+        sigma = self.sigma_plus()
+        return {audits[0].sample_set: audit_bridges(audits, sigma) for audits in (self.calibration, self.heldout) if audits}
+
+    def execution(self) -> dict[str, Any]:
+        """How the realised side was executed, per layer and sample set, and the worst packed-vs-dense gap."""
+        rows = [{"layer": a.layer, "sample_set": a.sample_set, "execution": a.execution,
+                 "packed_max_abs_diff": a.packed_max_abs_diff, "mismatch": a.packed_mismatch}
+                for a in self.calibration + self.heldout]
+        diffs = [r["packed_max_abs_diff"] for r in rows if r["packed_max_abs_diff"] is not None]
+        ml = self.multilayer
+        if ml is not None and ml.packed_max_abs_diff is not None:
+            diffs.append(ml.packed_max_abs_diff)
+        kinds = sorted({r["execution"] for r in rows} | ({ml.execution} if ml is not None else set()))
+        return {
+            "global": kinds[0] if len(kinds) == 1 else "mixed: " + ", ".join(kinds),
+            "layers": rows,
+            "multilayer_final": None if ml is None else {"execution": ml.execution, "packed_max_abs_diff": ml.packed_max_abs_diff},
+            "max_packed_abs_diff": max(diffs) if diffs else None,
+            "note": "theta-path re-runs (0 < theta <= 1) are float64 masked dense: S + theta R is not 2:4",
+        }
 
     def violations(self) -> list[str]:
         out = [v for audit in self.calibration + self.heldout for v in audit.violations()]
@@ -256,22 +320,28 @@ class CertificateReport:
             "mpcert_version": self.mpcert_version,
             "label_note": "every L_s is an ESTIMATE (finite differences); no bound here is a certificate",
             "model": self.model,
-            "mask": _jsonable(self.mask),
-            "options": _jsonable(self.options),
-            "data": _jsonable(self.data),
+            "mask": jsonable(self.mask),
+            "options": jsonable(self.options),
+            "data": jsonable(self.data),
             "calibration": [a.to_dict() for a in self.calibration],
             "heldout": [a.to_dict() for a in self.heldout],
             "multilayer": None if self.multilayer is None else self.multilayer.to_dict(),
             "heldout_transfer": self.transfer(),
             "heldout_transfer_note": "B_T on T beside |dCE| on held-out data: a comparison, not a theorem",
             "totals": self.totals(),
-            "timings": _jsonable(self.timings),
+            "execution": jsonable(self.execution()),
+            "bridges": {name: jsonable(b.to_dict()) for name, b in self.bridges().items()},
+            "fits": [f.to_dict() for f in self.fits],
+            "fit_errors": dict(self.fit_errors),
+            "timings": jsonable(self.timings),
             "violations": self.violations(),
         }
 
-    def to_markdown(self) -> str:
+    def to_markdown(self, figures: Sequence[str] = ()) -> str:
+        """The readable summary; ``figures`` (paths relative to the report folder) are linked at the end."""
         lines = ["# mpcert certify — literal audit of the Section 5 bounds (ESTIMATES, not certificates)", ""]
-        lines += [f"Model: {self.model}", "", f"Mask: {self.mask.get('method')} ({self.mask.get('pattern')})", ""]
+        lines += [f"Model: {self.model}", "", f"Mask: {self.mask.get('method')} ({self.mask.get('pattern')}); realised side executed as "
+                  f"**{self.execution()['global']}**", ""]
         lines += ["Options: " + ", ".join(f"{k}={v}" for k, v in self.options.items()), ""]
         lines += ["Data: " + ", ".join(f"{k}={v}" for k, v in self.data.items()), ""]
         lines += [
@@ -318,6 +388,13 @@ class CertificateReport:
             f"- sum of the paper's proxy ||R||_op mean||psi_1||_inf (**not a bound**): {totals['proxy_sum_calibration']:.6g}",
             "",
         ]
+        lines += _execution_lines(self.execution())
+        for bridges in self.bridges().values():
+            lines += _bridge_lines(bridges)
+        if self.fit_errors:
+            lines += ["MP fits that failed: " + "; ".join(f"{k}: {v}" for k, v in self.fit_errors.items()), ""]
+        if figures:
+            lines += ["## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures] + [""]
         return "\n".join(lines) + "\n"
 
 
@@ -353,3 +430,94 @@ def _risk_lines(audits) -> list[str]:
         changed = _indices(a.correctness_changed)
         lines.append(f"- {a.layer}: at risk {risk if risk else 'none'}; correctness changed {changed if changed else 'none'}")
     return lines
+
+
+def _execution_lines(info: dict[str, Any]) -> list[str]:
+    lines = ["## Execution of the realised side (theta = 0)", "", f"- execution: **{info['global']}**"]
+    if info["max_packed_abs_diff"] is not None:
+        mismatched = [r["layer"] + f" ({r['sample_set']})" for r in info["layers"] if r["mismatch"]]
+        lines.append(f"- largest |z_packed - z_masked_dense| over all audits: {info['max_packed_abs_diff']:.3g}"
+                     + (f" — **MISMATCH on {mismatched}**" if mismatched else " (float tolerance)"))
+    lines += [f"- {info['note']}", ""]
+    return lines
+
+
+def _r(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:+.3f}"
+
+
+def _bridge_lines(b: Bridges) -> list[str]:
+    n = len(b.rows)
+    lines = [
+        f"## Audit bridges of the paper (OR2), literally — {b.sample_set} set",
+        "",
+        "Comparisons the paper reports, computed with exact per-sample products; none is a bound.",
+        "",
+        "| layer | B_T (est.) | proxy (not a bound) | mean ||R psi_1||_inf | sigma_+ | dCE real | top-1 drop "
+        "| flips to wrong / right | r(b_s, d_s) | dCE > B_T | dCE > proxy |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in b.rows:
+        lines.append(
+            f"| {r.layer} | {r.budget:.4g} | {r.proxy:.4g} | {r.mean_product:.4g} | {_fmt(r.sigma_plus)} | {r.ce_change:.4g} "
+            f"| {r.top1_drop:+.4f} | {r.flips_to_wrong} / {r.flips_to_right} | {_r(r.sample_r)} "
+            f"| {'**yes**' if r.exceeds_budget else 'no'} | {'yes' if r.exceeds_proxy else 'no'} |"
+        )
+    lines += [
+        "",
+        f"- Bridge 1 (budget vs top-1 drop): across layers r(B_T, drop) = {_r(b.r_budget_vs_drop)}, "
+        f"r(proxy, drop) = {_r(b.r_proxy_vs_drop)}; pooled over (layer, sample) r(2 L_s p_s, d_s) = {_r(b.r_sample_pooled)}",
+        f"- Bridge 2 (realised |dCE| vs budget): exceeds B_T on {b.exceedances_budget}/{n} layers; "
+        f"exceeds the paper's proxy (L_s = 1) on {b.exceedances_proxy}/{n} layers",
+        f"- Bridge 3 (log sigma_+ vs log budget, across layers): r with mean ||R psi_1||_inf = "
+        f"{_r(b.r_log_sigma_plus_vs_log_mean_product)}, with the proxy = {_r(b.r_log_sigma_plus_vs_log_proxy)}, "
+        f"with B_T = {_r(b.r_log_sigma_plus_vs_log_budget)}",
+        "",
+    ]
+    return lines
+
+
+def write_report_files(report: CertificateReport, folder: str | Path, *, document: dict[str, Any] | None = None,
+                       plots: bool = True, esd_plots: bool = True) -> dict[str, Any]:
+    """Write ``report.json`` (``document``, default ``report.to_json()``), ``report.md`` and (``plots``) the
+    figures of :mod:`figures.certificate_plots` (the per-layer ESD ones only with ``esd_plots``) into the
+    existing ``folder`` — meant to run inside :func:`verification.report_folder.staged_folder`, which
+    makes the whole folder atomic.  Returns the document written (``figures``: PNG paths relative to ``folder``)."""
+    folder = Path(folder)
+    document = dict(report.to_json() if document is None else document)
+    figures: list[str] = []
+    if plots:
+        from figures.certificate_plots import write_certificate_plots
+
+        figures = [p.relative_to(folder).as_posix() for p in write_certificate_plots(report, folder, esd=esd_plots)]
+    document["figures"] = figures
+    (folder / "report.json").write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+    (folder / "report.md").write_text(report.to_markdown(figures))
+    return document
+
+
+def write_report(
+    report: CertificateReport,
+    out: str | Path,
+    *,
+    plots: bool = True,
+    force: bool = False,
+    extra_json: Mapping[str, Any] | None = None,
+    extra_files: Mapping[str, Callable[[Path], Any]] | None = None,
+) -> dict[str, Any]:
+    """Write the report folder ``out`` atomically (:func:`verification.report_folder.staged_folder`):
+    :func:`write_report_files` plus ``extra_files[name](path)`` (e.g. ``{"mask.safetensors": mask.save}``);
+    ``extra_json`` entries are merged into the top level of ``report.json``.  A failure at any step
+    leaves nothing; an existing non-empty ``out`` is refused unless ``force``.  Returns the document.
+    """
+    from verification.report_folder import check_out, staged_folder
+
+    out = Path(out)
+    check_out(out, force)
+    document = report.to_json()
+    document.update(jsonable(dict(extra_json or {})))
+    with staged_folder(out) as tmp:
+        for name, write in (extra_files or {}).items():
+            write(tmp / name)
+        document = write_report_files(report, tmp, document=document, plots=plots)
+    return document

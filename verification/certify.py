@@ -19,6 +19,27 @@ For every masked layer (token convention: :mod:`verification.vit_views`), on the
   and ``B_T / ||R||_1`` (``lambda2 = 0``) above which the condition holds;
 * the paper's proxy ``||R||_op mean_s ||psi_1(s)||_inf`` (not a bound, ALGORITHMS.md 10.3).
 
+**2:4 execution** (the audited network is the one that is executed).  When the mask's pattern is 2:4
+(:class:`pruning.mask.Mask` with ``pattern`` 2:4), the realised side at ``theta = 0`` — the pruned
+logits, hence the realised CE, accuracy, flips and ``J`` change — comes from the network whose pruned
+``nn.Linear`` layers are executed through the packed path (:func:`pruning.packed24.convert_to_24`,
+:class:`pruning.packed24.SparseLinear24`); the report says ``execution: "packed-2:4"`` per layer and
+records ``max |z_packed - z_masked_dense|`` against the float64 masked dense path, which must be at
+float tolerance (else a violation is reported).  The theta-path re-runs (``0 < theta <= 1``) stay in
+float64 masked dense form: ``S + theta R`` at intermediate ``theta`` is not a 2:4 matrix, so it has no
+packed form.  Other layers (and every layer of a non-2:4 mask) run as ``execution: "dense-float64"``.
+In the multi-layer audit, step ``j`` executes the already-pruned layers and the target packed, and so
+does the final network.
+
+Speed: the theta-path re-runs (which dominate the cost) start at the target's restart point — its
+ViT block, MLP branch or the head — from a state cached during the capture, with the target replaced
+by its precomputed ``S psi_1 + theta R psi_1`` (:func:`verification.vit_views.path_logits`); other
+models re-run in full.
+
+Bridges and fits: the dense weight of every masked layer is fitted with :func:`rmt.fit.fit_mp`
+(``sigma_plus`` for the paper's Bridge 3 and the ESD plots); :mod:`verification.audit_bridges`
+computes the paper's three bridges on each sample set.
+
 Theorem 5.8: the layers are pruned one at a time in ``order`` (``"forward"`` = the model's module
 order, ``"reverse"``), and each step is audited in the intermediate network with its own ``psi_1``
 and ``L_s`` estimate; the realised ``J(alpha^(M)) - J(alpha^(0))`` is compared with the summed bound.
@@ -46,14 +67,23 @@ from certs.single_layer import PathEvaluation, mask_path_bound, objective_change
 from certs.splits import ElasticNetPenalty, mask_split
 from rmt.bounds import ESTIMATE, Bound
 
+from pruning.kn_patterns import PATTERN_24
+from pruning.mask import Mask
+from pruning.packed24 import convert_to_24
+from rmt.errors import MPCertError
+from rmt.fit import MPFit, fit_mp
+
 from .certificate_report import CertificateReport, LayerAudit, MultiLayerAudit
 from .vit_views import CapturedLayer, audit_copy, capture_layer, check_mask_layers, path_logits, supported_layers
 
-__all__ = ["AuditData", "certify", "audit_layer", "multilayer_audit", "estimate_lipschitz", "check_grid", "ORDERS"]
+__all__ = ["AuditData", "certify", "audit_layer", "multilayer_audit", "estimate_lipschitz", "check_grid", "ORDERS",
+           "PACKED", "DENSE", "packing_mask", "executed_logits", "fit_layers"]
 
 ORDERS = ("forward", "reverse")
 #: Relative tolerance of every realised-versus-bound comparison (THEORY.md 0.3).
 TOLERANCE = 1e-9
+#: Execution labels of the realised side at theta = 0.
+PACKED, DENSE = "packed-2:4", "dense-float64"
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,20 +151,66 @@ def estimate_lipschitz(z: np.ndarray, thetas: np.ndarray, products: np.ndarray) 
     return np.where(products > 0, slope / np.where(products > 0, products, 1.0), 0.0)
 
 
+def packing_mask(model: nn.Module, mask, names) -> Mask | None:
+    """The 2:4 sub-mask of the ``nn.Linear`` layers among ``names`` (executed packed), or ``None``.
+
+    ``None`` when ``mask`` is not a 2:4 :class:`pruning.mask.Mask` or no layer of ``names`` is Linear.
+    """
+    if not isinstance(mask, Mask) or mask.pattern != PATTERN_24:
+        return None
+    modules = dict(model.named_modules())
+    linear = [n for n in names if isinstance(modules.get(n), nn.Linear)]
+    if not linear:
+        return None
+    return Mask(keep={n: mask.keep[n] for n in linear}, provenance=mask.provenance, pattern=mask.pattern,
+                permutations={n: p for n, p in mask.permutations.items() if n in linear})
+
+
+def executed_logits(model: nn.Module, packing: Mask, images: torch.Tensor) -> np.ndarray:
+    """Logits of ``model`` with the layers of ``packing`` masked and executed as :class:`SparseLinear24` (a copy)."""
+    packed = convert_to_24(model, packing)
+    with torch.no_grad():
+        return packed(images).numpy().astype(np.float64)
+
+
+def _tick(clock: dict | None, phase: str, start: float) -> float:
+    now = time.perf_counter()
+    if clock is not None:
+        clock[phase] = clock.get(phase, 0.0) + now - start
+    return now
+
+
 def audit_layer(
     model: nn.Module, name: str, keep: torch.Tensor, data: AuditData, *, grid: int = 16,
-    lambda1: float = 0.0, lambda2: float = 0.0, lipschitz_factor: float = 1.0,
+    lambda1: float = 0.0, lambda2: float = 0.0, lipschitz_factor: float = 1.0, packing: Mask | None = None,
+    clock: dict | None = None,
 ) -> LayerAudit:
     """Single-layer audit of layer ``name`` (pruned by ``keep``) in the float64 ``model`` (see module docstring).
 
     ``lipschitz_factor`` multiplies the ``L_s`` estimate (``> 1``: a safety margin; ``< 1``: the
-    known-bad variant used by the tests to show that violations are flagged).
+    known-bad variant used by the tests to show that violations are flagged).  ``packing``: the 2:4
+    sub-mask (:func:`packing_mask`, containing ``name``) whose layers are executed packed for the
+    realised theta = 0 side.  ``clock`` accumulates seconds per phase (``capture``, ``lipschitz``,
+    ``realized``, ``budgets``).
     """
+    start = time.perf_counter()
     thetas = check_grid(grid)
     layer: CapturedLayer = capture_layer(model, name, keep, data.images)
-    z = path_logits(model, layer, data.images, thetas)
+    start = _tick(clock, "capture", start)
+    estimation = path_logits(model, layer, data.images, thetas[::2])
+    values = estimate_lipschitz(estimation, thetas[::2], layer.products) * float(lipschitz_factor)
+    start = _tick(clock, "lipschitz", start)
+    z = np.empty((thetas.size,) + estimation.shape[1:])
+    z[::2] = estimation
+    z[1::2] = path_logits(model, layer, data.images, thetas[1::2])
+    execution, packed_diff = DENSE, None
+    if packing is not None and name in packing.keep:
+        executed = executed_logits(model, packing, data.images)
+        packed_diff = float(np.max(np.abs(executed - z[0])))
+        z[0] = executed
+        execution = PACKED
+    start = _tick(clock, "realized", start)
     y = data.labels.numpy()
-    values = estimate_lipschitz(z[::2], thetas[::2], layer.products) * float(lipschitz_factor)
     lip = PerSampleLipschitz(values, ESTIMATE, f"finite-difference-grid-{grid}" + ("" if lipschitz_factor == 1 else f"*{lipschitz_factor:g}"))
     width = layer.removed.shape[1]
     budget = budget_from_products(layer.products, lip, width)
@@ -157,6 +233,7 @@ def audit_layer(
     )
     _, full, quad, lin = mask_path_bound(path, penalty)
     realized, scale = objective_change(path, penalty)
+    _tick(clock, "budgets", start)
     return LayerAudit(
         layer=name,
         sample_set=data.name,
@@ -193,6 +270,11 @@ def audit_layer(
         input_sup=layer.input_sup,
         removed_op_norm=float(np.linalg.norm(layer.removed, 2)) if layer.removed.size else 0.0,
         tolerance=TOLERANCE,
+        true_margin_dense=true_dense,
+        correct_dense=true_dense > 0,
+        execution=execution,
+        packed_max_abs_diff=packed_diff,
+        logit_scale=float(np.max(np.abs(z))),
     )
 
 
@@ -202,30 +284,45 @@ def _apply_keep(model: nn.Module, name: str, keep: torch.Tensor) -> None:
         weight.mul_(keep.to(weight.dtype))
 
 
-def _objective(model: nn.Module, data: AuditData, names, penalty: ElasticNetPenalty) -> tuple[float, float, float]:
-    """``(J, L_CE, acc)`` of ``model`` on ``data``; ``J`` penalises the layers ``names`` only."""
-    with torch.no_grad():
-        z = model(data.images).numpy()
+def _objective(model: nn.Module, data: AuditData, names, penalty: ElasticNetPenalty,
+               logits: np.ndarray | None = None) -> tuple[float, float, float]:
+    """``(J, L_CE, acc)`` of ``model`` on ``data`` (or of the given executed ``logits``); ``J`` penalises ``names`` only."""
+    if logits is None:
+        with torch.no_grad():
+            logits = model(data.images).numpy()
     y = data.labels.numpy()
     modules = dict(model.named_modules())
     pen = sum(penalty(modules[n].weight.detach().reshape(modules[n].weight.shape[0], -1).numpy()) for n in names)
-    ce = float(mean_cross_entropy(z, y))
-    return ce + pen, ce, float(accuracy(z, y))
+    ce = float(mean_cross_entropy(logits, y))
+    return ce + pen, ce, float(accuracy(logits, y))
 
 
 def multilayer_audit(
     model: nn.Module, keep: Mapping[str, torch.Tensor], data: AuditData, order: tuple[str, ...], *,
     grid: int, lambda1: float, lambda2: float, lipschitz_factor: float = 1.0, progress: bool = False,
+    mask=None, clock: dict | None = None,
 ) -> MultiLayerAudit:
-    """Theorem 5.8 on the intermediate networks of the ordered steps (``model`` is modified: pass a copy)."""
+    """Theorem 5.8 on the intermediate networks of the ordered steps (``model`` is modified: pass a copy).
+
+    With a 2:4 ``mask`` the realised theta = 0 side of step ``j`` executes the already-pruned layers
+    ``order[:j]`` and the target packed (:func:`packing_mask`), and so does the final network.
+    """
     penalty = ElasticNetPenalty.create(lambda1, lambda2)
     j0, ce0, acc0 = _objective(model, data, order, penalty)
     steps = []
-    for name in tqdm(order, desc="certify multi-layer", unit="step", file=sys.stderr, disable=not progress):
+    for j, name in enumerate(tqdm(order, desc="certify multi-layer", unit="step", file=sys.stderr, disable=not progress)):
         steps.append(audit_layer(model, name, keep[name], data, grid=grid, lambda1=lambda1, lambda2=lambda2,
-                                 lipschitz_factor=lipschitz_factor))
+                                 lipschitz_factor=lipschitz_factor, packing=packing_mask(model, mask, order[:j + 1]),
+                                 clock=clock))
         _apply_keep(model, name, keep[name])
-    j1, ce1, acc1 = _objective(model, data, order, penalty)
+    final_packing = packing_mask(model, mask, order)
+    execution, packed_diff, executed = DENSE, None, None
+    if final_packing is not None:
+        executed = executed_logits(model, final_packing, data.images)
+        with torch.no_grad():
+            packed_diff = float(np.max(np.abs(executed - model(data.images).numpy())))
+        execution = PACKED
+    j1, ce1, acc1 = _objective(model, data, order, penalty, executed)
     budgets = [s.budget.value for s in steps]
     penalties = [lambda2 * s.removed_frobenius_sq + lambda1 * s.removed_l1 for s in steps]
     value = upper_sum(budgets + [-p for p in penalties], n_ops=sum(s.removed_entries for s in steps) + 4 * len(steps))
@@ -242,7 +339,22 @@ def multilayer_audit(
         acc_final=acc1,
         scale=max(abs(j0), abs(j1), float(sum(budgets)), float(sum(penalties))),
         tolerance=TOLERANCE,
+        execution=execution,
+        packed_max_abs_diff=packed_diff,
+        logit_scale=1.0 if executed is None else float(np.max(np.abs(executed))),
     )
+
+
+def fit_layers(model: nn.Module, names) -> tuple[tuple[MPFit, ...], dict[str, str]]:
+    """:func:`rmt.fit.fit_mp` of the dense weight of every layer in ``names`` (float64); failures by layer."""
+    modules = dict(model.named_modules())
+    fits, errors = [], {}
+    for name in names:
+        try:
+            fits.append(fit_mp(modules[name].weight.detach().to(torch.float64), name=name))
+        except MPCertError as exc:
+            errors[name] = str(exc)
+    return tuple(fits), errors
 
 
 def _version() -> str:
@@ -266,13 +378,18 @@ def certify(
     lipschitz_factor: float = 1.0,
     model_description: str | None = None,
     progress: bool = False,
+    fit: bool = True,
 ) -> CertificateReport:
     """Audit ``mask`` on ``model`` with the calibration ``data`` (and ``heldout``); see the module docstring.
 
     ``mask``: a :class:`pruning.mask.Mask` or a mapping ``layer name -> keep-tensor``; ``data`` and
     ``heldout``: ``(images, labels)`` or objects with ``.images``/``.labels``.  Raises
     :class:`certs.errors.CertificateInputError` / ``UnsupportedLayerError`` naming the bad argument
-    before any work is done.  ``progress`` shows a tqdm bar per phase on stderr.
+    before any work is done.  ``progress`` shows a tqdm bar per phase on stderr.  ``fit``: MP-fit
+    every masked layer's dense weight (Bridge 3, ESD plots).  ``timings`` records seconds per set,
+    the multi-layer audit, the fits, and per phase summed over all audits (``phase_capture_s``,
+    ``phase_lipschitz_s`` = estimation-grid re-runs, ``phase_realized_s`` = check-grid midpoints and
+    the packed execution, ``phase_budgets_s`` = budgets and bounds).
     """
     if order not in ORDERS:
         raise CertificateInputError(f"order: expected one of {ORDERS}, got {order!r}")
@@ -301,24 +418,33 @@ def certify(
         _check_data_fits(work, s)
     options = dict(lambda1=float(lambda1), lambda2=float(lambda2), grid=int(grid), order=order,
                    multilayer=bool(multilayer), lipschitz_factor=float(lipschitz_factor))
+    clock: dict[str, float] = {}
     timings: dict[str, float] = {}
+    start = time.perf_counter()
+    fits, fit_errors = fit_layers(work, names) if fit else ((), {})
+    timings["mp_fit_s"] = time.perf_counter() - start
     audits: dict[str, list[LayerAudit]] = {}
     for s in sets:
         start = time.perf_counter()
         bar = tqdm(names, desc=f"certify {s.name}", unit="layer", file=sys.stderr, disable=not progress)
         audits[s.name] = [audit_layer(work, n, keep[n], s, grid=grid, lambda1=lambda1, lambda2=lambda2,
-                                      lipschitz_factor=lipschitz_factor) for n in bar]
+                                      lipschitz_factor=lipschitz_factor, packing=packing_mask(work, mask, [n]),
+                                      clock=clock) for n in bar]
         timings[f"single_layer_{s.name}_s"] = time.perf_counter() - start
     ml = None
     if multilayer:
         start = time.perf_counter()
         ml = multilayer_audit(audit_copy(model), keep, sets[0], steps, grid=grid, lambda1=lambda1,
-                              lambda2=lambda2, lipschitz_factor=lipschitz_factor, progress=progress)
+                              lambda2=lambda2, lipschitz_factor=lipschitz_factor, progress=progress, mask=mask,
+                              clock=clock)
         timings["multilayer_s"] = time.perf_counter() - start
+    timings.update({f"phase_{phase}_s": value for phase, value in clock.items()})
     provenance = getattr(mask, "provenance", None)
     mask_info: dict[str, Any] = provenance.to_json() if provenance is not None else {"method": "given keep-tensors"}
     mask_info["pattern"] = getattr(mask, "pattern_name", "unstructured")
     mask_info["layers"] = names
+    packed = packing_mask(work, mask, names)
+    mask_info["execution"] = {n: (PACKED if packed is not None and n in packed.keep else DENSE) for n in names}
     return CertificateReport(
         mpcert_version=_version(),
         model=model_description or type(model).__name__,
@@ -329,4 +455,6 @@ def certify(
         heldout=tuple(audits.get("heldout", ())),
         multilayer=ml,
         timings=timings,
+        fits=fits,
+        fit_errors=fit_errors,
     )

@@ -1,40 +1,73 @@
 """``mpcert certify``: audit a mask on a model and write ``report.json`` + ``report.md`` atomically.
 
-    mpcert certify --model default --mask magnitude --sparsity 0.5 --calibration 32 --heldout 32 --out DIR
+    mpcert certify --model NAME_OR_DEFAULT [--checkpoint FILE] --mask FILE_OR_METHOD [--data ...] --out DIR
 
-``--model``: ``default`` (the shipped Fashion-MNIST ViT; ``--checkpoint`` replaces its weights) or a
-registered timm name (built offline; ``--checkpoint`` loaded strictly by timm).  ``--mask``: a mask
-file written by :meth:`pruning.mask.Mask.save`, or a method: ``magnitude`` (global, ``--sparsity``),
-``magnitude-layerwise`` or ``cast-2:4`` (CAST k:n, calibrated on the calibration images).
-``--data default``: :func:`verification.datasets.load_default_dataset` (or a folder of idx files).
-The calibration set is class-balanced from the training split; the held-out set is a seeded
-sample of the test split.  The mask is saved as ``mask.safetensors`` in the report folder.
+``--model`` is resolved by :func:`verification.model_source.load_model` (runnable sources only):
+``default`` (the shipped, trained Fashion-MNIST ViT; ``--checkpoint`` replaces its weights) or a
+registered timm name (built offline; ``--checkpoint`` — safetensors or a ``.pt`` state dict —
+loaded strictly).  ``--mask``: a mask file written by :meth:`pruning.mask.Mask.save` (e.g. by
+``mpcert prune``), or a method: ``magnitude`` (global, ``--sparsity``), ``magnitude-layerwise`` or
+``cast-2:4`` (CAST k:n, calibrated on the calibration images).  ``--layers GLOB ...`` restricts the
+audit to the supported layers matching any glob (every one of them must be in the mask); without it
+every layer of the mask is audited.
 
-The folder is built in a temporary sibling directory and renamed into place (an error leaves
-nothing); an existing non-empty ``--out`` is refused unless ``--force``.
+``--data``: ``default`` (:func:`verification.datasets.load_default_dataset`) or a folder of idx
+files — calibration set class-balanced from the training split, held-out set a seeded sample of the
+test split — or a sample file ``.npz`` / ``.pt`` (:mod:`verification.sample_file`): its first
+``--calibration`` samples are the calibration set and the next ``--heldout`` the held-out set.
+
+The folder holds ``report.json``, ``report.md``, the figures of
+:mod:`figures.certificate_plots` (unless ``--no-plots``) and the audited mask ``mask.safetensors``.
+
+Bad input — a mask for another model or naming layers the model lacks, a ``--layers`` selection
+the mask does not cover, data of the wrong shape or channel count, labels outside the head's
+classes, a checkpoint that does not match the model, a model with no supported layer — raises a
+typed :class:`rmt.errors.MPCertError` naming the problem before anything is written.  The folder is
+built in a temporary sibling and renamed into place (:mod:`verification.report_folder`); an
+existing non-empty ``--out`` is refused unless ``--force``.
+
+``--lipschitz``: ``estimate`` (finite differences on the theta grid, THEORY.md 3.6 — every bound
+labelled ``estimate``); ``sound`` is reserved for the sound transformer bound of a later issue and
+refused until :func:`verification.certify.certify` offers it.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import sys
-import tempfile
+from dataclasses import dataclass, replace
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
-from rmt.errors import InvalidParameterError, ModelSourceError
+from certs.errors import CertificateInputError
+from rmt.errors import InvalidParameterError
+from verification.certificate_report import write_report
 from verification.certify import ORDERS, certify
 from verification.datasets import calibration_subset, load_default_dataset
-from verification.default_model import build_default_model
-from verification.fit_command import _check_out, _publish
+from verification.model_source import LoadedModel, load_model
+from verification.report_folder import check_out
+from verification.sample_file import is_sample_file, load_sample_file
+from verification.vit_views import supported_layers
 
-__all__ = ["register", "run_certify", "MASK_METHODS"]
+__all__ = [
+    "register",
+    "run_certify",
+    "certify_to_folder",
+    "load_audit_sets",
+    "check_samples_fit",
+    "select_mask_layers",
+    "AuditSets",
+    "MASK_METHODS",
+    "LIPSCHITZ_METHODS",
+]
 
 MASK_METHODS = ("magnitude", "magnitude-layerwise", "cast-2:4")
+#: ``--lipschitz`` choices; only ``estimate`` is implemented by :func:`verification.certify.certify`.
+LIPSCHITZ_METHODS = ("estimate", "sound")
 
 
 def register(subparsers) -> None:
@@ -45,19 +78,25 @@ def register(subparsers) -> None:
         description=__doc__.split("\n\n")[0],
     )
     parser.add_argument("--model", default="default", help="'default' or a timm model name (default: %(default)s)")
-    parser.add_argument("--checkpoint", metavar="FILE", help="weights for --model (loaded strictly)")
+    parser.add_argument("--checkpoint", metavar="FILE", help="weights for --model (.safetensors or .pt, loaded strictly)")
     parser.add_argument("--mask", required=True, metavar="FILE_OR_METHOD",
                         help=f"a mask file, or one of {', '.join(MASK_METHODS)}")
     parser.add_argument("--sparsity", type=float, default=0.5, help="target sparsity of a magnitude mask (default: %(default)s)")
-    parser.add_argument("--data", default="default", help="'default' or a folder of Fashion-MNIST idx files")
+    parser.add_argument("--layers", nargs="+", metavar="GLOB",
+                        help="audit only the supported layers matching any glob (e.g. 'blocks.11.mlp.*')")
+    parser.add_argument("--data", default="default",
+                        help="'default', a folder of Fashion-MNIST idx files, or a .npz/.pt file with images and labels")
     parser.add_argument("--calibration", type=int, default=32, help="calibration images |T| (default: %(default)s)")
-    parser.add_argument("--heldout", type=int, default=32, help="held-out test images, 0 for none (default: %(default)s)")
+    parser.add_argument("--heldout", type=int, default=32, help="held-out images, 0 for none (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the image choice (default: %(default)s)")
     parser.add_argument("--lambda1", type=float, default=0.0, help="elastic-net lambda1 (default: %(default)s)")
     parser.add_argument("--lambda2", type=float, default=0.0, help="elastic-net lambda2 (default: %(default)s)")
     parser.add_argument("--grid", type=int, default=16, help="theta intervals of the L_s estimate (default: %(default)s)")
+    parser.add_argument("--lipschitz", choices=LIPSCHITZ_METHODS, default="estimate",
+                        help="L_s method: 'estimate' (finite differences); 'sound' is not yet available")
     parser.add_argument("--order", choices=ORDERS, default="forward", help="multi-layer pruning order (default: %(default)s)")
     parser.add_argument("--no-multilayer", action="store_true", help="skip the Theorem 5.8 audit")
+    parser.add_argument("--no-plots", action="store_true", help="do not draw the report figures")
     parser.add_argument("--out", metavar="DIR", required=True, help="report folder")
     parser.add_argument("--force", action="store_true", help="replace a non-empty existing --out folder")
     parser.set_defaults(func=_main)
@@ -65,10 +104,10 @@ def register(subparsers) -> None:
 
 def _main(args: argparse.Namespace) -> int:
     report = run_certify(
-        model=args.model, checkpoint=args.checkpoint, mask=args.mask, sparsity=args.sparsity, data=args.data,
-        calibration=args.calibration, heldout=args.heldout, seed=args.seed, lambda1=args.lambda1,
-        lambda2=args.lambda2, grid=args.grid, order=args.order, multilayer=not args.no_multilayer,
-        out=Path(args.out), force=args.force,
+        model=args.model, checkpoint=args.checkpoint, mask=args.mask, sparsity=args.sparsity, layers=args.layers,
+        data=args.data, calibration=args.calibration, heldout=args.heldout, seed=args.seed, lambda1=args.lambda1,
+        lambda2=args.lambda2, grid=args.grid, lipschitz=args.lipschitz, order=args.order,
+        multilayer=not args.no_multilayer, plots=not args.no_plots, out=Path(args.out), force=args.force,
     )
     violations = report["violations"]
     print(f"{len(report['calibration'])} layers audited; {len(violations)} violation(s) of the estimate")
@@ -78,22 +117,94 @@ def _main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_model(name: str, checkpoint: str | None) -> tuple[torch.nn.Module, str]:
-    if name == "default":
-        model = build_default_model(weights_path=checkpoint)
-        return model, "default Fashion-MNIST ViT" + (f" with weights {checkpoint}" if checkpoint else " (shipped weights)")
-    import timm
+@dataclass(frozen=True, eq=False)
+class AuditSets:
+    """The calibration set ``T`` and the optional held-out set as ``(images, labels)``, with their origin."""
 
-    if not timm.is_model(name):
-        raise ModelSourceError(f"--model {name!r} is neither 'default' nor a registered timm model name")
+    calibration: tuple[torch.Tensor, torch.Tensor]
+    heldout: tuple[torch.Tensor, torch.Tensor] | None
+    source: str
+    seed: int
+
+
+def _check_counts(calibration: int, heldout: int, available: int | None = None) -> None:
+    if isinstance(calibration, bool) or not isinstance(calibration, (int, np.integer)) or calibration < 1:
+        raise InvalidParameterError(f"--calibration: must be an integer >= 1, got {calibration!r}")
+    if isinstance(heldout, bool) or not isinstance(heldout, (int, np.integer)) or heldout < 0:
+        raise InvalidParameterError(f"--heldout: must be an integer >= 0, got {heldout!r}")
+    if available is not None and calibration + heldout > available:
+        raise InvalidParameterError(
+            f"--calibration {calibration} + --heldout {heldout} exceed the {available} samples of --data"
+        )
+
+
+def _heldout_from_dataset(dataset, n: int, seed: int):
+    total = int(dataset.test_labels.shape[0])
+    if n > total:
+        raise InvalidParameterError(f"--heldout {n} must lie in 0..{total} (the test split size)")
+    if n == 0:
+        return None
+    idx = torch.from_numpy(np.sort(np.random.default_rng(seed).choice(total, n, replace=False)))
+    return dataset.test_images[idx], dataset.test_labels[idx]
+
+
+def load_audit_sets(data: str, calibration: int, heldout: int, seed: int) -> AuditSets:
+    """Resolve ``--data`` to the calibration and held-out sets (module docstring); typed errors on bad counts."""
+    if is_sample_file(data):
+        samples = load_sample_file(data)
+        _check_counts(calibration, heldout, len(samples))
+        end = calibration + heldout
+        held = (samples.images[calibration:end], samples.labels[calibration:end]) if heldout else None
+        return AuditSets(
+            calibration=(samples.images[:calibration], samples.labels[:calibration]), heldout=held, seed=seed,
+            source=f"sample file {data} (calibration = samples 0..{calibration - 1}"
+                   + (f", held-out = samples {calibration}..{end - 1})" if heldout else ")"),
+        )
+    _check_counts(calibration, heldout)
+    dataset = load_default_dataset(None if data == "default" else data)
+    cal = calibration_subset(dataset, calibration, seed)
+    return AuditSets(
+        calibration=(cal.images, cal.labels), heldout=_heldout_from_dataset(dataset, heldout, seed + 1), seed=seed,
+        source=f"{dataset.name} ({dataset.source}); calibration: {calibration} class-balanced training images, "
+               f"held-out: {heldout} test images, seed {seed}",
+    )
+
+
+def _parameter_dtype(model: nn.Module) -> torch.dtype:
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+
+
+def check_samples_fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, name: str) -> int:
+    """One forward pass on ``images[:1]``: the images fit ``model`` and the labels lie in its classes.
+
+    Returns the number of classes ``K`` of the head.  Raises :class:`CertificateInputError` naming
+    ``name`` and the problem: a channel count different from the first convolution's, a shape the
+    model rejects, an output that is not ``(N, K)`` logits, labels outside ``0..K-1``.
+    """
+    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if first is not None and images.ndim == 4 and first.in_channels != images.shape[1]:
+        raise CertificateInputError(
+            f"{name}: images have {images.shape[1]} channels, the model's first convolution expects {first.in_channels}"
+        )
     try:
-        model = timm.create_model(name, pretrained=False, checkpoint_path=checkpoint or "")
-    except Exception as exc:
-        raise ModelSourceError(f"--model {name!r}: timm could not build it ({exc})") from exc
-    return model.eval(), f"timm {name}" + (f" with weights {checkpoint}" if checkpoint else " (random initialisation)")
+        with torch.no_grad():
+            logits = model(images[:1].to(_parameter_dtype(model)))
+    except Exception as exc:  # the model rejects the image shape
+        raise CertificateInputError(
+            f"{name}: images of shape {tuple(images.shape[1:])} do not fit the model ({type(exc).__name__}: {exc})"
+        ) from exc
+    if logits.ndim != 2:
+        raise CertificateInputError(f"--model: its output must be logits (N, K), got shape {tuple(logits.shape)}")
+    k = int(logits.shape[1])
+    bad = (labels < 0) | (labels >= k)
+    if bad.any():
+        raise CertificateInputError(
+            f"{name}: labels {sorted(set(labels[bad].tolist()))[:5]} lie outside the head's classes 0..{k - 1}"
+        )
+    return k
 
 
-def _make_mask(spec: str, model: torch.nn.Module, sparsity: float, images: torch.Tensor, source: str):
+def _make_mask(spec: str, model: nn.Module, sparsity: float, images: torch.Tensor, source: str):
     from pruning.mask import Mask
 
     if spec in ("magnitude", "magnitude-layerwise"):
@@ -104,50 +215,92 @@ def _make_mask(spec: str, model: torch.nn.Module, sparsity: float, images: torch
         from pruning.calibration import ActivationCapture
         from pruning.cast import cast_kn
 
-        return cast_kn(model, "2:4", ActivationCapture(images), calibration_source=source)
+        return cast_kn(model, "2:4", ActivationCapture(images.to(_parameter_dtype(model))), calibration_source=source)
     path = Path(spec)
     if not path.is_file():
         raise InvalidParameterError(f"--mask {spec!r} is neither a file nor one of {MASK_METHODS}")
     return Mask.load(path, model)
 
 
-def _heldout(dataset, n: int, seed: int):
-    total = int(dataset.test_labels.shape[0])
-    if not 0 <= n <= total:
-        raise InvalidParameterError(f"--heldout {n} must lie in 0..{total} (the test split size)")
-    if n == 0:
-        return None
-    idx = torch.from_numpy(np.sort(np.random.default_rng(seed).choice(total, n, replace=False)))
-    return dataset.test_images[idx], dataset.test_labels[idx]
+def select_mask_layers(mask, supported: list[str], globs: list[str] | None, spec: str):
+    """The mask restricted to the supported layers matching any of ``globs`` (``None``: the mask unchanged).
+
+    Raises :class:`InvalidParameterError` when no supported layer matches, and
+    :class:`CertificateInputError` naming the selected layers that have no keep-tensor in the mask.
+    """
+    if globs is None:
+        return mask
+    from pruning.mask import Mask
+
+    chosen = [name for name in supported if any(fnmatchcase(name, g) for g in globs)]
+    if not chosen:
+        raise InvalidParameterError(f"--layers {globs}: no supported layer matches (the model has {supported[:6]}, ...)")
+    missing = [name for name in chosen if name not in mask.keep]
+    if missing:
+        raise CertificateInputError(
+            f"--mask {spec}: no keep-tensor for the selected layers {missing} (the mask has {len(mask.keep)} layers; "
+            "narrow --layers to the mask's layers)"
+        )
+    provenance = replace(mask.provenance, options={**mask.provenance.options, "audited_layers": list(globs)})
+    return Mask(keep={n: mask.keep[n] for n in chosen}, provenance=provenance, pattern=mask.pattern,
+                permutations={n: p for n, p in mask.permutations.items() if n in chosen})
+
+
+def _check_lipschitz(lipschitz: str) -> None:
+    if lipschitz not in LIPSCHITZ_METHODS:
+        raise InvalidParameterError(f"--lipschitz: expected one of {LIPSCHITZ_METHODS}, got {lipschitz!r}")
+    if lipschitz != "estimate":
+        raise InvalidParameterError(
+            f"--lipschitz {lipschitz}: a sound L_s bound for transformer layers is not yet available; "
+            "use --lipschitz estimate"
+        )
+
+
+def certify_to_folder(
+    loaded: LoadedModel, sets: AuditSets, *, mask: str, out: Path, sparsity: float = 0.5,
+    layers: list[str] | None = None, lambda1: float = 0.0, lambda2: float = 0.0, grid: int = 16,
+    lipschitz: str = "estimate", order: str = "forward", multilayer: bool = True, plots: bool = True,
+    force: bool = False,
+) -> dict:
+    """Check every input, run :func:`verification.certify.certify`, write the folder ``out``; return ``report.json``.
+
+    Every check (supported layers, data fit, mask, options) runs before the first file is written;
+    the folder (``report.json``, ``report.md``, the figures unless ``plots=False``, ``mask.safetensors``)
+    is written atomically by :func:`verification.certificate_report.write_report`.
+    """
+    _check_lipschitz(lipschitz)
+    out = Path(out)
+    check_out(out, force)
+    supported = list(supported_layers(loaded.model))  # UnsupportedLayerError when the model has none
+    named_sets = [("--data (calibration set)", sets.calibration)]
+    named_sets += [("--data (held-out set)", sets.heldout)] if sets.heldout is not None else []
+    for name, (images, labels) in named_sets:
+        check_samples_fit(loaded.model, images, labels, name)
+    cal_images = sets.calibration[0]
+    the_mask = _make_mask(mask, loaded.model, sparsity, cal_images, sets.source)
+    the_mask = select_mask_layers(the_mask, supported, layers, mask)
+    report = certify(loaded.model, the_mask, sets.calibration, heldout=sets.heldout, lambda1=lambda1, lambda2=lambda2,
+                     grid=grid, order=order, multilayer=multilayer, model_description=loaded.description, progress=True)
+    document = write_report(
+        report, out, plots=plots, force=force,
+        extra_json={"data": {**report.data, "source": sets.source, "seed": sets.seed}},
+        extra_files={"mask.safetensors": the_mask.save},
+    )
+    print(f"certify: {loaded.description}", file=sys.stderr)
+    return document
 
 
 def run_certify(
-    *, model: str, mask: str, out: Path, checkpoint: str | None = None, sparsity: float = 0.5, data: str = "default",
-    calibration: int = 32, heldout: int = 32, seed: int = 0, lambda1: float = 0.0, lambda2: float = 0.0,
-    grid: int = 16, order: str = "forward", multilayer: bool = True, force: bool = False,
+    *, model: str, mask: str, out: Path, checkpoint: str | None = None, sparsity: float = 0.5,
+    layers: list[str] | None = None, data: str = "default", calibration: int = 32, heldout: int = 32, seed: int = 0,
+    lambda1: float = 0.0, lambda2: float = 0.0, grid: int = 16, lipschitz: str = "estimate", order: str = "forward",
+    multilayer: bool = True, plots: bool = True, force: bool = False,
 ) -> dict:
-    """Build everything, run :func:`verification.certify.certify`, write the folder ``out``; return ``report.json``."""
-    out = Path(out)
-    _check_out(out, force)
-    net, description = _load_model(model, checkpoint)
-    dataset = load_default_dataset(None if data == "default" else data)
-    cal = calibration_subset(dataset, calibration, seed)
-    held = _heldout(dataset, heldout, seed + 1)
-    the_mask = _make_mask(mask, net, sparsity, cal.images, f"{dataset.name} train, {calibration} images, seed {seed}")
-    report = certify(net, the_mask, cal, heldout=held, lambda1=lambda1, lambda2=lambda2, grid=grid, order=order,
-                     multilayer=multilayer, model_description=description, progress=True)
-    document = report.to_json()
-    document["data"]["source"] = f"{dataset.name} ({dataset.source})"
-    document["data"]["seed"] = seed
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        the_mask.save(tmp / "mask.safetensors")
-        (tmp / "report.json").write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
-        (tmp / "report.md").write_text(report.to_markdown())
-        _publish(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    print(f"certify: {description}", file=sys.stderr)
-    return document
+    """``mpcert certify``: load ``model`` and ``data``, then :func:`certify_to_folder` (see the module docstring)."""
+    _check_lipschitz(lipschitz)
+    check_out(Path(out), force)
+    loaded = load_model(model, checkpoint, runnable=True, argument="--model")
+    sets = load_audit_sets(data, calibration, heldout, seed)
+    return certify_to_folder(loaded, sets, mask=mask, out=out, sparsity=sparsity, layers=layers, lambda1=lambda1,
+                             lambda2=lambda2, grid=grid, lipschitz=lipschitz, order=order, multilayer=multilayer,
+                             plots=plots, force=force)

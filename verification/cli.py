@@ -15,7 +15,7 @@ from rmt.errors import MPCertError
 
 #: Feature modules that contribute sub-commands, in the order they appear in ``--help``.
 COMMAND_MODULES = ("verification.fit_command", "verification.verify_command", "verification.certify_command",
-                   "verification.prune_command")
+                   "verification.prune_command", "verification.figures_command", "verification.demo_command")
 
 
 def build_parser() -> argparse.ArgumentParser:

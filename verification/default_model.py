@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from rmt.errors import ModelSourceError
+from verification.state_dicts import load_state_dict_strictly, read_state_dict
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -71,36 +72,22 @@ def new_default_model(seed: int | None = None) -> torch.nn.Module:
 
 
 def load_default_weights(model: torch.nn.Module, path: str | Path) -> None:
-    """Load the safetensors file ``path`` into ``model`` strictly (same keys, same shapes).
+    """Load the weights file ``path`` into ``model`` strictly (same keys, same shapes).
+
+    The one strict loader of :mod:`verification.state_dicts` (also used for ``--checkpoint`` files).
 
     Raises :class:`DefaultModelError` naming ``path`` and the missing, unexpected or wrongly
     shaped keys.
     """
-    from safetensors.torch import load_file
-
     path = Path(path)
     if not path.is_file():
         raise DefaultModelError(
             f"default model weights {str(path)!r} do not exist (run python -m verification.train_default)"
         )
-    try:
-        state = load_file(str(path), device="cpu")
-    except Exception as exc:  # truncated or foreign file
-        raise DefaultModelError(f"cannot read default model weights {str(path)!r}: {exc}") from exc
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong_shape = sorted(
-        f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}"
-        for k in set(state) & set(expected)
-        if state[k].shape != expected[k].shape
+    state = read_state_dict(path, what="default model weights", error=DefaultModelError)
+    load_state_dict_strictly(
+        model, state, label=f"default model weights {str(path)!r}", target="DEFAULT_CONFIG", error=DefaultModelError
     )
-    if missing or unexpected or wrong_shape:
-        raise DefaultModelError(
-            f"default model weights {str(path)!r} do not match DEFAULT_CONFIG: "
-            f"missing keys {missing}, unexpected keys {unexpected}, shape mismatches {wrong_shape}"
-        )
-    model.load_state_dict(state, strict=True)
 
 
 def build_default_model(pretrained: bool = True, weights_path: str | Path | None = None) -> torch.nn.Module:

@@ -8,9 +8,10 @@ The report folder (``--out``, default ``mpcert-report``) holds
   unless ``--no-plots``;
 * ``report.md`` — the per-layer table and links to the figures.
 
-The folder is written **atomically**: everything is built in a temporary sibling directory that
-is renamed into place at the end, so an error never leaves a partial report.  An existing
-non-empty ``--out`` is refused unless ``--force`` (then it is replaced, again atomically).
+``SOURCE`` is resolved by :func:`verification.model_source.load_model` (``default`` = the trained
+default model, a timm name with ``--checkpoint``, or a state-dict file).  The folder is written
+**atomically** (:mod:`verification.report_folder`): an error never leaves a partial report.  An
+existing non-empty ``--out`` is refused unless ``--force`` (then it is replaced, again atomically).
 """
 
 from __future__ import annotations
@@ -18,18 +19,16 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
 import sys
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
 from tqdm import tqdm
 
 from figures.esd_plot import plot_esd
-from rmt.errors import InvalidParameterError
 from rmt.fit import METHODS, TW_FORMS, MPFit, fit_mp
-from verification.model_source import load_named_weights
+from verification.model_source import load_model
+from verification.report_folder import check_out, staged_folder
 
 __all__ = ["register", "run_fit", "format_table", "SCHEMA"]
 
@@ -125,25 +124,6 @@ def _figure_name(index: int, name: str) -> str:
     return f"esd/{index:03d}_{re.sub(r'[^A-Za-z0-9._-]+', '_', name)}.png"
 
 
-def _check_out(out: Path, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise InvalidParameterError(f"--out {str(out)!r} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise InvalidParameterError(f"--out {str(out)!r} exists and is not empty; use --force to replace it")
-
-
-def _publish(tmp: Path, out: Path) -> None:
-    """Move the finished folder into place; an existing ``out`` is swapped out and removed after."""
-    if not out.exists():
-        tmp.rename(out)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    old.rmdir()
-    out.rename(old)
-    tmp.rename(out)
-    shutil.rmtree(old)
-
-
 def run_fit(
     source: str,
     *,
@@ -162,11 +142,10 @@ def run_fit(
     failing step (bad source, bad layer, bad option); no folder is left behind in that case.
     """
     out = Path(out)
-    _check_out(out, force)
-    description, weights = load_named_weights(source, checkpoint=checkpoint)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    check_out(out, force)
+    loaded = load_model(source, checkpoint=checkpoint, argument="SOURCE")
+    description, weights = loaded.description, loaded.prunable_weights()
+    with staged_folder(out) as tmp:
         fits: list[MPFit] = []
         figures: list[str | None] = []
         if plots:
@@ -191,8 +170,4 @@ def run_fit(
             layer["figure"] = figure
         (tmp / "fits.json").write_text(json.dumps(document, indent=2) + "\n")
         (tmp / "report.md").write_text(_markdown(document, figures))
-        _publish(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return document

@@ -1,50 +1,93 @@
-"""Where the weights of ``mpcert fit`` come from: a state-dict file, a timm model, or the default model.
-
-:func:`load_named_weights` returns a human-readable description and the prunable layer weights
-``{name: tensor}`` of ALGORITHMS.md 0.3 (every ``nn.Linear`` and ``nn.Conv2d`` weight).
+"""Where the model of ``mpcert fit`` / ``prune`` / ``certify`` comes from: one loader, :func:`load_model`.
 
 Sources (never any network access):
 
-* **a file** ``*.safetensors`` / ``*.pt`` / ``*.pth`` holding a state dict (a ``.pt`` may wrap it
-  under ``"state_dict"`` or ``"model"``).  Without the modules we select by name and shape: every
-  floating tensor with 2 or 4 dimensions whose key ends in ``.weight``, except those whose owning
-  module (the key component before ``.weight``) names a norm or an embedding table (contains
-  ``norm``, ``embed``/``emb``, ``wte`` or ``wpe``).  Norm weights are 1-D anyway; the name rule
-  removes token/position embedding tables, while ``patch_embed.proj.weight`` (a Conv2d, module
-  ``proj``) stays in.
+* ``"default"``: the **trained** embedded default model (:func:`verification.default_model.build_default_model`,
+  weights shipped in ``verification/assets``); ``checkpoint=FILE`` replaces its weights (strictly).
 * **a timm model name**, built offline with ``timm.create_model(name, pretrained=False)``; with
-  ``checkpoint=FILE`` its weights are loaded strictly from that local file, and a file that does
-  not match the architecture raises :class:`rmt.errors.ModelSourceError` naming the missing,
-  unexpected and wrongly shaped keys.
-* ``"default"``: an **untrained placeholder** — a small timm ``VisionTransformer`` (28x28x1 input,
-  patch 7, width 64, depth 4, 4 heads, 10 classes) initialised under ``torch.manual_seed(0)`` —
-  until the embedded trained default model exists.
+  ``checkpoint=FILE`` (``.safetensors`` or a ``.pt`` / ``.pth`` state dict) its weights are loaded
+  strictly, and a file that does not match the architecture raises
+  :class:`rmt.errors.ModelSourceError` naming the missing, unexpected and wrongly shaped keys.
+  Without a checkpoint the random initialisation is drawn under ``torch.manual_seed(0)`` inside
+  :func:`torch.random.fork_rng` (reproducible, the caller's RNG state untouched).
+* **a state-dict file** ``*.safetensors`` / ``*.pt`` / ``*.pth`` (``fit`` and ``prune`` only:
+  weights only, not runnable).  Without the modules we select by name and shape: every floating
+  tensor with 2 or 4 dimensions whose key ends in ``.weight``, except those whose owning module
+  (the key component before ``.weight``) names a norm or an embedding table (contains ``norm``,
+  ``embed``/``emb``, ``wte`` or ``wpe``).  Norm weights are 1-D anyway; the name rule removes
+  token/position embedding tables, while ``patch_embed.proj.weight`` (a Conv2d, module ``proj``)
+  stays in.  The selected weights are rebuilt as bias-free ``nn.Linear`` (2-D) / ``nn.Conv2d``
+  (4-D) layers of their own dtype (:func:`weights_module`), so a mask's layer names are the state
+  dict's module names.
+
+The prunable layers of every source are its ``nn.Linear`` and ``nn.Conv2d`` weights (ALGORITHMS.md 0.3).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from rmt.errors import ModelSourceError
+from verification.state_dicts import load_state_dict_strictly, read_state_dict
 
-__all__ = ["load_named_weights", "prunable_weights", "state_dict_weights", "DEFAULT_SOURCE"]
+__all__ = [
+    "DEFAULT_SOURCE",
+    "SOURCE_KINDS",
+    "WEIGHT_FILE_SUFFIXES",
+    "LoadedModel",
+    "load_model",
+    "build_timm",
+    "prunable_weights",
+    "state_dict_weights",
+    "weights_module",
+]
 
 DEFAULT_SOURCE = "default"
-_FILE_SUFFIXES = (".safetensors", ".pt", ".pth")
+#: ``LoadedModel.kind`` values.
+SOURCE_KINDS = ("default", "timm", "state-dict")
+WEIGHT_FILE_SUFFIXES = (".safetensors", ".pt", ".pth")
 _EXCLUDED_MODULE_WORDS = ("norm", "emb", "wte", "wpe")
-_DEFAULT_VIT = dict(img_size=28, patch_size=7, in_chans=1, embed_dim=64, depth=4, num_heads=4, num_classes=10)
-_MAX_KEYS_SHOWN = 8
+#: Seed of the random initialisation of a timm model loaded without a checkpoint.
+TIMM_INIT_SEED = 0
 
 
-def prunable_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """A resolved model source.
+
+    ``model`` is in eval mode; ``kind`` is one of :data:`SOURCE_KINDS`; ``description`` is one
+    human-readable line for reports; ``trained_default`` is True only for the shipped, trained
+    default model (``"default"`` without ``--checkpoint``); ``runnable`` is False for a state-dict
+    file, whose ``model`` is a shell of bias-free layers (see :func:`weights_module`).
+    """
+
+    model: nn.Module
+    source: str
+    kind: str
+    description: str
+    checkpoint: str | None
+    trained_default: bool
+
+    @property
+    def runnable(self) -> bool:
+        return self.kind != "state-dict"
+
+    def prunable_weights(self) -> dict[str, torch.Tensor]:
+        """``{"<module>.weight": weight}`` of every ``nn.Linear`` / ``nn.Conv2d`` of :attr:`model`."""
+        return prunable_weights(self.model)
+
+
+def prunable_weights(model: nn.Module) -> dict[str, torch.Tensor]:
     """``{"<module>.weight": weight}`` for every ``nn.Linear`` and ``nn.Conv2d`` (ALGORITHMS.md 0.3)."""
     return {
         f"{name}.weight": module.weight.detach()
         for name, module in model.named_modules()
-        if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d))
+        if isinstance(module, (nn.Linear, nn.Conv2d))
     }
 
 
@@ -62,105 +105,116 @@ def state_dict_weights(state: dict[str, Any]) -> dict[str, torch.Tensor]:
     return {key: value.detach() for key, value in state.items() if _is_prunable_key(key, value)}
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise ModelSourceError(f"model file {str(path)!r} does not exist")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+def weights_module(weights: dict[str, torch.Tensor]) -> nn.Module:
+    """A module tree holding ``weights`` (``"<module path>.weight"``) as bias-free Linear / Conv2d layers.
 
-            return load_file(str(path), device="cpu")
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt file, pickle refused by weights_only, ...
-        raise ModelSourceError(f"cannot read {str(path)!r} as a state dict: {exc}") from exc
-    for wrapper in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
-            state = state[wrapper]
-    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
-        raise ModelSourceError(f"{str(path)!r} does not contain a state dict (a mapping from names to tensors)")
-    return state
-
-
-def _shorten(keys: list[str]) -> str:
-    shown = ", ".join(keys[:_MAX_KEYS_SHOWN])
-    return shown + (f", ... ({len(keys)} in all)" if len(keys) > _MAX_KEYS_SHOWN else "")
-
-
-def _load_checkpoint_strictly(model: torch.nn.Module, path: Path, label: str) -> None:
-    state = _read_state_dict(path)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong_shape = sorted(
-        f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}"
-        for k in set(state) & set(expected)
-        if isinstance(state[k], torch.Tensor) and tuple(state[k].shape) != tuple(expected[k].shape)
-    )
-    problems = [
-        f"{title}: {_shorten(keys)}"
-        for title, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong_shape))
-        if keys
-    ]
-    if problems:
-        raise ModelSourceError(f"checkpoint {str(path)!r} does not match {label}: " + "; ".join(problems))
-    model.load_state_dict(state, strict=True)
+    Each layer has its weight's dtype and exact values (a weights-only shell: not a runnable network).
+    """
+    root = nn.Module()
+    for key, w in weights.items():
+        path = key[: -len(".weight")].split(".")
+        parent = root
+        for part in path[:-1]:
+            if not hasattr(parent, part):
+                parent.add_module(part, nn.Module())
+            parent = getattr(parent, part)
+        if hasattr(parent, path[-1]):
+            raise ModelSourceError(f"{key}: module {'.'.join(path)} is both a layer and a container in the state dict")
+        if w.ndim == 2:
+            layer = nn.Linear(w.shape[1], w.shape[0], bias=False, device="meta", dtype=w.dtype)
+        else:
+            layer = nn.Conv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]), bias=False, device="meta", dtype=w.dtype)
+        layer.weight = nn.Parameter(w.detach().clone(), requires_grad=False)
+        parent.add_module(path[-1], layer)
+    return root
 
 
-def _build_timm(name: str) -> torch.nn.Module:
+def build_timm(name: str, argument: str = "source") -> nn.Module:
+    """``timm.create_model(name, pretrained=False)`` (offline), with typed errors naming ``argument``.
+
+    Raises :class:`ModelSourceError` when ``name`` is not a registered timm model or timm fails.
+    """
     import timm
 
     if not timm.is_model(name):
         raise ModelSourceError(
-            f"unknown model source {name!r}: not a file ({', '.join(_FILE_SUFFIXES)}), not 'default', "
-            "and not a registered timm model name"
+            f"{argument}: unknown model source {name!r}: not a weight file ({', '.join(WEIGHT_FILE_SUFFIXES)}), "
+            f"not {DEFAULT_SOURCE!r}, and not a registered timm model name"
         )
     try:
         return timm.create_model(name, pretrained=False)
     except Exception as exc:
-        raise ModelSourceError(f"timm could not build {name!r}: {exc}") from exc
+        raise ModelSourceError(f"{argument}: timm could not build {name!r}: {exc}") from exc
 
 
-def _build_default() -> torch.nn.Module:
-    from timm.models.vision_transformer import VisionTransformer
+def _load_default(checkpoint: str | None) -> LoadedModel:
+    from verification.default_model import DEFAULT_WEIGHTS_NAME, build_default_model
 
-    torch.manual_seed(0)
-    return VisionTransformer(**_DEFAULT_VIT)
+    model = build_default_model(weights_path=checkpoint)
+    weights = f"weights {checkpoint} (loaded strictly)" if checkpoint else f"shipped trained weights {DEFAULT_WEIGHTS_NAME}"
+    return LoadedModel(
+        model=model, source=DEFAULT_SOURCE, kind="default", checkpoint=checkpoint, trained_default=checkpoint is None,
+        description=f"default Fashion-MNIST ViT (timm VisionTransformer, {weights})",
+    )
 
 
-def load_named_weights(source: str, checkpoint: str | None = None) -> tuple[str, dict[str, torch.Tensor]]:
-    """Resolve ``source`` (file, timm name or ``"default"``) to ``(description, {name: weight})``.
+def _load_timm(name: str, checkpoint: str | None, argument: str) -> LoadedModel:
+    if checkpoint is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(TIMM_INIT_SEED)
+            model = build_timm(name, argument)
+        weights = f"random initialisation under torch.manual_seed({TIMM_INIT_SEED}) (no --checkpoint given)"
+    else:
+        model = build_timm(name, argument)
+        state = read_state_dict(checkpoint, what="--checkpoint")
+        load_state_dict_strictly(model, state, label=f"--checkpoint {checkpoint!r}: its weights",
+                                 target=f"timm model {name!r}")
+        weights = f"weights loaded strictly from {checkpoint}"
+    return LoadedModel(
+        model=model.eval(), source=name, kind="timm", checkpoint=checkpoint, trained_default=False,
+        description=f"timm model {name} (built offline, pretrained=False; {weights})",
+    )
+
+
+def _load_state_dict_file(source: str, argument: str) -> LoadedModel:
+    state = read_state_dict(source, what=f"{argument} model file")
+    weights = state_dict_weights(state)
+    if not weights:
+        raise ModelSourceError(f"{argument}: {source!r} has no prunable (Linear / Conv2d) weights")
+    return LoadedModel(
+        model=weights_module(weights).eval(), source=source, kind="state-dict", checkpoint=None, trained_default=False,
+        description=f"state-dict file {source} ({len(state)} tensors; {len(weights)} prunable by the name/shape rule; "
+                    "weights only)",
+    )
+
+
+def load_model(
+    source: str, checkpoint: str | None = None, *, runnable: bool = False, argument: str = "source"
+) -> LoadedModel:
+    """Resolve ``source`` (``"default"``, a timm name, or a state-dict file) to a :class:`LoadedModel`.
+
+    ``runnable=True`` refuses a state-dict file (a command that runs the network, e.g. ``certify``).
+    ``argument`` is the command-line name used in error messages (``"--model"``, ``"SOURCE"``).
 
     Raises
     ------
     ModelSourceError
-        Missing or unreadable files, unknown names, a checkpoint that does not match the model,
-        a checkpoint given for a state-dict file, or a source with no prunable weights.
+        Missing or unreadable files, unknown names, a checkpoint that does not match the model, a
+        checkpoint given for a state-dict file, a state-dict file where ``runnable`` is asked, or a
+        source with no prunable weights.
     """
     source = str(source)
-    path = Path(source)
-    ckpt = None if checkpoint is None else Path(checkpoint)
-    if path.suffix in _FILE_SUFFIXES:
-        if ckpt is not None:
-            raise ModelSourceError("--checkpoint applies to a timm model name or 'default', not to a weight file")
-        state = _read_state_dict(path)
-        weights = state_dict_weights(state)
-        description = f"state-dict file {source} ({len(state)} tensors; {len(weights)} prunable by the name/shape rule)"
-    else:
-        if source == DEFAULT_SOURCE:
-            model = _build_default()
-            arch = "default model: untrained placeholder ViT (timm VisionTransformer, " + ", ".join(
-                f"{k}={v}" for k, v in _DEFAULT_VIT.items()
-            ) + ", torch.manual_seed(0))"
-        else:
-            model = _build_timm(source)
-            arch = f"timm model {source} (built offline, pretrained=False)"
-        if ckpt is not None:
-            _load_checkpoint_strictly(model, ckpt, f"model {source!r}")
-            arch += f", weights loaded strictly from {checkpoint}"
-        elif source != DEFAULT_SOURCE:
-            arch += ", random initialisation (no --checkpoint given)"
-        weights = prunable_weights(model)
-        description = arch
-    if not weights:
-        raise ModelSourceError(f"{source!r} has no prunable (Linear / Conv2d) weights")
-    return description, weights
+    checkpoint = None if checkpoint is None else str(checkpoint)
+    if Path(source).suffix in WEIGHT_FILE_SUFFIXES:
+        if checkpoint is not None:
+            raise ModelSourceError(f"--checkpoint applies to a timm model name or {DEFAULT_SOURCE!r}, not to a weight file")
+        if runnable:
+            raise ModelSourceError(
+                f"{argument}: {source!r} is a weights-only state-dict file; this command runs the network, so give "
+                f"{DEFAULT_SOURCE!r} or a timm model name with --checkpoint {source}"
+            )
+        return _load_state_dict_file(source, argument)
+    loaded = _load_default(checkpoint) if source == DEFAULT_SOURCE else _load_timm(source, checkpoint, argument)
+    if not loaded.prunable_weights():
+        raise ModelSourceError(f"{argument}: {source!r} has no prunable (Linear / Conv2d) weights")
+    return loaded

@@ -2,16 +2,21 @@
 
     mpcert prune SOURCE --method {magnitude,rmt,seb,ser,hybrid,cast} [--sparsity S | --pattern K:N] --out MASK
 
-``SOURCE``: ``default`` (the shipped Fashion-MNIST ViT; ``--checkpoint`` replaces its weights), a
-registered timm model name (built offline, ``--checkpoint`` loaded strictly), or a state-dict file
-(``.safetensors`` / ``.pt`` / ``.pth``; data-free methods only — its layers are rebuilt from the
-weight shapes, 2-D as ``nn.Linear`` and 4-D as ``nn.Conv2d``, so the mask's layer names are the
-state dict's module names).  Data-driven methods (``ser``, ``hybrid`` and ``cast``) use ``--data``
+``SOURCE`` is resolved by :func:`verification.model_source.load_model`: ``default`` (the shipped,
+trained Fashion-MNIST ViT; ``--checkpoint`` replaces its weights), a registered timm model name
+(built offline, ``--checkpoint`` loaded strictly), or a state-dict file (``.safetensors`` / ``.pt`` /
+``.pth``; data-free methods only — its layers are rebuilt from the weight shapes by
+:func:`verification.model_source.weights_module`, so the mask's layer names are the state dict's
+module names).  The written mask file is read by ``mpcert certify --mask FILE``.  Data-driven methods (``ser``, ``hybrid`` and ``cast``) use ``--data``
 (``default``: :func:`verification.datasets.load_default_dataset`, or a folder of idx files): SER and
 Hybrid train on ``--train-images`` class-balanced training images for at most ``--steps`` steps per
 phase; CAST calibrates on ``--calibration`` images.  The MP cache of SEB/SER/Hybrid is computed once
-from the source weights; ``rmt`` runs the classical-RMT sweep data-free (no fine-tuning between grid
-points).  The file is written to a temporary sibling and renamed into place; an
+from the source weights.  ``rmt`` runs the classical-RMT sweep with the post-pruning step of
+``--compat`` (ALGORITHMS.md 11 C6): ``paper`` (default) fine-tunes on the ``--train-images`` for at
+most ``--steps`` steps after every grid point, ``reference`` runs the authors' data-free regulariser
+loop (the only choice for a weights-only state-dict source).  ``seb`` runs the pure edge budget
+(ALGORITHMS.md 4.2) without the Haar SV preprocessing of 2.2(c), because the preprocessing rewrites
+weight values and a mask file carries no weights: the written mask is then exactly what is audited.  The file is written to a temporary sibling and renamed into place; an
 existing ``--out`` is refused unless ``--force``.
 """
 
@@ -24,17 +29,16 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from pruning.errors import PruningParameterError
 from rmt.errors import ModelSourceError
-from verification.model_source import _build_timm, _load_checkpoint_strictly, _read_state_dict, state_dict_weights
+from verification.model_source import load_model
 
-__all__ = ["METHODS", "DATA_METHODS", "register", "load_prune_source", "weights_module", "run_prune"]
+__all__ = ["METHODS", "DATA_METHODS", "register", "run_prune"]
 
 METHODS = ("magnitude", "rmt", "seb", "ser", "hybrid", "cast")
 DATA_METHODS = ("ser", "hybrid", "cast")
-_FILE_SUFFIXES = (".safetensors", ".pt", ".pth")
+RMT_COMPATS = ("paper", "reference")
 
 
 def register(subparsers) -> None:
@@ -46,6 +50,8 @@ def register(subparsers) -> None:
     parser.add_argument("--sparsity", type=float, help="target global sparsity in [0, 1) (unstructured methods)")
     parser.add_argument("--pattern", help="k:n pattern for --method cast (default 2:4)")
     parser.add_argument("--scope", choices=("global", "layerwise"), default="global", help="magnitude scope (default: %(default)s)")
+    parser.add_argument("--compat", choices=RMT_COMPATS, default="paper",
+                        help="classical-RMT post-pruning step, ALGORITHMS.md C6 (default: %(default)s)")
     parser.add_argument("--checkpoint", metavar="FILE", help="weights for a timm name or 'default' (loaded strictly)")
     parser.add_argument("--data", default="default", help="'default' or a folder of Fashion-MNIST idx files")
     parser.add_argument("--calibration", type=int, default=64, help="CAST calibration images (default: %(default)s)")
@@ -60,7 +66,7 @@ def register(subparsers) -> None:
 def _main(args: argparse.Namespace) -> int:
     mask, description = run_prune(
         args.source, method=args.method, out=Path(args.out), sparsity=args.sparsity, pattern=args.pattern,
-        scope=args.scope, checkpoint=args.checkpoint, data=args.data, calibration=args.calibration,
+        scope=args.scope, compat=args.compat, checkpoint=args.checkpoint, data=args.data, calibration=args.calibration,
         train_images=args.train_images, steps=args.steps, seed=args.seed, force=args.force,
     )
     report = mask.sparsity_report()
@@ -68,47 +74,6 @@ def _main(args: argparse.Namespace) -> int:
     print(f"{args.method}: {len(mask.keep)} layers, {report.zeros}/{report.total} pruned "
           f"(sparsity {report.global_sparsity:.6f}, pattern {mask.pattern_name}); mask written to {args.out}")
     return 0
-
-
-def weights_module(weights: dict[str, torch.Tensor]) -> nn.Module:
-    """A module tree holding ``weights`` (``"<module path>.weight"``) as bias-free Linear / Conv2d layers."""
-    root = nn.Module()
-    for key, w in weights.items():
-        path = key[: -len(".weight")].split(".")
-        parent = root
-        for part in path[:-1]:
-            if not hasattr(parent, part):
-                parent.add_module(part, nn.Module())
-            parent = getattr(parent, part)
-        if hasattr(parent, path[-1]):
-            raise ModelSourceError(f"{key}: module {'.'.join(path)} is both a layer and a container in the state dict")
-        layer = nn.Linear(w.shape[1], w.shape[0], bias=False) if w.ndim == 2 else \
-            nn.Conv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]), bias=False)
-        with torch.no_grad():
-            layer.weight.copy_(w)
-        parent.add_module(path[-1], layer)
-    return root
-
-
-def load_prune_source(source: str, checkpoint: str | None) -> tuple[nn.Module, str, bool]:
-    """``(model, description, runnable)``; ``runnable`` is False for a weights-only state-dict file."""
-    path = Path(source)
-    if path.suffix in _FILE_SUFFIXES:
-        if checkpoint is not None:
-            raise ModelSourceError("--checkpoint applies to a timm model name or 'default', not to a weight file")
-        weights = state_dict_weights(_read_state_dict(path))
-        if not weights:
-            raise ModelSourceError(f"{source!r} has no prunable (Linear / Conv2d) weights")
-        return weights_module(weights), f"state-dict file {source} ({len(weights)} prunable weights)", False
-    if source == "default":
-        from verification.default_model import build_default_model
-
-        model = build_default_model(weights_path=checkpoint)
-        return model, "default Fashion-MNIST ViT" + (f" with weights {checkpoint}" if checkpoint else " (shipped weights)"), True
-    model = _build_timm(source)
-    if checkpoint is not None:
-        _load_checkpoint_strictly(model, Path(checkpoint), f"model {source!r}")
-    return model.eval(), f"timm {source}" + (f" with weights {checkpoint}" if checkpoint else " (random initialisation)"), True
 
 
 def _check_arguments(method: str, sparsity: float | None, pattern: str | None) -> None:
@@ -124,15 +89,19 @@ def _check_arguments(method: str, sparsity: float | None, pattern: str | None) -
         raise PruningParameterError(f"--sparsity: must lie in [0, 1), got {sparsity!r}")
 
 
-def _build_mask(model, method, sparsity, pattern, scope, dataset_parts, steps, seed):
+def _build_mask(model, method, sparsity, pattern, scope, compat, dataset_parts, steps, seed):
     if method == "magnitude":
         from pruning.magnitude import magnitude
 
         return magnitude(model, sparsity, scope=scope)
     if method == "rmt":
+        from pruning.finetune import FinetuneConfig
         from pruning.rmt_baseline import classical_rmt
 
-        return classical_rmt(model, sparsity)
+        if compat == "reference":
+            return classical_rmt(model, sparsity, compat="reference")
+        return classical_rmt(model, sparsity, compat="paper", data=dataset_parts["train"],
+                             finetune_config=FinetuneConfig(max_steps=steps, batch_size=64, seed=seed))
     if method == "cast":
         from pruning.calibration import ActivationCapture
         from pruning.cast import cast_kn
@@ -145,7 +114,7 @@ def _build_mask(model, method, sparsity, pattern, scope, dataset_parts, steps, s
     if method == "seb":
         from pruning.seb import seb
 
-        return seb(model, sparsity, cache=cache)
+        return seb(model, sparsity, cache=cache, sv_z_base=None)
     from pruning.ser import KEEP_FT_DEFAULT, SELECTION_DEFAULT
 
     train = dataset_parts["train"]
@@ -175,7 +144,7 @@ def _dataset_parts(method: str, data: str, calibration: int, train_images: int, 
 
 def run_prune(
     source: str, *, method: str, out: Path, sparsity: float | None = None, pattern: str | None = None,
-    scope: str = "global", checkpoint: str | None = None, data: str = "default", calibration: int = 64,
+    scope: str = "global", compat: str = "paper", checkpoint: str | None = None, data: str = "default", calibration: int = 64,
     train_images: int = 256, steps: int = 20, seed: int = 0, force: bool = False,
 ):
     """Build the mask of ``method`` for ``source`` and save it to ``out``; return ``(mask, description)``."""
@@ -189,11 +158,16 @@ def run_prune(
     out = Path(out)
     if out.exists() and not force:
         raise PruningParameterError(f"--out: {str(out)!r} exists; use --force to replace it")
-    model, description, runnable = load_prune_source(source, checkpoint)
+    loaded = load_model(source, checkpoint, argument="SOURCE")
+    model, description = loaded.model, loaded.description
+    if compat not in RMT_COMPATS:
+        raise PruningParameterError(f"--compat: expected one of {RMT_COMPATS}, got {compat!r}")
+    needs_data = method in DATA_METHODS or (method == "rmt" and compat == "paper")
     parts = {}
-    if method in DATA_METHODS:
-        if not runnable:
-            raise ModelSourceError(f"--method {method} needs a runnable model; {source!r} is a weights-only state-dict file")
+    if needs_data:
+        if not loaded.runnable:
+            hint = " (or use --compat reference, which is data-free)" if method == "rmt" else ""
+            raise ModelSourceError(f"--method {method} needs a runnable model{hint}; {source!r} is a weights-only state-dict file")
         parts = _dataset_parts(method, data, calibration, train_images, seed)
         probe = (parts.get("calibration") or parts["train"])[0][:1]
         try:
@@ -202,7 +176,7 @@ def run_prune(
         except Exception as exc:
             raise ModelSourceError(f"--data {data!r}: its images {tuple(probe.shape[1:])} do not fit {source!r} ({exc})") from exc
     torch.manual_seed(seed)
-    mask = _build_mask(model, method, sparsity, pattern, scope, parts, steps, seed)
+    mask = _build_mask(model, method, sparsity, pattern, scope, compat, parts, steps, seed)
     provenance = mask.provenance
     mask = Mask(keep=mask.keep, pattern=mask.pattern, permutations=mask.permutations, provenance=Provenance(
         method=provenance.method, options={**provenance.options, "source": description, "cli_steps": steps},

@@ -8,7 +8,7 @@ from pruning.mask import Mask
 from verification.cli import main
 from verification.default_model import build_default_model
 
-SMALL = ["--calibration", "8", "--heldout", "4", "--grid", "2"]
+SMALL = ["--calibration", "8", "--heldout", "4", "--grid", "2", "--no-plots"]
 
 
 def leftovers(parent):

@@ -1,11 +1,17 @@
-"""verification.model_source: state-dict files, offline timm models, the default placeholder."""
+"""verification.model_source.load_model: state-dict files, offline timm models, the trained default model."""
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
 from rmt.errors import ModelSourceError
-from verification.model_source import load_named_weights, prunable_weights, state_dict_weights
+from verification.model_source import LoadedModel, load_model, prunable_weights, state_dict_weights
+
+
+def description_and_weights(source, checkpoint=None):
+    loaded = load_model(source, checkpoint)
+    assert isinstance(loaded, LoadedModel)
+    return loaded.description, loaded.prunable_weights()
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +28,7 @@ def linear_and_conv_names(model):
 
 
 def test_timm_name_gives_every_linear_and_conv(test_vit):
-    description, weights = load_named_weights("test_vit")
+    description, weights = description_and_weights("test_vit")
     assert "test_vit" in description and "pretrained=False" in description
     assert set(weights) == linear_and_conv_names(test_vit)
     assert "patch_embed.proj.weight" in weights and weights["patch_embed.proj.weight"].ndim == 4
@@ -32,15 +38,52 @@ def test_timm_name_gives_every_linear_and_conv(test_vit):
     assert every != set(weights)
 
 
-def test_default_source_is_a_deterministic_untrained_placeholder():
-    d1, w1 = load_named_weights("default")
-    d2, w2 = load_named_weights("default")
-    assert "untrained placeholder" in d1
-    assert len(w1) == 4 * 4 + 2  # qkv, proj, fc1, fc2 per block + patch_embed + head
-    assert w1["patch_embed.proj.weight"].shape == (64, 1, 7, 7)
-    assert w1["head.weight"].shape == (10, 64)
-    for name in w1:
-        assert torch.equal(w1[name], w2[name])
+def test_default_source_is_the_trained_default_model():
+    from verification.default_model import build_default_model, new_default_model
+
+    loaded = load_model("default")
+    assert loaded.kind == "default" and loaded.trained_default and loaded.runnable
+    assert "default Fashion-MNIST ViT" in loaded.description and "shipped trained weights" in loaded.description
+    weights = loaded.prunable_weights()
+    assert len(weights) == 4 * 4 + 2  # qkv, proj, fc1, fc2 per block + patch_embed + head
+    assert weights["patch_embed.proj.weight"].shape == (64, 1, 7, 7)
+    shipped = prunable_weights(build_default_model())
+    untrained = prunable_weights(new_default_model(seed=0))
+    for name in weights:
+        assert torch.equal(weights[name], shipped[name])
+    # known-bad: the former untrained placeholder differs from the shipped weights
+    assert not all(torch.equal(weights[name], untrained[name]) for name in weights)
+
+
+def test_default_with_checkpoint_is_not_the_trained_default(tmp_path):
+    from verification.default_model import new_default_model
+
+    source = new_default_model(seed=5)
+    path = tmp_path / "other.safetensors"
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
+    loaded = load_model("default", str(path))
+    assert not loaded.trained_default and "other.safetensors" in loaded.description
+    assert all(torch.equal(loaded.model.state_dict()[k], v) for k, v in source.state_dict().items())
+
+
+def test_timm_without_checkpoint_is_reproducible_and_keeps_the_rng():
+    torch.manual_seed(99)
+    expected_next = torch.rand(3)
+    torch.manual_seed(99)
+    first = load_model("test_vit").prunable_weights()
+    assert torch.equal(torch.rand(3), expected_next)  # the caller's RNG state is untouched
+    second = load_model("test_vit").prunable_weights()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_state_dict_file_is_weights_only(tmp_path):
+    path = tmp_path / "w.safetensors"
+    save_file({"fc.weight": torch.randn(4, 4, dtype=torch.float64)}, str(path))
+    loaded = load_model(str(path))
+    assert loaded.kind == "state-dict" and not loaded.runnable and not loaded.trained_default
+    assert loaded.prunable_weights()["fc.weight"].dtype == torch.float64
+    with pytest.raises(ModelSourceError, match="weights-only"):
+        load_model(str(path), runnable=True, argument="--model")
 
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
@@ -53,7 +96,7 @@ def test_state_dict_file_selects_by_name_and_shape(tmp_path, test_vit, suffix):
         save_file(state, str(path))
     else:
         torch.save({"state_dict": state}, str(path))
-    description, weights = load_named_weights(str(path))
+    description, weights = description_and_weights(str(path))
     assert str(path) in description
     assert set(weights) == linear_and_conv_names(test_vit)
     for name, tensor in weights.items():
@@ -67,7 +110,7 @@ def test_checkpoint_loads_real_weights(tmp_path, test_vit):
     trained = timm.create_model("test_vit", pretrained=False)
     path = tmp_path / "ckpt.safetensors"
     save_file({k: v.contiguous() for k, v in trained.state_dict().items()}, str(path))
-    description, weights = load_named_weights("test_vit", checkpoint=str(path))
+    description, weights = description_and_weights("test_vit", checkpoint=str(path))
     assert "ckpt.safetensors" in description
     for name, tensor in prunable_weights(trained).items():
         assert torch.equal(weights[name], tensor)
@@ -81,7 +124,7 @@ def test_mismatched_checkpoint_names_the_keys(tmp_path, test_vit):
     path = tmp_path / "bad.safetensors"
     save_file(state, str(path))
     with pytest.raises(ModelSourceError) as info:
-        load_named_weights("test_vit", checkpoint=str(path))
+        description_and_weights("test_vit", checkpoint=str(path))
     msg = str(info.value)
     assert "blocks.0.attn.qkv.weight" in msg and "extra.weight" in msg and "head.weight" in msg
 
@@ -96,22 +139,22 @@ def test_mismatched_checkpoint_names_the_keys(tmp_path, test_vit):
 )
 def test_bad_sources_raise(source, checkpoint, fragment):
     with pytest.raises(ModelSourceError, match=fragment):
-        load_named_weights(source, checkpoint=checkpoint)
+        description_and_weights(source, checkpoint=checkpoint)
 
 
 def test_corrupt_file_and_checkpoint_on_file_raise(tmp_path):
     path = tmp_path / "junk.pt"
     path.write_bytes(b"not a pickle")
     with pytest.raises(ModelSourceError, match="cannot read"):
-        load_named_weights(str(path))
+        description_and_weights(str(path))
     good = tmp_path / "w.safetensors"
     save_file({"fc.weight": torch.randn(4, 4)}, str(good))
     with pytest.raises(ModelSourceError, match="checkpoint"):
-        load_named_weights(str(good), checkpoint=str(good))
+        description_and_weights(str(good), checkpoint=str(good))
     empty = tmp_path / "empty.safetensors"
     save_file({"norm.weight": torch.ones(4)}, str(empty))
     with pytest.raises(ModelSourceError, match="no prunable"):
-        load_named_weights(str(empty))
+        description_and_weights(str(empty))
 
 
 def test_state_dict_rule_directly():

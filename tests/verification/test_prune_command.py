@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 from pruning.mask import Mask
 from verification.cli import main
 from verification.default_model import build_default_model
-from verification.prune_command import weights_module
+from verification.model_source import weights_module
 
 
 def test_default_magnitude_mask_loads_and_validates(tmp_path, capsys):
@@ -90,3 +90,24 @@ def test_state_dict_errors(tmp_path, capsys):
     assert "runnable" in capsys.readouterr().err
     assert main(["prune", str(tmp_path / "missing.pt"), "--method", "seb", "--sparsity", "0.5",
                  "--out", str(tmp_path / "c")]) == 2
+
+
+def test_classical_rmt_compat_switch(tmp_path, capsys):
+    """C6: the paper's post-pruning fine-tuning needs a runnable model; ``--compat reference`` is data-free."""
+    path, state = state_dict(tmp_path)
+    out = tmp_path / "rmt.safetensors"
+    assert main(["prune", str(path), "--method", "rmt", "--sparsity", "0.3", "--out", str(out)]) == 2
+    assert "--compat reference" in capsys.readouterr().err
+    assert main(["prune", str(path), "--method", "rmt", "--sparsity", "0.3", "--compat", "reference", "--out", str(out)]) == 0
+    shell = weights_module({k: v for k, v in state.items() if k.endswith("weight") and v.ndim in (2, 4)})
+    mask = Mask.load(out, shell)
+    assert mask.provenance.method == "classical_rmt"
+    assert mask.provenance.options.get("compat") == "reference"
+
+
+def test_seb_mask_is_computed_on_the_weights_it_is_applied_to(tmp_path):
+    """The CLI's SEB skips the Haar SV preprocessing (it rewrites weights a mask file cannot carry)."""
+    out = tmp_path / "seb.safetensors"
+    assert main(["prune", "default", "--method", "seb", "--sparsity", "0.3", "--out", str(out)]) == 0
+    mask = Mask.load(out, build_default_model())
+    assert mask.provenance.options["sv_preprocess"] is None
