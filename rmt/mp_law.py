@@ -184,9 +184,11 @@ class MarchenkoPastur:
     def _core_cdf(self, x: np.ndarray) -> np.ndarray:
         """CDF of the continuous part, normalised to total mass 1 (closed form, exact at the edges)."""
         if self.ratio <= 1.0:
-            return _mp_cdf_closed_form(x, self.ratio, self.sigma2)
-        # non-zero eigenvalues of W^T W / N are c times an MP(1/c, sigma2) law
-        return _mp_cdf_closed_form(x / self.ratio, 1.0 / self.ratio, self.sigma2)
+            core = _mp_cdf_closed_form(x, self.ratio, self.sigma2)
+        else:  # non-zero eigenvalues of W^T W / N are c times an MP(1/c, sigma2) law
+            core = _mp_cdf_closed_form(x / self.ratio, 1.0 / self.ratio, self.sigma2)
+        # x / c can round above the inner law's lower edge: pin the continuous part to 0 at lambda_-
+        return np.where(x <= self.lambda_minus, 0.0, core)
 
     def cdf(self, x) -> np.ndarray:
         """``P(X <= x)``, atom at zero included (right-continuous)."""

@@ -316,3 +316,12 @@ def test_bad_shapes_raise():
         narayana_moment(1.5, 1.0)
     with pytest.raises(InvalidParameterError, match="n_cols"):
         singular_edges(3, 0)
+
+
+def test_cdf_is_exactly_the_atom_at_the_lower_edge_regression():
+    """Found by hypothesis in a whole-suite run: for c > 1, ``lambda_- / c`` rounded above the inner law's
+    lower edge and the CDF at ``lambda_-`` exceeded the atom by one ulp."""
+    ratio, sigma2 = float(np.exp(0.357421875)), 0.3576234919612471
+    law = MarchenkoPastur(ratio, sigma2)
+    lm, _ = mp_edges(ratio, sigma2)
+    assert float(law.cdf(lm)) == law.atom
