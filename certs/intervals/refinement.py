@@ -1,0 +1,257 @@
+"""Sound path bounds by interval forward mode over sub-intervals of ``theta`` (THEORY.md 3.1, 3.7).
+
+For one sample the path output is ``z(theta) = psi_2(u_0 + theta d)``, ``theta in [0, 1]``.  An
+*evaluator* maps a batch of ``(sample, [a, b])`` pairs to a :class:`certs.intervals.dual.Dual` whose
+value encloses ``z(theta)`` and whose tangent encloses ``z'(theta)`` for every ``theta in [a, b]``.
+On a cover of ``[0, 1]`` by sub-intervals ``I_j``:
+
+* ``slope_j = max_k |T_k(I_j)|`` bounds ``sup_{theta in I_j} ||z'(theta)||_inf``, so
+  ``D_s = max_j slope_j >= sup_theta ||z'(theta)||_inf`` and, with ``d = R psi_1(s)``,
+  ``L_s = D_s / ||d||_inf`` is a valid Lipschitz constant of ``psi_2`` on the segment
+  (THEORY.md 3.5: every difference of two segment points is a multiple of ``d``, and
+  ``||z(t_1) - z(t_0)||_inf <= |t_1 - t_0| sup ||z'||_inf``).  Valid for Lemma 5.1 and Corollary 5.2.
+* ``change_j = max_k max(hi_k(I_j) - lo_k(1), hi_k(1) - lo_k(I_j))`` bounds
+  ``sup_{theta in I_j} ||z(theta) - z(1)||_inf`` directly (the logit path bound of THEORY.md 3.7 without
+  the Lipschitz step; it is often much tighter for Corollary 5.2).
+* a rigorous *lower* bound of ``sup ||z'||_inf`` comes from point evaluations ``[m, m]``: the true
+  ``z'(m)_k`` lies in ``T_k``, so ``|z'(m)_k| >= mig(T_k)``.
+
+Adaptive refinement: in each round, every sub-interval with ``slope_j > (1 + rtol) lower_s`` is halved
+(at most ``max_subintervals`` per sample, largest slopes first); the children evaluate their midpoints
+too.  A child keeps ``min(child bound, parent bound)`` (the parent's bound is valid on the child), so
+the per-sample bounds never increase.  Work is batched over samples and sub-intervals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Union
+
+import numpy as np
+import torch
+
+from certs.budget import PerSampleLipschitz
+from certs.errors import CertificateInputError
+from rmt.bounds import SOUND
+
+from .taylor import TaylorDual, TaylorForm
+from .dual import Dual
+from .interval import EPS, Interval, IntervalDomainError, round_up_tensor
+
+__all__ = ["PathEvaluator", "SegmentBounds", "path_start", "segment_bounds"]
+
+#: ``evaluate(owner, theta_lo, theta_hi)`` -> a :class:`Dual` or :class:`TaylorDual` of the outputs, shape
+#: ``(P, K)`` (anything with ``enclosures() -> (value Interval, tangent Interval)``); ``owner`` are sample indices.
+PathEvaluator = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Union[Dual, TaylorDual]]
+
+_FLOOR = 1e-200
+
+
+@dataclass(frozen=True, eq=False)
+class SegmentBounds:
+    """Final sub-intervals of every sample with their sound bounds (see the module docstring).
+
+    owner, theta_lo, theta_hi, slope, change: one entry per final sub-interval.
+    derivative: ``(B,)`` sound upper bound of ``sup_theta ||z'(theta)||_inf``.
+    derivative_lower: ``(B,)`` rigorous lower bound of the same supremum (from point evaluations).
+    evaluations: number of (sample, sub-interval or point) evaluations done; rounds: refinement rounds run.
+    """
+
+    owner: np.ndarray
+    theta_lo: np.ndarray
+    theta_hi: np.ndarray
+    slope: np.ndarray
+    change: np.ndarray
+    tangent_lo: np.ndarray
+    tangent_hi: np.ndarray
+    derivative: np.ndarray
+    derivative_lower: np.ndarray
+    subintervals: int
+    evaluations: int
+    rounds: int
+
+    def logit_change(self, theta0: float = 0.0) -> np.ndarray:
+        """Sound bound of ``sup_{theta in [theta0, 1]} ||z(theta) - z(1)||_inf`` per sample."""
+        if not 0.0 <= theta0 <= 1.0:
+            raise CertificateInputError(f"theta0: must lie in [0, 1], got {theta0!r}")
+        use = self.theta_hi >= theta0
+        bound = np.minimum(self.change, self._integrated_change(theta0))
+        out = np.zeros(self.derivative.shape[0])
+        np.maximum.at(out, self.owner[use], bound[use])
+        return out
+
+    def _integrated_change(self, theta0: float) -> np.ndarray:
+        """Per sub-interval ``I_j = [a_j, b_j]``: bound of ``sup_{theta in I_j, theta >= theta0} ||z(theta) - z(1)||_inf``
+        from ``z(1) - z(theta) = int_theta^1 z' in [0, b_j - max(a_j, theta0)] T_j + sum_{i: a_i >= b_j} |I_i| T_i``
+        (componentwise; sums rounded outward with the margin ``(P + 4) eps sum |terms|``)."""
+        order = np.lexsort((-self.theta_lo, self.owner))  # per sample, right to left
+        owner, a, b = self.owner[order], self.theta_lo[order], self.theta_hi[order]
+        width = (b - a)[:, None]
+        lo_terms, hi_terms = width * self.tangent_lo[order], width * self.tangent_hi[order]
+        margin = (order.size + 4) * EPS
+        first = np.r_[True, owner[1:] != owner[:-1]]
+        out = np.empty(order.size)
+        group = np.cumsum(first) - 1
+        for g in np.unique(group):
+            rows = np.flatnonzero(group == g)
+            after_lo = np.cumsum(lo_terms[rows], axis=0) - lo_terms[rows]  # strictly later sub-intervals
+            after_hi = np.cumsum(hi_terms[rows], axis=0) - hi_terms[rows]
+            scale = np.cumsum(np.abs(lo_terms[rows]) + np.abs(hi_terms[rows]), axis=0)
+            part = np.clip(b[rows] - np.maximum(a[rows], theta0), 0.0, None)[:, None]
+            own_lo = np.minimum(0.0, part * self.tangent_lo[order][rows])
+            own_hi = np.maximum(0.0, part * self.tangent_hi[order][rows])
+            lo = after_lo + own_lo - margin * (scale + np.abs(own_lo))
+            hi = after_hi + own_hi + margin * (scale + np.abs(own_hi))
+            out[rows] = np.nextafter(np.maximum(np.abs(lo), np.abs(hi)).max(axis=1), np.inf)
+        result = np.empty_like(out)
+        result[order] = out
+        return result
+
+    def lipschitz(self, products: np.ndarray, method: str) -> PerSampleLipschitz:
+        """``L_s = D_s / ||R psi_1(s)||_inf`` rounded up (``0`` where the product is 0), labelled sound."""
+        p = np.asarray(products, dtype=np.float64)
+        if p.shape != self.derivative.shape:
+            raise CertificateInputError(f"products: expected shape {self.derivative.shape}, got {p.shape}")
+        safe = np.where(p > 0, p, 1.0)
+        values = np.where(p > 0, np.nextafter(self.derivative / safe, np.inf), 0.0)
+        return PerSampleLipschitz(values, SOUND, method)
+
+
+def path_start(base: Interval, step: Interval, theta_lo: torch.Tensor, theta_hi: torch.Tensor,
+               bias: torch.Tensor | None, order: int = 2):
+    """The path point ``base + theta step + bias`` for ``theta in [theta_lo, theta_hi]``, tangent ``step``.
+
+    ``base``/``step``: enclosures of ``S psi_1`` and ``R psi_1`` (``theta_lo``/``theta_hi`` broadcast
+    against them).  ``order >= 1``: a :class:`TaylorDual` of that order with ``theta = theta_c + h eps``;
+    ``order = 0``: a plain-interval :class:`Dual`.
+    """
+    if isinstance(order, bool) or not isinstance(order, int) or order < 0:
+        raise CertificateInputError(f"order: must be an integer >= 0, got {order!r}")
+    if order == 0:
+        u = base + step * Interval(theta_lo, theta_hi)
+        return Dual(u if bias is None else u + bias, step)
+    bc, br = base.centre_radius()
+    sc, sr = step.centre_radius()
+    tc = 0.5 * (theta_lo + theta_hi)
+    th = torch.maximum(round_up_tensor(theta_hi - tc), round_up_tensor(tc - theta_lo))
+    zero = torch.zeros_like(tc)
+    theta = TaylorForm((tc, th) + (zero,) * (order - 1), zero)
+    step_form = TaylorForm((sc,) + (torch.zeros_like(sc),) * order, sr)
+    u = TaylorForm((bc,) + (torch.zeros_like(bc),) * order, br) + step_form * theta
+    return TaylorDual(u if bias is None else u + bias, step_form)
+
+
+def _run(evaluate: PathEvaluator, owner, lo, hi, batch: int, device) -> tuple[Interval, Interval]:
+    values, tangents = [], []
+    for start in range(0, len(owner), batch):
+        part = slice(start, start + batch)
+        out = evaluate(
+            torch.as_tensor(owner[part], dtype=torch.long, device=device),
+            torch.as_tensor(lo[part], dtype=torch.float64, device=device),
+            torch.as_tensor(hi[part], dtype=torch.float64, device=device),
+        )
+        value, tangent = out.enclosures()
+        values.append(value.unbounded_where_nan())
+        tangents.append(tangent.unbounded_where_nan())
+    cat = lambda parts: Interval(torch.cat([p.lo for p in parts]).cpu(), torch.cat([p.hi for p in parts]).cpu())
+    return cat(values), cat(tangents)
+
+
+def _piece_bounds(value: Interval, tangent: Interval, owner: np.ndarray, end: Interval) -> tuple[np.ndarray, np.ndarray]:
+    slope = tangent.mag().amax(-1).numpy()
+    idx = torch.as_tensor(owner, dtype=torch.long)
+    gap = torch.maximum(value.hi - end.lo[idx], end.hi[idx] - value.lo)
+    change = np.nextafter(gap.amax(-1).numpy(), np.inf)
+    return slope, np.maximum(change, 0.0), tangent.lo.numpy(), tangent.hi.numpy()
+
+
+def _scatter_max(values: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros(n)
+    np.maximum.at(out, owner, values)
+    return out
+
+
+def segment_bounds(
+    evaluate: PathEvaluator, n_samples: int, *, subintervals: int = 8, refine: int = 0, rtol: float = 0.25,
+    max_subintervals: int = 64, batch: int = 512, device: str | torch.device = "cpu", give_up: float | None = None,
+) -> SegmentBounds:
+    """Bounds of ``z`` and ``z'`` on ``[0, 1]`` for ``n_samples`` paths (module docstring).
+
+    ``subintervals``: initial uniform count ``K``; ``refine``: maximum refinement rounds (0 = none);
+    ``rtol``: stop splitting a sample once ``max slope <= (1 + rtol) lower``; ``max_subintervals``:
+    per-sample cap; ``batch``: evaluator batch size; ``give_up``: raise :class:`IntervalDomainError` right
+    after the initial pass when some sample's ``max slope / lower`` exceeds it (the enclosure is too loose
+    for the refinement budget to close; ``None`` disables) — an error, never a number.
+    """
+    for label, value, low in (("subintervals", subintervals, 1), ("refine", refine, 0), ("max_subintervals", max_subintervals, 1),
+                              ("batch", batch, 1), ("n_samples", n_samples, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise CertificateInputError(f"{label}: must be an integer >= {low}, got {value!r}")
+    if not np.isfinite(rtol) or rtol < 0:
+        raise CertificateInputError(f"rtol: must be finite and >= 0, got {rtol!r}")
+    n, k = int(n_samples), int(subintervals)
+    edges = np.linspace(0.0, 1.0, k + 1)
+    samples = np.arange(n)
+    ones = np.ones(n)
+    end, _ = _run(evaluate, samples, ones, ones, batch, device)
+    owner = np.repeat(samples, k)
+    lo, hi = np.tile(edges[:-1], n), np.tile(edges[1:], n)
+    mid = 0.5 * (lo + hi)
+    value, tangent = _run(evaluate, np.concatenate([owner, owner]), np.concatenate([lo, mid]), np.concatenate([hi, mid]), batch, device)
+    p = owner.size
+    slope, change, t_lo, t_hi = _piece_bounds(value.rearrange(lambda t: t[:p]), tangent.rearrange(lambda t: t[:p]), owner, end)
+    lower = _scatter_max(tangent.mig()[p:].amax(-1).numpy(), owner, n)
+    evaluations = n + 2 * p
+    if give_up is not None:
+        upper = _scatter_max(slope, owner, n)
+        gap = np.where(upper > _FLOOR, upper / np.maximum(lower, _FLOOR), 1.0)
+        if not np.all(gap <= give_up):
+            bad = np.flatnonzero(~(gap <= give_up))
+            raise IntervalDomainError(
+                f"samples {bad[:5].tolist()}: upper/lower derivative bounds differ by {np.max(gap):.3g} > give_up={give_up:g} "
+                "after the initial sub-intervals (the enclosure is too loose: remainders grow through the network)"
+            )
+    rounds = 0
+    for _ in range(refine):
+        count = np.bincount(owner, minlength=n)
+        need = slope > (1.0 + rtol) * lower[owner] + _FLOOR
+        order = np.lexsort((-slope, owner))
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size) - np.searchsorted(owner[order], owner[order], side="left")
+        need &= rank < (max_subintervals - count[owner])
+        if not need.any():
+            break
+        rounds += 1
+        split = np.flatnonzero(need)
+        keep = ~need
+        s_owner, s_lo, s_hi = owner[split], lo[split], hi[split]
+        s_mid = 0.5 * (s_lo + s_hi)
+        c_owner = np.concatenate([s_owner, s_owner])
+        c_lo, c_hi = np.concatenate([s_lo, s_mid]), np.concatenate([s_mid, s_hi])
+        q_mid = 0.5 * (c_lo + c_hi)
+        m = c_owner.size
+        value, tangent = _run(evaluate, np.concatenate([c_owner, c_owner]), np.concatenate([c_lo, q_mid]),
+                              np.concatenate([c_hi, q_mid]), batch, device)
+        evaluations += 2 * m
+        c_slope, c_change, c_lo_t, c_hi_t = _piece_bounds(value.rearrange(lambda t: t[:m]), tangent.rearrange(lambda t: t[:m]), c_owner, end)
+        twice = np.concatenate([split, split])
+        parent_slope, parent_change = slope[twice], change[twice]
+        t_lo = np.concatenate([t_lo[keep], np.maximum(c_lo_t, t_lo[twice])])
+        t_hi = np.concatenate([t_hi[keep], np.minimum(c_hi_t, t_hi[twice])])
+        lower = np.maximum(lower, _scatter_max(tangent.mig()[m:].amax(-1).numpy(), c_owner, n))
+        owner = np.concatenate([owner[keep], c_owner])
+        lo, hi = np.concatenate([lo[keep], c_lo]), np.concatenate([hi[keep], c_hi])
+        slope = np.concatenate([slope[keep], np.minimum(c_slope, parent_slope)])
+        change = np.concatenate([change[keep], np.minimum(c_change, parent_change)])
+    derivative = _scatter_max(slope, owner, n)
+    if not np.all(np.isfinite(derivative)):
+        bad = np.flatnonzero(~np.isfinite(derivative))
+        raise IntervalDomainError(
+            f"samples {bad[:5].tolist()}: the interval enclosure overflowed on some sub-interval even after refinement; "
+            "raise subintervals or max_subintervals"
+        )
+    return SegmentBounds(
+        owner=owner, theta_lo=lo, theta_hi=hi, slope=slope, change=change, tangent_lo=t_lo, tangent_hi=t_hi,
+        derivative=derivative, derivative_lower=lower,
+        subintervals=k, evaluations=int(evaluations), rounds=rounds,
+    )

@@ -1,0 +1,387 @@
+"""Taylor forms of order ``n`` in the single path parameter, with outward-rounded remainders (THEORY.md 3.1, 3.6).
+
+Plain intervals lose all correlation between coordinates: through a ViT block ``|W| r`` replaces
+``W d`` at every linear map and the softmax exponentiates the resulting width, so enclosures explode
+(observed on the default model: ``1e250`` after four blocks).  But the whole path depends on **one**
+scalar ``theta``: on a sub-interval write ``theta = theta_c + h eps`` with ``eps in [-1, 1]`` and
+represent every quantity by a polynomial in ``eps`` plus a remainder radius,
+
+    x(eps) in c_0 + c_1 eps + ... + c_n eps^n + [-r, r]        (c_i point tensors, r >= 0).
+
+Linear maps act exactly on the ``c_i`` (keeping the cancellations of ``W d``, ``W x''``, ...); only the
+remainder (order ``h^(n+1)``) is propagated with ``|W|``.  ``n = 1`` is affine arithmetic; ``n = 2``
+(the default) also carries the curvature, which on the default ViT shrinks the remainders by orders of
+magnitude.  Rules (``spread = sum_{i>=1} |c_i| + r`` bounds ``|x - c_0|``; box ``c_0 +- spread``):
+
+* sums, point scaling, ``linear``, ``sum``, ``mean``, ``minus_mean``: exact on the ``c_i``, ``|.|`` on ``r``;
+* product: polynomial product truncated at degree ``n``; the dropped terms ``sum_{i+j>n} |x_i y_j|``
+  (``|eps| <= 1``) and ``r_x (sum |y_i| + r_y) + r_y sum |x_i|`` go to the remainder; ``matmul`` is the
+  same with matrix products (dropped terms bounded by ``|x_i| @ |y_j|``);
+* smooth ``f`` (Taylor with Lagrange remainder around ``c_0``, :mod:`certs.intervals.smooth`):
+  ``sum_{k<=n} f^(k)(c_0) / k! delta^k + M_{n+1} spread^(n+1) / (n+1)!`` with ``delta = x - c_0``
+  and ``M_{n+1} >= sup_box |f^(n+1)|``;
+* ReLU on a box crossing 0 (``l < 0 < u``): ``lambda x + mu +- mu`` with ``lambda = u / (u - l)``,
+  ``mu = -lambda l / 2``; abs on a crossing box: ``[0, max(-l, u)]``.
+
+Float64 rounding: each computed coefficient has an error below ``gamma * (sum of |terms|)`` (``gamma``
+as in :mod:`certs.intervals.interval`), added to ``r``; ``r`` is computed from non-negative terms,
+multiplied by ``1 + gamma`` and rounded up; NaN remainders (``0 * inf`` after an overflow) become
+``+inf``.  ``exp``, ``tanh``, ``erfc`` carry the library assumption ``FN_REL``.
+
+:class:`TaylorDual` pairs a value form with a tangent form on the same ``eps``; its rules are the chain
+rule of :mod:`certs.intervals.dual` with the factor ``f'(x)`` itself a Taylor form (needs
+``f^(1..n+1)`` and ``M_{n+2}``).  Taylor forms are not inclusion-isotone, so
+:mod:`certs.intervals.refinement` intersects every child's bounds with its parent's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence, Union
+
+import torch
+
+from .interval import EPS, FN_ABS, FN_REL, TINY, Interval, round_down, round_up_tensor
+from .smooth import EXP, GELU, RECIPROCAL, RSQRT, TANH, SmoothFunction
+
+__all__ = ["TaylorForm", "TaylorDual"]
+
+_TANH_GELU_K = math.sqrt(2.0 / math.pi)
+_TANH_GELU_A = 0.044715
+
+
+def _up(x: torch.Tensor, terms: int = 8) -> torch.Tensor:
+    """``x (1 + terms eps)`` rounded up; NaN read as ``+inf`` (unbounded)."""
+    x = torch.nan_to_num(x, nan=float("inf"), posinf=float("inf"))
+    return round_up_tensor(x * (1.0 + terms * EPS))
+
+
+def _abs_sum(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    out = tensors[0].abs()
+    for t in tensors[1:]:
+        out = out + t.abs()
+    return out
+
+
+Operand = Union["TaylorForm", torch.Tensor, float]
+
+
+@dataclass(frozen=True, eq=False)
+class TaylorForm:
+    """``sum_i c_i eps^i + [-r, r]`` for ``eps in [-1, 1]`` (module docstring)."""
+
+    coef: tuple[torch.Tensor, ...]
+    r: torch.Tensor
+
+    @property
+    def order(self) -> int:
+        return len(self.coef) - 1
+
+    @staticmethod
+    def point(x: torch.Tensor, order: int) -> "TaylorForm":
+        zero = torch.zeros_like(x)
+        return TaylorForm((x,) + (zero,) * order, zero)
+
+    @staticmethod
+    def build(coef: Sequence[torch.Tensor], r: torch.Tensor, err: torch.Tensor | float = 0.0) -> "TaylorForm":
+        """Form with computed coefficients (float error at most ``err``, plus one rounding each) and remainder ``r``."""
+        coef = tuple(coef)
+        return TaylorForm(coef, _up(r + err + EPS * _abs_sum(coef)))
+
+    @staticmethod
+    def cat(parts: Sequence["TaylorForm"], dim: int) -> "TaylorForm":
+        coef = tuple(torch.cat([p.coef[i] for p in parts], dim) for i in range(parts[0].order + 1))
+        return TaylorForm(coef, torch.cat([p.r for p in parts], dim))
+
+    def rearrange(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "TaylorForm":
+        return TaylorForm(tuple(fn(c) for c in self.coef), fn(self.r))
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.coef[0].shape
+
+    def tail_mag(self) -> torch.Tensor:
+        """``sum_{i>=1} |c_i|`` (float)."""
+        return _abs_sum(self.coef[1:]) if self.order else torch.zeros_like(self.r)
+
+    def spread(self) -> torch.Tensor:
+        """Upper bound of ``|x - c_0|``."""
+        return _up(self.tail_mag() + self.r, 2 * self.order + 2)
+
+    def box(self) -> Interval:
+        s = self.spread()
+        return Interval(round_down(self.coef[0] - s), round_up_tensor(self.coef[0] + s))
+
+    def _shift(self, value) -> "TaylorForm":
+        return TaylorForm.build((self.coef[0] + value,) + self.coef[1:], self.r)
+
+    # ------------------------------------------------------------------ linear rules
+    def __add__(self, other: Operand) -> "TaylorForm":
+        if isinstance(other, TaylorForm):
+            return TaylorForm.build(tuple(x + y for x, y in zip(self.coef, other.coef)), self.r + other.r)
+        return self._shift(other)
+
+    __radd__ = __add__
+
+    def __neg__(self) -> "TaylorForm":
+        return TaylorForm(tuple(-c for c in self.coef), self.r)
+
+    def __sub__(self, other: Operand) -> "TaylorForm":
+        return self + (-other)
+
+    def __rsub__(self, other: Operand) -> "TaylorForm":
+        return (-self) + other
+
+    def __mul__(self, other: Operand) -> "TaylorForm":
+        if not isinstance(other, TaylorForm):
+            w = torch.as_tensor(other, dtype=self.r.dtype, device=self.r.device)
+            return TaylorForm.build(tuple(c * w for c in self.coef), self.r * w.abs())
+        n = self.order
+        coef, high, err = [], 0.0, 0.0
+        for k in range(2 * n + 1):
+            terms = [self.coef[i] * other.coef[k - i] for i in range(max(0, k - n), min(k, n) + 1)]
+            total = terms[0]
+            for t in terms[1:]:
+                total = total + t
+            if k <= n:
+                coef.append(total)
+                err = err + (2 * n + 4) * EPS * _abs_sum(terms)
+            else:
+                high = high + total.abs()
+        mag_x, mag_y = _abs_sum(self.coef), _abs_sum(other.coef)
+        r = high + self.r * (mag_y + other.r) + other.r * mag_x
+        return TaylorForm.build(coef, r, err)
+
+    __rmul__ = __mul__
+
+    def divide(self, n: float) -> "TaylorForm":
+        return TaylorForm.build(tuple(c / n for c in self.coef), self.r / n)
+
+    def linear(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> "TaylorForm":
+        """``x W^T + b`` over the last dim (point ``W``)."""
+        wt = weight.transpose(-1, -2)
+        m = weight.shape[-1]
+        g = (m + 4) * EPS
+        coef = tuple(c @ wt for c in self.coef)
+        r = ((self.r + g * _abs_sum(self.coef)) @ wt.abs()) * (1.0 + g) + (m + 1) * TINY
+        out = TaylorForm(coef, _up(r))
+        return out if bias is None else out + bias
+
+    def matmul(self, other: "TaylorForm") -> "TaylorForm":
+        """``X Y`` of two forms (batched like ``torch.matmul``; module docstring)."""
+        n = self.order
+        k_inner = self.coef[0].shape[-1]
+        g = (k_inner + 2 * n + 6) * EPS
+        abs_x = [c.abs() for c in self.coef]
+        abs_y = [c.abs() for c in other.coef]
+        coef = []
+        for k in range(n + 1):
+            total = self.coef[0] @ other.coef[k]
+            for i in range(1, k + 1):
+                total = total + self.coef[i] @ other.coef[k - i]
+            coef.append(total)
+        mag_x, mag_y = _abs_sum(self.coef), _abs_sum(other.coef)
+        r = mag_x @ (other.r + g * mag_y) + self.r @ (mag_y + other.r)
+        for i in range(1, n + 1):  # dropped degrees i + j > n, bounded by |x_i| @ sum_{j > n - i} |y_j|
+            r = r + abs_x[i] @ _abs_sum(abs_y[n - i + 1:])
+        return TaylorForm(tuple(coef), _up(r * (1.0 + g) + (k_inner + 1) * TINY))
+
+    def sum(self, dim: int, keepdim: bool = False) -> "TaylorForm":
+        k = self.shape[dim]
+        g = (k + 4) * EPS
+        coef = tuple(c.sum(dim, keepdim) for c in self.coef)
+        r = (self.r + g * _abs_sum(self.coef)).sum(dim, keepdim) * (1.0 + g)
+        return TaylorForm(coef, _up(r))
+
+    def mean(self, dim: int, keepdim: bool = False) -> "TaylorForm":
+        return self.sum(dim, keepdim).divide(float(self.shape[dim]))
+
+    def minus_mean(self, dim: int = -1) -> "TaylorForm":
+        """``x - mean(x)`` along ``dim``: exact on the ``c_i``, ``|I - 1 1^T / k| r`` on the remainder."""
+        k = self.shape[dim]
+        g = (k + 6) * EPS
+        mag = _abs_sum(self.coef)
+        coef = tuple(c - c.mean(dim, keepdim=True) for c in self.coef)
+        r = (1.0 - 2.0 / k) * self.r + self.r.mean(dim, keepdim=True) + g * (mag + mag.mean(dim, keepdim=True))
+        return TaylorForm(coef, _up(r * (1.0 + g)))
+
+    # ------------------------------------------------------------------ smooth functions
+    def compose(self, derivs: Sequence[torch.Tensor], bound: torch.Tensor,
+                magnitudes: Sequence[torch.Tensor] | None = None) -> "TaylorForm":
+        """``f(x)`` from ``derivs = [f(c_0), ..., f^(n)(c_0)]`` and ``bound >= sup_box |f^(n+1)|`` (module docstring).
+
+        ``magnitudes[k]``: the scale of the float error of ``derivs[k]`` (default ``|derivs[k]|``); the error
+        is taken as ``FN_REL (|derivs[k]| + magnitudes[k])`` (absolute, so cancellation inside a
+        derivative formula, e.g. near a root of a Hermite polynomial, is covered)."""
+        n = self.order
+        mags = [d.abs() for d in derivs] if magnitudes is None else magnitudes
+        delta = TaylorForm((torch.zeros_like(self.r),) + self.coef[1:], self.r)
+        spread = self.spread()
+        out = TaylorForm.point(derivs[0], n)
+        power = None
+        err = FN_REL * (derivs[0].abs() + mags[0]) + FN_ABS
+        for k in range(1, n + 1):
+            power = delta if power is None else power * delta
+            scale = derivs[k] / math.factorial(k)
+            out = out + power * scale
+            err = err + FN_REL * (scale.abs() + mags[k] / math.factorial(k)) * spread ** k
+        lagrange = bound * spread ** (n + 1) / math.factorial(n + 1)
+        return TaylorForm.build(out.coef, out.r + lagrange, err)
+
+    def apply(self, fn: SmoothFunction, floor: torch.Tensor | float | None = None, first: int = 0) -> "TaylorForm":
+        """``f^(first)(x)`` for the smooth ``fn``; ``floor``: a known lower bound of the true ``x`` (tightens the box)."""
+        box = self.box()
+        if floor is not None:
+            box = Interval(torch.maximum(box.lo, torch.as_tensor(floor, dtype=box.lo.dtype, device=box.lo.device)), box.hi)
+        n = self.order
+        a = self.coef[0]
+        derivs = fn.derivatives(a, n + first)[first:]
+        at_centre = Interval(a, a)
+        magnitudes = [fn.bound(at_centre, k) for k in range(first, n + first + 1)]
+        return self.compose(derivs, fn.bound(box, n + 1 + first), magnitudes)
+
+    def relu_parts(self) -> tuple["TaylorForm", torch.Tensor]:
+        """ReLU and a code per entry: 1 (identity, ``l >= 0``), 0 (zero, ``u <= 0``), -1 (crossing or NaN)."""
+        box = self.box()
+        l, u = box.lo, box.hi
+        crossing = ~((l >= 0) | (u <= 0))
+        lam = torch.where(crossing, u / (u - l), (l >= 0).to(l.dtype))
+        mu = torch.where(crossing, -lam * l * 0.5, torch.zeros_like(l))
+        scaled = self * lam
+        out = TaylorForm.build(scaled._shift(mu).coef, scaled.r + mu, 4 * EPS * (box.mag() + mu))
+        return out, torch.where(crossing, -1, (l >= 0).to(torch.int64))
+
+    def abs_parts(self) -> tuple["TaylorForm", torch.Tensor]:
+        """``|x|`` and a code: 1 (``l >= 0``), -2 (``u <= 0``, negation), -1 (crossing: box ``[0, max(-l, u)]``)."""
+        box = self.box()
+        l, u = box.lo, box.hi
+        crossing = ~((l >= 0) | (u <= 0))
+        sign = torch.where(l >= 0, 1.0, -1.0).to(l.dtype)
+        half = 0.5 * torch.maximum(-l, u)
+        coef = tuple(torch.where(crossing, half if i == 0 else torch.zeros_like(l), c * sign) for i, c in enumerate(self.coef))
+        out = TaylorForm(coef, _up(torch.where(crossing, half, self.r)))
+        return out, torch.where(crossing, -1, torch.where(l >= 0, 1, -2))
+
+
+def _slope_times(code: torch.Tensor, t: TaylorForm, negative_slope: float) -> TaylorForm:
+    """``s t`` with slope ``s`` = 1 (code 1), 0 (code 0), -1 (code -2), or unknown in ``[negative_slope, 1]`` (code -1)."""
+    dtype = t.r.dtype
+    fixed = torch.where(code == 1, 1.0, torch.where(code == -2, -1.0, 0.0)).to(dtype)
+    crossing = code == -1
+    scale = torch.where(crossing, torch.full_like(fixed, 0.5 * (1.0 + negative_slope)), fixed)
+    extra = torch.where(crossing, 0.5 * (1.0 - negative_slope) * (_abs_sum(t.coef) + t.r), torch.zeros_like(fixed))
+    scaled = t * scale
+    return TaylorForm.build(scaled.coef, scaled.r + extra)
+
+
+DualOperand = Union["TaylorDual", torch.Tensor, float]
+
+
+@dataclass(frozen=True, eq=False)
+class TaylorDual:
+    """Value form and tangent form on one ``eps``; same methods as :class:`certs.intervals.dual.Dual`."""
+
+    value: TaylorForm
+    tangent: TaylorForm
+
+    def constant_like(self, x: torch.Tensor) -> "TaylorDual":
+        return TaylorDual(TaylorForm.point(x, self.value.order), TaylorForm.point(torch.zeros_like(x), self.value.order))
+
+    @staticmethod
+    def cat(parts: Sequence["TaylorDual"], dim: int) -> "TaylorDual":
+        return TaylorDual(TaylorForm.cat([p.value for p in parts], dim), TaylorForm.cat([p.tangent for p in parts], dim))
+
+    def rearrange(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "TaylorDual":
+        return TaylorDual(self.value.rearrange(fn), self.tangent.rearrange(fn))
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.value.shape
+
+    def enclosures(self) -> tuple[Interval, Interval]:
+        """Boxes of the value and of the tangent."""
+        return self.value.box(), self.tangent.box()
+
+    def __add__(self, other: DualOperand) -> "TaylorDual":
+        if isinstance(other, TaylorDual):
+            return TaylorDual(self.value + other.value, self.tangent + other.tangent)
+        return TaylorDual(self.value + other, self.tangent)
+
+    __radd__ = __add__
+
+    def __neg__(self) -> "TaylorDual":
+        return TaylorDual(-self.value, -self.tangent)
+
+    def __sub__(self, other: DualOperand) -> "TaylorDual":
+        return self + (-other)
+
+    def __mul__(self, other: DualOperand) -> "TaylorDual":
+        if isinstance(other, TaylorDual):
+            return TaylorDual(self.value * other.value, self.tangent * other.value + self.value * other.tangent)
+        return TaylorDual(self.value * other, self.tangent * other)
+
+    __rmul__ = __mul__
+
+    def linear(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> "TaylorDual":
+        return TaylorDual(self.value.linear(weight, bias), self.tangent.linear(weight))
+
+    def matmul(self, other: "TaylorDual") -> "TaylorDual":
+        return TaylorDual(self.value.matmul(other.value),
+                          self.tangent.matmul(other.value) + self.value.matmul(other.tangent))
+
+    def sum(self, dim: int, keepdim: bool = False) -> "TaylorDual":
+        return TaylorDual(self.value.sum(dim, keepdim), self.tangent.sum(dim, keepdim))
+
+    def mean(self, dim: int, keepdim: bool = False) -> "TaylorDual":
+        return TaylorDual(self.value.mean(dim, keepdim), self.tangent.mean(dim, keepdim))
+
+    def minus_mean(self, dim: int = -1) -> "TaylorDual":
+        return TaylorDual(self.value.minus_mean(dim), self.tangent.minus_mean(dim))
+
+    def square(self) -> "TaylorDual":
+        return TaylorDual(self.value * self.value, (self.value * self.tangent) * 2.0)
+
+    def _smooth(self, fn: SmoothFunction, floor=None) -> "TaylorDual":
+        """Chain rule: value ``f(x)``, tangent ``f'(x) t`` with ``f'(x)`` a Taylor form."""
+        return TaylorDual(self.value.apply(fn, floor), self.value.apply(fn, floor, first=1) * self.tangent)
+
+    def exp(self) -> "TaylorDual":
+        return self._smooth(EXP)
+
+    def reciprocal(self, floor: torch.Tensor | float = 0.0) -> "TaylorDual":
+        """``1 / x``; ``floor``: a known lower bound of the true ``x``; unbounded where the box is not positive."""
+        return self._smooth(RECIPROCAL, floor)
+
+    def rsqrt(self, floor: torch.Tensor | float = 0.0) -> "TaylorDual":
+        """``x^(-1/2)``; ``floor`` as in :meth:`reciprocal`."""
+        return self._smooth(RSQRT, floor)
+
+    def tanh(self) -> "TaylorDual":
+        return self._smooth(TANH)
+
+    def gelu(self) -> "TaylorDual":
+        return self._smooth(GELU)
+
+    def gelu_tanh(self) -> "TaylorDual":
+        """``x (1 + tanh(k (x + a x^3))) / 2`` by composition of the rules above."""
+        inner = (self + (self * self * self) * _TANH_GELU_A) * _TANH_GELU_K
+        return (self * (inner.tanh() + 1.0)) * 0.5
+
+    def relu(self) -> "TaylorDual":
+        value, code = self.value.relu_parts()
+        return TaylorDual(value, _slope_times(code, self.tangent, 0.0))
+
+    def abs(self) -> "TaylorDual":
+        value, code = self.value.abs_parts()
+        return TaylorDual(value, _slope_times(code, self.tangent, -1.0))
+
+    def softmax(self) -> "TaylorDual":
+        """Softmax over the last dim: ``e / sum e`` with ``e = exp(x - max hi)`` (shift invariant).
+
+        Known floor of the denominator: ``sum_j e^{x_j - s} >= max_j e^{lo_j - s}``."""
+        box = self.value.box()
+        shift = box.hi.amax(-1, keepdim=True)
+        e = (self - shift).exp()
+        floor = (Interval(box.lo, box.lo) - shift).exp().lo.amax(-1, keepdim=True)
+        return e * e.sum(-1, keepdim=True).reciprocal(floor)

@@ -1,0 +1,229 @@
+"""Every interval / dual / Taylor rule of certs.intervals encloses float64 point evaluations (THEORY.md 3.6).
+
+Point evaluations (values by torch, derivatives by forward-mode autograd) at random points of the input
+interval must lie inside the enclosure (tolerance of THEORY.md 0.3).  Known-bad rules (GELU derivative
+at the midpoint only; a Taylor form without its Lagrange remainder) are caught by the same checks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.autograd.forward_ad as fwad
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+
+from certs.intervals import smooth
+from certs.intervals.dual import (
+    GELU_ARGMIN_BRACKET,
+    GELU_DERIVATIVE_MAX_UPPER,
+    GELU_DERIVATIVE_MIN_LOWER,
+    GELU_MIN_LOWER,
+    Dual,
+    gelu_derivative_enclosure,
+    gelu_exact_derivative,
+    gelu_exact_value,
+    gelu_value_enclosure,
+)
+from certs.intervals.interval import Interval
+from certs.intervals.taylor import TaylorDual, TaylorForm
+from certs.intervals.transformer import attention, layer_norm, softmax, softmax_enclosure
+
+TOL = 1e-9
+
+
+def _t(x) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(x, dtype=np.float64))
+
+
+@st.composite
+def boxes(draw, size=6, low=-6.0, high=6.0, max_width=3.0):
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    lo = rng.uniform(low, high, size)
+    width = rng.uniform(0, max_width, size) * draw(st.sampled_from([0.0, 1e-6, 0.1, 1.0]))
+    points = lo + width * rng.random((16, size))
+    return Interval(_t(lo), _t(lo + width)), _t(points)
+
+
+UNARY = {
+    "exp": (Interval.exp, torch.exp),
+    "tanh": (Interval.tanh, torch.tanh),
+    "erf": (Interval.erf, torch.special.erf),
+    "square": (Interval.square, lambda x: x * x),
+    "relu": (Interval.relu, torch.relu),
+    "abs": (Interval.abs, torch.abs),
+    "neg": (Interval.__neg__, lambda x: -x),
+    "gelu": (gelu_value_enclosure, gelu_exact_value),
+    "gelu'": (gelu_derivative_enclosure, gelu_exact_derivative),
+}
+
+
+@given(boxes(), st.sampled_from(sorted(UNARY)))
+def test_unary_interval_rules_enclose_point_values(box, name):
+    x, points = box
+    rule, point_fn = UNARY[name]
+    assert rule(x).contains(point_fn(points), TOL).all()
+
+
+@given(boxes(low=0.01, high=5.0))
+def test_positive_domain_rules_enclose_point_values(box):
+    x, points = box
+    assert x.reciprocal().contains(1.0 / points, TOL).all()
+    assert x.sqrt().contains(torch.sqrt(points), TOL).all()
+    assert x.divide(3.0).contains(points / 3.0, TOL).all()
+
+
+@given(boxes(), boxes())
+def test_binary_rules_and_reductions_enclose_point_values(a, b):
+    (x, px), (y, py) = a, b
+    assert (x + y).contains(px + py, TOL).all()
+    assert (x - y).contains(px - py, TOL).all()
+    assert (x * y).contains(px * py, TOL).all()
+    assert x.maximum(y).contains(torch.maximum(px, py), TOL).all()
+    assert x.sum(-1).contains(px.sum(-1), TOL).all()
+    assert x.mean(-1).contains(px.mean(-1), TOL).all()
+    assert x.minus_mean(-1).contains(px - px.mean(-1, keepdim=True), TOL).all()
+    assert softmax_enclosure(x).contains(torch.softmax(px, -1), TOL).all()
+    w = torch.linspace(-1.0, 1.0, 18, dtype=torch.float64).reshape(3, 6)
+    assert x.linear(w, _t([0.5, -1.0, 2.0])).contains(px @ w.T + _t([0.5, -1.0, 2.0]), TOL).all()
+    xm = x.rearrange(lambda t: t.reshape(2, 3))
+    ym = y.rearrange(lambda t: t.reshape(3, 2))
+    assert xm.matmul(ym).contains(px.reshape(-1, 2, 3) @ py.reshape(-1, 3, 2), TOL).all()
+
+
+def test_gelu_constants_bracket_the_critical_points():
+    lo, hi = GELU_ARGMIN_BRACKET
+    assert gelu_exact_derivative(_t(lo)) < 0 < gelu_exact_derivative(_t(hi))  # g' changes sign: argmin inside
+    grid = torch.linspace(-4, 4, 400_001, dtype=torch.float64)
+    assert gelu_exact_value(grid).min() >= GELU_MIN_LOWER
+    d = gelu_exact_derivative(grid)
+    assert GELU_DERIVATIVE_MIN_LOWER <= d.min() and d.max() <= GELU_DERIVATIVE_MAX_UPPER
+    assert d.max() >= GELU_DERIVATIVE_MAX_UPPER - 1e-9  # the constants are attained (not a loose bound)
+
+
+@pytest.mark.parametrize("fn", [smooth.EXP, smooth.RECIPROCAL, smooth.RSQRT, smooth.TANH, smooth.GELU], ids=lambda f: f.name)
+def test_smooth_derivatives_match_autograd_and_bounds_dominate(fn):
+    x = torch.linspace(0.2, 3.0, 57, dtype=torch.float64) * (1 if fn.name in ("reciprocal", "rsqrt") else 2) - (0 if fn.name in ("reciprocal", "rsqrt") else 3)
+    base = {"exp": torch.exp, "reciprocal": lambda t: 1 / t, "rsqrt": torch.rsqrt, "tanh": torch.tanh, "gelu": lambda t: F.gelu(t)}[fn.name]
+    derivs = fn.derivatives(x, 4)
+    nested = [base]
+    for _ in range(4):
+        nested.append(torch.func.grad(nested[-1]))
+    box = Interval(x.min(), x.max())
+    for k in range(5):
+        expected = torch.func.vmap(nested[k])(x)
+        assert torch.allclose(derivs[k], expected, rtol=1e-9, atol=1e-12), (fn.name, k)
+        assert float(fn.bound(box, k)) >= float(expected.abs().max()) * (1 - 1e-12)
+
+
+# ------------------------------------------------------------------------------------ duals along a path
+
+def _path_start(kind: str, x0, d, lo: float, hi: float):
+    if kind == "interval":
+        step = Interval.point(d)
+        return Dual(step * Interval(torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64)) + x0, step)
+    tc, h = 0.5 * (lo + hi), 0.5 * (hi - lo)
+    order = int(kind[-1])
+    zero = torch.zeros_like(x0)
+    theta = TaylorForm((torch.tensor(tc, dtype=torch.float64), torch.tensor(h, dtype=torch.float64))
+                       + (torch.tensor(0.0, dtype=torch.float64),) * (order - 1), torch.tensor(0.0, dtype=torch.float64))
+    step = TaylorForm((d,) + (zero,) * order, zero)
+    return TaylorDual(TaylorForm((x0,) + (zero,) * order, zero) + step * theta, step)
+
+
+def _attn(x):
+    return attention(x, 2, 2, 0.7)
+
+
+def _attn_torch(x):
+    q, k, v = x.reshape(*x.shape[:-1], 3, 2, 2).movedim(-3, 0).unbind(0)
+    q, k, v = (t.movedim(-2, -3) for t in (q, k, v))
+    out = torch.softmax((q * 0.7) @ k.transpose(-2, -1), -1) @ v
+    return out.movedim(-3, -2).reshape(*x.shape[:-1], 4)
+
+
+W_LN, B_LN = _t([1.5, -0.5, 2.0, 1.0, 0.3, -1.2]), _t([0.1, 0.0, -0.3, 0.2, 0.0, 1.0])
+PATH_OPS = {
+    "layer_norm": (lambda x: layer_norm(x, W_LN, B_LN, 1e-6), lambda t: F.layer_norm(t, (6,), W_LN, B_LN, 1e-6)),
+    "softmax": (softmax, lambda t: torch.softmax(t, -1)),
+    "gelu": (lambda x: x.gelu(), F.gelu),
+    "gelu_tanh": (lambda x: x.gelu_tanh(), lambda t: F.gelu(t, approximate="tanh")),
+    "tanh": (lambda x: x.tanh(), torch.tanh),
+    "exp": (lambda x: x.exp(), torch.exp),
+    "relu": (lambda x: x.relu(), torch.relu),
+    "abs": (lambda x: x.abs(), torch.abs),
+    "product": (lambda x: x * x.rearrange(lambda t: t.flip(-1)), lambda t: t * t.flip(-1)),
+    "attention": (_attn, _attn_torch),
+}
+
+
+def _jvp(fn, x0, d, theta: float):
+    with fwad.dual_level():
+        out = fn(fwad.make_dual(x0 + theta * d, d))
+        unpacked = fwad.unpack_dual(out)
+        return unpacked.primal.detach(), unpacked.tangent.detach()
+
+
+@given(st.integers(0, 2**31 - 1), st.sampled_from(sorted(PATH_OPS)), st.sampled_from(["interval", "taylor1", "taylor2"]),
+       st.sampled_from([0.01, 0.3, 1.0]))
+def test_dual_rules_enclose_values_and_directional_derivatives(seed, op, kind, scale):
+    rng = np.random.default_rng(seed)
+    shape = (3, 12) if op == "attention" else (3, 6)
+    x0, d = _t(rng.normal(0, 1.5, shape)), _t(rng.normal(0, scale, shape))
+    lo, hi = sorted(rng.random(2))
+    rule, point_fn = PATH_OPS[op]
+    value, tangent = rule(_path_start(kind, x0, d, lo, hi)).enclosures()
+    for theta in np.r_[lo, hi, lo + (hi - lo) * rng.random(6)]:
+        primal, derivative = _jvp(point_fn, x0, d, float(theta))
+        assert value.contains(primal, TOL).all(), (op, kind, theta)
+        assert tangent.contains(derivative, TOL).all(), (op, kind, theta)
+
+
+def _gelu_midpoint_rule(x: Interval) -> Interval:
+    """Known-bad: the GELU derivative evaluated at the midpoint of the value interval only."""
+    mid = gelu_exact_derivative(0.5 * (x.lo + x.hi))
+    return Interval(mid, mid)
+
+
+def _first_gelu_violation(rule) -> bool:
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        x0, d = _t(rng.normal(0, 1.5, (3, 6))), _t(rng.normal(0, 1.0, (3, 6)))
+        _, tangent = _path_start("interval", x0, d, 0.0, 1.0).gelu(derivative_rule=rule).enclosures()
+        for theta in np.linspace(0, 1, 11):
+            if not tangent.contains(_jvp(F.gelu, x0, d, float(theta))[1], TOL).all():
+                return True
+    return False
+
+
+def test_known_bad_gelu_midpoint_derivative_is_caught_and_the_real_rule_is_not():
+    assert _first_gelu_violation(_gelu_midpoint_rule)
+    assert not _first_gelu_violation(None)
+
+
+def test_known_bad_taylor_form_without_lagrange_remainder_is_caught():
+    bad = smooth.SmoothFunction("gelu-no-remainder", smooth.GELU.derivatives, lambda box, k: torch.zeros_like(box.lo))
+    caught = False
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        x0, d = _t(rng.normal(0, 1.5, (3, 6))), _t(rng.normal(0, 1.0, (3, 6)))
+        start = _path_start("taylor1", x0, d, 0.0, 1.0)
+        value = start.value.apply(bad).box()
+        for theta in np.linspace(0, 1, 11):
+            caught |= not bool(value.contains(F.gelu(x0 + float(theta) * d), TOL).all())
+        assert start.value.apply(smooth.GELU).box().contains(F.gelu(x0 + 0.5 * d), TOL).all()
+    assert caught
+
+
+def test_nan_and_overflow_become_unbounded_not_finite():
+    x = Interval(_t([0.0, 1.0]), _t([math.inf, 2.0]))
+    prod = (x - x) * Interval.point(_t([0.0, 1.0]))  # inf - inf and 0 * inf
+    wide = prod.unbounded_where_nan()
+    assert wide.lo[0] == -math.inf and wide.hi[0] == math.inf
+    rec = Interval(_t([-1.0]), _t([1.0])).reciprocal()
+    assert rec.lo[0] == -math.inf and rec.hi[0] == math.inf

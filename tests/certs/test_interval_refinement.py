@@ -1,0 +1,105 @@
+"""Sub-interval driver (certs.intervals.refinement) on the ReLU/abs MLPs of verification.networks.
+
+Where the exact methods of certs.lipschitz exist, the interval forward-mode ``L_s`` must dominate
+``L^D`` (the exact local constant on the segment, THEORY.md 3.5) and every sampled ratio; the direct
+logit-change bound must dominate the realised change; halving the sub-intervals never loosens the
+bound.  Known-bad: halving the sound ``L_s`` is caught by the ``L^D`` comparison.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from certs.errors import CertificateInputError
+from certs.intervals.interval import IntervalDomainError
+from certs.intervals.piecewise_linear import tail_evaluator, tail_segment_bounds, tail_sound_lipschitz
+from certs.intervals.refinement import segment_bounds
+from certs.lipschitz import lipschitz_constants
+from verification.networks import ReluAbsMLP
+
+TOL = 1e-9
+
+
+@st.composite
+def mlp_segments(draw):
+    widths = [draw(st.integers(2, 6))] + [draw(st.integers(2, 8)) for _ in range(draw(st.integers(2, 4)))]
+    net = ReluAbsMLP(widths, activation=draw(st.sampled_from(["relu", "abs"])), final_activation=draw(st.booleans()),
+                     seed=draw(st.integers(0, 10_000)))
+    rng = np.random.default_rng(draw(st.integers(0, 10_000)))
+    index = draw(st.integers(0, len(widths) - 3))
+    X = rng.normal(0, draw(st.sampled_from([0.5, 2.0, 5.0])), (4, widths[0]))
+    view = net.layer_view(index, X, np.zeros(4, dtype=int))
+    keep = rng.random(view.weight.shape) < draw(st.sampled_from([0.2, 0.5, 0.9]))
+    S = np.where(keep, view.weight, 0.0)
+    return view.tail, view.inputs @ S.T, view.inputs @ (view.weight - S).T
+
+
+def _tail_outputs(tail, start, direction, thetas):
+    return np.stack([tail(start + t * direction) for t in thetas])
+
+
+@given(mlp_segments(), st.sampled_from([1, 2]), st.sampled_from([0, 3]), st.sampled_from([0, 1, 2]))
+def test_interval_bound_dominates_exact_method_d_and_sampled_ratios(segment, k, refine, order):
+    tail, start, direction = segment
+    sound = tail_sound_lipschitz(tail, start, direction, subintervals=k, refine=refine, order=order)
+    exact = lipschitz_constants(tail, start, direction, method="D").values
+    assert sound.label == "sound"
+    assert np.all(exact <= sound.values * (1 + TOL) + TOL)
+    thetas = np.linspace(0, 1, 33)
+    z = _tail_outputs(tail, start, direction, thetas)
+    products = np.abs(direction).max(axis=1)
+    ratios = np.abs(np.diff(z, axis=0)).max(axis=2) / np.diff(thetas)[:, None]
+    assert np.all(ratios.max(axis=0) <= sound.values * products * (1 + TOL) + TOL)
+    bounds = tail_segment_bounds(tail, start, direction, subintervals=k, refine=refine, order=order)
+    realised = np.abs(z - z[-1]).max(axis=2)
+    assert np.all(realised.max(axis=0) <= bounds.logit_change(0.0) * (1 + TOL) + TOL)
+    assert np.all(realised[thetas >= 0.5].max(axis=0) <= bounds.logit_change(0.5) * (1 + TOL) + TOL)
+    assert np.all(bounds.derivative_lower <= bounds.derivative * (1 + TOL) + TOL)
+
+
+@given(mlp_segments(), st.sampled_from([1, 2, 3]))
+def test_halving_subintervals_never_loosens_plain_interval_bounds(segment, k):
+    """Plain intervals are inclusion-isotone: each child's raw bound is at most its parent's."""
+    tail, start, direction = segment
+    evaluate = tail_evaluator(tail, start, direction, order=0)
+    parent = segment_bounds(evaluate, start.shape[0], subintervals=k)
+    child = segment_bounds(evaluate, start.shape[0], subintervals=2 * k)
+    for j in range(k):
+        p = parent.slope[parent.theta_lo == j / k]
+        for c_lo in (j / k, (2 * j + 1) / (2 * k)):
+            c = child.slope[np.isclose(child.theta_lo, c_lo)]
+            assert np.all(c <= p * (1 + TOL) + TOL)
+
+
+def test_known_bad_halved_bound_is_flagged_on_a_fixed_network():
+    net = ReluAbsMLP([3, 6, 6, 2], activation="abs", final_activation=False, seed=4)
+    X = np.random.default_rng(1).normal(0, 2.0, (5, 3))
+    view = net.layer_view(1, X, np.zeros(5, dtype=int))
+    S = view.weight * (np.random.default_rng(2).random(view.weight.shape) < 0.5)
+    start, direction = view.inputs @ S.T, view.inputs @ (view.weight - S).T
+    sound = tail_sound_lipschitz(start=start, direction=direction, tail=view.tail, subintervals=8, refine=4)
+    exact = lipschitz_constants(view.tail, start, direction, method="D").values
+    assert np.all(exact <= sound.values * (1 + TOL))
+    assert np.any(exact > sound.values / 2 * (1 + TOL))
+
+
+def test_bad_options_raise_typed_errors_naming_them():
+    net = ReluAbsMLP([2, 3, 2], seed=0)
+    view = net.layer_view(0, np.ones((2, 2)), np.zeros(2, dtype=int))
+    start = view.inputs @ view.weight.T
+    for option, value in (("subintervals", 0), ("refine", -1), ("max_subintervals", 0), ("rtol", -1.0)):
+        with pytest.raises(CertificateInputError, match=option):
+            tail_segment_bounds(view.tail, start, 0 * start, **{option: value})
+    with pytest.raises(CertificateInputError, match="theta0"):
+        tail_segment_bounds(view.tail, start, 0 * start).logit_change(2.0)
+    with pytest.raises(CertificateInputError, match="start/direction"):
+        tail_evaluator(view.tail, start, start[:1])
+    X = np.random.default_rng(0).normal(size=(3, 2))
+    moving = ReluAbsMLP([2, 3, 3], seed=1, final_activation=False).layer_view(0, X, np.zeros(3, dtype=int))
+    with pytest.raises(IntervalDomainError, match="give_up"):  # upper >= lower always, so a give_up below 1 must fire
+        tail_segment_bounds(moving.tail, 0 * (moving.inputs @ moving.weight.T), moving.inputs @ moving.weight.T, give_up=0.5)
+    zero = tail_sound_lipschitz(view.tail, start, 0 * start)
+    assert np.all(zero.values == 0.0)  # R psi_1 = 0: the path is a point

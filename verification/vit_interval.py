@@ -1,0 +1,335 @@
+"""Sound ``L_s`` and logit-change bounds for the prunable layers of a timm ViT (THEORY.md 3.1, 3.7).
+
+Token convention of :mod:`verification.vit_views`: the target ``A = S + R`` acts on every token,
+``u_s(theta) = (S + theta R) psi_1(s) + bias`` (tokenwise), and ``psi_{2,s}`` is the rest of the network
+with the upstream activations of image ``s`` frozen (the residual stream entering the target's block,
+and after the attention half for MLP targets).  For ``theta`` in a sub-interval ``[a, b]`` the target
+output is enclosed by ``S psi_1 + [a, b] R psi_1 + bias`` (both products as outward-rounded
+enclosures of the exact matrix products of the float64 ``psi_1``) with the point-like tangent
+``R psi_1``; :mod:`certs.intervals` then propagates value and tangent enclosures (order-2 Taylor
+forms in ``theta`` by default, :mod:`certs.intervals.taylor`) through:
+
+* the rest of the target's block: attention core (:func:`certs.intervals.transformer.attention`),
+  ``proj``, ``ls1``/``drop_path1``, the residual add with the frozen stream, ``norm2``, ``fc1``,
+  GELU (exact or tanh) / ReLU, ``fc2``, ``ls2``/``drop_path2``, residual add;
+* for ``patch_embed.proj``: flatten, ``patch_embed.norm``, class/register tokens (constants),
+  position embedding, ``norm_pre``;
+* every later block, the final ``norm``, token pooling (``'token'`` or ``'avg'``), ``fc_norm``, ``head``.
+
+Dropout / DropPath / Identity are identities (the audit copy is in eval mode).  Any other module on
+the way raises :class:`certs.errors.UnsupportedLayerError` naming it, before any bound is computed.
+The float64 ``psi_1`` and frozen activations are taken as exact points: the certificate is about the
+path through the computed activations (the convention of :mod:`certs.lipschitz`).
+
+Reach: the remainders grow through every block (about 1e3 per block on the default model), so
+early layers of deep models overflow or exceed ``give_up``; that raises
+:class:`certs.intervals.interval.IntervalDomainError` (never a number).
+
+``L_s = sup_theta ||z'(theta)||_inf / ||R psi_1(s)||_inf`` (rounded up) is valid for Lemma 5.1 and
+Corollary 5.2; :attr:`SoundPathBounds.logit_change` bounds ``sup_{theta in [0, 1]} ||z(theta) - z(1)||_inf``
+directly (:mod:`certs.intervals.refinement`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from certs.budget import PerSampleLipschitz
+from certs.errors import CertificateInputError, UnsupportedLayerError
+from certs.intervals.dual import Dual
+from certs.intervals.interval import EPS, TINY, Interval
+from certs.intervals.refinement import SegmentBounds, path_start, segment_bounds
+from certs.intervals.transformer import attention, layer_norm
+
+from .vit_views import CapturedLayer, _layer_op, audit_copy
+
+__all__ = ["SoundPathBounds", "sound_path_bounds", "target_stage", "check_interval_support"]
+
+_BLOCK_TARGET = re.compile(r"^blocks\.(\d+)\.(attn\.qkv|attn\.proj|mlp\.fc1|mlp\.fc2)$")
+
+
+@dataclass(frozen=True, eq=False)
+class SoundPathBounds:
+    """Sound per-sample bounds on the pruning path of one layer.
+
+    lipschitz: ``L_s`` labelled ``sound`` (method ``interval-forward-K{K}[-adaptive]``).
+    logit_change: ``(B,)`` sound bound of ``sup_{theta in [0, 1]} ||z(theta) - z(1)||_inf``.
+    segments: the sub-intervals and their bounds (``segments.logit_change(theta0)`` for other ranges).
+    products: ``||R psi_1(s)||_inf`` used for ``L_s`` (those of the :class:`CapturedLayer`).
+    """
+
+    layer: str
+    lipschitz: PerSampleLipschitz
+    logit_change: np.ndarray
+    segments: SegmentBounds
+    products: np.ndarray
+
+
+def target_stage(name: str) -> tuple[str, int | None]:
+    """``('embed', None)``, ``('head', None)`` or ``(part, block)`` for ``blocks.i.{attn.qkv, attn.proj, mlp.fc1, mlp.fc2}``."""
+    if name == "patch_embed.proj":
+        return "embed", None
+    if name == "head":
+        return "head", None
+    match = _BLOCK_TARGET.match(name)
+    if match is None:
+        raise UnsupportedLayerError(
+            f"layer {name!r}: interval bounds support patch_embed.proj, blocks.i.attn.qkv/attn.proj/mlp.fc1/mlp.fc2 and head"
+        )
+    return match.group(2), int(match.group(1))
+
+
+# ---------------------------------------------------------------------------- support checks
+
+def _is_identity(module: nn.Module) -> bool:
+    from timm.layers import DropPath
+
+    return isinstance(module, (nn.Identity, nn.Dropout, DropPath))
+
+
+def _check_norm(module: nn.Module, name: str) -> None:
+    if _is_identity(module):
+        return
+    if not isinstance(module, nn.LayerNorm) or len(module.normalized_shape) != 1:
+        raise UnsupportedLayerError(f"module {name!r} ({type(module).__name__}) has no interval rule (LayerNorm over the last dim only)")
+
+
+def _check_scale(module: nn.Module, name: str) -> None:
+    from timm.layers import LayerScale
+
+    if not (_is_identity(module) or isinstance(module, LayerScale)):
+        raise UnsupportedLayerError(f"module {name!r} ({type(module).__name__}) has no interval rule")
+
+
+def _check_block(block: nn.Module, name: str) -> None:
+    from timm.layers import Attention, Mlp
+    from timm.models.vision_transformer import Block
+
+    if type(block) is not Block:
+        raise UnsupportedLayerError(f"module {name!r} ({type(block).__name__}) is not a timm pre-norm Block: no interval rule")
+    attn, mlp = block.attn, block.mlp
+    if type(attn) is not Attention or getattr(attn, "gate", None) is not None:
+        raise UnsupportedLayerError(f"module {name}.attn ({type(attn).__name__}) has no interval rule (plain timm Attention only)")
+    for part in ("q_norm", "k_norm", "norm", "attn_drop", "proj_drop"):
+        if not _is_identity(getattr(attn, part)):
+            raise UnsupportedLayerError(f"module {name}.attn.{part} ({type(getattr(attn, part)).__name__}) has no interval rule")
+    if type(mlp) is not Mlp or not isinstance(mlp.fc1, nn.Linear) or not isinstance(mlp.fc2, nn.Linear):
+        raise UnsupportedLayerError(f"module {name}.mlp ({type(mlp).__name__}) has no interval rule (timm Mlp with Linear layers only)")
+    if not isinstance(mlp.act, (nn.GELU, nn.ReLU)):
+        raise UnsupportedLayerError(f"module {name}.mlp.act ({type(mlp.act).__name__}) has no interval rule (GELU or ReLU)")
+    for part in ("drop1", "drop2"):
+        if not _is_identity(getattr(mlp, part)):
+            raise UnsupportedLayerError(f"module {name}.mlp.{part} has no interval rule")
+    _check_norm(mlp.norm, f"{name}.mlp.norm")
+    _check_norm(block.norm1, f"{name}.norm1")
+    _check_norm(block.norm2, f"{name}.norm2")
+    for part in ("ls1", "ls2"):
+        _check_scale(getattr(block, part), f"{name}.{part}")
+    for part in ("drop_path1", "drop_path2"):
+        if not _is_identity(getattr(block, part)):
+            raise UnsupportedLayerError(f"module {name}.{part} has no interval rule")
+
+
+def check_interval_support(model: nn.Module, name: str) -> None:
+    """Raise :class:`UnsupportedLayerError` naming the first module after ``name`` that has no interval rule."""
+    from timm.layers import PatchEmbed
+    from timm.models.vision_transformer import VisionTransformer
+
+    if not isinstance(model, VisionTransformer):
+        raise UnsupportedLayerError(f"model: {type(model).__name__} is not a timm VisionTransformer (no interval walk)")
+    part, index = target_stage(name)
+    if part == "embed":
+        pe = model.patch_embed
+        if type(pe) is not PatchEmbed or not pe.flatten or getattr(model, "dynamic_img_size", False):
+            raise UnsupportedLayerError("module 'patch_embed' must be a flattening timm PatchEmbed without dynamic image size")
+        _check_norm(pe.norm, "patch_embed.norm")
+        for part_name in ("pos_drop", "patch_drop"):
+            if not _is_identity(getattr(model, part_name)):
+                raise UnsupportedLayerError(f"module {part_name!r} ({type(getattr(model, part_name)).__name__}) has no interval rule")
+        _check_norm(model.norm_pre, "norm_pre")
+    if part != "head":
+        start = 0 if index is None else index
+        for i in range(start, len(model.blocks)):
+            _check_block(model.blocks[i], f"blocks.{i}")
+        _check_norm(model.norm, "norm")
+        if model.attn_pool is not None or model.global_pool not in ("token", "avg"):
+            raise UnsupportedLayerError(f"pooling {model.global_pool!r} / attn_pool has no interval rule ('token' or 'avg')")
+        _check_norm(model.fc_norm, "fc_norm")
+        if not _is_identity(model.head_drop):
+            raise UnsupportedLayerError("module 'head_drop' has no interval rule")
+    if not isinstance(model.head, nn.Linear):
+        raise UnsupportedLayerError(f"module 'head' ({type(model.head).__name__}) has no interval rule (nn.Linear only)")
+
+
+# ---------------------------------------------------------------------------- interval walk
+
+def _norm(module: nn.Module, x: Dual) -> Dual:
+    if _is_identity(module):
+        return x
+    weight = None if module.weight is None else module.weight.detach()
+    bias = None if module.bias is None else module.bias.detach()
+    return layer_norm(x, weight, bias, module.eps)
+
+
+def _scale(module: nn.Module, x: Dual) -> Dual:
+    return x if _is_identity(module) else x * module.gamma.detach()
+
+
+def _linear(module: nn.Linear, x: Dual) -> Dual:
+    return x.linear(module.weight.detach(), None if module.bias is None else module.bias.detach())
+
+
+def _act(module: nn.Module, x: Dual) -> Dual:
+    if isinstance(module, nn.ReLU):
+        return x.relu()
+    return x.gelu_tanh() if module.approximate == "tanh" else x.gelu()
+
+
+def _block(block: nn.Module, start: Dual | None, part: str, frozen: dict[str, torch.Tensor]) -> Dual:
+    """Block output from the dual ``start`` entering at ``part`` (``'input'`` = block input)."""
+    attn, mlp = block.attn, block.mlp
+    stages = ("input", "attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")
+    at = stages.index(part)
+    y = start
+    if at == 0:
+        y = _linear(attn.qkv, _norm(block.norm1, start))
+    if at <= 1:
+        y = _linear(attn.proj, attention(y, attn.num_heads, attn.head_dim, float(attn.scale)))
+    if at <= 2:
+        stream = start if at == 0 else frozen["x"]
+        x1 = _scale(block.ls1, y) + stream
+        y = _linear(mlp.fc1, _norm(block.norm2, x1))
+    else:
+        x1 = frozen["x1"]
+    if at <= 3:
+        y = _linear(mlp.fc2, _norm(mlp.norm, _act(mlp.act, y)))
+    return _scale(block.ls2, y) + x1
+
+
+def _embed_tail(model: nn.Module, conv_out: Dual) -> Dual:
+    """From the patch conv output ``(P, C, H, W)`` to the input of block 0."""
+    x = _norm(model.patch_embed.norm, conv_out.rearrange(lambda t: t.flatten(2).transpose(1, 2)))
+    p = x.shape[0]
+    prefix = [tok.detach().expand(p, -1, -1) for tok in (model.cls_token, model.reg_token) if tok is not None]
+    pos = None if model.pos_embed is None else model.pos_embed.detach()
+    kind = type(x)
+    if model.no_embed_class:
+        x = x if pos is None else x + pos
+        x = kind.cat([x.constant_like(t) for t in prefix] + [x], 1) if prefix else x
+    else:
+        x = kind.cat([x.constant_like(t) for t in prefix] + [x], 1) if prefix else x
+        x = x if pos is None else x + pos
+    return _norm(model.norm_pre, x)
+
+
+def _head_tail(model: nn.Module, x: Dual) -> Dual:
+    x = _norm(model.norm, x)
+    if model.global_pool == "token":
+        x = x.rearrange(lambda t: t[:, 0])
+    else:
+        x = x if model.pool_include_prefix else x.rearrange(lambda t: t[:, model.num_prefix_tokens:])
+        x = x.mean(1)
+    return _linear(model.head, _norm(model.fc_norm, x))
+
+
+def _capture(model: nn.Module, name: str, part: str, index: int | None, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``psi_1`` (``'psi'``) and the frozen residual streams ``'x'`` (block input) / ``'x1'`` (``norm2`` input)."""
+    modules = dict(model.named_modules())
+    seen: dict[str, list[torch.Tensor]] = {}
+    hooks = {"psi": modules[name]}
+    if index is not None:
+        hooks["x"] = model.blocks[index]
+        hooks["x1"] = model.blocks[index].norm2
+    handles = [m.register_forward_pre_hook(lambda _m, inputs, key=key: seen.setdefault(key, []).append(inputs[0].detach()))
+               for key, m in hooks.items()]
+    try:
+        with torch.no_grad():
+            model(images)
+    finally:
+        for h in handles:
+            h.remove()
+    for key, values in seen.items():
+        if len(values) != 1:
+            raise UnsupportedLayerError(f"module for {key!r} of layer {name!r} is called {len(values)} times per forward (need once)")
+    return {key: values[0] for key, values in seen.items()}
+
+
+def _product_enclosure(module: nn.Module, psi: torch.Tensor, weight2d: torch.Tensor) -> Interval:
+    """Enclosure of the exact ``op(psi, W)`` (Linear or Conv2d, no bias): float result +- ``(m + 4) eps op(|psi|, |W|)``."""
+    mid = _layer_op(module, psi, weight2d)
+    mag = _layer_op(module, psi.abs(), weight2d.abs())
+    m = weight2d.shape[1]
+    return Interval.around(mid, (m + 4) * EPS * mag + (m + 1) * TINY)
+
+
+def sound_path_bounds(
+    model: nn.Module, captured_layer: CapturedLayer, images: torch.Tensor, *, subintervals: int = 8, refine: int = 4,
+    rtol: float = 0.25, max_subintervals: int = 64, batch: int = 256, device: str | torch.device = "cpu",
+    order: int = 2, give_up: float | None = 1e6,
+) -> SoundPathBounds:
+    """Sound ``L_s`` and logit-change bounds for ``captured_layer`` on ``images`` (module docstring).
+
+    ``model``: the timm ViT (any dtype; a float64 eval copy is made); ``captured_layer`` from
+    :func:`verification.vit_views.capture_layer` on the same ``images``; ``subintervals`` / ``refine``
+    / ``rtol`` / ``max_subintervals`` / ``give_up``: see :func:`certs.intervals.refinement.segment_bounds`;
+    ``device``: where the interval forward mode runs (``'cuda'`` when available); ``order``: degree of
+    the Taylor forms in ``theta`` (:mod:`certs.intervals.taylor`; default 2), ``0`` = plain intervals
+    (which explode through attention blocks: kept for comparison).
+    """
+    if isinstance(order, bool) or not isinstance(order, int) or order < 0:
+        raise CertificateInputError(f"order: must be an integer >= 0, got {order!r}")
+    images = torch.as_tensor(images)
+    if images.ndim != 4 or images.shape[0] != captured_layer.products.shape[0]:
+        raise CertificateInputError(
+            f"images: expected (N, C, H, W) with N = {captured_layer.products.shape[0]} (the captured samples), got {tuple(images.shape)}"
+        )
+    work = audit_copy(model)
+    check_interval_support(work, captured_layer.name)
+    part, index = target_stage(captured_layer.name)
+    work = work.to(device)
+    module = dict(work.named_modules())[captured_layer.name]
+    frozen = _capture(work, captured_layer.name, part, index, images.to(device=device, dtype=torch.float64))
+    psi = frozen.pop("psi")
+    structured = torch.as_tensor(captured_layer.structured, device=device)
+    removed = torch.as_tensor(captured_layer.removed, device=device)
+    if structured.shape[0] != module.weight.shape[0] or structured.numel() != module.weight.numel():
+        raise CertificateInputError(f"captured_layer: S has shape {tuple(structured.shape)}, layer {captured_layer.name!r} has weight {tuple(module.weight.shape)}")
+    with torch.no_grad():
+        base = _product_enclosure(module, psi, structured)
+        step = _product_enclosure(module, psi, removed)
+    bias = None if module.bias is None else module.bias.detach()
+    if bias is not None and isinstance(module, nn.Conv2d):
+        bias = bias[:, None, None]
+    blocks = list(work.blocks)
+
+    def evaluate(owner: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor):
+        shape = (-1,) + (1,) * (psi.ndim - 1 if isinstance(module, nn.Linear) else 3)
+        x = path_start(base.rearrange(lambda t: t[owner]), step.rearrange(lambda t: t[owner]),
+                       lo.reshape(shape), hi.reshape(shape), bias, order)
+        if part == "head":
+            return x
+        rows = {key: value[owner] for key, value in frozen.items()}
+        if part == "embed":
+            x, first = _embed_tail(work, x), 0
+        else:
+            x, first = _block(blocks[index], x, part, rows), index + 1
+        for blk in blocks[first:]:
+            x = _block(blk, x, "input", rows)
+        return _head_tail(work, x)
+
+    with torch.no_grad():
+        segments = segment_bounds(evaluate, int(images.shape[0]), subintervals=subintervals, refine=refine, rtol=rtol,
+                                  max_subintervals=max_subintervals, batch=batch, device=device, give_up=give_up)
+    method = f"interval-forward-taylor{order}-K{subintervals}" + ("-adaptive" if refine else "")
+    return SoundPathBounds(
+        layer=captured_layer.name,
+        lipschitz=segments.lipschitz(captured_layer.products, method),
+        logit_change=segments.logit_change(0.0),
+        segments=segments,
+        products=np.asarray(captured_layer.products, dtype=np.float64),
+    )
