@@ -6,10 +6,12 @@ Schema ``mpcert.certify/1`` (``report.json``): ``schema``, ``mpcert_version``, `
 ``multilayer`` (:class:`MultiLayerAudit`, Theorem 5.8 in the stated pruning order), ``totals``
 and ``violations``.
 
-Every ``L_s`` here is an ESTIMATE (finite differences along the path, THEORY.md 3.6 chain: an
-empirical ratio is a lower bound on the true local constant), so every budget and bound built on
-it carries the label ``estimate`` and is never called a certificate.  A realised value above its
-estimated bound is listed in ``violations`` ("violation of the estimate").
+Every layer's ``L_s`` carries a label.  ``estimate`` (finite differences along the path, THEORY.md 3.6
+chain: an empirical ratio is a lower bound on the true local constant): every budget and bound built
+on it is labelled ``estimate`` and never called a certificate, and a realised value above it is a
+"violation of the estimate".  ``sound`` (``certify(..., lipschitz="sound")``: interval / Taylor forward
+mode, :mod:`verification.vit_interval`): the layer's bounds are certificates, and a realised value
+above one is a VIOLATION OF A SOUND BOUND (a bug, reported loudly).
 The paper's proxy ``||R||_op * mean_s ||psi_1(s)||_inf`` (ALGORITHMS.md 10.2 step 3) is shown beside
 ``B_T`` and labelled ``not-a-bound`` (ALGORITHMS.md 10.3, THEORY.md 11.2-11.3).
 
@@ -99,6 +101,9 @@ class LayerAudit:
     execution: str
     packed_max_abs_diff: float | None
     logit_scale: float
+    lipschitz_label: str = "estimate"
+    lipschitz_estimate: np.ndarray | None = None
+    sound_unavailable: str | None = None
 
     # -- derived quantities ---------------------------------------------------------------------
     @property
@@ -157,13 +162,32 @@ class LayerAudit:
         return self.removed_op_norm * float(np.mean(self.input_sup))
 
     @property
+    def is_sound(self) -> bool:
+        """``L_s`` (hence ``B_T``, ``eta_s`` and every bound of this audit) is labelled ``sound``."""
+        return self.lipschitz_label == "sound"
+
+    @property
+    def certified_unchanged(self) -> int | None:
+        """Samples whose prediction provably stays (Corollary 5.2 with a sound ``L_s``: margin ``> 2 eta_s``)."""
+        return int(np.count_nonzero(~self.at_risk_prediction)) if self.is_sound else None
+
+    @property
+    def sound_to_estimate_median(self) -> float | None:
+        """Median over samples (with ``p_s > 0``) of sound ``L_s`` / finite-difference estimate."""
+        if not self.is_sound or self.lipschitz_estimate is None:
+            return None
+        ok = (self.products > 0) & (self.lipschitz_estimate > 0)
+        return float(np.median(self.lipschitz[ok] / self.lipschitz_estimate[ok])) if ok.any() else None
+
+    @property
     def packed_mismatch(self) -> bool:
         """The packed 2:4 execution differs from the float64 masked dense path beyond float tolerance."""
         return _packed_mismatch(self.packed_max_abs_diff, self.tolerance, self.logit_scale)
 
     def violations(self) -> list[str]:
-        """Every realised value above its estimated bound (and a packed-execution mismatch), in words."""
-        where = f"{self.layer} ({self.sample_set})"
+        """Every realised value above its bound (and a packed-execution mismatch), in words; a bound labelled
+        ``sound`` that is exceeded is said in capitals."""
+        where = f"{self.layer} ({self.sample_set}, " + ("SOUND BOUND VIOLATED" if self.is_sound else "estimate") + ")"
         out = []
         if self.packed_mismatch:
             out.append(f"{where}: PACKED 2:4 EXECUTION DIFFERS from the masked dense float64 path: "
@@ -189,7 +213,7 @@ class LayerAudit:
         out = {f.name: jsonable(getattr(self, f.name)) for f in fields(self)}
         for name in ("ce_dense", "ce_pruned", "ce_change", "lemma_slack", "acc_change", "acc_change_bound",
                      "unexplained_correctness", "unexplained_prediction", "elastic_condition", "lambda2_threshold",
-                     "lambda1_threshold", "proxy", "packed_mismatch"):
+                     "lambda1_threshold", "proxy", "packed_mismatch", "certified_unchanged", "sound_to_estimate_median"):
             out[name] = jsonable(getattr(self, name))
         out["proxy_label"] = NOT_A_BOUND
         out["at_risk_samples"] = _indices(self.at_risk_true)
@@ -314,11 +338,27 @@ class CertificateReport:
             "layers": len(self.calibration),
         }
 
+    def lipschitz_labels(self) -> dict[str, int]:
+        """How many single-layer audits (both sample sets) have a ``sound`` and an ``estimate`` ``L_s``."""
+        audits = self.calibration + self.heldout
+        sound = sum(a.is_sound for a in audits)
+        return {"sound": sound, "estimate": len(audits) - sound}
+
+    def label_note(self) -> str:
+        counts = self.lipschitz_labels()
+        if counts["sound"] == 0:
+            return "every L_s is an ESTIMATE (finite differences); no bound here is a certificate"
+        if counts["estimate"] == 0:
+            return "every L_s is SOUND (interval forward mode): every bound here is a certificate"
+        return (f"L_s is SOUND on {counts['sound']} audits (their bounds are certificates) and an ESTIMATE on "
+                f"{counts['estimate']} (no sound enclosure: see sound_unavailable; those bounds are not certificates)")
+
     def to_json(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA,
             "mpcert_version": self.mpcert_version,
-            "label_note": "every L_s is an ESTIMATE (finite differences); no bound here is a certificate",
+            "label_note": self.label_note(),
+            "lipschitz_labels": self.lipschitz_labels(),
             "model": self.model,
             "mask": jsonable(self.mask),
             "options": jsonable(self.options),
@@ -339,30 +379,38 @@ class CertificateReport:
 
     def to_markdown(self, figures: Sequence[str] = ()) -> str:
         """The readable summary; ``figures`` (paths relative to the report folder) are linked at the end."""
-        lines = ["# mpcert certify — literal audit of the Section 5 bounds (ESTIMATES, not certificates)", ""]
+        counts = self.lipschitz_labels()
+        kind = ("ESTIMATES, not certificates" if counts["sound"] == 0 else
+                "certificates: every L_s sound" if counts["estimate"] == 0 else "partly certificates: see the L_s labels")
+        lines = [f"# mpcert certify — literal audit of the Section 5 bounds ({kind})", ""]
         lines += [f"Model: {self.model}", "", f"Mask: {self.mask.get('method')} ({self.mask.get('pattern')}); realised side executed as "
                   f"**{self.execution()['global']}**", ""]
         lines += ["Options: " + ", ".join(f"{k}={v}" for k, v in self.options.items()), ""]
         lines += ["Data: " + ", ".join(f"{k}={v}" for k, v in self.data.items()), ""]
         lines += [
-            "Every `L_s` is an **estimate**: the largest directional finite difference of the post-layer map",
-            "along a theta grid (a lower bound on the true local constant, THEORY.md 3.6). Budgets and bounds",
-            "built on it are labelled `estimate`; nothing below is a certificate. Realised values are checked",
-            "on a finer grid (the estimation grid plus its midpoints).",
+            "An `estimate` `L_s` is the largest directional finite difference of the post-layer map along a",
+            "theta grid (a lower bound on the true local constant, THEORY.md 3.6): bounds built on it are",
+            "labelled `estimate` and are not certificates.  A `sound` `L_s` (interval / Taylor forward mode in",
+            "theta, outward rounding) makes the layer's bounds certificates.  Realised values are checked on a",
+            "finer grid (the estimation grid plus its midpoints).",
+            "",
+            f"**L_s labels:** {self.label_note()}.",
             "",
         ]
         violations = self.violations()
         if violations:
-            lines += ["## **VIOLATIONS OF THE ESTIMATE**", ""] + [f"- **{v}**" for v in violations] + [""]
+            lines += ["## **VIOLATIONS**", ""] + [f"- **{v}**" for v in violations] + [""]
         else:
-            lines += ["No realised value exceeded its estimated bound.", ""]
+            lines += ["No realised value exceeded its bound.", ""]
+        if counts["sound"]:
+            lines += _sound_lines(self.calibration + self.heldout) + [""]
         for title, audits in (("Calibration set T", self.calibration), ("Held-out set", self.heldout)):
             if audits:
                 lines += [f"## {title}: each layer pruned alone", ""] + _layer_table(audits) + [""]
                 lines += _risk_lines(audits) + [""]
         if self.heldout:
             lines += ["## Held-out transfer (paper's Bridge 2, literally; a comparison, not a theorem)", "",
-                      "| layer | B_T on T (est.) | dCE on held-out | exceeds |", "|---|---|---|---|"]
+                      "| layer | B_T on T | dCE on held-out | exceeds |", "|---|---|---|---|"]
             lines += [f"| {t['layer']} | {t['budget_calibration']:.4g} | {t['ce_change_heldout']:.4g} | "
                       f"{'**yes**' if t['exceeds'] else 'no'} |" for t in self.transfer()] + [""]
         if self.multilayer is not None:
@@ -374,8 +422,8 @@ class CertificateReport:
                 "",
                 *_layer_table(ml.steps),
                 "",
-                f"- sum of step budgets B_j (estimate): {ml.budget_sum:.6g}; removed penalty: {ml.penalty_sum:.6g}",
-                f"- bound on J change (estimate): {ml.bound.value:.6g}; realised: {ml.objective_change:.6g}; slack: {ml.slack:.6g}",
+                f"- sum of step budgets B_j ({ml.bound.label}): {ml.budget_sum:.6g}; removed penalty: {ml.penalty_sum:.6g}",
+                f"- bound on J change ({ml.bound.label}): {ml.bound.value:.6g}; realised: {ml.objective_change:.6g}; slack: {ml.slack:.6g}",
                 f"- CE {ml.ce_dense:.6g} -> {ml.ce_final:.6g}; accuracy {ml.acc_dense:.4f} -> {ml.acc_final:.4f}",
                 f"- verdict: {'estimated decrease of J (sum B_j < removed penalty)' if ml.condition else 'no estimated decrease (sum B_j >= removed penalty)'}",
                 "",
@@ -384,7 +432,7 @@ class CertificateReport:
         lines += [
             "## Totals",
             "",
-            f"- sum of single-layer B_T (estimate): {totals['budget_sum_calibration']:.6g}",
+            f"- sum of single-layer B_T (labels as above): {totals['budget_sum_calibration']:.6g}",
             f"- sum of the paper's proxy ||R||_op mean||psi_1||_inf (**not a bound**): {totals['proxy_sum_calibration']:.6g}",
             "",
         ]
@@ -399,8 +447,8 @@ class CertificateReport:
 
 
 _HEADER = (
-    "| layer | removed | B_T (est.) | proxy (not a bound) | dCE real | Lemma 5.1 slack | acc change real / bound "
-    "| J change real / bound (est.) | verdict | lambda2 > | lambda1 > |"
+    "| layer | removed | L_s | B_T | proxy (not a bound) | dCE real | Lemma 5.1 slack | acc change real / bound "
+    "| J change real / bound | verdict | lambda2 > | lambda1 > |"
 )
 
 
@@ -411,16 +459,35 @@ def _fmt(value: float | None) -> str:
 def _layer_table(audits) -> list[str]:
     rows = [_HEADER, "|" + "---|" * (_HEADER.count("|") - 1)]
     for a in audits:
-        verdict = "decrease (est.)" if a.elastic_condition else "no decrease (est.)"
+        tag = "certified" if a.is_sound else "est."
+        verdict = f"decrease ({tag})" if a.elastic_condition else f"no decrease ({tag})"
         if a.violations():
-            verdict += "; **estimate violated**"
+            verdict += "; **SOUND BOUND VIOLATED**" if a.is_sound else "; **estimate violated**"
         rows.append(
-            f"| {a.layer} | {a.removed_fraction:.3f} | {a.budget.value:.4g} | {a.proxy:.4g} | {a.ce_change:.4g} "
+            f"| {a.layer} | {a.removed_fraction:.3f} | {a.lipschitz_label} | {a.budget.value:.4g} | {a.proxy:.4g} | {a.ce_change:.4g} "
             f"| {a.lemma_slack:.4g} | {a.acc_change:.4f} / {a.acc_change_bound:.4f} "
             f"| {a.objective_change:.4g} / {a.elastic_bound.value:.4g} | {verdict} "
             f"| {_fmt(a.lambda2_threshold)} | {_fmt(a.lambda1_threshold)} |"
         )
     return rows
+
+
+def _sound_lines(audits) -> list[str]:
+    """Per audit: the sound ``L_s`` against the estimate, and what Corollary 5.2 certifies with it."""
+    lines = [
+        "## Sound L_s (issue 6): certified samples and accuracy change",
+        "",
+        "| layer | set | L_s | median sound / estimate | certified unchanged predictions | certified acc. change bound | realised acc. change |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for a in audits:
+        if a.is_sound:
+            lines.append(f"| {a.layer} | {a.sample_set} | sound | {_fmt(a.sound_to_estimate_median)} "
+                         f"| {a.certified_unchanged} / {a.products.size} | {a.acc_change_bound:.4f} | {a.acc_change:.4f} |")
+        else:
+            reason = (a.sound_unavailable or "not requested").replace("|", "/")
+            lines.append(f"| {a.layer} | {a.sample_set} | estimate | no sound bound: {reason[:120]} | - | - | {a.acc_change:.4f} |")
+    return lines
 
 
 def _risk_lines(audits) -> list[str]:
@@ -453,7 +520,7 @@ def _bridge_lines(b: Bridges) -> list[str]:
         "",
         "Comparisons the paper reports, computed with exact per-sample products; none is a bound.",
         "",
-        "| layer | B_T (est.) | proxy (not a bound) | mean ||R psi_1||_inf | sigma_+ | dCE real | top-1 drop "
+        "| layer | B_T | proxy (not a bound) | mean ||R psi_1||_inf | sigma_+ | dCE real | top-1 drop "
         "| flips to wrong / right | r(b_s, d_s) | dCE > B_T | dCE > proxy |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]

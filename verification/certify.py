@@ -4,11 +4,16 @@ For every masked layer (token convention: :mod:`verification.vit_views`), on the
 ``T`` and on a held-out set:
 
 * ``p_s = ||R psi_1(s)||_inf`` exactly (one batched matmul);
-* ``L_s`` — an **ESTIMATE**: the largest directional finite difference of the post-layer map along
-  the estimation grid ``theta_i = i / G`` of the segment,
+* ``L_s`` — with ``lipschitz="estimate"`` (default) an **ESTIMATE**: the largest directional finite
+  difference of the post-layer map along the estimation grid ``theta_i = i / G`` of the segment,
   ``L_s = max_i ||z(theta_{i+1}) - z(theta_i)||_inf / ((theta_{i+1} - theta_i) p_s)`` (``0`` when ``p_s = 0``).
   By THEORY.md 3.6 an empirical ratio is a *lower* bound on the true local constant, so every
-  quantity below is labelled ``estimate`` and never called a certificate;
+  quantity built on it is labelled ``estimate`` and never called a certificate.  With
+  ``lipschitz="sound"`` each layer first tries the SOUND bound of interval / Taylor forward mode in
+  theta (:func:`verification.vit_interval.sound_path_bounds`, issue 6); where that enclosure blows up
+  (``IntervalDomainError``) or meets an unsupported module, the layer keeps the estimate, labelled
+  ``estimate``, and the reason is recorded (``sound_unavailable``).  The finite-difference values are
+  always kept (``lipschitz_estimate``) so that the report can show the ratio sound / estimate;
 * ``eta_s = L_s p_s`` (Corollary 5.2, no factor 2), ``B_T(R) = (2/|T|) sum_s L_s p_s`` (THEORY.md 1.4);
 * Lemma 5.1 ``|L_CE(A_theta) - L_CE(A)| <= (1 - theta) B_T``, the per-sample logit bound
   ``||z(theta) - z(1)||_inf <= (1 - theta) L_s p_s`` and per-sample CE bound ``|d l_s| <= 2 (1 - theta) L_s p_s``
@@ -63,9 +68,10 @@ from tqdm import tqdm
 from certs.budget import PerSampleLipschitz, budget_from_products, eta_from_products, upper_sum
 from certs.classification import accuracy, cross_entropy_per_sample, mean_cross_entropy, prediction_margins, true_margins
 from certs.errors import CertificateInputError, UnsupportedLayerError
+from certs.intervals.interval import IntervalDomainError
 from certs.single_layer import PathEvaluation, mask_path_bound, objective_change, same_unique_argmax
 from certs.splits import ElasticNetPenalty, mask_split
-from rmt.bounds import ESTIMATE, Bound
+from rmt.bounds import ESTIMATE, SOUND, Bound
 
 from pruning.kn_patterns import PATTERN_24
 from pruning.mask import Mask
@@ -74,12 +80,15 @@ from rmt.errors import MPCertError
 from rmt.fit import MPFit, fit_mp
 
 from .certificate_report import CertificateReport, LayerAudit, MultiLayerAudit
+from .vit_interval import sound_path_bounds
 from .vit_views import CapturedLayer, audit_copy, capture_layer, check_mask_layers, path_logits, supported_layers
 
 __all__ = ["AuditData", "certify", "audit_layer", "multilayer_audit", "estimate_lipschitz", "check_grid", "ORDERS",
-           "PACKED", "DENSE", "packing_mask", "executed_logits", "fit_layers"]
+           "LIPSCHITZ_METHODS", "PACKED", "DENSE", "packing_mask", "executed_logits", "fit_layers"]
 
 ORDERS = ("forward", "reverse")
+#: ``L_s`` methods of :func:`certify`: finite differences (``estimate``) or interval forward mode (``sound``).
+LIPSCHITZ_METHODS = ("estimate", "sound")
 #: Relative tolerance of every realised-versus-bound comparison (THEORY.md 0.3).
 TOLERANCE = 1e-9
 #: Execution labels of the realised side at theta = 0.
@@ -183,12 +192,13 @@ def _tick(clock: dict | None, phase: str, start: float) -> float:
 def audit_layer(
     model: nn.Module, name: str, keep: torch.Tensor, data: AuditData, *, grid: int = 16,
     lambda1: float = 0.0, lambda2: float = 0.0, lipschitz_factor: float = 1.0, packing: Mask | None = None,
-    clock: dict | None = None,
+    clock: dict | None = None, lipschitz: str = "estimate",
 ) -> LayerAudit:
     """Single-layer audit of layer ``name`` (pruned by ``keep``) in the float64 ``model`` (see module docstring).
 
-    ``lipschitz_factor`` multiplies the ``L_s`` estimate (``> 1``: a safety margin; ``< 1``: the
-    known-bad variant used by the tests to show that violations are flagged).  ``packing``: the 2:4
+    ``lipschitz_factor`` multiplies the ``L_s`` used (``> 1``: a safety margin; ``< 1``: the
+    known-bad variant used by the tests to show that violations are flagged; a sound ``L_s`` scaled
+    below 1 loses its label).  ``lipschitz``: ``"estimate"`` or ``"sound"`` (module docstring).  ``packing``: the 2:4
     sub-mask (:func:`packing_mask`, containing ``name``) whose layers are executed packed for the
     realised theta = 0 side.  ``clock`` accumulates seconds per phase (``capture``, ``lipschitz``,
     ``realized``, ``budgets``).
@@ -211,7 +221,16 @@ def audit_layer(
         execution = PACKED
     start = _tick(clock, "realized", start)
     y = data.labels.numpy()
-    lip = PerSampleLipschitz(values, ESTIMATE, f"finite-difference-grid-{grid}" + ("" if lipschitz_factor == 1 else f"*{lipschitz_factor:g}"))
+    estimated = PerSampleLipschitz(values, ESTIMATE, f"finite-difference-grid-{grid}" + ("" if lipschitz_factor == 1 else f"*{lipschitz_factor:g}"))
+    lip, sound_unavailable = estimated, None
+    if lipschitz == "sound":
+        try:
+            lip = sound_path_bounds(model, layer, data.images).lipschitz
+        except (IntervalDomainError, UnsupportedLayerError) as exc:
+            sound_unavailable = str(exc)
+        else:
+            lip = lip if lipschitz_factor == 1 else lip.scaled(lipschitz_factor)
+        start = _tick(clock, "sound_lipschitz", start)
     width = layer.removed.shape[1]
     budget = budget_from_products(layer.products, lip, width)
     eta_path = np.stack([eta_from_products(layer.products, lip, float(t), width) for t in thetas])
@@ -264,7 +283,7 @@ def audit_layer(
         lambda2=float(lambda2),
         removed_frobenius_sq=float(np.sum(layer.removed ** 2)),
         removed_l1=float(np.sum(np.abs(layer.removed))),
-        elastic_bound=Bound(full, ESTIMATE, "theorem-5.4", {"lipschitz": lip.method, "lambda1": lambda1, "lambda2": lambda2}),
+        elastic_bound=Bound(full, lip.label, "theorem-5.4", {"lipschitz": lip.method, "lambda1": lambda1, "lambda2": lambda2}),
         objective_change=realized,
         elastic_scale=max(scale, abs(budget.value), quad, lin),
         input_sup=layer.input_sup,
@@ -275,6 +294,9 @@ def audit_layer(
         execution=execution,
         packed_max_abs_diff=packed_diff,
         logit_scale=float(np.max(np.abs(z))),
+        lipschitz_label=lip.label,
+        lipschitz_estimate=values,
+        sound_unavailable=sound_unavailable,
     )
 
 
@@ -300,7 +322,7 @@ def _objective(model: nn.Module, data: AuditData, names, penalty: ElasticNetPena
 def multilayer_audit(
     model: nn.Module, keep: Mapping[str, torch.Tensor], data: AuditData, order: tuple[str, ...], *,
     grid: int, lambda1: float, lambda2: float, lipschitz_factor: float = 1.0, progress: bool = False,
-    mask=None, clock: dict | None = None,
+    mask=None, clock: dict | None = None, lipschitz: str = "estimate",
 ) -> MultiLayerAudit:
     """Theorem 5.8 on the intermediate networks of the ordered steps (``model`` is modified: pass a copy).
 
@@ -313,7 +335,7 @@ def multilayer_audit(
     for j, name in enumerate(tqdm(order, desc="certify multi-layer", unit="step", file=sys.stderr, disable=not progress)):
         steps.append(audit_layer(model, name, keep[name], data, grid=grid, lambda1=lambda1, lambda2=lambda2,
                                  lipschitz_factor=lipschitz_factor, packing=packing_mask(model, mask, order[:j + 1]),
-                                 clock=clock))
+                                 clock=clock, lipschitz=lipschitz))
         _apply_keep(model, name, keep[name])
     final_packing = packing_mask(model, mask, order)
     execution, packed_diff, executed = DENSE, None, None
@@ -329,7 +351,7 @@ def multilayer_audit(
     return MultiLayerAudit(
         order=tuple(order),
         steps=tuple(steps),
-        bound=Bound(value, ESTIMATE, "theorem-5.8", {"order": list(order), "lambda1": lambda1, "lambda2": lambda2}),
+        bound=Bound(value, SOUND if all(st.lipschitz_label == SOUND for st in steps) else ESTIMATE, "theorem-5.8", {"order": list(order), "lambda1": lambda1, "lambda2": lambda2}),
         budget_sum=float(sum(budgets)),
         penalty_sum=float(sum(penalties)),
         objective_change=j1 - j0,
@@ -376,6 +398,7 @@ def certify(
     order: str = "forward",
     multilayer: bool = True,
     lipschitz_factor: float = 1.0,
+    lipschitz: str = "estimate",
     model_description: str | None = None,
     progress: bool = False,
     fit: bool = True,
@@ -396,6 +419,8 @@ def certify(
     for label, value in (("lambda1", lambda1), ("lambda2", lambda2)):
         if not np.isfinite(value) or value < 0:
             raise CertificateInputError(f"{label}: must be finite and >= 0, got {value!r}")
+    if lipschitz not in LIPSCHITZ_METHODS:
+        raise CertificateInputError(f"lipschitz: expected one of {LIPSCHITZ_METHODS}, got {lipschitz!r}")
     if not np.isfinite(lipschitz_factor) or lipschitz_factor <= 0:
         raise CertificateInputError(f"lipschitz_factor: must be finite and > 0, got {lipschitz_factor!r}")
     check_grid(grid)
@@ -417,7 +442,7 @@ def certify(
     for s in sets:
         _check_data_fits(work, s)
     options = dict(lambda1=float(lambda1), lambda2=float(lambda2), grid=int(grid), order=order,
-                   multilayer=bool(multilayer), lipschitz_factor=float(lipschitz_factor))
+                   multilayer=bool(multilayer), lipschitz_factor=float(lipschitz_factor), lipschitz=lipschitz)
     clock: dict[str, float] = {}
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -429,14 +454,14 @@ def certify(
         bar = tqdm(names, desc=f"certify {s.name}", unit="layer", file=sys.stderr, disable=not progress)
         audits[s.name] = [audit_layer(work, n, keep[n], s, grid=grid, lambda1=lambda1, lambda2=lambda2,
                                       lipschitz_factor=lipschitz_factor, packing=packing_mask(work, mask, [n]),
-                                      clock=clock) for n in bar]
+                                      clock=clock, lipschitz=lipschitz) for n in bar]
         timings[f"single_layer_{s.name}_s"] = time.perf_counter() - start
     ml = None
     if multilayer:
         start = time.perf_counter()
         ml = multilayer_audit(audit_copy(model), keep, sets[0], steps, grid=grid, lambda1=lambda1,
                               lambda2=lambda2, lipschitz_factor=lipschitz_factor, progress=progress, mask=mask,
-                              clock=clock)
+                              clock=clock, lipschitz=lipschitz)
         timings["multilayer_s"] = time.perf_counter() - start
     timings.update({f"phase_{phase}_s": value for phase, value in clock.items()})
     provenance = getattr(mask, "provenance", None)

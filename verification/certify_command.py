@@ -27,8 +27,9 @@ built in a temporary sibling and renamed into place (:mod:`verification.report_f
 existing non-empty ``--out`` is refused unless ``--force``.
 
 ``--lipschitz``: ``estimate`` (finite differences on the theta grid, THEORY.md 3.6 — every bound
-labelled ``estimate``); ``sound`` is reserved for the sound transformer bound of a later issue and
-refused until :func:`verification.certify.certify` offers it.
+labelled ``estimate``) or ``sound`` (interval / Taylor forward mode, :mod:`verification.vit_interval`:
+layers where the enclosure cannot be carried to the logits keep the estimate, labelled as such, and
+the report says why).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from torch import nn
 from certs.errors import CertificateInputError
 from rmt.errors import InvalidParameterError
 from verification.certificate_report import write_report
-from verification.certify import ORDERS, certify
+from verification.certify import LIPSCHITZ_METHODS, ORDERS, certify
 from verification.datasets import calibration_subset, load_default_dataset
 from verification.model_source import LoadedModel, load_model
 from verification.report_folder import check_out
@@ -66,8 +67,6 @@ __all__ = [
 ]
 
 MASK_METHODS = ("magnitude", "magnitude-layerwise", "cast-2:4")
-#: ``--lipschitz`` choices; only ``estimate`` is implemented by :func:`verification.certify.certify`.
-LIPSCHITZ_METHODS = ("estimate", "sound")
 
 
 def register(subparsers) -> None:
@@ -93,7 +92,8 @@ def register(subparsers) -> None:
     parser.add_argument("--lambda2", type=float, default=0.0, help="elastic-net lambda2 (default: %(default)s)")
     parser.add_argument("--grid", type=int, default=16, help="theta intervals of the L_s estimate (default: %(default)s)")
     parser.add_argument("--lipschitz", choices=LIPSCHITZ_METHODS, default="estimate",
-                        help="L_s method: 'estimate' (finite differences); 'sound' is not yet available")
+                        help="L_s method: 'estimate' (finite differences) or 'sound' (interval forward mode; "
+                             "layers it cannot reach keep the estimate, labelled)")
     parser.add_argument("--order", choices=ORDERS, default="forward", help="multi-layer pruning order (default: %(default)s)")
     parser.add_argument("--no-multilayer", action="store_true", help="skip the Theorem 5.8 audit")
     parser.add_argument("--no-plots", action="store_true", help="do not draw the report figures")
@@ -249,11 +249,6 @@ def select_mask_layers(mask, supported: list[str], globs: list[str] | None, spec
 def _check_lipschitz(lipschitz: str) -> None:
     if lipschitz not in LIPSCHITZ_METHODS:
         raise InvalidParameterError(f"--lipschitz: expected one of {LIPSCHITZ_METHODS}, got {lipschitz!r}")
-    if lipschitz != "estimate":
-        raise InvalidParameterError(
-            f"--lipschitz {lipschitz}: a sound L_s bound for transformer layers is not yet available; "
-            "use --lipschitz estimate"
-        )
 
 
 def certify_to_folder(
@@ -280,7 +275,8 @@ def certify_to_folder(
     the_mask = _make_mask(mask, loaded.model, sparsity, cal_images, sets.source)
     the_mask = select_mask_layers(the_mask, supported, layers, mask)
     report = certify(loaded.model, the_mask, sets.calibration, heldout=sets.heldout, lambda1=lambda1, lambda2=lambda2,
-                     grid=grid, order=order, multilayer=multilayer, model_description=loaded.description, progress=True)
+                     grid=grid, order=order, multilayer=multilayer, lipschitz=lipschitz,
+                     model_description=loaded.description, progress=True)
     document = write_report(
         report, out, plots=plots, force=force,
         extra_json={"data": {**report.data, "source": sets.source, "seed": sets.seed}},

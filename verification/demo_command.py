@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 from rmt.errors import InvalidParameterError
 from verification.certificate_report import CertificateReport, write_report_files
-from verification.certify import certify
+from verification.certify import LIPSCHITZ_METHODS, certify
 from verification.certify_command import load_audit_sets
 from verification.model_source import load_model
 from verification.report_folder import check_out, staged_folder
@@ -65,6 +65,7 @@ class DemoSettings:
     steps: int = 20
     multilayer: bool = True
     seed: int = 0
+    lipschitz: str = "estimate"
 
     def check(self) -> "DemoSettings":
         for name in ("calibration", "heldout", "grid", "train_images"):
@@ -73,6 +74,8 @@ class DemoSettings:
                 raise InvalidParameterError(f"--{name.replace('_', '-')}: must be an integer >= 1, got {value!r}")
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
             raise InvalidParameterError(f"--steps: must be an integer >= 0, got {self.steps!r}")
+        if self.lipschitz not in LIPSCHITZ_METHODS:
+            raise InvalidParameterError(f"--lipschitz: expected one of {LIPSCHITZ_METHODS}, got {self.lipschitz!r}")
         if not 0.0 < self.sparsity < 1.0:  # also NaN
             raise InvalidParameterError(f"--sparsity: must lie in (0, 1), got {self.sparsity!r}")
         return self
@@ -97,6 +100,9 @@ def register(subparsers) -> None:
     parser.add_argument("--train-images", type=int, help=f"Hybrid training images (default: {DEFAULT_SETTINGS.train_images})")
     parser.add_argument("--steps", type=int, help=f"Hybrid optimiser steps per phase (default: {DEFAULT_SETTINGS.steps})")
     parser.add_argument("--seed", type=int, help="seed of the image choice and training (default: 0)")
+    parser.add_argument("--lipschitz", choices=LIPSCHITZ_METHODS,
+                        help="L_s of the audits: 'estimate' (default, finite differences) or 'sound' (interval forward "
+                             "mode where it reaches the logits; about 4x longer)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="replace a non-empty existing --out folder")
     parser.set_defaults(func=_main)
@@ -104,7 +110,8 @@ def register(subparsers) -> None:
 
 def _main(args: argparse.Namespace) -> int:
     base = QUICK_SETTINGS if args.quick else DEFAULT_SETTINGS
-    overrides = {k: getattr(args, k) for k in ("calibration", "heldout", "grid", "sparsity", "train_images", "steps", "seed")
+    overrides = {k: getattr(args, k) for k in ("calibration", "heldout", "grid", "sparsity", "train_images", "steps", "seed",
+                                           "lipschitz")
                  if getattr(args, k) is not None}
     if args.threads < 1:
         raise InvalidParameterError(f"--threads: must be >= 1, got {args.threads}")
@@ -112,8 +119,9 @@ def _main(args: argparse.Namespace) -> int:
     with threadpool_limits(args.threads):
         summary = run_demo(Path(args.out), replace(base, **overrides), force=args.force, progress=True)
     for row in summary["masks"]:
-        print(f"{row['mask']}: sparsity {row['sparsity']:.3f}, {row['layers']} layers, {row['violations']} violation(s) "
-              f"of the estimate, execution {row['execution']}")
+        labels = row["lipschitz_labels"]
+        print(f"{row['mask']}: sparsity {row['sparsity']:.3f}, {row['layers']} layers, L_s sound on {labels['sound']} / "
+              f"estimate on {labels['estimate']} audits, {row['violations']} violation(s), execution {row['execution']}")
     print(f"demo finished in {summary['wall_time_s']:.1f} s; reports in {args.out} (start with summary.md)")
     return 0
 
@@ -162,6 +170,8 @@ def _summary_row(name: str, mask, report: CertificateReport) -> dict[str, Any]:
         "bridge2_exceedances": {"calibration": cal.exceedances_budget, "heldout": None if held is None else held.exceedances_budget},
         "bridge3_r_log_sigma_plus_vs_log_mean_product": cal.r_log_sigma_plus_vs_log_mean_product,
         "violations": len(report.violations()),
+        "lipschitz_labels": report.lipschitz_labels(),
+        "label_note": report.label_note(),
         "certify_time_s": sum(v for k, v in report.timings.items() if k.endswith("_s") and not k.startswith("phase_")),
     }
 
@@ -175,7 +185,7 @@ def _fmt(value) -> str:
 def _summary_markdown(summary: dict[str, Any]) -> str:
     s = summary["settings"]
     lines = [
-        "# mpcert demo — Hybrid Magnitude–SER vs CAST 2:4 on the default model (audits with ESTIMATED L_s)",
+        f"# mpcert demo — Hybrid Magnitude–SER vs CAST 2:4 on the default model (L_s: {s['lipschitz']})",
         "",
         f"Model: {summary['model']}",
         "",
@@ -185,8 +195,10 @@ def _summary_markdown(summary: dict[str, Any]) -> str:
         f"{s['sparsity']}, Hybrid training {s['train_images']} images / {s['steps']} steps per phase, "
         f"multi-layer audit {'on' if s['multilayer'] else 'off'}, seed {s['seed']}",
         "",
-        "Both masks are audited on the dense default model (R = removed part of the dense weights). Every",
-        "L_s is a finite-difference estimate, so every bound below is an estimate, never a certificate.",
+        "Both masks are audited on the dense default model (R = removed part of the dense weights). An",
+        "`estimate` L_s (finite differences) gives estimates, never certificates; a `sound` L_s (interval",
+        "forward mode, `--lipschitz sound`, where it reaches the logits) gives certificates.  Labels per mask:",
+        *[f"- {r['mask']}: {r['label_note']}" for r in summary["masks"]],
         "",
         "| | " + " | ".join(f"[{r['mask']}]({r['folder']}/report.md)" for r in summary["masks"]) + " |",
         "|---|" + "---|" * len(summary["masks"]),
@@ -197,17 +209,19 @@ def _summary_markdown(summary: dict[str, Any]) -> str:
         ("layers audited", lambda r: r["layers"]),
         ("execution of the realised side", lambda r: r["execution"]),
         ("max abs(z_packed - z_masked_dense)", lambda r: _fmt(r["max_packed_abs_diff"])),
-        ("sum of single-layer B_T (estimate)", lambda r: _fmt(r["budget_sum_calibration"])),
+        ("L_s labels of the audits (sound / estimate)",
+         lambda r: f"{r['lipschitz_labels']['sound']} / {r['lipschitz_labels']['estimate']}"),
+        ("sum of single-layer B_T", lambda r: _fmt(r["budget_sum_calibration"])),
         ("sum of the paper's proxy (not a bound)", lambda r: _fmt(r["proxy_sum_calibration"])),
         ("largest single-layer dCE", lambda r: _fmt(r["largest_single_layer_ce_change"])),
-        ("Thm 5.8 bound on J change (estimate)", lambda r: _fmt(r["multilayer"] and r["multilayer"]["bound"])),
+        ("Thm 5.8 bound on J change", lambda r: _fmt(r["multilayer"] and r["multilayer"]["bound"])),
         ("realised J change, all layers pruned", lambda r: _fmt(r["multilayer"] and r["multilayer"]["objective_change"])),
         ("accuracy dense -> pruned (calibration)",
          lambda r: "-" if not r["multilayer"] else f"{r['multilayer']['acc_dense']:.4f} -> {r['multilayer']['acc_final']:.4f}"),
         ("Bridge 2: layers with dCE > B_T (cal / held-out)",
          lambda r: f"{r['bridge2_exceedances']['calibration']} / {_fmt(r['bridge2_exceedances']['heldout'])}"),
         ("Bridge 3: r(log sigma_+, log mean ||R psi_1||)", lambda r: _fmt(r["bridge3_r_log_sigma_plus_vs_log_mean_product"])),
-        ("violations of the estimate", lambda r: f"**{r['violations']}**" if r["violations"] else "0"),
+        ("violations (of estimates, or SOUND in the reports)", lambda r: f"**{r['violations']}**" if r["violations"] else "0"),
         ("certify time (s)", lambda r: f"{r['certify_time_s']:.1f}"),
     ]
     lines += [f"| {label} | " + " | ".join(str(cell(r)) for r in summary["masks"]) + " |" for label, cell in rows]
@@ -256,7 +270,8 @@ def run_demo(out: Path, settings: DemoSettings = DEFAULT_SETTINGS, *, force: boo
     for name, mask in masks.items():
         steps.set_postfix_str(f"certify {name}")
         reports[name] = certify(loaded.model, mask, sets.calibration, heldout=sets.heldout, grid=settings.grid,
-                                multilayer=settings.multilayer, model_description=loaded.description, progress=progress)
+                                multilayer=settings.multilayer, lipschitz=settings.lipschitz,
+                                model_description=loaded.description, progress=progress)
         start = lap(f"certify {name}", start)
     steps.update()
     steps.set_postfix_str("reports")

@@ -223,13 +223,30 @@ def test_model_with_no_supported_layers(tmp_path):
     assert not out.exists() and leftovers(tmp_path) == []
 
 
-def test_state_dict_file_as_model_and_sound_lipschitz(tmp_path, default_samples, capsys):
+def test_state_dict_file_as_model(tmp_path, default_samples, capsys):
     weights = tmp_path / "w.safetensors"
     save_file({"fc.weight": torch.randn(4, 4)}, str(weights))
     out = tmp_path / "report"
     code = main(["certify", *FAST, "--model", str(weights), "--mask", "magnitude", "--data", default_samples,
                  "--out", str(out)])
     assert_nothing_written(code, capsys, out, "--model", "weights-only")
-    code = main(["certify", *FAST, "--mask", "magnitude", "--lipschitz", "sound", "--data", default_samples,
-                 "--out", str(out)])
-    assert_nothing_written(code, capsys, out, "--lipschitz sound", "not yet available")
+
+
+def test_sound_lipschitz_labels_each_layer(tmp_path, default_samples):
+    """``--lipschitz sound``: late layers get a sound L_s (>= the estimate, no violation); block 0 is beyond the
+    interval enclosure's reach on the default model and keeps the estimate, labelled, with the reason."""
+    out = tmp_path / "report"
+    layers = ["head", "blocks.3.mlp.fc2", "blocks.0.mlp.fc1"]
+    assert main(["certify", *FAST, "--mask", "magnitude", "--lipschitz", "sound", "--data", default_samples,
+                 "--layers", *layers, "--out", str(out)]) == 0
+    document = json.loads((out / "report.json").read_text())
+    rows = {row["layer"]: row for row in document["calibration"]}
+    for name in ("head", "blocks.3.mlp.fc2"):
+        row = rows[name]
+        assert row["lipschitz_label"] == "sound" and row["budget"]["label"] == "sound"
+        assert all(s >= e * (1 - 1e-12) for s, e in zip(row["lipschitz"], row["lipschitz_estimate"]))
+        assert row["certified_unchanged"] is not None and row["violations"] == []
+    early = rows["blocks.0.mlp.fc1"]
+    assert early["lipschitz_label"] == "estimate" and early["sound_unavailable"]
+    assert document["lipschitz_labels"] == {"sound": 2, "estimate": 1}
+    assert "Sound L_s" in (out / "report.md").read_text()

@@ -1,0 +1,65 @@
+"""certify(..., lipschitz="sound"): per-layer labels, fallback with a reason, loud violations of sound bounds."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from certs.errors import CertificateInputError
+from pruning.cast import cast_kn
+from pruning.calibration import ActivationCapture
+from pruning.mask import Mask
+from verification import certify as certify_module
+from verification.certify import certify
+from verification.datasets import calibration_subset, load_default_dataset
+from verification.default_model import build_default_model
+from tests.verification.single_thread import one_thread  # noqa: F401  (autouse)
+
+#: A late block (within the enclosure's reach on the default model), the head, and block 0 (beyond it).
+LAYERS = ("blocks.3.mlp.fc1", "head", "blocks.0.attn.qkv")
+
+
+@pytest.fixture(scope="module")
+def env():
+    model = build_default_model()
+    cal = calibration_subset(load_default_dataset(), 6, 2)
+    full = cast_kn(model, "2:4", ActivationCapture(cal.images))
+    keep = {n: full.keep[n] for n in LAYERS if n in full.keep}
+    return model, cal, Mask(keep=keep, provenance=full.provenance, pattern=full.pattern)
+
+
+def test_sound_layers_are_certificates_and_the_rest_say_why(env):
+    model, cal, mask = env
+    report = certify(model, mask, cal, grid=2, fit=False, lipschitz="sound")
+    by_layer = {a.layer: a for a in report.calibration}
+    late = by_layer["blocks.3.mlp.fc1"]
+    assert late.is_sound and late.budget.label == "sound" and late.elastic_bound.label == "sound"
+    assert np.all(late.lipschitz >= late.lipschitz_estimate * (1 - 1e-12))
+    assert late.sound_to_estimate_median >= 1.0 and late.violations() == []
+    assert late.certified_unchanged == int(np.count_nonzero(~late.at_risk_prediction))
+    early = by_layer["blocks.0.attn.qkv"]
+    assert not early.is_sound and early.budget.label == "estimate" and early.sound_unavailable
+    assert report.multilayer.bound.label == "estimate"  # one step without a sound L_s
+    assert report.lipschitz_labels()["sound"] >= 1 and "partly certificates" in report.to_markdown()
+
+
+def test_an_unsound_interval_bound_is_reported_as_a_sound_violation(env, monkeypatch):
+    """Known-bad: a 'sound' L_s that is far too small must surface as SOUND BOUND VIOLATED, not pass quietly."""
+    model, cal, mask = env
+    real = certify_module.sound_path_bounds
+
+    def shrunk(*args, **kwargs):
+        bounds = real(*args, **kwargs)
+        lip = bounds.lipschitz
+        return dataclasses.replace(bounds, lipschitz=type(lip)(lip.values * 1e-3, lip.label, lip.method + "-shrunk"))
+
+    monkeypatch.setattr(certify_module, "sound_path_bounds", shrunk)
+    one = Mask(keep={"blocks.3.mlp.fc1": mask.keep["blocks.3.mlp.fc1"]}, provenance=mask.provenance, pattern=mask.pattern)
+    report = certify(model, one, cal, grid=2, fit=False, multilayer=False, lipschitz="sound")
+    assert any("SOUND BOUND VIOLATED" in v for v in report.violations())
+
+
+def test_unknown_lipschitz_method_is_a_typed_error(env):
+    model, cal, mask = env
+    with pytest.raises(CertificateInputError, match="lipschitz"):
+        certify(model, mask, cal, lipschitz="exact")
