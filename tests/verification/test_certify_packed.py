@@ -5,8 +5,6 @@ import pytest
 import torch
 
 from certs.classification import accuracy, mean_cross_entropy
-from pruning.calibration import ActivationCapture
-from pruning.cast import cast_kn
 from pruning.magnitude import magnitude
 from pruning.mask import Mask
 from pruning.packed24 import Packed24, SparseLinear24, convert_to_24
@@ -15,6 +13,7 @@ from verification.certify import DENSE, PACKED, certify, packing_mask
 from verification.datasets import calibration_subset, load_default_dataset
 from verification.default_model import build_default_model
 from verification.vit_views import audit_copy
+from tests.verification.cast_masks import cast_24_subset
 from tests.verification.single_thread import one_thread  # noqa: F401  (autouse)
 
 LAYERS = ("blocks.0.mlp.fc1", "blocks.3.attn.qkv", "blocks.3.mlp.fc2")
@@ -24,9 +23,7 @@ LAYERS = ("blocks.0.mlp.fc1", "blocks.3.attn.qkv", "blocks.3.mlp.fc2")
 def env():
     model = build_default_model()
     cal = calibration_subset(load_default_dataset(), 8, 1)
-    full = cast_kn(model, "2:4", ActivationCapture(cal.images))
-    mask = Mask(keep={n: full.keep[n] for n in LAYERS}, provenance=full.provenance, pattern=full.pattern)
-    return model, cal, mask
+    return model, cal, cast_24_subset(model, cal.images, LAYERS)
 
 
 @pytest.fixture(scope="module")

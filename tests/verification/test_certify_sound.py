@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 
 from certs.errors import CertificateInputError
-from pruning.cast import cast_kn
-from pruning.calibration import ActivationCapture
 from pruning.mask import Mask
 from verification import certify as certify_module
 from verification.certify import certify
 from verification.datasets import calibration_subset, load_default_dataset
 from verification.default_model import build_default_model
+from tests.verification.cast_masks import cast_24_subset
 from tests.verification.single_thread import one_thread  # noqa: F401  (autouse)
 
 #: A late block (within the enclosure's reach on the default model), the head, and block 0 (beyond it).
@@ -23,9 +22,7 @@ LAYERS = ("blocks.3.mlp.fc1", "head", "blocks.0.attn.qkv")
 def env():
     model = build_default_model()
     cal = calibration_subset(load_default_dataset(), 6, 2)
-    full = cast_kn(model, "2:4", ActivationCapture(cal.images))
-    keep = {n: full.keep[n] for n in LAYERS if n in full.keep}
-    return model, cal, Mask(keep=keep, provenance=full.provenance, pattern=full.pattern)
+    return model, cal, cast_24_subset(model, cal.images, LAYERS)
 
 
 def test_sound_layers_are_certificates_and_the_rest_say_why(env):

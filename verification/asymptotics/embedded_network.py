@@ -27,6 +27,7 @@ from rmt.errors import InvalidParameterError
 from verification.networks import haar_frame, spiked_gaussian_network
 
 __all__ = [
+    "EmbeddedSetting",
     "EmbeddedNetwork",
     "activate",
     "chain_logits",
@@ -70,6 +71,22 @@ def method_g_constant(downstream: Sequence[np.ndarray]) -> float:
     """Method G (THEORY.md 3.2) for ``psi_2 = lambda o W_k o ... o lambda``: ``prod ||W||_inf`` rounded up."""
     terms = sum(w.shape[1] + 1 for w in downstream) + len(downstream)
     return round_up(float(np.prod([np.abs(w).sum(axis=1).max() for w in downstream])), terms=terms)
+
+
+@dataclass(frozen=True)
+class EmbeddedSetting:
+    """The fixed part of the embedded generator of THEORY.md 7.1 / 10 (E6–E8, E11): input dimension ``d``,
+    classes ``K``, signal rank ``r``, noise variance factor ``g``, regulariser ``lam``, ``|T|`` = ``n_samples``,
+    spikes ``sigma`` of ``S_2`` and the activation."""
+
+    d: int = 4
+    K: int = 3
+    r: int = 3
+    g: float = 0.8
+    lam: float = 1e-3
+    n_samples: int = 8
+    sigma: tuple[float, ...] = (3.0, 2.0, 1.0)
+    activation: str = "relu"
 
 
 @dataclass(frozen=True, eq=False)

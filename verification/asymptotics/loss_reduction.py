@@ -31,7 +31,7 @@ from rmt.errors import InvalidParameterError
 from verification.check_outcomes import identity, inequality
 
 from .acceptance import at_most, failure_frequency
-from .embedded_network import EmbeddedNetwork, activate, chain_logits, embedded_four_layer, embedded_three_layer, \
+from .embedded_network import EmbeddedNetwork, EmbeddedSetting, activate, chain_logits, embedded_four_layer, embedded_three_layer, \
     live_product, method_g_constant, regularized_loss
 from .gaussian_finite_n import confidence_thresholds, perturbation_thresholds
 from .result import AssertionOutcome, ExperimentResult, fit_trend
@@ -54,18 +54,10 @@ SIZES = {
 
 
 @dataclass(frozen=True)
-class LossSetting:
-    """The fixed part of the embedded generator (THEORY.md 10, E6)."""
+class LossSetting(EmbeddedSetting):
+    """The embedded generator of E6 / E7 / E11 (THEORY.md 10); ``sigma3``: spikes of E7's ``S_3``."""
 
-    d: int = 4
-    K: int = 3
-    r: int = 3
-    g: float = 0.8
-    lam: float = 1e-3
-    n_samples: int = 8
-    sigma: tuple[float, ...] = (3.0, 2.0, 1.0)
     sigma3: tuple[float, ...] = (2.0, 1.5, 1.0)
-    activation: str = "relu"
 
 
 E6_SETTING = LossSetting()

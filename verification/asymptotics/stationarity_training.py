@@ -40,7 +40,7 @@ from rmt.errors import InvalidParameterError
 from verification.check_outcomes import inequality
 
 from .acceptance import at_most
-from .embedded_network import activate, chain_logits, embedded_three_layer, method_g_constant
+from .embedded_network import EmbeddedSetting, activate, chain_logits, embedded_three_layer, method_g_constant
 from .regularized_training import train_target_layer
 from .result import AssertionOutcome, ExperimentResult, fit_trend
 from .seeding import child_rng, child_seed
@@ -55,17 +55,13 @@ COLLAPSE_FACTOR = 0.1
 
 
 @dataclass(frozen=True)
-class TrainingSetting:
-    d: int = 4
-    K: int = 3
-    r: int = 3
-    g: float = 0.8
+class TrainingSetting(EmbeddedSetting):
+    """E8's embedded generator and training recipe (THEORY.md 10): gradient step ``step``, checkpoints."""
+
     lam: float = 5e-3
-    step: float = 0.5
     n_samples: int = 16
-    sigma: tuple[float, ...] = (3.0, 2.0, 1.0)
+    step: float = 0.5
     checkpoints: tuple[int, ...] = (0, 100, 300, 1000, 2000, 3000)
-    activation: str = "relu"
 
 
 E8_SETTING = TrainingSetting()
