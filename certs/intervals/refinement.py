@@ -174,6 +174,7 @@ def _scatter_max(values: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
 def segment_bounds(
     evaluate: PathEvaluator, n_samples: int, *, subintervals: int = 8, refine: int = 0, rtol: float = 0.25,
     max_subintervals: int = 64, batch: int = 512, device: str | torch.device = "cpu", give_up: float | None = None,
+    probe: int = 4,
 ) -> SegmentBounds:
     """Bounds of ``z`` and ``z'`` on ``[0, 1]`` for ``n_samples`` paths (module docstring).
 
@@ -181,7 +182,9 @@ def segment_bounds(
     ``rtol``: stop splitting a sample once ``max slope <= (1 + rtol) lower``; ``max_subintervals``:
     per-sample cap; ``batch``: evaluator batch size; ``give_up``: raise :class:`IntervalDomainError` right
     after the initial pass when some sample's ``max slope / lower`` exceeds it (the enclosure is too loose
-    for the refinement budget to close; ``None`` disables) — an error, never a number.
+    for the refinement budget to close; ``None`` disables) — an error, never a number.  ``probe``: with
+    ``give_up`` set and more than ``probe`` samples, the initial pass first runs on samples ``0..probe-1``
+    alone, so that an enclosure that is too loose fails after a few samples instead of all of them.
     """
     for label, value, low in (("subintervals", subintervals, 1), ("refine", refine, 0), ("max_subintervals", max_subintervals, 1),
                               ("batch", batch, 1), ("n_samples", n_samples, 1)):
@@ -190,6 +193,9 @@ def segment_bounds(
     if not np.isfinite(rtol) or rtol < 0:
         raise CertificateInputError(f"rtol: must be finite and >= 0, got {rtol!r}")
     n, k = int(n_samples), int(subintervals)
+    if give_up is not None and 0 < probe < n:
+        segment_bounds(evaluate, probe, subintervals=subintervals, refine=0, batch=batch, device=device,
+                       give_up=give_up, probe=0)
     edges = np.linspace(0.0, 1.0, k + 1)
     samples = np.arange(n)
     ones = np.ones(n)
