@@ -103,3 +103,23 @@ def test_bad_options_raise_typed_errors_naming_them():
         tail_segment_bounds(moving.tail, 0 * (moving.inputs @ moving.weight.T), moving.inputs @ moving.weight.T, give_up=0.5)
     zero = tail_sound_lipschitz(view.tail, start, 0 * start)
     assert np.all(zero.values == 0.0)  # R psi_1 = 0: the path is a point
+
+
+def test_give_up_fires_on_the_probe_before_the_full_pass():
+    """With ``give_up`` the first ``probe`` samples run alone first: a too-loose enclosure never reaches the rest."""
+    X = np.random.default_rng(0).normal(size=(12, 2))
+    moving = ReluAbsMLP([2, 3, 3], seed=1, final_activation=False).layer_view(0, X, np.zeros(12, dtype=int))
+    inner = tail_evaluator(moving.tail, 0 * (moving.inputs @ moving.weight.T), moving.inputs @ moving.weight.T)
+    seen: list[int] = []
+
+    def evaluate(owner, lo, hi):
+        seen.extend(int(i) for i in np.asarray(owner))
+        return inner(owner, lo, hi)
+
+    with pytest.raises(IntervalDomainError, match="give_up"):
+        segment_bounds(evaluate, 12, give_up=0.5, probe=3)
+    assert seen and max(seen) < 3
+    seen.clear()
+    with pytest.raises(IntervalDomainError, match="give_up"):  # without the probe every sample is evaluated first
+        segment_bounds(evaluate, 12, give_up=0.5, probe=0)
+    assert max(seen) == 11
