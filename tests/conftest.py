@@ -4,9 +4,31 @@
 per property.  Select with ``HYPOTHESIS_PROFILE=thorough``.
 """
 
+import importlib
 import os
+import pkgutil
 
 from hypothesis import HealthCheck, settings
+
+PROJECT_PACKAGES = ("rmt", "certs", "pruning", "verification", "figures")
+
+
+def import_every_project_module() -> None:
+    """Import every module of the project before any test runs.
+
+    Hypothesis (>= 6.131) mixes constants collected from every *local* module in ``sys.modules`` into its
+    generated data.  Modules that the code under test imports lazily would grow that pool mid-run, so a
+    derandomized test drew different examples depending on which tests ran before it (how a one-ulp MP CDF
+    bug surfaced only in whole-suite runs).  With every module imported up front the pool, hence every
+    derandomized example, depends only on the collected test files.
+    """
+    for package in PROJECT_PACKAGES:
+        root = importlib.import_module(package)
+        for info in pkgutil.walk_packages(root.__path__, package + "."):
+            importlib.import_module(info.name)
+
+
+import_every_project_module()
 
 settings.register_profile(
     "ci",

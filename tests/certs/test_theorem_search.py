@@ -16,10 +16,11 @@ from verification.theorem_checks import CHECKS, run_check
 #: Mutations random search rarely catches (they need a CE change near its maximal rate 2 eta_s); each is
 #: caught by a fixed counterexample in the check's own test file.
 FIXED_COUNTEREXAMPLE = single_layer.FIXED_COUNTEREXAMPLE | multilayer.FIXED_COUNTEREXAMPLE
-#: Search budget for a known-bad variant (stopped at the first violation; typically found within 200);
+#: Search budget for a known-bad variant (stopped at the first violation; typically found within 200, but the
+#: derandomized stream differs with the process history, hence the margin);
 #: the multi-layer checks draw larger instances and need a wider search.
 BAD_SEARCH_EXAMPLES = {"theorem-5.8": 2000, "theorem-5.9": 2000, "or1-1.3": 2000}
-DEFAULT_BAD_SEARCH_EXAMPLES = 500
+DEFAULT_BAD_SEARCH_EXAMPLES = 1000
 
 
 @pytest.mark.parametrize("check_id", list(CHECKS))

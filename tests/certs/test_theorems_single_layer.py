@@ -8,7 +8,7 @@ rarely catches, shown caught on a fixed counterexample.
 import numpy as np
 import pytest
 
-from certs.splits import mask_split
+from certs.splits import PruneRestoreSplit, mask_split
 from verification.networks import ReluAbsMLP
 from verification.single_layer_checks import SingleLayerInstance, THETA_GRID
 from verification.strategies import TargetProblem
@@ -19,13 +19,15 @@ FIXED_COUNTEREXAMPLE = {
     ("theorem-5.4", "lipschitz-halved"),
     ("theorem-5.7", "lipschitz-halved"),
     ("or1-1.1", "lipschitz-halved"),
+    ("theorem-5.5", "lipschitz-halved"),
 }
 
 
 def worst_case_instance(lambda1: float) -> SingleLayerInstance:
     """One sample whose CE rises at the maximal rate 2 eta_s: the target is the last layer (identity tail,
     ``L_s = 1``), ``z_A = (0, 10)`` with label 0, and pruning moves the two logits by ``R v = (10, -10)``
-    in opposite directions, so ``CE(S) - CE(A) = log(1+e^30) - log(1+e^10) ~ 20 = B_T(R)``."""
+    in opposite directions, so ``CE(S) - CE(A) = log(1+e^30) - log(1+e^10) ~ 20 = B_T(R)``.  Its prune–restore
+    triple restores nothing (``Q = 0``), so Theorem 5.5 meets the same worst case."""
     a = np.array([[10.0, -10.0], [20.0, -10.0]])
     mlp = ReluAbsMLP.from_weights([a], None, "relu", final_activation=False)
     X, labels = np.array([[1.0, 1.0]]), np.array([0])
@@ -33,7 +35,8 @@ def worst_case_instance(lambda1: float) -> SingleLayerInstance:
     problem = TargetProblem(mlp=mlp, index=0, X=X, labels=labels, view=view)
     split = mask_split(a, np.array([[False, True], [True, False]]))
     gamma1, gamma2 = np.full(a.shape, lambda1), np.zeros(a.shape)
-    return SingleLayerInstance(problem, split, "mask", THETA_GRID, lambda1, 0.0, gamma1, gamma2)
+    triple = PruneRestoreSplit(kept=split.structured, restored=np.zeros(a.shape), removed=split.removed)
+    return SingleLayerInstance(problem, split, "mask", THETA_GRID, lambda1, 0.0, gamma1, gamma2, triple=triple)
 
 
 @pytest.mark.parametrize("check_id, mutation", sorted(FIXED_COUNTEREXAMPLE))

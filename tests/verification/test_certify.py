@@ -112,8 +112,8 @@ def test_halved_lipschitz_is_flagged_as_a_violation(env):
     model, cal, _ = env
     mask = magnitude(model, 0.5, layers=["head"])
     report = certify(model, mask, cal, grid=GRID, multilayer=False, lipschitz_factor=0.5)
-    assert any("head (calibration): per-sample logit change" in v for v in report.violations())
-    assert "VIOLATIONS OF THE ESTIMATE" in report.to_markdown()
+    assert any("head (calibration, estimate): per-sample logit change" in v for v in report.violations())
+    assert "## **VIOLATIONS**" in report.to_markdown() and "(calibration, estimate)" in report.to_markdown()
     assert report.to_json()["violations"] == report.violations()
 
 

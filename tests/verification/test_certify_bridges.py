@@ -87,7 +87,7 @@ def test_known_bad_budget_is_counted_as_a_bridge2_exceedance(env):
     b = bad.bridges()["calibration"]
     exceeding = [r.layer for r in b.rows if r.exceeds_budget]
     assert b.exceedances_budget == len(exceeding) > 0
-    assert all(any(v.startswith(f"{layer} (calibration): Lemma 5.1") for v in bad.violations()) for layer in exceeding)
+    assert all(any(v.startswith(f"{layer} (calibration, estimate): Lemma 5.1") for v in bad.violations()) for layer in exceeding)
     assert all(r.sigma_plus is None for r in b.rows) and b.r_log_sigma_plus_vs_log_budget is None  # fit=False
 
 
