@@ -207,7 +207,7 @@ def run_e7(size: str = "ci", seed: int = 0, mutation: str | None = None,
     _check(size, mutation, MUTATIONS)
     Ns, reps = SIZES["E7"][size]
     s = setting
-    means, step_means = [], []
+    means = []
     assertions: list[AssertionOutcome] = []
     for N in Ns:
         totals = np.empty(reps)
