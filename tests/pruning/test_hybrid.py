@@ -6,27 +6,23 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
 from pruning.errors import PruningParameterError
 from pruning.finetune import FinetuneConfig, finetune
 from pruning.hybrid import DEFAULT_GRID, hybrid_magnitude_ser, hybrid_schedule
 from pruning.magnitude import magnitude
 from pruning.mask import weight_sparsity
+from tests.pruning.toy_problem import toy_data, toy_mlp
 
 FT = FinetuneConfig(optimizer="sgd", lr=0.02, batch_size=16, max_steps=3)
 SELECT = FinetuneConfig(optimizer="adamw", lr=1e-2, weight_decay=0.0, warmup_steps=0, batch_size=16, max_steps=3)
 
 
-def mlp(seed: int = 0) -> nn.Sequential:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Linear(32, 24), nn.ReLU(), nn.Linear(24, 4))
+mlp = toy_mlp
 
 
 def data(n: int = 64):
-    g = torch.Generator().manual_seed(3)
-    x = torch.randn(n, 12, generator=g)
-    return x, (x[:, 0] > 0).long() + 2 * (x[:, 1] > 0).long()
+    return toy_data(n, seed=3)
 
 
 def nested(earlier, later) -> bool:

@@ -17,21 +17,18 @@ from pruning.finetune import FinetuneConfig, finetune, train_masked
 from pruning.seb import Regime, seb
 from pruning.ser import restoration_scores, select_restored, selection_phase, ser, ser_step
 from pruning.sigma_cache import spectral_cache
+from tests.pruning.toy_problem import toy_data, toy_mlp
 
 SELECT = FinetuneConfig(optimizer="adamw", lr=1e-2, weight_decay=0.0, warmup_steps=0, min_lr_ratio=0.25, batch_size=16,
                         label_smoothing=0.0)
 KEEP = FinetuneConfig(optimizer="sgd", lr=1e-2, batch_size=16, max_steps=4)
 
 
-def mlp(seed: int = 0) -> nn.Sequential:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Linear(32, 24), nn.ReLU(), nn.Linear(24, 4))
+mlp = toy_mlp
 
 
 def data(n: int = 64):
-    g = torch.Generator().manual_seed(7)
-    x = torch.randn(n, 12, generator=g)
-    return x, (x[:, 0] > 0).long() + 2 * (x[:, 1] > 0).long()
+    return toy_data(n, seed=7)
 
 
 @settings(max_examples=min(12, settings().max_examples))  # each example trains two phases
