@@ -29,6 +29,8 @@ __all__ = [
     "Activation",
     "ReluAbsMLP",
     "SpikedNetwork",
+    "check_activation",
+    "spiked_gaussian_weights",
     "spiked_gaussian_network",
     "GaussianSplit",
     "gaussian_rectangular_split",
@@ -38,7 +40,7 @@ __all__ = [
 Activation = Literal["relu", "abs"]
 
 
-def _check_activation(activation: str) -> None:
+def check_activation(activation: str) -> None:
     if activation not in ("relu", "abs"):
         raise InvalidParameterError(f"activation must be 'relu' or 'abs', got {activation!r}")
 
@@ -73,7 +75,7 @@ class ReluAbsMLP(torch.nn.Module):
         widths = [int(w) for w in widths]
         if len(widths) < 2 or min(widths) < 1:
             raise InvalidParameterError(f"widths must list at least two positive sizes, got {widths}")
-        _check_activation(activation)
+        check_activation(activation)
         if generator is None:
             generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
         self.activation: Activation = activation
@@ -291,19 +293,17 @@ class SpikedNetwork:
         return self.mlp.layer_view(self.TARGET_INDEX, X, labels, name="W2")
 
 
-def spiked_gaussian_network(
+def spiked_gaussian_weights(
     d: int,
     K: int,
     N: int,
     r: int,
     sigma,
     g: float,
-    activation: Activation = "relu",
     variant: Literal["generic", "embedded"] = "generic",
     seed: int = 0,
-    final_activation: bool = True,
-) -> SpikedNetwork:
-    """Draw the spiked Gaussian network of THEORY.md 7.1.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """The weights ``(W1, S2, R2, W3, sigma, g)`` of the spiked Gaussian network of THEORY.md 7.1 (numpy only).
 
     generic:  ``W1 ~ N(0, 1/d)`` (``N x d``), ``W3 ~ N(0, 1/N)`` (``K x N``), ``S2 = U diag(sigma) V^T``
               with ``U, V`` Haar ``N x r``.
@@ -316,7 +316,6 @@ def spiked_gaussian_network(
     d, K, N, r = int(d), int(K), int(N), int(r)
     if min(d, K, N) < 1 or r < 0:
         raise InvalidParameterError(f"need d, K, N >= 1 and r >= 0, got d={d}, K={K}, N={N}, r={r}")
-    _check_activation(activation)
     g = _check_g(g)
     path_seq, noise_seq = np.random.SeedSequence(seed).spawn(2)
     rng = np.random.default_rng(path_seq)
@@ -347,6 +346,24 @@ def spiked_gaussian_network(
     else:
         raise InvalidParameterError(f"variant must be 'generic' or 'embedded', got {variant!r}")
     R2 = np.sqrt(g / N) * np.random.default_rng(noise_seq).standard_normal((N, N))
+    return W1, S2, R2, W3, s, g
+
+
+def spiked_gaussian_network(
+    d: int,
+    K: int,
+    N: int,
+    r: int,
+    sigma,
+    g: float,
+    activation: Activation = "relu",
+    variant: Literal["generic", "embedded"] = "generic",
+    seed: int = 0,
+    final_activation: bool = True,
+) -> SpikedNetwork:
+    """The spiked Gaussian network of THEORY.md 7.1: :func:`spiked_gaussian_weights` as a ReLU/abs MLP."""
+    check_activation(activation)
+    W1, S2, R2, W3, s, g = spiked_gaussian_weights(d, K, N, r, sigma, g, variant, seed)
     mlp = ReluAbsMLP.from_weights([W1, S2 + R2, W3], None, activation, final_activation)
     return SpikedNetwork(W1=W1, S2=S2, R2=R2, W3=W3, mlp=mlp, g=g, sigma=s, variant=variant)
 

@@ -5,10 +5,10 @@
   input coordinate contribute exactly 0, so they are skipped (an exact saving, not an approximation:
   in the embedded variant ``lambda(W_1 s)`` is zero outside ``d`` coordinates).
 * :func:`regularized_loss` — ``L(alpha) = L_CE(alpha) + lambda_reg sum_i ||W_i||_F^2`` (THEORY.md 1.5).
-* :func:`embedded_three_layer` — the embedded variant of THEORY.md 7.1 at any width ``N``, equal draw
-  for draw to :func:`verification.networks.spiked_gaussian_network` (same seed, same ``N``), but built
-  in numpy only: the torch module of that generator costs seconds at ``N = 4096``.  The small blocks
-  ``B, C, G`` do not depend on ``N``; they are taken from the reference generator at ``N = d``.
+* :func:`embedded_three_layer` — the embedded variant of THEORY.md 7.1 at any width ``N``: the weights of
+  :func:`verification.networks.spiked_gaussian_weights` without the torch module of
+  :func:`verification.networks.spiked_gaussian_network` (which costs seconds at ``N = 4096``).  The small
+  blocks ``B, C, G`` do not depend on ``N``; E7's network takes them from the generator at ``N = d``.
 * :func:`embedded_four_layer` — E7's network: ``W_1 = [B; 0]``, ``W_2 = S_2 + R_2`` (``G_2`` in the top-left
   ``r_0 x d`` block), ``W_3 = S_3 + R_3`` (``G_3`` in the top-left ``r_0 x r_0`` block), ``W_4 = [C 0]``;
   ``R_2, R_3`` iid ``N(0, g/N)`` drawn last from their own streams (pitfall 18).
@@ -24,7 +24,7 @@ import numpy as np
 from certs.classification import mean_cross_entropy
 from rmt.bounds import round_up
 from rmt.errors import InvalidParameterError
-from verification.networks import haar_frame, spiked_gaussian_network
+from verification.networks import check_activation, haar_frame, spiked_gaussian_weights
 
 __all__ = [
     "EmbeddedSetting",
@@ -116,28 +116,17 @@ class EmbeddedNetwork:
 
 def _embedded_blocks(d: int, K: int, r: int, sigma, activation: str, seed: int):
     """``(B, C, G)`` of the reference generator; they do not depend on ``N`` (THEORY.md 7.1)."""
-    ref = spiked_gaussian_network(d, K, d, r, sigma, 0.0, activation, "embedded", seed=seed)
-    return ref.W1[:d].copy(), ref.W3[:, :r].copy(), ref.S2[:r, :d].copy()
+    check_activation(activation)
+    W1, S2, _, W3, _, _ = spiked_gaussian_weights(d, K, d, r, sigma, 0.0, "embedded", seed=seed)
+    return W1[:d].copy(), W3[:, :r].copy(), S2[:r, :d].copy()
 
 
 def embedded_three_layer(d: int, K: int, N: int, r: int, sigma, g: float, activation: str = "relu",
                          seed: int = 0) -> EmbeddedNetwork:
-    """THEORY.md 7.1 embedded variant: ``W_1 = [B; 0]``, ``W_2 = S_2 + R_2``, ``W_3 = [C 0]``,
-    ``R_2 = sqrt(g/N) Z`` from the noise stream of ``SeedSequence(seed)`` (as the reference generator)."""
-    N = int(N)
-    if N < d:
-        raise InvalidParameterError(f"N must be >= d = {d} for the embedded variant, got N={N}")
-    if not (np.isfinite(g) and g >= 0):
-        raise InvalidParameterError(f"g must be a finite variance factor >= 0, got {g!r}")
-    B, C, G = _embedded_blocks(d, K, r, sigma, activation, seed)
-    W1 = np.zeros((N, d))
-    W1[:d] = B
-    W3 = np.zeros((K, N))
-    W3[:, :r] = C
-    S2 = np.zeros((N, N))
-    S2[:r, :d] = G
-    noise_seq = np.random.SeedSequence(seed).spawn(2)[1]
-    R2 = np.sqrt(g / N) * np.random.default_rng(noise_seq).standard_normal((N, N))
+    """THEORY.md 7.1 embedded variant: ``W_1 = [B; 0]``, ``W_2 = S_2 + R_2``, ``W_3 = [C 0]``, drawn by
+    :func:`verification.networks.spiked_gaussian_weights` (the same draws as the reference generator)."""
+    check_activation(activation)
+    W1, S2, R2, W3, _, g = spiked_gaussian_weights(d, K, N, r, sigma, g, "embedded", seed=seed)
     return EmbeddedNetwork((W1, S2 + R2, W3), {1: S2}, {1: R2}, activation, float(g))
 
 
