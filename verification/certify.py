@@ -84,7 +84,7 @@ from .vit_interval import sound_path_bounds
 from .vit_views import CapturedLayer, audit_copy, capture_layer, check_mask_layers, path_logits, supported_layers
 
 __all__ = ["AuditData", "certify", "audit_layer", "multilayer_audit", "estimate_lipschitz", "check_grid", "ORDERS",
-           "LIPSCHITZ_METHODS", "PACKED", "DENSE", "packing_mask", "executed_logits", "fit_layers"]
+           "LIPSCHITZ_METHODS", "check_samples_fit", "parameter_dtype", "PACKED", "DENSE", "packing_mask", "executed_logits", "fit_layers"]
 
 ORDERS = ("forward", "reverse")
 #: ``L_s`` methods of :func:`certify`: finite differences (``estimate``) or interval forward mode (``sound``).
@@ -122,24 +122,38 @@ def _as_data(data, name: str) -> AuditData:
     return AuditData(images.to(torch.float64), labels.to(torch.int64), name)
 
 
-def _check_data_fits(model: nn.Module, data: AuditData) -> int:
-    """Run one image through ``model``; return the number of classes ``K``; typed errors on misfit."""
+def parameter_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype of ``model``'s first floating-point parameter (float32 if it has none)."""
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+
+
+def check_samples_fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, name: str) -> int:
+    """One forward pass on ``images[:1]``: the images fit ``model`` and the labels lie in its classes.
+
+    Returns the number of classes ``K`` of the head.  Raises :class:`CertificateInputError` naming
+    ``name`` and the problem: a channel count different from the first convolution's, a shape the
+    model rejects, an output that is not ``(N, K)`` logits, labels outside ``0..K-1``.
+    """
     first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-    if first is not None and first.in_channels != data.images.shape[1]:
+    if first is not None and images.ndim == 4 and first.in_channels != images.shape[1]:
         raise CertificateInputError(
-            f"{data.name}: images have {data.images.shape[1]} channels, the model's first conv expects {first.in_channels}"
+            f"{name}: images have {images.shape[1]} channels, the model's first convolution expects {first.in_channels}"
         )
     try:
         with torch.no_grad():
-            z = model(data.images[:1])
-    except Exception as exc:  # the model rejects the shape
-        raise CertificateInputError(f"{data.name}: images of shape {tuple(data.images.shape[1:])} do not fit the model: {exc}") from exc
-    if z.ndim != 2:
-        raise CertificateInputError(f"model: output must be logits (N, K), got shape {tuple(z.shape)}")
-    k = int(z.shape[1])
-    bad = (data.labels < 0) | (data.labels >= k)
+            logits = model(images[:1].to(parameter_dtype(model)))
+    except Exception as exc:  # the model rejects the image shape
+        raise CertificateInputError(
+            f"{name}: images of shape {tuple(images.shape[1:])} do not fit the model ({type(exc).__name__}: {exc})"
+        ) from exc
+    if logits.ndim != 2:
+        raise CertificateInputError(f"model: its output must be logits (N, K), got shape {tuple(logits.shape)}")
+    k = int(logits.shape[1])
+    bad = (labels < 0) | (labels >= k)
     if bad.any():
-        raise CertificateInputError(f"{data.name}: labels {sorted(set(data.labels[bad].tolist()))[:5]} outside the head's classes 0..{k - 1}")
+        raise CertificateInputError(
+            f"{name}: labels {sorted(set(labels[bad].tolist()))[:5]} lie outside the head's classes 0..{k - 1}"
+        )
     return k
 
 
@@ -440,7 +454,7 @@ def certify(
     work = audit_copy(model)
     sets = [_as_data(data, "calibration")] + ([_as_data(heldout, "heldout")] if heldout is not None else [])
     for s in sets:
-        _check_data_fits(work, s)
+        check_samples_fit(work, s.images, s.labels, s.name)
     options = dict(lambda1=float(lambda1), lambda2=float(lambda2), grid=int(grid), order=order,
                    multilayer=bool(multilayer), lipschitz_factor=float(lipschitz_factor), lipschitz=lipschitz)
     clock: dict[str, float] = {}

@@ -47,7 +47,7 @@ from torch import nn
 from certs.errors import CertificateInputError
 from rmt.errors import InvalidParameterError
 from verification.certificate_report import write_report
-from verification.certify import LIPSCHITZ_METHODS, ORDERS, certify
+from verification.certify import LIPSCHITZ_METHODS, ORDERS, certify, check_samples_fit, parameter_dtype
 from verification.datasets import calibration_subset, load_default_dataset
 from verification.model_source import LoadedModel, load_model
 from verification.report_folder import check_out
@@ -59,7 +59,6 @@ __all__ = [
     "run_certify",
     "certify_to_folder",
     "load_audit_sets",
-    "check_samples_fit",
     "select_mask_layers",
     "AuditSets",
     "MASK_METHODS",
@@ -170,40 +169,6 @@ def load_audit_sets(data: str, calibration: int, heldout: int, seed: int) -> Aud
     )
 
 
-def _parameter_dtype(model: nn.Module) -> torch.dtype:
-    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-
-
-def check_samples_fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, name: str) -> int:
-    """One forward pass on ``images[:1]``: the images fit ``model`` and the labels lie in its classes.
-
-    Returns the number of classes ``K`` of the head.  Raises :class:`CertificateInputError` naming
-    ``name`` and the problem: a channel count different from the first convolution's, a shape the
-    model rejects, an output that is not ``(N, K)`` logits, labels outside ``0..K-1``.
-    """
-    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-    if first is not None and images.ndim == 4 and first.in_channels != images.shape[1]:
-        raise CertificateInputError(
-            f"{name}: images have {images.shape[1]} channels, the model's first convolution expects {first.in_channels}"
-        )
-    try:
-        with torch.no_grad():
-            logits = model(images[:1].to(_parameter_dtype(model)))
-    except Exception as exc:  # the model rejects the image shape
-        raise CertificateInputError(
-            f"{name}: images of shape {tuple(images.shape[1:])} do not fit the model ({type(exc).__name__}: {exc})"
-        ) from exc
-    if logits.ndim != 2:
-        raise CertificateInputError(f"--model: its output must be logits (N, K), got shape {tuple(logits.shape)}")
-    k = int(logits.shape[1])
-    bad = (labels < 0) | (labels >= k)
-    if bad.any():
-        raise CertificateInputError(
-            f"{name}: labels {sorted(set(labels[bad].tolist()))[:5]} lie outside the head's classes 0..{k - 1}"
-        )
-    return k
-
-
 def _make_mask(spec: str, model: nn.Module, sparsity: float, images: torch.Tensor, source: str):
     from pruning.mask import Mask
 
@@ -215,7 +180,7 @@ def _make_mask(spec: str, model: nn.Module, sparsity: float, images: torch.Tenso
         from pruning.calibration import ActivationCapture
         from pruning.cast import cast_kn
 
-        return cast_kn(model, "2:4", ActivationCapture(images.to(_parameter_dtype(model))), calibration_source=source)
+        return cast_kn(model, "2:4", ActivationCapture(images.to(parameter_dtype(model))), calibration_source=source)
     path = Path(spec)
     if not path.is_file():
         raise InvalidParameterError(f"--mask {spec!r} is neither a file nor one of {MASK_METHODS}")
