@@ -89,6 +89,8 @@ __all__ = ["AuditData", "certify", "audit_layer", "multilayer_audit", "estimate_
 ORDERS = ("forward", "reverse")
 #: ``L_s`` methods of :func:`certify`: finite differences (``estimate``) or interval forward mode (``sound``).
 LIPSCHITZ_METHODS = ("estimate", "sound")
+#: Default sub-intervals of theta per sample for ``lipschitz="sound"`` (more reaches earlier layers, at a cost).
+SOUND_BUDGET = 64
 #: Relative tolerance of every realised-versus-bound comparison (THEORY.md 0.3).
 TOLERANCE = 1e-9
 #: Execution labels of the realised side at theta = 0.
@@ -206,13 +208,15 @@ def _tick(clock: dict | None, phase: str, start: float) -> float:
 def audit_layer(
     model: nn.Module, name: str, keep: torch.Tensor, data: AuditData, *, grid: int = 16,
     lambda1: float = 0.0, lambda2: float = 0.0, lipschitz_factor: float = 1.0, packing: Mask | None = None,
-    clock: dict | None = None, lipschitz: str = "estimate",
+    clock: dict | None = None, lipschitz: str = "estimate", sound_budget: int = SOUND_BUDGET,
 ) -> LayerAudit:
     """Single-layer audit of layer ``name`` (pruned by ``keep``) in the float64 ``model`` (see module docstring).
 
     ``lipschitz_factor`` multiplies the ``L_s`` used (``> 1``: a safety margin; ``< 1``: the
     known-bad variant used by the tests to show that violations are flagged; a sound ``L_s`` scaled
-    below 1 loses its label).  ``lipschitz``: ``"estimate"`` or ``"sound"`` (module docstring).  ``packing``: the 2:4
+    below 1 loses its label).  ``lipschitz``: ``"estimate"`` or ``"sound"`` (module docstring); ``sound_budget``:
+    sub-intervals of theta allowed per sample for the sound ``L_s`` (``max_subintervals`` of
+    :func:`verification.vit_interval.sound_path_bounds`; the start is ``min(8, sound_budget)``).  ``packing``: the 2:4
     sub-mask (:func:`packing_mask`, containing ``name``) whose layers are executed packed for the
     realised theta = 0 side.  ``clock`` accumulates seconds per phase (``capture``, ``lipschitz``,
     ``realized``, ``budgets``).
@@ -239,7 +243,8 @@ def audit_layer(
     lip, sound_unavailable = estimated, None
     if lipschitz == "sound":
         try:
-            lip = sound_path_bounds(model, layer, data.images).lipschitz
+            lip = sound_path_bounds(model, layer, data.images, subintervals=min(8, sound_budget),
+                                    max_subintervals=sound_budget).lipschitz
         except (IntervalDomainError, UnsupportedLayerError) as exc:
             sound_unavailable = str(exc)
         else:
@@ -336,7 +341,7 @@ def _objective(model: nn.Module, data: AuditData, names, penalty: ElasticNetPena
 def multilayer_audit(
     model: nn.Module, keep: Mapping[str, torch.Tensor], data: AuditData, order: tuple[str, ...], *,
     grid: int, lambda1: float, lambda2: float, lipschitz_factor: float = 1.0, progress: bool = False,
-    mask=None, clock: dict | None = None, lipschitz: str = "estimate",
+    mask=None, clock: dict | None = None, lipschitz: str = "estimate", sound_budget: int = SOUND_BUDGET,
 ) -> MultiLayerAudit:
     """Theorem 5.8 on the intermediate networks of the ordered steps (``model`` is modified: pass a copy).
 
@@ -349,7 +354,7 @@ def multilayer_audit(
     for j, name in enumerate(tqdm(order, desc="certify multi-layer", unit="step", file=sys.stderr, disable=not progress)):
         steps.append(audit_layer(model, name, keep[name], data, grid=grid, lambda1=lambda1, lambda2=lambda2,
                                  lipschitz_factor=lipschitz_factor, packing=packing_mask(model, mask, order[:j + 1]),
-                                 clock=clock, lipschitz=lipschitz))
+                                 clock=clock, lipschitz=lipschitz, sound_budget=sound_budget))
         _apply_keep(model, name, keep[name])
     final_packing = packing_mask(model, mask, order)
     execution, packed_diff, executed = DENSE, None, None
@@ -413,6 +418,7 @@ def certify(
     multilayer: bool = True,
     lipschitz_factor: float = 1.0,
     lipschitz: str = "estimate",
+    sound_budget: int = SOUND_BUDGET,
     model_description: str | None = None,
     progress: bool = False,
     fit: bool = True,
@@ -435,6 +441,8 @@ def certify(
             raise CertificateInputError(f"{label}: must be finite and >= 0, got {value!r}")
     if lipschitz not in LIPSCHITZ_METHODS:
         raise CertificateInputError(f"lipschitz: expected one of {LIPSCHITZ_METHODS}, got {lipschitz!r}")
+    if isinstance(sound_budget, bool) or not isinstance(sound_budget, (int, np.integer)) or sound_budget < 1:
+        raise CertificateInputError(f"sound_budget: must be an integer >= 1, got {sound_budget!r}")
     if not np.isfinite(lipschitz_factor) or lipschitz_factor <= 0:
         raise CertificateInputError(f"lipschitz_factor: must be finite and > 0, got {lipschitz_factor!r}")
     check_grid(grid)
@@ -456,7 +464,8 @@ def certify(
     for s in sets:
         check_samples_fit(work, s.images, s.labels, s.name)
     options = dict(lambda1=float(lambda1), lambda2=float(lambda2), grid=int(grid), order=order,
-                   multilayer=bool(multilayer), lipschitz_factor=float(lipschitz_factor), lipschitz=lipschitz)
+                   multilayer=bool(multilayer), lipschitz_factor=float(lipschitz_factor), lipschitz=lipschitz,
+                   **({"sound_budget": int(sound_budget)} if lipschitz == "sound" else {}))
     clock: dict[str, float] = {}
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -468,14 +477,14 @@ def certify(
         bar = tqdm(names, desc=f"certify {s.name}", unit="layer", file=sys.stderr, disable=not progress)
         audits[s.name] = [audit_layer(work, n, keep[n], s, grid=grid, lambda1=lambda1, lambda2=lambda2,
                                       lipschitz_factor=lipschitz_factor, packing=packing_mask(work, mask, [n]),
-                                      clock=clock, lipschitz=lipschitz) for n in bar]
+                                      clock=clock, lipschitz=lipschitz, sound_budget=sound_budget) for n in bar]
         timings[f"single_layer_{s.name}_s"] = time.perf_counter() - start
     ml = None
     if multilayer:
         start = time.perf_counter()
         ml = multilayer_audit(audit_copy(model), keep, sets[0], steps, grid=grid, lambda1=lambda1,
                               lambda2=lambda2, lipschitz_factor=lipschitz_factor, progress=progress, mask=mask,
-                              clock=clock, lipschitz=lipschitz)
+                              clock=clock, lipschitz=lipschitz, sound_budget=sound_budget)
         timings["multilayer_s"] = time.perf_counter() - start
     timings.update({f"phase_{phase}_s": value for phase, value in clock.items()})
     provenance = getattr(mask, "provenance", None)

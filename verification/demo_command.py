@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 from rmt.errors import InvalidParameterError
 from verification.certificate_report import CertificateReport, write_report_files
-from verification.certify import LIPSCHITZ_METHODS, certify
+from verification.certify import LIPSCHITZ_METHODS, SOUND_BUDGET, certify
 from verification.certify_command import load_audit_sets
 from verification.model_source import load_model
 from verification.report_folder import check_out, staged_folder
@@ -66,9 +66,10 @@ class DemoSettings:
     multilayer: bool = True
     seed: int = 0
     lipschitz: str = "estimate"
+    sound_budget: int = SOUND_BUDGET
 
     def check(self) -> "DemoSettings":
-        for name in ("calibration", "heldout", "grid", "train_images"):
+        for name in ("calibration", "heldout", "grid", "train_images", "sound_budget"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidParameterError(f"--{name.replace('_', '-')}: must be an integer >= 1, got {value!r}")
@@ -103,6 +104,8 @@ def register(subparsers) -> None:
     parser.add_argument("--lipschitz", choices=LIPSCHITZ_METHODS,
                         help="L_s of the audits: 'estimate' (default, finite differences) or 'sound' (interval forward "
                              "mode where it reaches the logits; ~10 min with --calibration 64 --heldout 64)")
+    parser.add_argument("--sound-budget", type=int, metavar="K",
+                        help=f"with --lipschitz sound: sub-intervals of theta per sample (default: {DEFAULT_SETTINGS.sound_budget})")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="replace a non-empty existing --out folder")
     parser.set_defaults(func=_main)
@@ -111,7 +114,7 @@ def register(subparsers) -> None:
 def _main(args: argparse.Namespace) -> int:
     base = QUICK_SETTINGS if args.quick else DEFAULT_SETTINGS
     overrides = {k: getattr(args, k) for k in ("calibration", "heldout", "grid", "sparsity", "train_images", "steps", "seed",
-                                           "lipschitz")
+                                           "lipschitz", "sound_budget")
                  if getattr(args, k) is not None}
     if args.threads < 1:
         raise InvalidParameterError(f"--threads: must be >= 1, got {args.threads}")
@@ -271,7 +274,7 @@ def run_demo(out: Path, settings: DemoSettings = DEFAULT_SETTINGS, *, force: boo
         steps.set_postfix_str(f"certify {name}")
         reports[name] = certify(loaded.model, mask, sets.calibration, heldout=sets.heldout, grid=settings.grid,
                                 multilayer=settings.multilayer, lipschitz=settings.lipschitz,
-                                model_description=loaded.description, progress=progress)
+                                sound_budget=settings.sound_budget, model_description=loaded.description, progress=progress)
         start = lap(f"certify {name}", start)
     steps.update()
     steps.set_postfix_str("reports")

@@ -6,7 +6,7 @@ with the upstream activations of image ``s`` frozen (the residual stream enterin
 and after the attention half for MLP targets).  For ``theta`` in a sub-interval ``[a, b]`` the target
 output is enclosed by ``S psi_1 + [a, b] R psi_1 + bias`` (both products as outward-rounded
 enclosures of the exact matrix products of the float64 ``psi_1``) with the point-like tangent
-``R psi_1``; :mod:`certs.intervals` then propagates value and tangent enclosures (order-2 Taylor
+``R psi_1``; :mod:`certs.intervals` then propagates value and tangent enclosures (order-4 Taylor
 forms in ``theta`` by default, :mod:`certs.intervals.taylor`) through:
 
 * the rest of the target's block: attention core (:func:`certs.intervals.transformer.attention`),
@@ -21,9 +21,13 @@ the way raises :class:`certs.errors.UnsupportedLayerError` naming it, before any
 The float64 ``psi_1`` and frozen activations are taken as exact points: the certificate is about the
 path through the computed activations (the convention of :mod:`certs.lipschitz`).
 
-Reach: the remainders grow through every block (about 1e3 per block on the default model), so
-early layers of deep models overflow or exceed ``give_up``; that raises
-:class:`certs.intervals.interval.IntervalDomainError` (never a number).
+Reach: the box remainders grow through every block (about 1e4 per block on the default model, even for
+a point ``theta`` where they hold rounding errors only; verification/FINDINGS.md F20), so early layers
+overflow or exceed ``give_up``; samples that do restart on finer covers (``max_subintervals``), and
+what still fails raises :class:`certs.intervals.interval.IntervalDomainError` (never a number).
+Order 4 (the default) needs far fewer sub-intervals than order 2 on the default model: e.g. CAST 2:4
+``blocks.1.mlp.fc1``, 6 images: order 2 needs a 128-piece start (~10 s per image), order 4 certifies
+from the 8-piece start (~1 s per image) with median sound / estimate 1.11 (benchmarks/RESULTS-sound-lipschitz.md).
 
 ``L_s = sup_theta ||z'(theta)||_inf / ||R psi_1(s)||_inf`` (rounded up) is valid for Lemma 5.1 and
 Corollary 5.2; :attr:`SoundPathBounds.logit_change` bounds ``sup_{theta in [0, 1]} ||z(theta) - z(1)||_inf``
@@ -57,7 +61,7 @@ _BLOCK_TARGET = re.compile(r"^blocks\.(\d+)\.(attn\.qkv|attn\.proj|mlp\.fc1|mlp\
 class SoundPathBounds:
     """Sound per-sample bounds on the pruning path of one layer.
 
-    lipschitz: ``L_s`` labelled ``sound`` (method ``interval-forward-K{K}[-adaptive]``).
+    lipschitz: ``L_s`` labelled ``sound`` (method ``interval-forward-taylor{order}-K{K}[-adaptive]``, ``K`` the finest uniform start).
     logit_change: ``(B,)`` sound bound of ``sup_{theta in [0, 1]} ||z(theta) - z(1)||_inf``.
     segments: the sub-intervals and their bounds (``segments.logit_change(theta0)`` for other ranges).
     products: ``||R psi_1(s)||_inf`` used for ``L_s`` (those of the :class:`CapturedLayer`).
@@ -270,7 +274,7 @@ def _product_enclosure(module: nn.Module, psi: torch.Tensor, weight2d: torch.Ten
 def sound_path_bounds(
     model: nn.Module, captured_layer: CapturedLayer, images: torch.Tensor, *, subintervals: int = 8, refine: int = 4,
     rtol: float = 0.25, max_subintervals: int = 64, batch: int = 256, device: str | torch.device = "cpu",
-    order: int = 2, give_up: float | None = 1e6,
+    order: int = 4, give_up: float | None = 1e6,
 ) -> SoundPathBounds:
     """Sound ``L_s`` and logit-change bounds for ``captured_layer`` on ``images`` (module docstring).
 
@@ -278,7 +282,7 @@ def sound_path_bounds(
     :func:`verification.vit_views.capture_layer` on the same ``images``; ``subintervals`` / ``refine``
     / ``rtol`` / ``max_subintervals`` / ``give_up``: see :func:`certs.intervals.refinement.segment_bounds`;
     ``device``: where the interval forward mode runs (``'cuda'`` when available); ``order``: degree of
-    the Taylor forms in ``theta`` (:mod:`certs.intervals.taylor`; default 2), ``0`` = plain intervals
+    the Taylor forms in ``theta`` (:mod:`certs.intervals.taylor`; default 4), ``0`` = plain intervals
     (which explode through attention blocks: kept for comparison).
     """
     if isinstance(order, bool) or not isinstance(order, int) or order < 0:
@@ -325,7 +329,7 @@ def sound_path_bounds(
     with torch.no_grad():
         segments = segment_bounds(evaluate, int(images.shape[0]), subintervals=subintervals, refine=refine, rtol=rtol,
                                   max_subintervals=max_subintervals, batch=batch, device=device, give_up=give_up)
-    method = f"interval-forward-taylor{order}-K{subintervals}" + ("-adaptive" if refine else "")
+    method = f"interval-forward-taylor{order}-K{segments.subintervals}" + ("-adaptive" if refine else "")
     return SoundPathBounds(
         layer=captured_layer.name,
         lipschitz=segments.lipschitz(captured_layer.products, method),

@@ -14,12 +14,16 @@ On a cover of ``[0, 1]`` by sub-intervals ``I_j``:
   ``sup_{theta in I_j} ||z(theta) - z(1)||_inf`` directly (the logit path bound of THEORY.md 3.7 without
   the Lipschitz step; it is often much tighter for Corollary 5.2).
 * a rigorous *lower* bound of ``sup ||z'||_inf`` comes from point evaluations ``[m, m]``: the true
-  ``z'(m)_k`` lies in ``T_k``, so ``|z'(m)_k| >= mig(T_k)``.
+  ``z'(m)_k`` lies in ``T_k``, so ``|z'(m)_k| >= mig(T_k)``.  The same point evaluations give
+  ``point_s = max_m max_k mag(T_k(m))``: a point enclosure's width is rounding error only, so no
+  sub-interval bound can be expected below it; and ``reference_s = max(lower_s, max_m max_k |centre T_k(m)|)``,
+  the float64 value of ``||z'(m)||_inf`` (not a bound: it only steers the work below).
 
-Adaptive refinement: in each round, every sub-interval with ``slope_j > (1 + rtol) lower_s`` is halved
+Adaptive refinement: in each round, every sub-interval with ``slope_j > (1 + rtol) point_s`` is halved
 (at most ``max_subintervals`` per sample, largest slopes first); the children evaluate their midpoints
 too.  A child keeps ``min(child bound, parent bound)`` (the parent's bound is valid on the child), so
-the per-sample bounds never increase.  Work is batched over samples and sub-intervals.
+the per-sample bounds never increase.  Work is batched over samples and sub-intervals.  Whatever steers
+the work, every returned bound is an enclosure bound; the heuristics only decide where to spend time.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ class SegmentBounds:
     owner, theta_lo, theta_hi, slope, change: one entry per final sub-interval.
     derivative: ``(B,)`` sound upper bound of ``sup_theta ||z'(theta)||_inf``.
     derivative_lower: ``(B,)`` rigorous lower bound of the same supremum (from point evaluations).
+    subintervals: the finest uniform start used (``K`` times a power of 4 after escalation, see :func:`segment_bounds`).
     evaluations: number of (sample, sub-interval or point) evaluations done; rounds: refinement rounds run.
     """
 
@@ -171,6 +176,56 @@ def _scatter_max(values: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def _gap(upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """``upper / lower`` per sample (1 where the upper bound is negligible; ``inf`` where it overflowed)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.nan_to_num(np.where(upper > _FLOOR, upper / np.maximum(lower, _FLOOR), 1.0), nan=np.inf, posinf=np.inf)
+
+
+@dataclass(frozen=True)
+class _Points:
+    """Per-sample statistics of the midpoint evaluations (module docstring): ``lower`` (rigorous),
+    ``upper`` (``point_s``) and ``reference`` (``reference_s``)."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+    reference: np.ndarray
+
+    @staticmethod
+    def of(tangent: Interval, owner: np.ndarray, n: int) -> "_Points":
+        lower = _scatter_max(tangent.mig().amax(-1).numpy(), owner, n)
+        centre = tangent.centre_radius()[0].abs().amax(-1).numpy()
+        centre = _scatter_max(np.where(np.isfinite(centre), centre, 0.0), owner, n)  # an unbounded enclosure has no value
+        return _Points(lower, _scatter_max(tangent.mag().amax(-1).numpy(), owner, n), np.maximum(lower, centre))
+
+    def merge(self, other: "_Points") -> "_Points":
+        return _Points(*(np.maximum(a, b) for a, b in ((self.lower, other.lower), (self.upper, other.upper),
+                                                        (self.reference, other.reference))))
+
+    def reset(self, rows: np.ndarray, other: "_Points") -> "_Points":
+        """These statistics with ``rows`` taken from ``other`` (a finer cover of those samples; ``lower`` stays
+        the larger of the two, both being rigorous)."""
+        lower, upper, reference = self.lower.copy(), self.upper.copy(), self.reference.copy()
+        lower[rows] = np.maximum(lower[rows], other.lower[rows])
+        upper[rows], reference[rows] = other.upper[rows], other.reference[rows]
+        return _Points(lower, upper, reference)
+
+
+def _uniform_pass(evaluate: PathEvaluator, samples: np.ndarray, k: int, end: Interval, batch: int, device, n: int):
+    """Bounds on the ``k`` uniform sub-intervals of each of ``samples``, and the statistics of their midpoints.
+
+    Returns ``owner, lo, hi, slope, change, tangent_lo, tangent_hi`` per sub-interval and the :class:`_Points`
+    (arrays of length ``n``; zero for samples not in ``samples``)."""
+    edges = np.linspace(0.0, 1.0, k + 1)
+    owner = np.repeat(samples, k)
+    lo, hi = np.tile(edges[:-1], samples.size), np.tile(edges[1:], samples.size)
+    mid = 0.5 * (lo + hi)
+    value, tangent = _run(evaluate, np.concatenate([owner, owner]), np.concatenate([lo, mid]), np.concatenate([hi, mid]), batch, device)
+    p = owner.size
+    slope, change, t_lo, t_hi = _piece_bounds(value.rearrange(lambda t: t[:p]), tangent.rearrange(lambda t: t[:p]), owner, end)
+    return owner, lo, hi, slope, change, t_lo, t_hi, _Points.of(tangent.rearrange(lambda t: t[p:]), owner, n)
+
+
 def segment_bounds(
     evaluate: PathEvaluator, n_samples: int, *, subintervals: int = 8, refine: int = 0, rtol: float = 0.25,
     max_subintervals: int = 64, batch: int = 512, device: str | torch.device = "cpu", give_up: float | None = None,
@@ -179,12 +234,16 @@ def segment_bounds(
     """Bounds of ``z`` and ``z'`` on ``[0, 1]`` for ``n_samples`` paths (module docstring).
 
     ``subintervals``: initial uniform count ``K``; ``refine``: maximum refinement rounds (0 = none);
-    ``rtol``: stop splitting a sample once ``max slope <= (1 + rtol) lower``; ``max_subintervals``:
-    per-sample cap; ``batch``: evaluator batch size; ``give_up``: raise :class:`IntervalDomainError` right
-    after the initial pass when some sample's ``max slope / lower`` exceeds it (the enclosure is too loose
-    for the refinement budget to close; ``None`` disables) — an error, never a number.  ``probe``: with
-    ``give_up`` set and more than ``probe`` samples, the initial pass first runs on samples ``0..probe-1``
-    alone, so that an enclosure that is too loose fails after a few samples instead of all of them.
+    ``rtol``: stop splitting a sub-interval once ``slope <= (1 + rtol) point_s``; ``max_subintervals``:
+    per-sample cap; ``batch``: evaluator batch size; ``give_up``: the samples whose ``max slope / reference_s``
+    exceeds it after the initial pass (a remainder that blew up: refinement by halving cannot close it)
+    restart on a 4x finer uniform cover (``K, 4K, 16K, ...`` while ``<= max_subintervals``);
+    :class:`IntervalDomainError` is raised — an error, never a number — when even the finest allowed
+    start stays above ``give_up``, or at once when already ``point_s / reference_s > give_up`` (rounding
+    errors alone swamp the value: no finer cover can help).  ``None``: no check, no escalation.  ``probe``:
+    with ``give_up`` set and more than ``probe`` samples, the initial passes first run on samples
+    ``0..probe-1`` alone, so that an enclosure that is too
+    loose fails after a few samples instead of all of them.
     """
     for label, value, low in (("subintervals", subintervals, 1), ("refine", refine, 0), ("max_subintervals", max_subintervals, 1),
                               ("batch", batch, 1), ("n_samples", n_samples, 1)):
@@ -194,33 +253,38 @@ def segment_bounds(
         raise CertificateInputError(f"rtol: must be finite and >= 0, got {rtol!r}")
     n, k = int(n_samples), int(subintervals)
     if give_up is not None and 0 < probe < n:
-        segment_bounds(evaluate, probe, subintervals=subintervals, refine=0, batch=batch, device=device,
-                       give_up=give_up, probe=0)
-    edges = np.linspace(0.0, 1.0, k + 1)
+        segment_bounds(evaluate, probe, subintervals=subintervals, refine=0, max_subintervals=max_subintervals,
+                       batch=batch, device=device, give_up=give_up, probe=0)
     samples = np.arange(n)
     ones = np.ones(n)
     end, _ = _run(evaluate, samples, ones, ones, batch, device)
-    owner = np.repeat(samples, k)
-    lo, hi = np.tile(edges[:-1], n), np.tile(edges[1:], n)
-    mid = 0.5 * (lo + hi)
-    value, tangent = _run(evaluate, np.concatenate([owner, owner]), np.concatenate([lo, mid]), np.concatenate([hi, mid]), batch, device)
-    p = owner.size
-    slope, change, t_lo, t_hi = _piece_bounds(value.rearrange(lambda t: t[:p]), tangent.rearrange(lambda t: t[:p]), owner, end)
-    lower = _scatter_max(tangent.mig()[p:].amax(-1).numpy(), owner, n)
-    evaluations = n + 2 * p
-    if give_up is not None:
-        upper = _scatter_max(slope, owner, n)
-        gap = np.where(upper > _FLOOR, upper / np.maximum(lower, _FLOOR), 1.0)
-        if not np.all(gap <= give_up):
-            bad = np.flatnonzero(~(gap <= give_up))
+    owner, lo, hi, slope, change, t_lo, t_hi, points = _uniform_pass(evaluate, samples, k, end, batch, device, n)
+    evaluations = n + 2 * owner.size
+    while give_up is not None:
+        gap = _gap(_scatter_max(slope, owner, n), points.reference)
+        bad = np.flatnonzero(~(gap <= give_up))
+        if bad.size == 0:
+            break
+        hopeless = bad[~(_gap(points.upper[bad], points.reference[bad]) <= give_up)]
+        if hopeless.size or 4 * k > max_subintervals:
+            why = (f"even point enclosures exceed the value {np.max(_gap(points.upper[hopeless], points.reference[hopeless])):.3g} "
+                   "times (rounding errors amplified through the network: no finer cover can help)" if hopeless.size else
+                   f"max_subintervals={max_subintervals} allows no finer start")
             raise IntervalDomainError(
-                f"samples {bad[:5].tolist()}: upper/lower derivative bounds differ by {np.max(gap):.3g} > give_up={give_up:g} "
-                "after the initial sub-intervals (the enclosure is too loose: remainders grow through the network)"
+                f"samples {bad[:5].tolist()}: derivative bound / float value up to {np.max(gap):.3g} > give_up={give_up:g} "
+                f"with {k} uniform sub-intervals (the enclosure is too loose: remainders grow through the network; {why})"
             )
+        k *= 4  # escalate: restart the loose samples on a 4x finer uniform cover
+        keep = ~np.isin(owner, bad)
+        *fresh, fresh_points = _uniform_pass(evaluate, bad, k, end, batch, device, n)
+        evaluations += 2 * fresh[0].size
+        owner, lo, hi, slope, change, t_lo, t_hi = (np.concatenate([old[keep], new]) for old, new in
+                                                   zip((owner, lo, hi, slope, change, t_lo, t_hi), fresh))
+        points = points.reset(bad, fresh_points)
     rounds = 0
     for _ in range(refine):
         count = np.bincount(owner, minlength=n)
-        need = slope > (1.0 + rtol) * lower[owner] + _FLOOR
+        need = slope > (1.0 + rtol) * points.upper[owner] + _FLOOR
         order = np.lexsort((-slope, owner))
         rank = np.empty_like(order)
         rank[order] = np.arange(order.size) - np.searchsorted(owner[order], owner[order], side="left")
@@ -244,7 +308,7 @@ def segment_bounds(
         parent_slope, parent_change = slope[twice], change[twice]
         t_lo = np.concatenate([t_lo[keep], np.maximum(c_lo_t, t_lo[twice])])
         t_hi = np.concatenate([t_hi[keep], np.minimum(c_hi_t, t_hi[twice])])
-        lower = np.maximum(lower, _scatter_max(tangent.mig()[m:].amax(-1).numpy(), c_owner, n))
+        points = points.merge(_Points.of(tangent.rearrange(lambda t: t[m:]), c_owner, n))
         owner = np.concatenate([owner[keep], c_owner])
         lo, hi = np.concatenate([lo[keep], c_lo]), np.concatenate([hi[keep], c_hi])
         slope = np.concatenate([slope[keep], np.minimum(c_slope, parent_slope)])
@@ -258,6 +322,6 @@ def segment_bounds(
         )
     return SegmentBounds(
         owner=owner, theta_lo=lo, theta_hi=hi, slope=slope, change=change, tangent_lo=t_lo, tangent_hi=t_hi,
-        derivative=derivative, derivative_lower=lower,
+        derivative=derivative, derivative_lower=points.lower,
         subintervals=k, evaluations=int(evaluations), rounds=rounds,
     )

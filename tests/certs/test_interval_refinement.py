@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
 from certs.errors import CertificateInputError
-from certs.intervals.interval import IntervalDomainError
+from certs.intervals.interval import IntervalDomainError, widen
 from certs.intervals.piecewise_linear import tail_evaluator, tail_segment_bounds, tail_sound_lipschitz
 from certs.intervals.refinement import segment_bounds
 from certs.lipschitz import lipschitz_constants
@@ -123,3 +124,47 @@ def test_give_up_fires_on_the_probe_before_the_full_pass():
     with pytest.raises(IntervalDomainError, match="give_up"):  # without the probe every sample is evaluated first
         segment_bounds(evaluate, 12, give_up=0.5, probe=0)
     assert max(seen) == 11
+
+
+class _Widened:
+    """Enclosures of ``inner`` widened by ``margin`` per row (a stand-in for a remainder that blew up)."""
+
+    def __init__(self, inner, margin):
+        self.inner, self.margin = inner, margin
+
+    def enclosures(self):
+        value, tangent = self.inner.enclosures()
+        m = self.margin[:, None]
+        return widen(value.lo, value.hi, m), widen(tangent.lo, tangent.hi, m)
+
+
+def _loose_when_wide(inner, loose_samples, width):
+    """Evaluator whose enclosures explode (margin 1e12) on sub-intervals wider than ``width`` of ``loose_samples``."""
+
+    def evaluate(owner, lo, hi):
+        loose = torch.isin(owner, torch.as_tensor(loose_samples)) & (hi - lo > width)
+        return _Widened(inner(owner, lo, hi), torch.where(loose, 1e12, 0.0).double())
+
+    return evaluate
+
+
+def test_loose_samples_restart_on_a_finer_cover_and_stay_sound():
+    X = np.random.default_rng(3).normal(size=(6, 3))
+    net = ReluAbsMLP([3, 5, 5, 2], activation="relu", final_activation=False, seed=2)
+    view = net.layer_view(0, X, np.zeros(6, dtype=int))
+    S = view.weight * (np.random.default_rng(4).random(view.weight.shape) < 0.5)
+    start, direction = view.inputs @ S.T, view.inputs @ (view.weight - S).T
+    inner = tail_evaluator(view.tail, start, direction)
+    evaluate = _loose_when_wide(inner, [1, 4], 1 / 16)
+    bounds = segment_bounds(evaluate, 6, subintervals=8, max_subintervals=64, give_up=1e6, refine=2)
+    counts = np.bincount(bounds.owner, minlength=6)
+    assert bounds.subintervals == 32
+    assert np.all(counts[[1, 4]] >= 32) and np.all(counts[[0, 2, 3, 5]] < 32)
+    exact = lipschitz_constants(view.tail, start, direction, method="D").values
+    products = np.abs(direction).max(axis=1)
+    assert np.all(exact * products <= bounds.derivative * (1 + TOL) + TOL)
+    assert np.all(bounds.derivative < 1e6)  # the loose start was replaced, not kept
+    with pytest.raises(IntervalDomainError, match="max_subintervals=16"):  # no 4x finer start within the cap
+        segment_bounds(evaluate, 6, subintervals=8, max_subintervals=16, give_up=1e6)
+    # known-bad: without escalation (no give_up) the exploded start is what comes back
+    assert np.all(segment_bounds(evaluate, 6, subintervals=8, max_subintervals=64).derivative[[1, 4]] > 1e11)

@@ -232,6 +232,13 @@ def test_state_dict_file_as_model(tmp_path, default_samples, capsys):
     assert_nothing_written(code, capsys, out, "--model", "weights-only")
 
 
+def test_bad_sound_budget_is_refused_before_anything_is_written(tmp_path, default_samples, capsys):
+    out = tmp_path / "report"
+    code = main(["certify", *FAST, "--mask", "magnitude", "--lipschitz", "sound", "--sound-budget", "0",
+                 "--data", default_samples, "--out", str(out)])
+    assert_nothing_written(code, capsys, out, "--sound-budget")
+
+
 def test_sound_lipschitz_labels_each_layer(tmp_path, default_samples):
     """``--lipschitz sound``: late layers get a sound L_s (>= the estimate, no violation); block 0 is beyond the
     interval enclosure's reach on the default model and keeps the estimate, labelled, with the reason."""

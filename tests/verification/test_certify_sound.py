@@ -56,7 +56,25 @@ def test_an_unsound_interval_bound_is_reported_as_a_sound_violation(env, monkeyp
     assert any("SOUND BOUND VIOLATED" in v for v in report.violations())
 
 
-def test_unknown_lipschitz_method_is_a_typed_error(env):
+def test_unknown_lipschitz_method_or_bad_budget_is_a_typed_error(env):
     model, cal, mask = env
     with pytest.raises(CertificateInputError, match="lipschitz"):
         certify(model, mask, cal, lipschitz="exact")
+    for budget in (0, 2.5, True):
+        with pytest.raises(CertificateInputError, match="sound_budget"):
+            certify(model, mask, cal, lipschitz="sound", sound_budget=budget)
+
+
+def test_a_larger_sound_budget_reaches_an_earlier_layer(env):
+    """CAST 2:4 on blocks.2.attn.qkv: the 8-piece start blows up in the softmax; with a budget of 64 the loose
+    samples restart on 32 sub-intervals and the layer gets a sound L_s that dominates the estimate."""
+    model, cal, _ = env
+    name = "blocks.2.attn.qkv"
+    one = cast_24_subset(model, cal.images, (name,))
+    data = (cal.images[:3], cal.labels[:3])
+    small = certify(model, one, data, grid=2, fit=False, multilayer=False, lipschitz="sound", sound_budget=8)
+    assert not small.calibration[0].is_sound and "max_subintervals=8" in small.calibration[0].sound_unavailable
+    large = certify(model, one, data, grid=2, fit=False, multilayer=False, lipschitz="sound", sound_budget=64)
+    audit = large.calibration[0]
+    assert audit.is_sound and audit.violations() == [] and "-K32-" in audit.lipschitz_method
+    assert np.all(audit.lipschitz >= audit.lipschitz_estimate * (1 - 1e-12))
