@@ -1,13 +1,14 @@
 """Cost of the sound ``L_s`` (verification.vit_interval.sound_path_bounds) against one forward pass.
 
 Setting: the shipped default ViT, magnitude mask at sparsity 0.5, ``|T| = 16`` class-balanced training
-images, one layer per depth that the Taylor forms certify without overflow (``blocks.3.mlp.fc1``,
-``blocks.3.attn.qkv``, ``blocks.2.mlp.fc2``), ``K = 8`` sub-intervals, order-2 Taylor forms,
-with refinement off (``refine=0``) and on (``refine=4``, ``rtol=0.25``).  The baseline is one forward
-pass of the float64 audit copy over the same ``T``; the estimate-based ``L_s`` of ``certify`` (the
-17-point finite-difference grid) is timed alongside for reference.
+images, one layer per depth (``blocks.3.mlp.fc1``, ``blocks.3.attn.qkv``, ``blocks.2.mlp.fc2``,
+``blocks.1.mlp.fc1``), ``K = 8`` starting sub-intervals (loose samples restart on 32, ``max_subintervals = 64``),
+Taylor forms of order 2 and 4 (the default), with refinement off (``refine=0``) and on (``refine=4``,
+``rtol=0.25``).  The baseline is one forward pass of the float64 audit copy over the same ``T``; the
+estimate-based ``L_s`` of ``certify`` (the 17-point finite-difference grid) is timed alongside for reference.
 
-``test_multiple_of_forward_pass`` prints each cost as a multiple of the baseline and per sample.
+``test_multiple_of_forward_pass`` prints each cost as a multiple of the baseline, the evaluations per
+sample and the median sound / estimate ratio (``-`` where the enclosure is out of reach for that setting).
 Run with ``bash scripts/bench.sh benchmarks/bench_sound_lipschitz.py -s``.
 """
 
@@ -17,17 +18,19 @@ import numpy as np
 import pytest
 import torch
 
-from timing import median_time
+from timing import median_time, timed_median
+from certs.intervals.interval import IntervalDomainError
 from pruning.magnitude import magnitude
-from verification.certify import check_grid
+from verification.certify import check_grid, estimate_lipschitz
 from verification.datasets import calibration_subset, load_default_dataset
 from verification.default_model import build_default_model
 from verification.vit_interval import sound_path_bounds
 from verification.vit_views import audit_copy, capture_layer, path_logits
 
 N_SAMPLES, SPARSITY, K = 16, 0.5, 8
-LAYERS = ("blocks.3.mlp.fc1", "blocks.3.attn.qkv", "blocks.2.mlp.fc2")
-REFINE = {"no-refine": 0, "adaptive": 4}
+LAYERS = ("blocks.3.mlp.fc1", "blocks.3.attn.qkv", "blocks.2.mlp.fc2", "blocks.1.mlp.fc1")
+SETTINGS = {"order2": dict(order=2, refine=0), "order2-adaptive": dict(order=2, refine=4),
+            "order4": dict(order=4, refine=0), "order4-adaptive": dict(order=4, refine=4)}
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +44,12 @@ def setting():
     return work, images, layers
 
 
-@pytest.mark.parametrize("refine", list(REFINE))
+@pytest.mark.parametrize("config", ["order4", "order4-adaptive"])
 @pytest.mark.parametrize("layer", LAYERS)
 @pytest.mark.benchmark(group="sound-lipschitz")
-def test_sound_lipschitz(benchmark, setting, layer, refine):
+def test_sound_lipschitz(benchmark, setting, layer, config):
     work, images, layers = setting
-    benchmark.pedantic(lambda: sound_path_bounds(work, layers[layer], images, subintervals=K, refine=REFINE[refine]),
+    benchmark.pedantic(lambda: sound_path_bounds(work, layers[layer], images, subintervals=K, **SETTINGS[config]),
                        rounds=3, iterations=1, warmup_rounds=0)
 
 
@@ -60,12 +63,23 @@ def test_multiple_of_forward_pass(setting, record_property):
     forward()
     base = median_time(forward, 20)
     lines = [f"forward pass over T ({N_SAMPLES} images, float64 audit copy): {base * 1e3:.2f} ms",
-             f"{'layer':20s} {'estimate':>10s} " + " ".join(f"{r:>10s}" for r in REFINE) + "   (multiples of one forward pass over T)"]
+             "cost as multiples of one forward pass over T / evaluations per sample / median sound / estimate L_s",
+             f"{'layer':20s} {'estimate':>9s} " + " ".join(f"{c:>24s}" for c in SETTINGS)]
+    thetas = check_grid(16)[::2]
     for name, layer in layers.items():
-        estimate = median_time(lambda: path_logits(work, layer, images, check_grid(16)[::2]), 3)
-        costs = {r: median_time(lambda: sound_path_bounds(work, layer, images, subintervals=K, refine=v), 3) for r, v in REFINE.items()}
-        for r, c in costs.items():
-            record_property(f"{name} {r} / forward", c / base)
-        lines.append(f"{name:20s} {estimate / base:10.1f} " + " ".join(f"{c / base:10.1f}" for c in costs.values()))
+        seconds, z = timed_median(lambda: path_logits(work, layer, images, thetas), 3)
+        estimate = estimate_lipschitz(z, thetas, layer.products)
+        cells = []
+        for config, options in SETTINGS.items():
+            try:
+                cost, bounds = timed_median(lambda: sound_path_bounds(work, layer, images, subintervals=K, **options), 3)
+            except IntervalDomainError:
+                cells.append(f"{'- (out of reach)':>24s}")
+                continue
+            ratio = float(np.median(bounds.lipschitz.values / estimate))
+            evaluations = bounds.segments.evaluations / N_SAMPLES
+            record_property(f"{name} {config} / forward", cost / base)
+            cells.append(f"{cost / base:9.0f}x {evaluations:6.0f} {ratio:6.3f}")
+        lines.append(f"{name:20s} {seconds / base:8.1f}x " + " ".join(cells))
     print("\n" + "\n".join(lines))
     assert np.isfinite(base) and base > 0

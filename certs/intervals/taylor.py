@@ -27,7 +27,8 @@ that fewer sub-intervals are needed.  Rules (``spread = sum_{i>=1} |c_i| + r`` b
 Float64 rounding: each computed coefficient has an error below ``gamma * (sum of |terms|)`` (``gamma``
 as in :mod:`certs.intervals.interval`), added to ``r``; ``r`` is computed from non-negative terms,
 multiplied by ``1 + gamma`` and rounded up; NaN remainders (``0 * inf`` after an overflow) become
-``+inf``.  ``exp``, ``tanh``, ``erfc`` carry the library assumption ``FN_REL``.
+``+inf``.  ``exp``, ``tanh``, ``erfc`` carry the library assumption ``FN_REL``; the powers (``rsqrt``,
+reciprocal) their proven ``16 eps`` (:mod:`certs.intervals.smooth`).
 
 :class:`TaylorDual` pairs a value form with a tangent form on the same ``eps``; its rules are the chain
 rule of :mod:`certs.intervals.dual` with the factor ``f'(x)`` itself a Taylor form (needs
@@ -209,11 +210,11 @@ class TaylorForm:
 
     # ------------------------------------------------------------------ smooth functions
     def compose(self, derivs: Sequence[torch.Tensor], bound: torch.Tensor,
-                magnitudes: Sequence[torch.Tensor] | None = None) -> "TaylorForm":
+                magnitudes: Sequence[torch.Tensor] | None = None, rel: float = FN_REL) -> "TaylorForm":
         """``f(x)`` from ``derivs = [f(c_0), ..., f^(n)(c_0)]`` and ``bound >= sup_box |f^(n+1)|`` (module docstring).
 
         ``magnitudes[k]``: the scale of the float error of ``derivs[k]`` (default ``|derivs[k]|``); the error
-        is taken as ``FN_REL (|derivs[k]| + magnitudes[k])`` (absolute, so cancellation inside a
+        is taken as ``rel (|derivs[k]| + magnitudes[k])`` (absolute, so cancellation inside a
         derivative formula, e.g. near a root of a Hermite polynomial, is covered)."""
         n = self.order
         mags = [d.abs() for d in derivs] if magnitudes is None else magnitudes
@@ -221,12 +222,12 @@ class TaylorForm:
         spread = self.spread()
         out = TaylorForm.point(derivs[0], n)
         power = None
-        err = FN_REL * (derivs[0].abs() + mags[0]) + FN_ABS
+        err = rel * (derivs[0].abs() + mags[0]) + FN_ABS
         for k in range(1, n + 1):
             power = delta if power is None else power * delta
             scale = derivs[k] / math.factorial(k)
             out = out + power * scale
-            err = err + FN_REL * (scale.abs() + mags[k] / math.factorial(k)) * spread ** k
+            err = err + rel * (scale.abs() + mags[k] / math.factorial(k)) * spread ** k
         lagrange = bound * spread ** (n + 1) / math.factorial(n + 1)
         return TaylorForm.build(out.coef, out.r + lagrange, err)
 
@@ -240,7 +241,7 @@ class TaylorForm:
         derivs = fn.derivatives(a, n + first)[first:]
         at_centre = Interval(a, a)
         magnitudes = [fn.bound(at_centre, k) for k in range(first, n + first + 1)]
-        return self.compose(derivs, fn.bound(box, n + 1 + first), magnitudes)
+        return self.compose(derivs, fn.bound(box, n + 1 + first), magnitudes, fn.rel_error)
 
     def relu_parts(self) -> tuple["TaylorForm", torch.Tensor]:
         """ReLU and a code per entry: 1 (identity, ``l >= 0``), 0 (zero, ``u <= 0``), -1 (crossing or NaN)."""

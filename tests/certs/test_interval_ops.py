@@ -121,6 +121,36 @@ def test_smooth_derivatives_match_autograd_and_bounds_dominate(fn):
         assert float(fn.bound(box, k)) >= float(expected.abs().max()) * (1 - 1e-12)
 
 
+def _worst_relative_error(derivs: list[torch.Tensor], x: np.ndarray, p: float) -> float:
+    """Largest ``|computed - exact| / |exact|`` of ``f^(j)(x)`` for ``f = x^p``, exact values by mpmath at 60 digits."""
+    import mpmath
+
+    mpmath.mp.dps = 60
+    worst = 0.0
+    for j, computed in enumerate(derivs):
+        falling = mpmath.mpf(1)
+        for i in range(j):
+            falling *= p - i
+        for xi, ci in zip(x, computed.numpy()):
+            exact = falling * mpmath.power(mpmath.mpf(float(xi)), p - j)
+            worst = max(worst, float(abs((mpmath.mpf(float(ci)) - exact) / exact)))
+    return worst
+
+
+@pytest.mark.parametrize("fn, p", [(smooth.RSQRT, -0.5), (smooth.RECIPROCAL, -1.0)], ids=["rsqrt", "reciprocal"])
+def test_power_derivatives_meet_their_proven_error_bound(fn, p):
+    """``rel_error = 16 eps`` of the powers is a proof about IEEE sqrt/division; check it against mpmath on
+    wide-ranging points, up to the order the order-4 Taylor duals use (6), and show the check can fail."""
+    x = np.exp(np.random.default_rng(0).uniform(np.log(1e-6), np.log(1e6), 300))
+    derivs = fn.derivatives(torch.as_tensor(x), 6)
+    assert fn.rel_error == 16 * 2.0 ** -52
+    assert _worst_relative_error(derivs, x, p) <= fn.rel_error / 4  # (j + 3) u <= 4.5 eps for j <= 6
+    off = [d * (1 + 64 * 2.0 ** -52) for d in derivs]  # known-bad: an evaluation 64 eps off is flagged
+    assert _worst_relative_error(off, x, p) > fn.rel_error
+    with pytest.raises(ValueError, match="order"):
+        fn.derivatives(torch.as_tensor(x), smooth.POWER_ORDERS + 1)
+
+
 # ------------------------------------------------------------------------------------ duals along a path
 
 def _path_start(kind: str, x0, d, lo: float, hi: float):
