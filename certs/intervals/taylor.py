@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable, Sequence, Union
 
 import torch
@@ -86,10 +87,13 @@ class TaylorForm:
         return TaylorForm((x,) + (zero,) * order, zero)
 
     @staticmethod
-    def build(coef: Sequence[torch.Tensor], r: torch.Tensor, err: torch.Tensor | float = 0.0) -> "TaylorForm":
-        """Form with computed coefficients (float error at most ``err``, plus one rounding each) and remainder ``r``."""
+    def build(coef: Sequence[torch.Tensor], r: torch.Tensor, err: torch.Tensor | float = 0.0,
+              scale: torch.Tensor | None = None) -> "TaylorForm":
+        """Form with computed coefficients (float error at most ``err``, plus one rounding each) and remainder ``r``.
+
+        ``scale``: a known bound of ``sum_i |c_i|`` (saves computing it)."""
         coef = tuple(coef)
-        return TaylorForm(coef, _up(r + err + EPS * _abs_sum(coef)))
+        return TaylorForm(coef, _up(r + err + EPS * (_abs_sum(coef) if scale is None else scale)))
 
     @staticmethod
     def cat(parts: Sequence["TaylorForm"], dim: int) -> "TaylorForm":
@@ -102,6 +106,11 @@ class TaylorForm:
     @property
     def shape(self) -> torch.Size:
         return self.coef[0].shape
+
+    @cached_property
+    def magnitude(self) -> torch.Tensor:
+        """``sum_i |c_i|`` (float; computed once per form)."""
+        return _abs_sum(self.coef)
 
     def tail_mag(self) -> torch.Tensor:
         """``sum_{i>=1} |c_i|`` (float)."""
@@ -140,20 +149,20 @@ class TaylorForm:
             w = torch.as_tensor(other, dtype=self.r.dtype, device=self.r.device)
             return TaylorForm.build(tuple(c * w for c in self.coef), self.r * w.abs())
         n = self.order
-        coef, high, err = [], 0.0, 0.0
+        coef, high = [], 0.0
         for k in range(2 * n + 1):
-            terms = [self.coef[i] * other.coef[k - i] for i in range(max(0, k - n), min(k, n) + 1)]
-            total = terms[0]
-            for t in terms[1:]:
-                total = total + t
+            total = None
+            for i in range(max(0, k - n), min(k, n) + 1):
+                term = self.coef[i] * other.coef[k - i]
+                total = term if total is None else total + term
             if k <= n:
                 coef.append(total)
-                err = err + (2 * n + 4) * EPS * _abs_sum(terms)
-            else:
+            else:  # dropped degree k: |sum_{i+j=k} x_i y_j| (keeps cancellations, e.g. in e / sum e)
                 high = high + total.abs()
-        mag_x, mag_y = _abs_sum(self.coef), _abs_sum(other.coef)
+        mag_x, mag_y = self.magnitude, other.magnitude
         r = high + self.r * (mag_y + other.r) + other.r * mag_x
-        return TaylorForm.build(coef, r, err)
+        # a kept coefficient sums at most n + 1 products: float error <= (2n + 4) eps sum_{i,j} |x_i| |y_j|
+        return TaylorForm.build(coef, r, scale=(2 * n + 5) * (mag_x * mag_y))
 
     __rmul__ = __mul__
 
@@ -209,39 +218,55 @@ class TaylorForm:
         return TaylorForm(coef, _up(r * (1.0 + g)))
 
     # ------------------------------------------------------------------ smooth functions
+    def delta_powers(self) -> list["TaylorForm"]:
+        """``(x - c_0)^k`` for ``k = 1..n`` (shared by every function composed with the same form)."""
+        delta = TaylorForm((torch.zeros_like(self.r),) + self.coef[1:], self.r)
+        powers = [delta]
+        for _ in range(1, self.order):
+            powers.append(powers[-1] * delta)
+        return powers
+
     def compose(self, derivs: Sequence[torch.Tensor], bound: torch.Tensor,
-                magnitudes: Sequence[torch.Tensor] | None = None, rel: float = FN_REL) -> "TaylorForm":
+                magnitudes: Sequence[torch.Tensor] | None = None, rel: float = FN_REL,
+                powers: Sequence["TaylorForm"] | None = None) -> "TaylorForm":
         """``f(x)`` from ``derivs = [f(c_0), ..., f^(n)(c_0)]`` and ``bound >= sup_box |f^(n+1)|`` (module docstring).
 
         ``magnitudes[k]``: the scale of the float error of ``derivs[k]`` (default ``|derivs[k]|``); the error
         is taken as ``rel (|derivs[k]| + magnitudes[k])`` (absolute, so cancellation inside a
-        derivative formula, e.g. near a root of a Hermite polynomial, is covered)."""
+        derivative formula, e.g. near a root of a Hermite polynomial, is covered).  ``powers``:
+        :meth:`delta_powers` if already computed."""
         n = self.order
         mags = [d.abs() for d in derivs] if magnitudes is None else magnitudes
-        delta = TaylorForm((torch.zeros_like(self.r),) + self.coef[1:], self.r)
+        powers = self.delta_powers() if powers is None else powers
         spread = self.spread()
         out = TaylorForm.point(derivs[0], n)
-        power = None
         err = rel * (derivs[0].abs() + mags[0]) + FN_ABS
         for k in range(1, n + 1):
-            power = delta if power is None else power * delta
             scale = derivs[k] / math.factorial(k)
-            out = out + power * scale
+            out = out + powers[k - 1] * scale
             err = err + rel * (scale.abs() + mags[k] / math.factorial(k)) * spread ** k
         lagrange = bound * spread ** (n + 1) / math.factorial(n + 1)
         return TaylorForm.build(out.coef, out.r + lagrange, err)
 
     def apply(self, fn: SmoothFunction, floor: torch.Tensor | float | None = None, first: int = 0) -> "TaylorForm":
         """``f^(first)(x)`` for the smooth ``fn``; ``floor``: a known lower bound of the true ``x`` (tightens the box)."""
+        return self.apply_derivatives(fn, floor, (first,))[0]
+
+    def apply_derivatives(self, fn: SmoothFunction, floor: torch.Tensor | float | None = None,
+                          orders: Sequence[int] = (0, 1)) -> tuple["TaylorForm", ...]:
+        """``f^(j)(x)`` for each ``j`` in ``orders``, sharing the box, the derivatives at ``c_0`` and the powers."""
         box = self.box()
         if floor is not None:
             box = Interval(torch.maximum(box.lo, torch.as_tensor(floor, dtype=box.lo.dtype, device=box.lo.device)), box.hi)
         n = self.order
         a = self.coef[0]
-        derivs = fn.derivatives(a, n + first)[first:]
+        top = n + max(orders)
+        derivs = fn.derivatives(a, top)
         at_centre = Interval(a, a)
-        magnitudes = [fn.bound(at_centre, k) for k in range(first, n + first + 1)]
-        return self.compose(derivs, fn.bound(box, n + 1 + first), magnitudes, fn.rel_error)
+        magnitudes = [fn.bound(at_centre, k) for k in range(top + 1)]
+        powers = self.delta_powers()
+        return tuple(self.compose(derivs[j:j + n + 1], fn.bound(box, n + 1 + j), magnitudes[j:j + n + 1], fn.rel_error, powers)
+                     for j in orders)
 
     def relu_parts(self) -> tuple["TaylorForm", torch.Tensor]:
         """ReLU and a code per entry: 1 (identity, ``l >= 0``), 0 (zero, ``u <= 0``), -1 (crossing or NaN)."""
@@ -346,7 +371,8 @@ class TaylorDual:
 
     def _smooth(self, fn: SmoothFunction, floor=None) -> "TaylorDual":
         """Chain rule: value ``f(x)``, tangent ``f'(x) t`` with ``f'(x)`` a Taylor form."""
-        return TaylorDual(self.value.apply(fn, floor), self.value.apply(fn, floor, first=1) * self.tangent)
+        value, slope = self.value.apply_derivatives(fn, floor, (0, 1))
+        return TaylorDual(value, slope * self.tangent)
 
     def exp(self) -> "TaylorDual":
         return self._smooth(EXP)
