@@ -242,7 +242,8 @@ def segment_bounds(
     start stays above ``give_up``, or at once when already ``point_s / reference_s > give_up`` (rounding
     errors alone swamp the value: no finer cover can help).  ``None``: no check, no escalation.  ``probe``:
     with ``give_up`` set and more than ``probe`` samples, the initial passes first run on samples
-    ``0..probe-1`` alone, so that an enclosure that is too
+    ``0..probe-1`` alone, and the first restart on a finer cover on the first ``probe`` loose samples
+    alone, so that an enclosure that is too
     loose fails after a few samples instead of all of them.
     """
     for label, value, low in (("subintervals", subintervals, 1), ("refine", refine, 0), ("max_subintervals", max_subintervals, 1),
@@ -260,27 +261,35 @@ def segment_bounds(
     end, _ = _run(evaluate, samples, ones, ones, batch, device)
     owner, lo, hi, slope, change, t_lo, t_hi, points = _uniform_pass(evaluate, samples, k, end, batch, device, n)
     evaluations = n + 2 * owner.size
+    cover = np.full(n, k)  # uniform start of each sample
+    chunk = probe  # the first restart runs on a few samples: a layer that cannot be enclosed fails early
     while give_up is not None:
         gap = _gap(_scatter_max(slope, owner, n), points.reference)
         bad = np.flatnonzero(~(gap <= give_up))
         if bad.size == 0:
             break
         hopeless = bad[~(_gap(points.upper[bad], points.reference[bad]) <= give_up)]
-        if hopeless.size or 4 * k > max_subintervals:
+        if hopeless.size or np.any(4 * cover[bad] > max_subintervals):
             why = (f"even point enclosures exceed the value {np.max(_gap(points.upper[hopeless], points.reference[hopeless])):.3g} "
                    "times (rounding errors amplified through the network: no finer cover can help)" if hopeless.size else
                    f"max_subintervals={max_subintervals} allows no finer start")
             raise IntervalDomainError(
                 f"samples {bad[:5].tolist()}: derivative bound / float value up to {np.max(gap):.3g} > give_up={give_up:g} "
-                f"with {k} uniform sub-intervals (the enclosure is too loose: remainders grow through the network; {why})"
+                f"with {int(cover[bad].max())} uniform sub-intervals (the enclosure is too loose: remainders grow "
+                f"through the network; {why})"
             )
-        k *= 4  # escalate: restart the loose samples on a 4x finer uniform cover
-        keep = ~np.isin(owner, bad)
-        *fresh, fresh_points = _uniform_pass(evaluate, bad, k, end, batch, device, n)
-        evaluations += 2 * fresh[0].size
-        owner, lo, hi, slope, change, t_lo, t_hi = (np.concatenate([old[keep], new]) for old, new in
-                                                   zip((owner, lo, hi, slope, change, t_lo, t_hi), fresh))
-        points = points.reset(bad, fresh_points)
+        if 0 < chunk < bad.size:
+            bad = bad[:chunk]
+        chunk = 0
+        for level in np.unique(cover[bad]):  # escalate: restart the loose samples on a 4x finer uniform cover
+            group = bad[cover[bad] == level]
+            keep = ~np.isin(owner, group)
+            *fresh, fresh_points = _uniform_pass(evaluate, group, int(4 * level), end, batch, device, n)
+            evaluations += 2 * fresh[0].size
+            owner, lo, hi, slope, change, t_lo, t_hi = (np.concatenate([old[keep], new]) for old, new in
+                                                       zip((owner, lo, hi, slope, change, t_lo, t_hi), fresh))
+            points = points.reset(group, fresh_points)
+            cover[group] = 4 * level
     rounds = 0
     for _ in range(refine):
         count = np.bincount(owner, minlength=n)
@@ -323,5 +332,5 @@ def segment_bounds(
     return SegmentBounds(
         owner=owner, theta_lo=lo, theta_hi=hi, slope=slope, change=change, tangent_lo=t_lo, tangent_hi=t_hi,
         derivative=derivative, derivative_lower=points.lower,
-        subintervals=k, evaluations=int(evaluations), rounds=rounds,
+        subintervals=int(cover.max()), evaluations=int(evaluations), rounds=rounds,
     )

@@ -168,3 +168,22 @@ def test_loose_samples_restart_on_a_finer_cover_and_stay_sound():
         segment_bounds(evaluate, 6, subintervals=8, max_subintervals=16, give_up=1e6)
     # known-bad: without escalation (no give_up) the exploded start is what comes back
     assert np.all(segment_bounds(evaluate, 6, subintervals=8, max_subintervals=64).derivative[[1, 4]] > 1e11)
+
+
+def test_a_layer_that_stays_loose_fails_after_restarting_a_few_samples():
+    """Samples 4-9 are loose on every sub-interval wider than 1/64, the cap is 32: the first restart (``probe`` = 4
+    loose samples) still fails, and the error comes before samples 8 and 9 are restarted."""
+    X = np.random.default_rng(5).normal(size=(10, 3))
+    net = ReluAbsMLP([3, 4, 2], activation="relu", final_activation=False, seed=3)
+    view = net.layer_view(0, X, np.zeros(10, dtype=int))
+    inner = tail_evaluator(view.tail, 0 * (view.inputs @ view.weight.T), view.inputs @ view.weight.T)
+    loose = _loose_when_wide(inner, list(range(4, 10)), 1 / 64)
+    restarted: set[int] = set()
+
+    def evaluate(owner, lo, hi):
+        restarted.update(int(o) for o, w in zip(owner, hi - lo) if 0 < w < 1 / 16)
+        return loose(owner, lo, hi)
+
+    with pytest.raises(IntervalDomainError, match="max_subintervals=32"):
+        segment_bounds(evaluate, 10, subintervals=8, max_subintervals=32, give_up=1e6, probe=4)
+    assert restarted == {4, 5, 6, 7}
