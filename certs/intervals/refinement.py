@@ -220,10 +220,9 @@ def _uniform_pass(evaluate: PathEvaluator, samples: np.ndarray, k: int, end: Int
     owner = np.repeat(samples, k)
     lo, hi = np.tile(edges[:-1], samples.size), np.tile(edges[1:], samples.size)
     mid = 0.5 * (lo + hi)
-    value, tangent = _run(evaluate, np.concatenate([owner, owner]), np.concatenate([lo, mid]), np.concatenate([hi, mid]), batch, device)
-    p = owner.size
-    slope, change, t_lo, t_hi = _piece_bounds(value.rearrange(lambda t: t[:p]), tangent.rearrange(lambda t: t[:p]), owner, end)
-    return owner, lo, hi, slope, change, t_lo, t_hi, _Points.of(tangent.rearrange(lambda t: t[p:]), owner, n)
+    value, tangent = _run(evaluate, owner, lo, hi, batch, device)
+    slope, change, t_lo, t_hi = _piece_bounds(value, tangent, owner, end)
+    return owner, lo, hi, slope, change, t_lo, t_hi, _Points.of(_run(evaluate, owner, mid, mid, batch, device)[1], owner, n)
 
 
 def segment_bounds(
@@ -309,15 +308,14 @@ def segment_bounds(
         c_lo, c_hi = np.concatenate([s_lo, s_mid]), np.concatenate([s_mid, s_hi])
         q_mid = 0.5 * (c_lo + c_hi)
         m = c_owner.size
-        value, tangent = _run(evaluate, np.concatenate([c_owner, c_owner]), np.concatenate([c_lo, q_mid]),
-                              np.concatenate([c_hi, q_mid]), batch, device)
+        value, tangent = _run(evaluate, c_owner, c_lo, c_hi, batch, device)
         evaluations += 2 * m
-        c_slope, c_change, c_lo_t, c_hi_t = _piece_bounds(value.rearrange(lambda t: t[:m]), tangent.rearrange(lambda t: t[:m]), c_owner, end)
+        c_slope, c_change, c_lo_t, c_hi_t = _piece_bounds(value, tangent, c_owner, end)
         twice = np.concatenate([split, split])
         parent_slope, parent_change = slope[twice], change[twice]
         t_lo = np.concatenate([t_lo[keep], np.maximum(c_lo_t, t_lo[twice])])
         t_hi = np.concatenate([t_hi[keep], np.minimum(c_hi_t, t_hi[twice])])
-        points = points.merge(_Points.of(tangent.rearrange(lambda t: t[m:]), c_owner, n))
+        points = points.merge(_Points.of(_run(evaluate, c_owner, q_mid, q_mid, batch, device)[1], c_owner, n))
         owner = np.concatenate([owner[keep], c_owner])
         lo, hi = np.concatenate([lo[keep], c_lo]), np.concatenate([hi[keep], c_hi])
         slope = np.concatenate([slope[keep], np.minimum(c_slope, parent_slope)])
