@@ -68,7 +68,7 @@ def layer_rows(model, mask: Mask, images: torch.Tensor, budget: int) -> list[str
             bounds = sound_path_bounds(work, layer, images, max_subintervals=budget, subintervals=min(8, budget))
         except CertificateInputError as exc:
             seconds = time.perf_counter() - start
-            reason = str(exc).split(";")[-1].strip().rstrip(")")[:60]
+            reason = str(exc).split(";")[-1].split("(")[0].strip().rstrip(")")
             rows.append(f"| {name} | not certified ({type(exc).__name__}: {reason}) | | | | | {seconds:.1f} | | | |")
             continue
         seconds = time.perf_counter() - start
