@@ -2,7 +2,7 @@
 
 Setting: the shipped default ViT, magnitude mask at sparsity 0.5, ``|T| = 16`` class-balanced training
 images, one layer per depth (``blocks.3.mlp.fc1``, ``blocks.3.attn.qkv``, ``blocks.2.mlp.fc2``,
-``blocks.1.mlp.fc1``), ``K = 8`` starting sub-intervals (loose samples restart on 32, ``max_subintervals = 64``),
+``blocks.1.mlp.fc1``), ``K = 8`` starting sub-intervals (loose pieces split 4x, ``max_subintervals = 64``),
 Taylor forms of order 2 and 4 (the default), with refinement off (``refine=0``) and on (``refine=4``,
 ``rtol=0.25``).  The baseline is one forward pass of the float64 audit copy over the same ``T``; the
 estimate-based ``L_s`` of ``certify`` (the 17-point finite-difference grid) is timed alongside for reference.

@@ -23,7 +23,7 @@ path through the computed activations (the convention of :mod:`certs.lipschitz`)
 
 Reach: the box remainders grow through every block (about 1e4 per block on the default model, even for
 a point ``theta`` where they hold rounding errors only; verification/FINDINGS.md F20), so early layers
-overflow or exceed ``give_up``; samples that do restart on finer covers (``max_subintervals``), and
+overflow or exceed ``give_up``; their loose sub-intervals are split 4x (up to ``max_subintervals``), and
 what still fails raises :class:`certs.intervals.interval.IntervalDomainError` (never a number).
 Order 4 (the default) needs far fewer sub-intervals than order 2 on the default model: e.g. CAST 2:4
 ``blocks.1.mlp.fc1``, 6 images: order 2 needs a 128-piece start (~10 s per image), order 4 certifies
@@ -61,7 +61,7 @@ _BLOCK_TARGET = re.compile(r"^blocks\.(\d+)\.(attn\.qkv|attn\.proj|mlp\.fc1|mlp\
 class SoundPathBounds:
     """Sound per-sample bounds on the pruning path of one layer.
 
-    lipschitz: ``L_s`` labelled ``sound`` (method ``interval-forward-taylor{order}-K{K}[-adaptive]``, ``K`` the finest uniform start).
+    lipschitz: ``L_s`` labelled ``sound`` (method ``interval-forward-taylor{order}-K{K}[-adaptive]``, ``K`` = 1 / the narrowest piece before refinement).
     logit_change: ``(B,)`` sound bound of ``sup_{theta in [0, 1]} ||z(theta) - z(1)||_inf``.
     segments: the sub-intervals and their bounds (``segments.logit_change(theta0)`` for other ranges).
     products: ``||R psi_1(s)||_inf`` used for ``L_s`` (those of the :class:`CapturedLayer`).

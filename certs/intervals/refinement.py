@@ -58,7 +58,8 @@ class SegmentBounds:
     owner, theta_lo, theta_hi, slope, change: one entry per final sub-interval.
     derivative: ``(B,)`` sound upper bound of ``sup_theta ||z'(theta)||_inf``.
     derivative_lower: ``(B,)`` rigorous lower bound of the same supremum (from point evaluations).
-    subintervals: the finest uniform start used (``K`` times a power of 4 after escalation, see :func:`segment_bounds`).
+    subintervals: the resolution of the cover before refinement, ``1 / narrowest piece`` (``K`` times a power of 4
+    where loose pieces were split, see :func:`segment_bounds`).
     evaluations: number of (sample, sub-interval or point) evaluations done; rounds: refinement rounds run.
     """
 
@@ -202,14 +203,6 @@ class _Points:
         return _Points(*(np.maximum(a, b) for a, b in ((self.lower, other.lower), (self.upper, other.upper),
                                                         (self.reference, other.reference))))
 
-    def reset(self, rows: np.ndarray, other: "_Points") -> "_Points":
-        """These statistics with ``rows`` taken from ``other`` (a finer cover of those samples; ``lower`` stays
-        the larger of the two, both being rigorous)."""
-        lower, upper, reference = self.lower.copy(), self.upper.copy(), self.reference.copy()
-        lower[rows] = np.maximum(lower[rows], other.lower[rows])
-        upper[rows], reference[rows] = other.upper[rows], other.reference[rows]
-        return _Points(lower, upper, reference)
-
 
 def _uniform_pass(evaluate: PathEvaluator, samples: np.ndarray, k: int, end: Interval, batch: int, device, n: int):
     """Bounds on the ``k`` uniform sub-intervals of each of ``samples``, and the statistics of their midpoints.
@@ -225,6 +218,36 @@ def _uniform_pass(evaluate: PathEvaluator, samples: np.ndarray, k: int, end: Int
     return owner, lo, hi, slope, change, t_lo, t_hi, _Points.of(_run(evaluate, owner, mid, mid, batch, device)[1], owner, n)
 
 
+def _finest(lo: np.ndarray, hi: np.ndarray) -> int:
+    """``1 / (narrowest piece width)``, rounded: the resolution of the cover."""
+    return int(round(1.0 / float(np.min(hi - lo))))
+
+
+def _split(pieces: tuple, points: "_Points", rows: np.ndarray, parts: int, evaluate: PathEvaluator, end: Interval,
+           batch: int, device, n: int) -> tuple[tuple, "_Points", int]:
+    """Replace the pieces ``rows`` by ``parts`` equal children each (shared float endpoints, so the cover stays
+    exact); each child keeps ``min(child bound, parent bound)`` (the parent's bound is valid on it) and its
+    midpoint joins the point statistics.  ``pieces = (owner, lo, hi, slope, change, tangent_lo, tangent_hi)``."""
+    owner, lo, hi, slope, change, t_lo, t_hi = pieces
+    a, b = lo[rows], hi[rows]
+    edges = [a] + [a + (b - a) * (j / parts) for j in range(1, parts)] + [b]
+    parent = np.tile(rows, parts)
+    c_owner = owner[parent]
+    c_lo, c_hi = np.concatenate(edges[:-1]), np.concatenate(edges[1:])
+    value, tangent = _run(evaluate, c_owner, c_lo, c_hi, batch, device)
+    c_slope, c_change, c_t_lo, c_t_hi = _piece_bounds(value, tangent, c_owner, end)
+    mid = 0.5 * (c_lo + c_hi)
+    points = points.merge(_Points.of(_run(evaluate, c_owner, mid, mid, batch, device)[1], c_owner, n))
+    keep = np.ones(owner.size, dtype=bool)
+    keep[rows] = False
+    pieces = (np.concatenate([owner[keep], c_owner]), np.concatenate([lo[keep], c_lo]), np.concatenate([hi[keep], c_hi]),
+              np.concatenate([slope[keep], np.minimum(c_slope, slope[parent])]),
+              np.concatenate([change[keep], np.minimum(c_change, change[parent])]),
+              np.concatenate([t_lo[keep], np.maximum(c_t_lo, t_lo[parent])]),
+              np.concatenate([t_hi[keep], np.minimum(c_t_hi, t_hi[parent])]))
+    return pieces, points, 2 * c_owner.size
+
+
 def segment_bounds(
     evaluate: PathEvaluator, n_samples: int, *, subintervals: int = 8, refine: int = 0, rtol: float = 0.25,
     max_subintervals: int = 64, batch: int = 512, device: str | torch.device = "cpu", give_up: float | None = None,
@@ -236,12 +259,13 @@ def segment_bounds(
     ``rtol``: stop splitting a sub-interval once ``slope <= (1 + rtol) point_s``; ``max_subintervals``:
     per-sample cap; ``batch``: evaluator batch size; ``give_up``: the samples whose ``max slope / reference_s``
     exceeds it after the initial pass (a remainder that blew up: refinement by halving cannot close it)
-    restart on a 4x finer uniform cover (``K, 4K, 16K, ...`` while ``<= max_subintervals``);
+    get each loose piece (``slope_j / reference_s > give_up``) split into 4 equal pieces, repeatedly, while the
+    sample has at most ``max_subintervals`` pieces;
     :class:`IntervalDomainError` is raised — an error, never a number — when even the finest allowed
-    start stays above ``give_up``, or at once when already ``point_s / reference_s > give_up`` (rounding
+    cover stays above ``give_up``, or at once when already ``point_s / reference_s > give_up`` (rounding
     errors alone swamp the value: no finer cover can help).  ``None``: no check, no escalation.  ``probe``:
     with ``give_up`` set and more than ``probe`` samples, the initial passes first run on samples
-    ``0..probe-1`` alone, and the first restart on a finer cover on the first ``probe`` loose samples
+    ``0..probe-1`` alone, and the first split of loose pieces on the first ``probe`` loose samples
     alone, so that an enclosure that is too
     loose fails after a few samples instead of all of them.
     """
@@ -260,35 +284,32 @@ def segment_bounds(
     end, _ = _run(evaluate, samples, ones, ones, batch, device)
     owner, lo, hi, slope, change, t_lo, t_hi, points = _uniform_pass(evaluate, samples, k, end, batch, device, n)
     evaluations = n + 2 * owner.size
-    cover = np.full(n, k)  # uniform start of each sample
-    chunk = probe  # the first restart runs on a few samples: a layer that cannot be enclosed fails early
+    chunk = probe  # the first split of loose pieces runs on a few samples: a layer that cannot be enclosed fails early
     while give_up is not None:
         gap = _gap(_scatter_max(slope, owner, n), points.reference)
         bad = np.flatnonzero(~(gap <= give_up))
         if bad.size == 0:
             break
         hopeless = bad[~(_gap(points.upper[bad], points.reference[bad]) <= give_up)]
-        if hopeless.size or np.any(4 * cover[bad] > max_subintervals):
+        loose = ~(_gap(slope, points.reference[owner]) <= give_up)
+        after = np.bincount(owner, minlength=n) + 3 * np.bincount(owner[loose], minlength=n)
+        if hopeless.size or np.any(after[bad] > max_subintervals):
             why = (f"even point enclosures exceed the value {np.max(_gap(points.upper[hopeless], points.reference[hopeless])):.3g} "
                    "times (rounding errors amplified through the network: no finer cover can help)" if hopeless.size else
-                   f"max_subintervals={max_subintervals} allows no finer start")
+                   f"max_subintervals={max_subintervals} allows no finer cover")
             raise IntervalDomainError(
                 f"samples {bad[:5].tolist()}: derivative bound / float value up to {np.max(gap):.3g} > give_up={give_up:g} "
-                f"with {int(cover[bad].max())} uniform sub-intervals (the enclosure is too loose: remainders grow "
-                f"through the network; {why})"
+                f"with pieces down to 1/{_finest(lo, hi)} (the enclosure is too loose: remainders grow through the network; {why})"
             )
         if 0 < chunk < bad.size:
             bad = bad[:chunk]
         chunk = 0
-        for level in np.unique(cover[bad]):  # escalate: restart the loose samples on a 4x finer uniform cover
-            group = bad[cover[bad] == level]
-            keep = ~np.isin(owner, group)
-            *fresh, fresh_points = _uniform_pass(evaluate, group, int(4 * level), end, batch, device, n)
-            evaluations += 2 * fresh[0].size
-            owner, lo, hi, slope, change, t_lo, t_hi = (np.concatenate([old[keep], new]) for old, new in
-                                                       zip((owner, lo, hi, slope, change, t_lo, t_hi), fresh))
-            points = points.reset(group, fresh_points)
-            cover[group] = 4 * level
+        # split every loose piece of the bad samples into 4 (a blown-up remainder shrinks as width^(n+1))
+        (owner, lo, hi, slope, change, t_lo, t_hi), points, added = _split(
+            (owner, lo, hi, slope, change, t_lo, t_hi), points, np.flatnonzero(loose & np.isin(owner, bad)), 4,
+            evaluate, end, batch, device, n)
+        evaluations += added
+    finest = _finest(lo, hi)
     rounds = 0
     for _ in range(refine):
         count = np.bincount(owner, minlength=n)
@@ -300,26 +321,9 @@ def segment_bounds(
         if not need.any():
             break
         rounds += 1
-        split = np.flatnonzero(need)
-        keep = ~need
-        s_owner, s_lo, s_hi = owner[split], lo[split], hi[split]
-        s_mid = 0.5 * (s_lo + s_hi)
-        c_owner = np.concatenate([s_owner, s_owner])
-        c_lo, c_hi = np.concatenate([s_lo, s_mid]), np.concatenate([s_mid, s_hi])
-        q_mid = 0.5 * (c_lo + c_hi)
-        m = c_owner.size
-        value, tangent = _run(evaluate, c_owner, c_lo, c_hi, batch, device)
-        evaluations += 2 * m
-        c_slope, c_change, c_lo_t, c_hi_t = _piece_bounds(value, tangent, c_owner, end)
-        twice = np.concatenate([split, split])
-        parent_slope, parent_change = slope[twice], change[twice]
-        t_lo = np.concatenate([t_lo[keep], np.maximum(c_lo_t, t_lo[twice])])
-        t_hi = np.concatenate([t_hi[keep], np.minimum(c_hi_t, t_hi[twice])])
-        points = points.merge(_Points.of(_run(evaluate, c_owner, q_mid, q_mid, batch, device)[1], c_owner, n))
-        owner = np.concatenate([owner[keep], c_owner])
-        lo, hi = np.concatenate([lo[keep], c_lo]), np.concatenate([hi[keep], c_hi])
-        slope = np.concatenate([slope[keep], np.minimum(c_slope, parent_slope)])
-        change = np.concatenate([change[keep], np.minimum(c_change, parent_change)])
+        (owner, lo, hi, slope, change, t_lo, t_hi), points, added = _split(
+            (owner, lo, hi, slope, change, t_lo, t_hi), points, np.flatnonzero(need), 2, evaluate, end, batch, device, n)
+        evaluations += added
     derivative = _scatter_max(slope, owner, n)
     if not np.all(np.isfinite(derivative)):
         bad = np.flatnonzero(~np.isfinite(derivative))
@@ -330,5 +334,5 @@ def segment_bounds(
     return SegmentBounds(
         owner=owner, theta_lo=lo, theta_hi=hi, slope=slope, change=change, tangent_lo=t_lo, tangent_hi=t_hi,
         derivative=derivative, derivative_lower=points.lower,
-        subintervals=int(cover.max()), evaluations=int(evaluations), rounds=rounds,
+        subintervals=finest, evaluations=int(evaluations), rounds=rounds,
     )

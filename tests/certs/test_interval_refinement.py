@@ -148,7 +148,7 @@ def _loose_when_wide(inner, loose_samples, width):
     return evaluate
 
 
-def test_loose_samples_restart_on_a_finer_cover_and_stay_sound():
+def test_loose_pieces_are_split_finer_and_stay_sound():
     X = np.random.default_rng(3).normal(size=(6, 3))
     net = ReluAbsMLP([3, 5, 5, 2], activation="relu", final_activation=False, seed=2)
     view = net.layer_view(0, X, np.zeros(6, dtype=int))
@@ -164,15 +164,15 @@ def test_loose_samples_restart_on_a_finer_cover_and_stay_sound():
     products = np.abs(direction).max(axis=1)
     assert np.all(exact * products <= bounds.derivative * (1 + TOL) + TOL)
     assert np.all(bounds.derivative < 1e6)  # the loose start was replaced, not kept
-    with pytest.raises(IntervalDomainError, match="max_subintervals=16"):  # no 4x finer start within the cap
+    with pytest.raises(IntervalDomainError, match="max_subintervals=16"):  # no 4x finer split within the cap
         segment_bounds(evaluate, 6, subintervals=8, max_subintervals=16, give_up=1e6)
     # known-bad: without escalation (no give_up) the exploded start is what comes back
     assert np.all(segment_bounds(evaluate, 6, subintervals=8, max_subintervals=64).derivative[[1, 4]] > 1e11)
 
 
-def test_a_layer_that_stays_loose_fails_after_restarting_a_few_samples():
-    """Samples 4-9 are loose on every sub-interval wider than 1/64, the cap is 32: the first restart (``probe`` = 4
-    loose samples) still fails, and the error comes before samples 8 and 9 are restarted."""
+def test_a_layer_that_stays_loose_fails_after_splitting_a_few_samples():
+    """Samples 4-9 are loose on every sub-interval wider than 1/64, the cap is 32: the first split (``probe`` = 4
+    loose samples) still fails, and the error comes before samples 8 and 9 are split."""
     X = np.random.default_rng(5).normal(size=(10, 3))
     net = ReluAbsMLP([3, 4, 2], activation="relu", final_activation=False, seed=3)
     view = net.layer_view(0, X, np.zeros(10, dtype=int))

@@ -67,7 +67,7 @@ def test_unknown_lipschitz_method_or_bad_budget_is_a_typed_error(env):
 
 def test_a_larger_sound_budget_reaches_an_earlier_layer(env):
     """CAST 2:4 on blocks.2.attn.qkv: the 8-piece start blows up in the softmax; with a budget of 64 the loose
-    samples restart on 32 sub-intervals and the layer gets a sound L_s that dominates the estimate."""
+    pieces are split into 32nds and the layer gets a sound L_s that dominates the estimate."""
     model, cal, _ = env
     name = "blocks.2.attn.qkv"
     one = cast_24_subset(model, cal.images, (name,))

@@ -87,7 +87,8 @@ def test_sound_bounds_dominate_autograd_finite_differences_and_realised_change(c
     except IntervalDomainError:  # an overflow is reported, never turned into a number
         assume(False)
     assert bounds.lipschitz.label == "sound"
-    assert bounds.lipschitz.method == f"interval-forward-taylor{order}-K4-adaptive"
+    assert bounds.segments.subintervals in (4, 16)  # a loose piece of the 4-piece start may be split 4x (<= 8 pieces)
+    assert bounds.lipschitz.method == f"interval-forward-taylor{order}-K{bounds.segments.subintervals}-adaptive"
     slope = bounds.lipschitz.values * layer.products
     thetas = np.r_[0.0, 1.0, np.random.default_rng(0).random(5)]
     for theta in thetas:
