@@ -260,14 +260,13 @@ def segment_bounds(
     per-sample cap; ``batch``: evaluator batch size; ``give_up``: the samples whose ``max slope / reference_s``
     exceeds it after the initial pass (a remainder that blew up: refinement by halving cannot close it)
     get each loose piece (``slope_j / reference_s > give_up``) split into 4 equal pieces, repeatedly, while the
-    sample has at most ``max_subintervals`` pieces;
-    :class:`IntervalDomainError` is raised — an error, never a number — when even the finest allowed
-    cover stays above ``give_up``, or at once when already ``point_s / reference_s > give_up`` (rounding
-    errors alone swamp the value: no finer cover can help).  ``None``: no check, no escalation.  ``probe``:
-    with ``give_up`` set and more than ``probe`` samples, the initial passes first run on samples
-    ``0..probe-1`` alone, and the first split of loose pieces on the first ``probe`` loose samples
-    alone, so that an enclosure that is too
-    loose fails after a few samples instead of all of them.
+    sample has at most ``max_subintervals`` pieces; :class:`IntervalDomainError` is raised — an error, never
+    a number — when even the finest allowed cover stays above ``give_up``, or at once when already
+    ``point_s / reference_s > give_up`` (rounding errors alone swamp the value: no finer cover can help).
+    ``None``: no check, no splitting.  ``probe``: with ``give_up`` set and more than ``probe`` samples, the
+    initial pass first runs on samples ``0..probe-1`` alone, and the first split of loose pieces on the
+    first ``probe`` loose samples alone, so that an enclosure that is too loose fails after a few samples
+    instead of all of them.
     """
     for label, value, low in (("subintervals", subintervals, 1), ("refine", refine, 0), ("max_subintervals", max_subintervals, 1),
                               ("batch", batch, 1), ("n_samples", n_samples, 1)):
