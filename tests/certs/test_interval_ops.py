@@ -199,7 +199,7 @@ def _jvp(fn, x0, d, theta: float):
         return unpacked.primal.detach(), unpacked.tangent.detach()
 
 
-@given(st.integers(0, 2**31 - 1), st.sampled_from(sorted(PATH_OPS)), st.sampled_from(["interval", "taylor1", "taylor2", "taylor3", "taylor4"]),
+@given(st.integers(0, 2**31 - 1), st.sampled_from(sorted(PATH_OPS)), st.sampled_from(["interval", "taylor1", "taylor2", "taylor3", "taylor4", "taylor6"]),
        st.sampled_from([0.01, 0.3, 1.0]))
 def test_dual_rules_enclose_values_and_directional_derivatives(seed, op, kind, scale):
     rng = np.random.default_rng(seed)

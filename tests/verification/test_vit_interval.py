@@ -79,11 +79,12 @@ def vit_cases(draw):
 
 
 @settings(max_examples=max(20, settings().max_examples // 50))  # expensive: 20 under ci, 200 under thorough
-@given(vit_cases(), st.sampled_from([1, 2, 4]))
+@given(vit_cases(), st.sampled_from([1, 2, 4, 6]))
 def test_sound_bounds_dominate_autograd_finite_differences_and_realised_change(case, order):
     model, name, layer, images = case
     try:
-        bounds = sound_path_bounds(model, layer, images, subintervals=4, refine=2, max_subintervals=8, order=order)
+        bounds = sound_path_bounds(model, layer, images, subintervals=4, refine=2, max_subintervals=8, order=order,
+                                   loose_order=None)
     except IntervalDomainError:  # an overflow is reported, never turned into a number
         assume(False)
     assert bounds.lipschitz.label == "sound"
@@ -163,3 +164,5 @@ def test_unsupported_modules_and_layers_raise_typed_errors_naming_them():
         sound_path_bounds(tiny_vit(0, 8, 1, 2, "gelu", "token", 1.0), layer, images[:1])
     with pytest.raises(CertificateInputError, match="order"):
         sound_path_bounds(tiny_vit(0, 8, 1, 2, "gelu", "token", 1.0), layer, images, order=-1)
+    with pytest.raises(CertificateInputError, match="loose_order"):
+        sound_path_bounds(tiny_vit(0, 8, 1, 2, "gelu", "token", 1.0), layer, images, loose_order=2.5)
