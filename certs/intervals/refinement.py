@@ -204,14 +204,13 @@ class _Points:
                                                         (self.reference, other.reference))))
 
 
-def _uniform_pass(evaluate: PathEvaluator, samples: np.ndarray, k: int, end: Interval, batch: int, device, n: int):
-    """Bounds on the ``k`` uniform sub-intervals of each of ``samples``, and the statistics of their midpoints.
+def _uniform_pass(evaluate: PathEvaluator, n: int, k: int, end: Interval, batch: int, device):
+    """Bounds on the ``k`` uniform sub-intervals of each of the ``n`` samples, and the statistics of their midpoints.
 
-    Returns ``owner, lo, hi, slope, change, tangent_lo, tangent_hi`` per sub-interval and the :class:`_Points`
-    (arrays of length ``n``; zero for samples not in ``samples``)."""
+    Returns ``owner, lo, hi, slope, change, tangent_lo, tangent_hi`` per sub-interval and the :class:`_Points`."""
     edges = np.linspace(0.0, 1.0, k + 1)
-    owner = np.repeat(samples, k)
-    lo, hi = np.tile(edges[:-1], samples.size), np.tile(edges[1:], samples.size)
+    owner = np.repeat(np.arange(n), k)
+    lo, hi = np.tile(edges[:-1], n), np.tile(edges[1:], n)
     mid = 0.5 * (lo + hi)
     value, tangent = _run(evaluate, owner, lo, hi, batch, device)
     slope, change, t_lo, t_hi = _piece_bounds(value, tangent, owner, end)
@@ -281,7 +280,7 @@ def segment_bounds(
     samples = np.arange(n)
     ones = np.ones(n)
     end, _ = _run(evaluate, samples, ones, ones, batch, device)
-    owner, lo, hi, slope, change, t_lo, t_hi, points = _uniform_pass(evaluate, samples, k, end, batch, device, n)
+    owner, lo, hi, slope, change, t_lo, t_hi, points = _uniform_pass(evaluate, n, k, end, batch, device)
     evaluations = n + 2 * owner.size
     chunk = probe  # the first split of loose pieces runs on a few samples: a layer that cannot be enclosed fails early
     while give_up is not None:
