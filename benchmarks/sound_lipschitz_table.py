@@ -65,7 +65,7 @@ def layer_rows(model, mask: Mask, images: torch.Tensor, budget: int) -> list[str
         estimate = estimate_lipschitz(path_logits(work, layer, images, estimate_grid), estimate_grid, layer.products)
         start = time.perf_counter()
         try:
-            bounds = sound_path_bounds(work, layer, images, max_subintervals=budget, subintervals=min(8, budget))
+            bounds = sound_path_bounds(work, layer, images, max_subintervals=budget)
         except CertificateInputError as exc:
             seconds = time.perf_counter() - start
             reason = str(exc).split(";")[-1].split("(")[0].strip().rstrip(")")

@@ -216,7 +216,7 @@ def audit_layer(
     known-bad variant used by the tests to show that violations are flagged; a sound ``L_s`` scaled
     below 1 loses its label).  ``lipschitz``: ``"estimate"`` or ``"sound"`` (module docstring); ``sound_budget``:
     sub-intervals of theta allowed per sample for the sound ``L_s`` (``max_subintervals`` of
-    :func:`verification.vit_interval.sound_path_bounds`; the start is ``min(8, sound_budget)``).  ``packing``: the 2:4
+    :func:`verification.vit_interval.sound_path_bounds`).  ``packing``: the 2:4
     sub-mask (:func:`packing_mask`, containing ``name``) whose layers are executed packed for the
     realised theta = 0 side.  ``clock`` accumulates seconds per phase (``capture``, ``lipschitz``,
     ``realized``, ``budgets``).
@@ -243,8 +243,7 @@ def audit_layer(
     lip, sound_unavailable = estimated, None
     if lipschitz == "sound":
         try:
-            lip = sound_path_bounds(model, layer, data.images, subintervals=min(8, sound_budget),
-                                    max_subintervals=sound_budget).lipschitz
+            lip = sound_path_bounds(model, layer, data.images, max_subintervals=sound_budget).lipschitz
         except (IntervalDomainError, UnsupportedLayerError) as exc:
             sound_unavailable = str(exc)
         else:

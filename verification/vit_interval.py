@@ -341,7 +341,8 @@ def sound_path_bounds(
     with torch.no_grad():
         if give_up is not None and loose_order is not None and loose_order != order and probe > 0:
             try:
-                segment_bounds(evaluate, min(probe, n), subintervals=subintervals, max_subintervals=subintervals,
+                segment_bounds(evaluate, min(probe, n), subintervals=subintervals,
+                               max_subintervals=min(subintervals, max_subintervals),
                                batch=batch, device=device, give_up=give_up, probe=0)
             except IntervalDomainError:
                 used[0] = loose_order

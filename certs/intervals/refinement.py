@@ -254,7 +254,7 @@ def segment_bounds(
 ) -> SegmentBounds:
     """Bounds of ``z`` and ``z'`` on ``[0, 1]`` for ``n_samples`` paths (module docstring).
 
-    ``subintervals``: initial uniform count ``K``; ``refine``: maximum refinement rounds (0 = none);
+    ``subintervals``: initial uniform count ``K`` (at most ``max_subintervals``); ``refine``: maximum refinement rounds (0 = none);
     ``rtol``: stop splitting a sub-interval once ``slope <= (1 + rtol) point_s``; ``max_subintervals``:
     per-sample cap; ``batch``: evaluator batch size; ``give_up``: the samples whose ``max slope / reference_s``
     exceeds it after the initial pass (a remainder that blew up: refinement by halving cannot close it)
@@ -273,7 +273,7 @@ def segment_bounds(
             raise CertificateInputError(f"{label}: must be an integer >= {low}, got {value!r}")
     if not np.isfinite(rtol) or rtol < 0:
         raise CertificateInputError(f"rtol: must be finite and >= 0, got {rtol!r}")
-    n, k = int(n_samples), int(subintervals)
+    n, k = int(n_samples), int(min(subintervals, max_subintervals))
     if give_up is not None and 0 < probe < n:
         segment_bounds(evaluate, probe, subintervals=subintervals, refine=0, max_subintervals=max_subintervals,
                        batch=batch, device=device, give_up=give_up, probe=0)
