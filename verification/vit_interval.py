@@ -266,11 +266,12 @@ def _capture(model: nn.Module, name: str, part: str, index: int | None, images: 
 
 
 def _product_enclosure(module: nn.Module, psi: torch.Tensor, weight2d: torch.Tensor) -> Interval:
-    """Enclosure of the exact ``op(psi, W)`` (Linear or Conv2d, no bias): float result +- ``(m + 4) eps op(|psi|, |W|)``."""
+    """Enclosure of the exact ``op(psi, W)`` (Linear or Conv2d, no bias): float result +- ``(m + 4) u op(|psi|, |W|)``
+    (``gamma_m <= (m + 1) u``; the computed magnitude is within ``gamma_m`` of the exact one)."""
     mid = _layer_op(module, psi, weight2d)
     mag = _layer_op(module, psi.abs(), weight2d.abs())
     m = weight2d.shape[1]
-    return Interval.around(mid, (m + 4) * EPS * mag + (m + 1) * TINY)
+    return Interval.around(mid, (m + 4) * (EPS / 2) * mag + (m + 1) * TINY)
 
 
 def sound_path_bounds(

@@ -19,7 +19,9 @@ min, ``~ -0.1289``) / ``g'(sqrt 2)`` (global max, ``~ 1.1289``) when those point
 itself decreases up to its minimiser ``x* in [-0.7519, -0.7517]`` and increases after, so its range
 is spanned by the end values and, when the bracket of ``x*`` meets the interval, the lower bound
 :data:`GELU_MIN_LOWER` of ``g(x*)``.  GELU tanh form: naive interval evaluation of its formula and of
-its derivative (sound, slightly wider).
+its derivative (sound, slightly wider).  ``Phi`` and ``phi`` are the proven evaluations of
+:mod:`certs.intervals.elementary`, so the end values carry the margin ``_GELU_REL`` (their error bound
+plus the roundings of ``x Phi`` and ``Phi + x phi``), not a library assumption.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from typing import Callable, Sequence, Union
 
 import torch
 
-from .interval import FN_ABS, FN_REL, Interval, widen
+from .elementary import CDF_REL, PDF_REL, gaussian_density, normal_cdf
+from .interval import EPS, FN_ABS, Interval, widen
 
 __all__ = [
     "Dual",
@@ -45,25 +48,21 @@ __all__ = [
     "TANH_GELU_COEFF",
 ]
 
-_SQRT_HALF = math.sqrt(0.5)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _SQRT2 = math.sqrt(2.0)
+#: Error bound of the float ``g`` and ``g'`` below, relative to ``|g|`` and to ``Phi + |x| e^(-x^2 / 2)``.
+_GELU_REL = CDF_REL + PDF_REL + 4 * EPS
 TANH_GELU_COEFF = 0.044715
 _TANH_GELU_K = math.sqrt(2.0 / math.pi)
 
 
-def _cdf(x: torch.Tensor) -> torch.Tensor:
-    return 0.5 * torch.special.erfc(-x * _SQRT_HALF)
-
-
 def gelu_exact_value(x: torch.Tensor) -> torch.Tensor:
-    """Float evaluation of ``g(x) = x Phi(x)`` (error below ``FN_REL |g| + FN_ABS``, see interval.py)."""
-    return x * _cdf(x)
+    """Float evaluation of ``g(x) = x Phi(x)`` (error below ``_GELU_REL |g| + FN_ABS``)."""
+    return x * normal_cdf(x)
 
 
 def gelu_exact_derivative(x: torch.Tensor) -> torch.Tensor:
     """Float evaluation of ``g'(x) = Phi(x) + x phi(x)``."""
-    return _cdf(x) + x * torch.exp(-0.5 * x * x) * _INV_SQRT_2PI
+    return normal_cdf(x) + x * gaussian_density(x)
 
 
 def _scalar_derivative(x: float) -> float:
@@ -80,7 +79,7 @@ GELU_MIN_LOWER = float(gelu_exact_value(torch.tensor(-0.7518, dtype=torch.float6
 
 def _end_values(fn, lo: torch.Tensor, hi: torch.Tensor, scale_fn) -> Interval:
     a, b = fn(lo), fn(hi)
-    margin = FN_REL * torch.maximum(scale_fn(lo, a), scale_fn(hi, b)) + FN_ABS
+    margin = _GELU_REL * torch.maximum(scale_fn(lo, a), scale_fn(hi, b)) + FN_ABS
     return widen(torch.minimum(a, b), torch.maximum(a, b), margin)
 
 
@@ -94,7 +93,7 @@ def gelu_value_enclosure(x: Interval) -> Interval:
 
 def gelu_derivative_enclosure(x: Interval) -> Interval:
     """Range of ``g'(x) = Phi(x) + x phi(x)`` over ``x``, from its critical points ``+- sqrt 2``."""
-    ends = _end_values(gelu_exact_derivative, x.lo, x.hi, lambda t, _v: _cdf(t) + t.abs() * torch.exp(-0.5 * t * t))
+    ends = _end_values(gelu_exact_derivative, x.lo, x.hi, lambda t, _v: normal_cdf(t) + t.abs() * gaussian_density(t))
     lo = torch.where((x.lo <= -_SQRT2) & (x.hi >= -_SQRT2), torch.clamp(ends.lo, max=GELU_DERIVATIVE_MIN_LOWER), ends.lo)
     hi = torch.where((x.lo <= _SQRT2) & (x.hi >= _SQRT2), torch.clamp(ends.hi, min=GELU_DERIVATIVE_MAX_UPPER), ends.hi)
     return Interval(lo, hi)

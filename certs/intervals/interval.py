@@ -10,9 +10,11 @@ for every real input inside the operands (an *enclosure*), in spite of float64 r
   ``|fl(sum) - sum| <= gamma_k sum |terms|`` (``gamma_k = k u / (1 - k u)``, ``u = 2^-53``, valid for any
   summation order and for FMA) is added as a margin ``(k + 4) eps (...)`` with ``eps = 2^-52 >= 2u``,
   plus ``(k + 1) 2^-1022`` against underflow, then rounded outward.
-* ``exp``, ``tanh``, ``erf``, ``erfc``: torch's float64 kernels are accurate to a few ulp; the enclosure
+* ``exp``: proven bounds from IEEE operations only (:mod:`certs.intervals.elementary`, about 28 eps).
+* ``tanh``, ``erf``: torch's float64 kernels are accurate to a few ulp; the enclosure
   assumes a relative error below :data:`FN_REL` ``= 1e-12`` (about 4500 ulp) plus an absolute
-  :data:`FN_ABS` ``= 1e-300``.  This is an *assumption about the library*, stated here, not a proof.
+  :data:`FN_ABS` ``= 1e-300``.  This is an *assumption about the library*, stated here, not a proof
+  (the default ViT uses neither: its GELU is exact, :mod:`certs.intervals.elementary`).
 * point matrix times interval (``linear``) uses the centre-radius form
   ``W [c - r, c + r] subset W c +- |W| r``; interval times interval (``matmul``) uses Rump's form
   ``[A_c +- A_r][B_c +- B_r] subset A_c B_c +- (|A_c| B_r + A_r |B_c| + A_r B_r)``.
@@ -174,7 +176,10 @@ class Interval:
         return Interval(torch.clamp(out.lo, min=low), torch.clamp(out.hi, max=high))
 
     def exp(self) -> "Interval":
-        return self._monotone(torch.exp, 0.0, float("inf"))
+        """Proven bounds from :func:`certs.intervals.elementary.exp_bounds` (no library assumption)."""
+        from .elementary import exp_bounds  # elementary builds on this module
+
+        return Interval(exp_bounds(self.lo)[0], exp_bounds(self.hi)[1])
 
     def tanh(self) -> "Interval":
         return self._monotone(torch.tanh, -1.0, 1.0)

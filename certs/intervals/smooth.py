@@ -1,39 +1,41 @@
 """Derivatives and derivative bounds of the smooth scalar functions used by the Taylor forms.
 
 Each :class:`SmoothFunction` gives ``f^(k)(a)`` at float points (``k = 0..K``, with relative error below
-its ``rel_error``: the library assumption ``FN_REL`` of :mod:`certs.intervals.interval` for ``exp``,
-``tanh`` and GELU; a proven ``16 eps`` for the powers, evaluated with IEEE operations only) and an upper bound of
-``sup |f^(k)|`` over an interval ``[lo, hi]`` (``m = mig``, ``M = mag``):
+its ``rel_error``, proven from IEEE operations except for ``tanh``, which carries the library assumption
+``FN_REL`` of :mod:`certs.intervals.interval`) and an upper bound of ``sup |f^(k)|`` over an interval
+``[lo, hi]`` (``m = mig``, ``M = mag``), computed with the same proven functions and raised by
+:data:`BOUND_REL` (which exceeds their float error):
 
-* ``exp``: ``f^(k) = exp``; bound ``exp(hi)``.
+* ``exp``: ``f^(k) = exp`` (:func:`certs.intervals.elementary.exp_enclosed`, ``EXP_REL``); bound ``exp(hi)``.
 * ``x^p`` on ``x > 0`` (``p = -1`` reciprocal, ``p = -1/2`` rsqrt): ``f^(k) = p (p-1)...(p-k+1) x^(p-k)``,
   evaluated as ``t_0 = 1 / x`` or ``1 / sqrt(x)``, ``t_j = t_{j-1} / x``, ``f^(j) = falling(p, j) t_j``: every
   step is a correctly rounded IEEE operation and ``falling(p, j)`` is exact (odd integers over ``2^j``), so
   the relative error is at most ``(j + 3) u (1 + ...)`` with ``u = 2^-53``, below ``16 eps`` for
-  ``j <= 28`` (:data:`POWER_ORDERS`); bound ``|p (p-1)...| lo^(p-k)`` (``inf`` where ``lo <= 0``).
+  ``j <= 28`` (:data:`POWER_ORDERS`); bound ``|p (p-1)...| lo^(p-k)`` by the same chain (``inf`` where ``lo <= 0``).
 * ``tanh``: ``f^(k) = P_k(tanh x)`` with ``P_0 = t``, ``P_{k+1} = P_k'(t) (1 - t^2)``; bound ``sum |coeffs of P_k|``
   (``|t| <= 1``).
 * GELU ``g = x Phi(x)``: ``Phi^(j) = phi^(j-1)``, ``phi^(j) = (-1)^j He_j(x) phi(x)`` (probabilists' Hermite
-  polynomials), ``g^(k) = x Phi^(k) + k Phi^(k-1)`` (Leibniz); bounds
-  ``|phi^(j)| <= phi(m) sum_i |He_{j,i}| M^i``, ``|Phi| <= 1``.
+  polynomials, integer coefficients, Horner), ``g^(k) = x Phi^(k) + k Phi^(k-1)`` (Leibniz), with the proven
+  ``Phi`` and ``phi`` of :mod:`certs.intervals.elementary`; the error of ``g^(k)`` is at most
+  ``(CDF_REL + PDF_REL + gamma_{2k+1} + 4 u)`` times the bound at the centre (which dominates
+  ``|a| |Phi^(k)| + k |Phi^(k-1)|`` term by term, so cancellation near Hermite roots is covered), for
+  ``k <= GELU_ORDERS``; bounds ``|phi^(j)| <= phi(m) sum_i |He_{j,i}| M^i``, ``|Phi| <= 1``.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 
-from .interval import EPS, FN_ABS, FN_REL, Interval
+from .elementary import CDF_REL, EXP_REL, PDF_REL, exp_enclosed, gamma, gaussian_density, normal_cdf
+from .interval import EPS, FN_ABS, FN_REL, Interval, round_up_tensor
 
-__all__ = ["SmoothFunction", "EXP", "RECIPROCAL", "RSQRT", "TANH", "GELU", "POWER_ORDERS", "hermite_coefficients",
-           "tanh_polynomials"]
+__all__ = ["SmoothFunction", "EXP", "RECIPROCAL", "RSQRT", "TANH", "GELU", "POWER_ORDERS", "GELU_ORDERS", "BOUND_REL",
+           "hermite_coefficients", "tanh_polynomials"]
 
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-_SQRT_HALF = math.sqrt(0.5)
 
 
 @dataclass(frozen=True)
@@ -47,15 +49,25 @@ class SmoothFunction:
     rel_error: float = FN_REL
 
 
+#: Highest derivative order of GELU with a proven error bound (Hermite polynomials of degree < 10; order-6
+#: Taylor duals use 8).
+GELU_ORDERS = 10
+#: Relative margin added to every derivative bound: above the float error of computing it (``PDF_REL`` plus
+#: the Horner / product roundings of the GELU bounds, ``16 eps`` of the power bounds, ``EXP_REL`` for exp).
+BOUND_REL = PDF_REL + 16 * EPS + gamma(2 * GELU_ORDERS + 8)
+
+
 def _up(x: torch.Tensor) -> torch.Tensor:
-    return x * (1.0 + 4 * FN_REL) + FN_ABS
+    """``x (1 + BOUND_REL) + FN_ABS``, rounded up (``NaN`` stays ``NaN``: callers read it as unbounded)."""
+    return round_up_tensor(x * (1.0 + 2.0 * BOUND_REL) + FN_ABS)
 
 
 # ---------------------------------------------------------------------------- exp
 EXP = SmoothFunction(
     "exp",
-    lambda a, k: [torch.exp(a)] * (k + 1),
-    lambda box, k: _up(torch.exp(box.hi)),
+    lambda a, k: [exp_enclosed(a)] * (k + 1),
+    lambda box, k: _up(exp_enclosed(box.hi)),
+    rel_error=EXP_REL,
 )
 
 
@@ -85,7 +97,7 @@ def _power(p: float, name: str) -> SmoothFunction:
 
     def bound(box: Interval, k: int) -> torch.Tensor:
         lo = box.lo
-        value = abs(_falling(p, k)) * torch.clamp(lo, min=1e-300) ** (p - k)
+        value = derivatives(torch.clamp(lo, min=1e-300), k)[k].abs()  # |x^(p-k)| decreases: sup at lo
         return torch.where(lo > 0, _up(value), torch.full_like(lo, float("inf")))
 
     return SmoothFunction(name, derivatives, bound, rel_error=16 * EPS)
@@ -113,7 +125,7 @@ def _poly_eval(coeffs: np.ndarray, t: torch.Tensor) -> torch.Tensor:
     return out
 
 
-TANH = SmoothFunction(
+TANH = SmoothFunction(  # torch.tanh: the library assumption FN_REL (rel_error default)
     "tanh",
     lambda a, k: [_poly_eval(p, torch.tanh(a)) for p in tanh_polynomials(k)],
     lambda box, k: torch.full_like(box.lo, float(np.abs(tanh_polynomials(k)[-1]).sum()) * (1.0 + 1e-12)),
@@ -133,17 +145,21 @@ def hermite_coefficients(j: int) -> list[np.ndarray]:
 
 
 def _gelu_derivatives(a: torch.Tensor, k: int) -> list[torch.Tensor]:
-    phi = torch.exp(-0.5 * a * a) * _INV_SQRT_2PI
+    if k > GELU_ORDERS:
+        raise ValueError(f"gelu: derivatives up to order {GELU_ORDERS} only (error bound), got {k}")
+    phi = gaussian_density(a)
     herm = hermite_coefficients(max(k, 1))
-    cdf = [0.5 * torch.special.erfc(-a * _SQRT_HALF)]  # Phi^(0..k)
+    cdf = [normal_cdf(a)]  # Phi^(0..k)
     for j in range(1, k + 1):
         cdf.append((-1.0) ** (j - 1) * _poly_eval(herm[j - 1], a) * phi)
     return [a * cdf[0]] + [a * cdf[i] + i * cdf[i - 1] for i in range(1, k + 1)]
 
 
 def _gelu_bound(box: Interval, k: int) -> torch.Tensor:
+    if k > GELU_ORDERS:
+        raise ValueError(f"gelu: derivative bounds up to order {GELU_ORDERS} only (error bound), got {k}")
     m, big = box.mig(), box.mag()
-    phi = torch.exp(-0.5 * m * m) * _INV_SQRT_2PI
+    phi = gaussian_density(m)
     herm = hermite_coefficients(max(k, 1))
 
     def cdf_bound(j: int) -> torch.Tensor:  # sup |Phi^(j)|
@@ -156,4 +172,5 @@ def _gelu_bound(box: Interval, k: int) -> torch.Tensor:
     return _up(big * cdf_bound(k) + k * cdf_bound(k - 1))
 
 
-GELU = SmoothFunction("gelu", _gelu_derivatives, _gelu_bound)
+GELU = SmoothFunction("gelu", _gelu_derivatives, _gelu_bound,
+                      rel_error=CDF_REL + PDF_REL + gamma(2 * GELU_ORDERS + 1) + 4 * EPS)

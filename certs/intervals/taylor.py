@@ -24,11 +24,14 @@ that fewer sub-intervals are needed.  Rules (``spread = sum_{i>=1} |c_i| + r`` b
 * ReLU on a box crossing 0 (``l < 0 < u``): ``lambda x + mu +- mu`` with ``lambda = u / (u - l)``,
   ``mu = -lambda l / 2``; abs on a crossing box: ``[0, max(-l, u)]``.
 
-Float64 rounding: each computed coefficient has an error below ``gamma * (sum of |terms|)`` (``gamma``
-as in :mod:`certs.intervals.interval`), added to ``r``; ``r`` is computed from non-negative terms,
-multiplied by ``1 + gamma`` and rounded up; NaN remainders (``0 * inf`` after an overflow) become
-``+inf``.  ``exp``, ``tanh``, ``erfc`` carry the library assumption ``FN_REL``; the powers (``rsqrt``,
-reciprocal) their proven ``16 eps`` (:mod:`certs.intervals.smooth`).
+Float64 rounding (``u = 2^-53``, ``gamma_k = k u / (1 - k u) <= (k + 1) u``, valid for any summation order
+and for FMA): each computed coefficient has an error below ``gamma_k * (sum of |terms|)``, added to ``r``
+(one rounding: ``u |c|``; a product's ``n + 1`` terms: ``(n + 3) u sum_{i,j} |x_i| |y_j|``; a linear map
+with inner size ``m``: ``(m + 4) u |c| |W|``; ``x - mean x``: ``u |result| + (k + 2) u mean |x|``, the error
+of the mean); ``r`` is computed from non-negative terms, multiplied by ``1 + gamma`` and rounded up; NaN
+remainders (``0 * inf`` after an overflow) become ``+inf``.  ``exp`` and GELU carry proven error bounds
+(:mod:`certs.intervals.elementary`), the powers (``rsqrt``, reciprocal) their proven ``16 eps``, ``tanh``
+the library assumption ``FN_REL`` (:mod:`certs.intervals.smooth`).
 
 :class:`TaylorDual` pairs a value form with a tangent form on the same ``eps``; its rules are the chain
 rule of :mod:`certs.intervals.dual` with the factor ``f'(x)`` itself a Taylor form (needs
@@ -46,6 +49,8 @@ from typing import Callable, Sequence, Union
 import torch
 
 from .interval import EPS, FN_ABS, FN_REL, TINY, Interval, round_down, round_up_tensor
+
+_U = EPS / 2.0  # unit roundoff of float64
 from .smooth import EXP, GELU, RECIPROCAL, RSQRT, TANH, SmoothFunction
 
 __all__ = ["TaylorForm", "TaylorDual"]
@@ -91,9 +96,10 @@ class TaylorForm:
               scale: torch.Tensor | None = None) -> "TaylorForm":
         """Form with computed coefficients (float error at most ``err``, plus one rounding each) and remainder ``r``.
 
-        ``scale``: a known bound of ``sum_i |c_i|`` (saves computing it)."""
+        ``scale``: replaces ``sum_i |c_i|`` in the rounding term ``u sum_i |c_i|`` (a known bound, or a larger
+        error scale in units of ``u``)."""
         coef = tuple(coef)
-        return TaylorForm(coef, _up(r + err + EPS * (_abs_sum(coef) if scale is None else scale)))
+        return TaylorForm(coef, _up(r + err + _U * (_abs_sum(coef) if scale is None else scale)))
 
     @staticmethod
     def cat(parts: Sequence["TaylorForm"], dim: int) -> "TaylorForm":
@@ -161,8 +167,9 @@ class TaylorForm:
                 high = high + total.abs()
         mag_x, mag_y = self.magnitude, other.magnitude
         r = high + self.r * (mag_y + other.r) + other.r * mag_x
-        # a kept coefficient sums at most n + 1 products: float error <= (2n + 4) eps sum_{i,j} |x_i| |y_j|
-        return TaylorForm.build(coef, r, scale=(2 * n + 5) * (mag_x * mag_y))
+        # every degree k (kept or dropped) sums at most n + 1 products: float error <= gamma_{n+1} sum_{i+j=k} |x_i y_j|,
+        # and over all k at most (n + 2) u mag_x mag_y
+        return TaylorForm.build(coef, r, scale=(n + 3) * (mag_x * mag_y))
 
     __rmul__ = __mul__
 
@@ -173,7 +180,7 @@ class TaylorForm:
         """``x W^T + b`` over the last dim (point ``W``)."""
         wt = weight.transpose(-1, -2)
         m = weight.shape[-1]
-        g = (m + 4) * EPS
+        g = (m + 4) * _U
         coef = tuple(c @ wt for c in self.coef)
         r = ((self.r + g * _abs_sum(self.coef)) @ wt.abs()) * (1.0 + g) + (m + 1) * TINY
         out = TaylorForm(coef, _up(r))
@@ -183,7 +190,7 @@ class TaylorForm:
         """``X Y`` of two forms (batched like ``torch.matmul``; module docstring)."""
         n = self.order
         k_inner = self.coef[0].shape[-1]
-        g = (k_inner + 2 * n + 6) * EPS
+        g = (k_inner + 2 * n + 6) * _U
         abs_x = [c.abs() for c in self.coef]
         abs_y = [c.abs() for c in other.coef]
         coef = []
@@ -200,7 +207,7 @@ class TaylorForm:
 
     def sum(self, dim: int, keepdim: bool = False) -> "TaylorForm":
         k = self.shape[dim]
-        g = (k + 4) * EPS
+        g = (k + 4) * _U
         coef = tuple(c.sum(dim, keepdim) for c in self.coef)
         r = (self.r + g * _abs_sum(self.coef)).sum(dim, keepdim) * (1.0 + g)
         return TaylorForm(coef, _up(r))
@@ -209,12 +216,16 @@ class TaylorForm:
         return self.sum(dim, keepdim).divide(float(self.shape[dim]))
 
     def minus_mean(self, dim: int = -1) -> "TaylorForm":
-        """``x - mean(x)`` along ``dim``: exact on the ``c_i``, ``|I - 1 1^T / k| r`` on the remainder."""
+        """``x - mean(x)`` along ``dim``: exact on the ``c_i``, ``|I - 1 1^T / k| r`` on the remainder.
+
+        Rounding: ``|fl(mean) - mean| <= (k + 1) u mean |x|`` (a sum of ``k`` and a division), plus one
+        rounding of the difference."""
         k = self.shape[dim]
-        g = (k + 6) * EPS
+        g = (k + 6) * _U
         mag = _abs_sum(self.coef)
         coef = tuple(c - c.mean(dim, keepdim=True) for c in self.coef)
-        r = (1.0 - 2.0 / k) * self.r + self.r.mean(dim, keepdim=True) + g * (mag + mag.mean(dim, keepdim=True))
+        rounding = _U * (_abs_sum(coef) + (k + 2) * mag.mean(dim, keepdim=True))
+        r = (1.0 - 2.0 / k) * self.r + self.r.mean(dim, keepdim=True) + rounding
         return TaylorForm(coef, _up(r * (1.0 + g)))
 
     # ------------------------------------------------------------------ smooth functions
