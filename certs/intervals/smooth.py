@@ -25,7 +25,7 @@ its ``rel_error``, proven from IEEE operations except for ``tanh``, which carrie
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -41,12 +41,17 @@ __all__ = ["SmoothFunction", "EXP", "RECIPROCAL", "RSQRT", "TANH", "GELU", "POWE
 @dataclass(frozen=True)
 class SmoothFunction:
     """``derivatives(a, K) -> [f(a), f'(a), ..., f^(K)(a)]``, each within ``rel_error`` relative (plus ``FN_ABS``)
-    of the exact value; ``bound(box, k) >= sup_box |f^(k)|``."""
+    of the exact value; ``bounds(box, ks) -> [B_k for k in ks]`` with ``B_k >= sup_box |f^(k)|`` (one call
+    shares the work of several orders)."""
 
     name: str
     derivatives: Callable[[torch.Tensor, int], list[torch.Tensor]]
-    bound: Callable[[Interval, int], torch.Tensor]
+    bounds: Callable[[Interval, Sequence[int]], list[torch.Tensor]]
     rel_error: float = FN_REL
+
+    def bound(self, box: Interval, k: int) -> torch.Tensor:
+        """``B_k >= sup_box |f^(k)|``."""
+        return self.bounds(box, (k,))[0]
 
 
 #: Highest derivative order of GELU with a proven error bound (Hermite polynomials of degree < 10; order-6
@@ -66,7 +71,7 @@ def _up(x: torch.Tensor) -> torch.Tensor:
 EXP = SmoothFunction(
     "exp",
     lambda a, k: [exp_enclosed(a)] * (k + 1),
-    lambda box, k: _up(exp_enclosed(box.hi)),
+    lambda box, ks: [_up(exp_enclosed(box.hi))] * len(ks),
     rel_error=EXP_REL,
 )
 
@@ -95,12 +100,12 @@ def _power(p: float, name: str) -> SmoothFunction:
             t = t / a
         return out
 
-    def bound(box: Interval, k: int) -> torch.Tensor:
+    def bounds(box: Interval, ks: Sequence[int]) -> list[torch.Tensor]:
         lo = box.lo
-        value = derivatives(torch.clamp(lo, min=1e-300), k)[k].abs()  # |x^(p-k)| decreases: sup at lo
-        return torch.where(lo > 0, _up(value), torch.full_like(lo, float("inf")))
+        values = derivatives(torch.clamp(lo, min=1e-300), max(ks))  # |x^(p-k)| decreases: sup at lo
+        return [torch.where(lo > 0, _up(values[k].abs()), torch.full_like(lo, float("inf"))) for k in ks]
 
-    return SmoothFunction(name, derivatives, bound, rel_error=16 * EPS)
+    return SmoothFunction(name, derivatives, bounds, rel_error=16 * EPS)
 
 
 RECIPROCAL = _power(-1.0, "reciprocal")
@@ -128,7 +133,7 @@ def _poly_eval(coeffs: np.ndarray, t: torch.Tensor) -> torch.Tensor:
 TANH = SmoothFunction(  # torch.tanh: the library assumption FN_REL (rel_error default)
     "tanh",
     lambda a, k: [_poly_eval(p, torch.tanh(a)) for p in tanh_polynomials(k)],
-    lambda box, k: torch.full_like(box.lo, float(np.abs(tanh_polynomials(k)[-1]).sum()) * (1.0 + 1e-12)),
+    lambda box, ks: [torch.full_like(box.lo, float(np.abs(tanh_polynomials(k)[-1]).sum()) * (1.0 + 1e-12)) for k in ks],
 )
 
 
@@ -155,22 +160,21 @@ def _gelu_derivatives(a: torch.Tensor, k: int) -> list[torch.Tensor]:
     return [a * cdf[0]] + [a * cdf[i] + i * cdf[i - 1] for i in range(1, k + 1)]
 
 
-def _gelu_bound(box: Interval, k: int) -> torch.Tensor:
-    if k > GELU_ORDERS:
-        raise ValueError(f"gelu: derivative bounds up to order {GELU_ORDERS} only (error bound), got {k}")
+def _gelu_bounds(box: Interval, ks: Sequence[int]) -> list[torch.Tensor]:
+    if max(ks) > GELU_ORDERS:
+        raise ValueError(f"gelu: derivative bounds up to order {GELU_ORDERS} only (error bound), got {max(ks)}")
     m, big = box.mig(), box.mag()
     phi = gaussian_density(m)
-    herm = hermite_coefficients(max(k, 1))
+    herm = hermite_coefficients(max(max(ks), 1))
+    cdf: dict[int, torch.Tensor] = {0: torch.ones_like(big)}  # sup |Phi^(j)|
 
-    def cdf_bound(j: int) -> torch.Tensor:  # sup |Phi^(j)|
-        if j == 0:
-            return torch.ones_like(big)
-        return phi * _poly_eval(np.abs(herm[j - 1]), big)
+    def cdf_bound(j: int) -> torch.Tensor:
+        if j not in cdf:
+            cdf[j] = phi * _poly_eval(np.abs(herm[j - 1]), big)
+        return cdf[j]
 
-    if k == 0:
-        return _up(big)
-    return _up(big * cdf_bound(k) + k * cdf_bound(k - 1))
+    return [_up(big) if k == 0 else _up(big * cdf_bound(k) + k * cdf_bound(k - 1)) for k in ks]
 
 
-GELU = SmoothFunction("gelu", _gelu_derivatives, _gelu_bound,
+GELU = SmoothFunction("gelu", _gelu_derivatives, _gelu_bounds,
                       rel_error=CDF_REL + PDF_REL + gamma(2 * GELU_ORDERS + 1) + 4 * EPS)

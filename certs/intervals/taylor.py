@@ -274,10 +274,11 @@ class TaylorForm:
         top = n + max(orders)
         derivs = fn.derivatives(a, top)
         at_centre = Interval(a, a)
-        magnitudes = [fn.bound(at_centre, k) for k in range(top + 1)]
+        magnitudes = fn.bounds(at_centre, range(top + 1))
+        lagrange = fn.bounds(box, [n + 1 + j for j in orders])
         powers = self.delta_powers()
-        return tuple(self.compose(derivs[j:j + n + 1], fn.bound(box, n + 1 + j), magnitudes[j:j + n + 1], fn.rel_error, powers)
-                     for j in orders)
+        return tuple(self.compose(derivs[j:j + n + 1], bound, magnitudes[j:j + n + 1], fn.rel_error, powers)
+                     for j, bound in zip(orders, lagrange))
 
     def relu_parts(self) -> tuple["TaylorForm", torch.Tensor]:
         """ReLU and a code per entry: 1 (identity, ``l >= 0``), 0 (zero, ``u <= 0``), -1 (crossing or NaN)."""
