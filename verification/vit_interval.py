@@ -47,6 +47,7 @@ from torch import nn
 
 from certs.budget import PerSampleLipschitz
 from certs.errors import CertificateInputError, UnsupportedLayerError
+from certs.intervals.blocked import blocked_matmul
 from certs.intervals.dual import Dual
 from certs.intervals.interval import EPS, TINY, Interval, IntervalDomainError
 from certs.intervals.refinement import SegmentBounds, path_start, segment_bounds
@@ -266,12 +267,16 @@ def _capture(model: nn.Module, name: str, part: str, index: int | None, images: 
 
 
 def _product_enclosure(module: nn.Module, psi: torch.Tensor, weight2d: torch.Tensor) -> Interval:
-    """Enclosure of the exact ``op(psi, W)`` (Linear or Conv2d, no bias): float result +- ``(m + 4) u op(|psi|, |W|)``
-    (``gamma_m <= (m + 1) u``; the computed magnitude is within ``gamma_m`` of the exact one)."""
-    mid = _layer_op(module, psi, weight2d)
-    mag = _layer_op(module, psi.abs(), weight2d.abs())
+    """Enclosure of the exact ``op(psi, W)`` (Linear or Conv2d, no bias): float result +- ``(units + 3) u op(|psi|, |W|)``
+    with ``units = m + 1`` (convolution) or the :func:`certs.intervals.blocked.blocked_matmul` units (Linear); the
+    computed magnitude is within ``gamma_m <= (m + 1) u`` of the exact one (hence the extra factor)."""
     m = weight2d.shape[1]
-    return Interval.around(mid, (m + 4) * (EPS / 2) * mag + (m + 1) * TINY)
+    if isinstance(module, nn.Linear):
+        mid, units = blocked_matmul(psi, weight2d.T)
+    else:
+        mid, units = _layer_op(module, psi, weight2d), m + 1
+    mag = _layer_op(module, psi.abs(), weight2d.abs())
+    return Interval.around(mid, (units + 3) * (EPS / 2) * mag * (1 + (m + 1) * EPS) + (m + 1) * TINY)
 
 
 def sound_path_bounds(

@@ -1,7 +1,7 @@
 """Derivatives and derivative bounds of the smooth scalar functions used by the Taylor forms.
 
-Each :class:`SmoothFunction` gives ``f^(k)(a)`` at float points (``k = 0..K``, with relative error below
-its ``rel_error``, proven from IEEE operations except for ``tanh``, which carries the library assumption
+Each :class:`SmoothFunction` gives ``f^(k)(a)`` at float points (``k = 0..K``) with a per-entry bound of
+its float error (proven from IEEE operations, except for ``tanh``, which carries the library assumption
 ``FN_REL`` of :mod:`certs.intervals.interval`) and an upper bound of ``sup |f^(k)|`` over an interval
 ``[lo, hi]`` (``m = mig``, ``M = mag``), computed with the same proven functions and raised by
 :data:`BOUND_REL` (which exceeds their float error):
@@ -16,9 +16,11 @@ its ``rel_error``, proven from IEEE operations except for ``tanh``, which carrie
   (``|t| <= 1``).
 * GELU ``g = x Phi(x)``: ``Phi^(j) = phi^(j-1)``, ``phi^(j) = (-1)^j He_j(x) phi(x)`` (probabilists' Hermite
   polynomials, integer coefficients, Horner), ``g^(k) = x Phi^(k) + k Phi^(k-1)`` (Leibniz), with the proven
-  ``Phi`` and ``phi`` of :mod:`certs.intervals.elementary`; the error of ``g^(k)`` is at most
-  ``(CDF_REL + PDF_REL + gamma_{2k+1} + 4 u)`` times the bound at the centre (which dominates
-  ``|a| |Phi^(k)| + k |Phi^(k-1)|`` term by term, so cancellation near Hermite roots is covered), for
+  ``Phi`` and ``phi`` of :mod:`certs.intervals.elementary`.  Errors, per entry: ``E_0 = CDF_REL Phi``,
+  ``E_j = gamma_2j |He|_(j-1)(|a|) phi + (PDF_REL + u) |Phi^(j)|`` (Horner on ``He_(j-1)``, whose error is
+  bounded by the polynomial of absolute coefficients, so cancellation near its roots is covered), and
+  ``|a| E_k + k E_(k-1) + 2 u (|a Phi^(k)| + k |Phi^(k-1)|)`` for ``g^(k)`` (``u |g|`` for ``k = 0``: no
+  ``|a|``-sized term where ``Phi`` is small), times ``1 + 1e-6`` for the second-order terms, plus ``FN_ABS``;
   ``k <= GELU_ORDERS``; bounds ``|phi^(j)| <= phi(m) sum_i |He_{j,i}| M^i``, ``|Phi| <= 1``.
 """
 
@@ -33,25 +35,35 @@ import torch
 from .elementary import CDF_REL, EXP_REL, PDF_REL, exp_enclosed, gamma, gaussian_density, normal_cdf
 from .interval import EPS, FN_ABS, FN_REL, Interval, round_up_tensor
 
-__all__ = ["SmoothFunction", "EXP", "RECIPROCAL", "RSQRT", "TANH", "GELU", "POWER_ORDERS", "GELU_ORDERS", "BOUND_REL",
+_U = EPS / 2.0
+
+__all__ = ["SmoothFunction", "EXP", "RECIPROCAL", "RSQRT", "TANH", "GELU", "POWER_ORDERS", "POWER_REL", "GELU_ORDERS",
+           "BOUND_REL",
            "hermite_coefficients", "tanh_polynomials"]
 
 
 
 @dataclass(frozen=True)
 class SmoothFunction:
-    """``derivatives(a, K) -> [f(a), f'(a), ..., f^(K)(a)]``, each within ``rel_error`` relative (plus ``FN_ABS``)
-    of the exact value; ``bounds(box, ks) -> [B_k for k in ks]`` with ``B_k >= sup_box |f^(k)|`` (one call
-    shares the work of several orders)."""
+    """``evaluate(a, K) -> (values, errors)``: ``values[k] = f^(k)(a)`` computed in float64 and ``errors[k]`` an
+    upper bound of ``|values[k] - f^(k)(a)|`` (absolute, per entry, ``k = 0..K``); ``bounds(box, ks) -> [B_k for k
+    in ks]`` with ``B_k >= sup_box |f^(k)|`` (one call shares the work of several orders)."""
 
     name: str
-    derivatives: Callable[[torch.Tensor, int], list[torch.Tensor]]
+    evaluate: Callable[[torch.Tensor, int], tuple[list[torch.Tensor], list[torch.Tensor]]]
     bounds: Callable[[Interval, Sequence[int]], list[torch.Tensor]]
-    rel_error: float = FN_REL
+
+    def derivatives(self, a: torch.Tensor, k: int) -> list[torch.Tensor]:
+        """``[f(a), f'(a), ..., f^(k)(a)]`` (float values of :attr:`evaluate`)."""
+        return self.evaluate(a, k)[0]
 
     def bound(self, box: Interval, k: int) -> torch.Tensor:
         """``B_k >= sup_box |f^(k)|``."""
         return self.bounds(box, (k,))[0]
+
+
+def _relative(values: list[torch.Tensor], rel: float) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    return values, [rel * v.abs() + FN_ABS for v in values]
 
 
 #: Highest derivative order of GELU with a proven error bound (Hermite polynomials of degree < 10; order-6
@@ -70,9 +82,8 @@ def _up(x: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------- exp
 EXP = SmoothFunction(
     "exp",
-    lambda a, k: [exp_enclosed(a)] * (k + 1),
+    lambda a, k: _relative([exp_enclosed(a)] * (k + 1), EXP_REL),
     lambda box, ks: [_up(exp_enclosed(box.hi))] * len(ks),
-    rel_error=EXP_REL,
 )
 
 
@@ -86,6 +97,8 @@ def _falling(p: float, k: int) -> float:
 
 #: Highest derivative order for which the power functions' ``16 eps`` error bound is proven.
 POWER_ORDERS = 28
+#: Their relative error bound.
+POWER_REL = 16 * EPS
 
 
 def _power(p: float, name: str) -> SmoothFunction:
@@ -105,7 +118,7 @@ def _power(p: float, name: str) -> SmoothFunction:
         values = derivatives(torch.clamp(lo, min=1e-300), max(ks))  # |x^(p-k)| decreases: sup at lo
         return [torch.where(lo > 0, _up(values[k].abs()), torch.full_like(lo, float("inf"))) for k in ks]
 
-    return SmoothFunction(name, derivatives, bounds, rel_error=16 * EPS)
+    return SmoothFunction(name, lambda a, k: _relative(derivatives(a, k), POWER_REL), bounds)
 
 
 RECIPROCAL = _power(-1.0, "reciprocal")
@@ -130,9 +143,17 @@ def _poly_eval(coeffs: np.ndarray, t: torch.Tensor) -> torch.Tensor:
     return out
 
 
-TANH = SmoothFunction(  # torch.tanh: the library assumption FN_REL (rel_error default)
+def _tanh_evaluate(a: torch.Tensor, k: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """``P_j(tanh a)``; error ``FN_REL (|value| + sum |coeffs of P_j|)`` (torch.tanh: the library assumption)."""
+    t = torch.tanh(a)
+    polys = tanh_polynomials(k)
+    values = [_poly_eval(p, t) for p in polys]
+    return values, [FN_REL * (v.abs() + float(np.abs(p).sum())) + FN_ABS for v, p in zip(values, polys)]
+
+
+TANH = SmoothFunction(
     "tanh",
-    lambda a, k: [_poly_eval(p, torch.tanh(a)) for p in tanh_polynomials(k)],
+    _tanh_evaluate,
     lambda box, ks: [torch.full_like(box.lo, float(np.abs(tanh_polynomials(k)[-1]).sum()) * (1.0 + 1e-12)) for k in ks],
 )
 
@@ -149,15 +170,25 @@ def hermite_coefficients(j: int) -> list[np.ndarray]:
     return polys[: j + 1]
 
 
-def _gelu_derivatives(a: torch.Tensor, k: int) -> list[torch.Tensor]:
+def _gelu_evaluate(a: torch.Tensor, k: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """``g^(0..k)(a)`` and their error bounds (module docstring)."""
     if k > GELU_ORDERS:
         raise ValueError(f"gelu: derivatives up to order {GELU_ORDERS} only (error bound), got {k}")
     phi = gaussian_density(a)
     herm = hermite_coefficients(max(k, 1))
     cdf = [normal_cdf(a)]  # Phi^(0..k)
+    cdf_err = [CDF_REL * cdf[0] + FN_ABS]
+    big = a.abs()
     for j in range(1, k + 1):
-        cdf.append((-1.0) ** (j - 1) * _poly_eval(herm[j - 1], a) * phi)
-    return [a * cdf[0]] + [a * cdf[i] + i * cdf[i - 1] for i in range(1, k + 1)]
+        h = _poly_eval(herm[j - 1], a)
+        cdf.append((-1.0) ** (j - 1) * h * phi)
+        horner = gamma(2 * j) * _poly_eval(np.abs(herm[j - 1]), big)
+        cdf_err.append(horner * phi + (PDF_REL + _U) * cdf[j].abs() + (h.abs() + horner) * FN_ABS)
+    values = [a * cdf[0]] + [a * cdf[i] + i * cdf[i - 1] for i in range(1, k + 1)]
+    errors = [big * cdf_err[0] + _U * values[0].abs()]
+    for i in range(1, k + 1):
+        errors.append(big * cdf_err[i] + i * cdf_err[i - 1] + 2 * _U * ((a * cdf[i]).abs() + i * cdf[i - 1].abs()))
+    return values, [e * (1.0 + 1e-6) + FN_ABS for e in errors]
 
 
 def _gelu_bounds(box: Interval, ks: Sequence[int]) -> list[torch.Tensor]:
@@ -176,5 +207,4 @@ def _gelu_bounds(box: Interval, ks: Sequence[int]) -> list[torch.Tensor]:
     return [_up(big) if k == 0 else _up(big * cdf_bound(k) + k * cdf_bound(k - 1)) for k in ks]
 
 
-GELU = SmoothFunction("gelu", _gelu_derivatives, _gelu_bounds,
-                      rel_error=CDF_REL + PDF_REL + gamma(2 * GELU_ORDERS + 1) + 4 * EPS)
+GELU = SmoothFunction("gelu", _gelu_evaluate, _gelu_bounds)

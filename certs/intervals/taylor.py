@@ -20,15 +20,17 @@ that fewer sub-intervals are needed.  Rules (``spread = sum_{i>=1} |c_i| + r`` b
   same with matrix products (dropped terms bounded by ``|x_i| @ |y_j|``);
 * smooth ``f`` (Taylor with Lagrange remainder around ``c_0``, :mod:`certs.intervals.smooth`):
   ``sum_{k<=n} f^(k)(c_0) / k! delta^k + M_{n+1} spread^(n+1) / (n+1)!`` with ``delta = x - c_0``
-  and ``M_{n+1} >= sup_box |f^(n+1)|``;
+  and ``M_{n+1} >= sup_box |f^(n+1)|``; the float errors of the ``f^(k)(c_0)`` (per entry, from the
+  function) times ``spread^k / k!`` go to the remainder;
 * ReLU on a box crossing 0 (``l < 0 < u``): ``lambda x + mu +- mu`` with ``lambda = u / (u - l)``,
   ``mu = -lambda l / 2``; abs on a crossing box: ``[0, max(-l, u)]``.
 
 Float64 rounding (``u = 2^-53``, ``gamma_k = k u / (1 - k u) <= (k + 1) u``, valid for any summation order
 and for FMA): each computed coefficient has an error below ``gamma_k * (sum of |terms|)``, added to ``r``
 (one rounding: ``u |c|``; a product's ``n + 1`` terms: ``(n + 3) u sum_{i,j} |x_i| |y_j|``; a linear map
-with inner size ``m``: ``(m + 4) u |c| |W|``; ``x - mean x``: ``u |result| + (k + 2) u mean |x|``, the error
-of the mean); ``r`` is computed from non-negative terms, multiplied by ``1 + gamma`` and rounded up; NaN
+with inner size ``m``, computed in blocks (:mod:`certs.intervals.blocked`): ``(units + 2) u |c| |W|`` with
+``units ~ m / 4 + 4`` instead of ``m + 1``; ``x - mean x``: ``u |result| + (units + 3) u mean |x|``, the error
+of the blocked mean); ``r`` is computed from non-negative terms, multiplied by ``1 + gamma`` and rounded up; NaN
 remainders (``0 * inf`` after an overflow) become ``+inf``.  ``exp`` and GELU carry proven error bounds
 (:mod:`certs.intervals.elementary`), the powers (``rsqrt``, reciprocal) their proven ``16 eps``, ``tanh``
 the library assumption ``FN_REL`` (:mod:`certs.intervals.smooth`).
@@ -48,7 +50,8 @@ from typing import Callable, Sequence, Union
 
 import torch
 
-from .interval import EPS, FN_ABS, FN_REL, TINY, Interval, round_down, round_up_tensor
+from .blocked import blocked_matmul, blocked_sum
+from .interval import EPS, TINY, Interval, round_down, round_up_tensor
 
 _U = EPS / 2.0  # unit roundoff of float64
 from .smooth import EXP, GELU, RECIPROCAL, RSQRT, TANH, SmoothFunction
@@ -177,12 +180,13 @@ class TaylorForm:
         return TaylorForm.build(tuple(c / n for c in self.coef), self.r / n)
 
     def linear(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> "TaylorForm":
-        """``x W^T + b`` over the last dim (point ``W``)."""
+        """``x W^T + b`` over the last dim (point ``W``; coefficients by :func:`blocked_matmul`)."""
         wt = weight.transpose(-1, -2)
         m = weight.shape[-1]
-        g = (m + 4) * _U
-        coef = tuple(c @ wt for c in self.coef)
-        r = ((self.r + g * _abs_sum(self.coef)) @ wt.abs()) * (1.0 + g) + (m + 1) * TINY
+        products = [blocked_matmul(c, wt) for c in self.coef]
+        coef = tuple(value for value, _ in products)
+        g = (products[0][1] + 2) * _U
+        r = ((self.r + g * _abs_sum(self.coef)) @ wt.abs()) * (1.0 + (m + 4) * _U) + (m + 1) * TINY
         out = TaylorForm(coef, _up(r))
         return out if bias is None else out + bias
 
@@ -190,27 +194,27 @@ class TaylorForm:
         """``X Y`` of two forms (batched like ``torch.matmul``; module docstring)."""
         n = self.order
         k_inner = self.coef[0].shape[-1]
-        g = (k_inner + 2 * n + 6) * _U
         abs_x = [c.abs() for c in self.coef]
         abs_y = [c.abs() for c in other.coef]
-        coef = []
-        for k in range(n + 1):
-            total = self.coef[0] @ other.coef[k]
+        coef, units = [], k_inner + 1
+        for k in range(n + 1):  # degree k: n + 1 blocked products at most, then their sum
+            total, units = blocked_matmul(self.coef[0], other.coef[k])
             for i in range(1, k + 1):
-                total = total + self.coef[i] @ other.coef[k - i]
+                total = total + blocked_matmul(self.coef[i], other.coef[k - i])[0]
             coef.append(total)
+        g = (units + 2 * n + 6) * _U
         mag_x, mag_y = _abs_sum(self.coef), _abs_sum(other.coef)
         r = mag_x @ (other.r + g * mag_y) + self.r @ (mag_y + other.r)
         for i in range(1, n + 1):  # dropped degrees i + j > n, bounded by |x_i| @ sum_{j > n - i} |y_j|
             r = r + abs_x[i] @ _abs_sum(abs_y[n - i + 1:])
-        return TaylorForm(tuple(coef), _up(r * (1.0 + g) + (k_inner + 1) * TINY))
+        return TaylorForm(tuple(coef), _up(r * (1.0 + (k_inner + 2 * n + 6) * _U) + (k_inner + 1) * TINY))
 
     def sum(self, dim: int, keepdim: bool = False) -> "TaylorForm":
         k = self.shape[dim]
-        g = (k + 4) * _U
-        coef = tuple(c.sum(dim, keepdim) for c in self.coef)
-        r = (self.r + g * _abs_sum(self.coef)).sum(dim, keepdim) * (1.0 + g)
-        return TaylorForm(coef, _up(r))
+        sums = [blocked_sum(c, dim, keepdim) for c in self.coef]
+        g = (sums[0][1] + 4) * _U
+        r = (self.r + g * _abs_sum(self.coef)).sum(dim, keepdim) * (1.0 + (k + 4) * _U)
+        return TaylorForm(tuple(value for value, _ in sums), _up(r))
 
     def mean(self, dim: int, keepdim: bool = False) -> "TaylorForm":
         return self.sum(dim, keepdim).divide(float(self.shape[dim]))
@@ -218,13 +222,14 @@ class TaylorForm:
     def minus_mean(self, dim: int = -1) -> "TaylorForm":
         """``x - mean(x)`` along ``dim``: exact on the ``c_i``, ``|I - 1 1^T / k| r`` on the remainder.
 
-        Rounding: ``|fl(mean) - mean| <= (k + 1) u mean |x|`` (a sum of ``k`` and a division), plus one
-        rounding of the difference."""
+        Rounding: ``|fl(mean) - mean| <= (units + 1) u mean |x|`` (a :func:`blocked_sum` and a division), plus
+        one rounding of the difference."""
         k = self.shape[dim]
         g = (k + 6) * _U
         mag = _abs_sum(self.coef)
-        coef = tuple(c - c.mean(dim, keepdim=True) for c in self.coef)
-        rounding = _U * (_abs_sum(coef) + (k + 2) * mag.mean(dim, keepdim=True))
+        sums = [blocked_sum(c, dim, keepdim=True) for c in self.coef]
+        coef = tuple(c - total / k for c, (total, _) in zip(self.coef, sums))
+        rounding = _U * (_abs_sum(coef) + (sums[0][1] + 3) * mag.mean(dim, keepdim=True))
         r = (1.0 - 2.0 / k) * self.r + self.r.mean(dim, keepdim=True) + rounding
         return TaylorForm(coef, _up(r * (1.0 + g)))
 
@@ -237,25 +242,21 @@ class TaylorForm:
             powers.append(powers[-1] * delta)
         return powers
 
-    def compose(self, derivs: Sequence[torch.Tensor], bound: torch.Tensor,
-                magnitudes: Sequence[torch.Tensor] | None = None, rel: float = FN_REL,
+    def compose(self, derivs: Sequence[torch.Tensor], bound: torch.Tensor, errors: Sequence[torch.Tensor],
                 powers: Sequence["TaylorForm"] | None = None) -> "TaylorForm":
-        """``f(x)`` from ``derivs = [f(c_0), ..., f^(n)(c_0)]`` and ``bound >= sup_box |f^(n+1)|`` (module docstring).
-
-        ``magnitudes[k]``: the scale of the float error of ``derivs[k]`` (default ``|derivs[k]|``); the error
-        is taken as ``rel (|derivs[k]| + magnitudes[k])`` (absolute, so cancellation inside a
-        derivative formula, e.g. near a root of a Hermite polynomial, is covered).  ``powers``:
+        """``f(x)`` from ``derivs = [f(c_0), ..., f^(n)(c_0)]``, their float errors ``errors[k] >= |derivs[k] - f^(k)(c_0)|``
+        (absolute, per entry) and ``bound >= sup_box |f^(n+1)|`` (module docstring): the error
+        ``sum_k (errors[k] / k! + u |derivs[k] / k!|) spread^k`` goes to the remainder.  ``powers``:
         :meth:`delta_powers` if already computed."""
         n = self.order
-        mags = [d.abs() for d in derivs] if magnitudes is None else magnitudes
         powers = self.delta_powers() if powers is None else powers
         spread = self.spread()
         out = TaylorForm.point(derivs[0], n)
-        err = rel * (derivs[0].abs() + mags[0]) + FN_ABS
+        err = errors[0]
         for k in range(1, n + 1):
             scale = derivs[k] / math.factorial(k)
             out = out + powers[k - 1] * scale
-            err = err + rel * (scale.abs() + mags[k] / math.factorial(k)) * spread ** k
+            err = err + (errors[k] / math.factorial(k) + _U * scale.abs()) * spread ** k
         lagrange = bound * spread ** (n + 1) / math.factorial(n + 1)
         return TaylorForm.build(out.coef, out.r + lagrange, err)
 
@@ -272,12 +273,10 @@ class TaylorForm:
         n = self.order
         a = self.coef[0]
         top = n + max(orders)
-        derivs = fn.derivatives(a, top)
-        at_centre = Interval(a, a)
-        magnitudes = fn.bounds(at_centre, range(top + 1))
+        derivs, errors = fn.evaluate(a, top)
         lagrange = fn.bounds(box, [n + 1 + j for j in orders])
         powers = self.delta_powers()
-        return tuple(self.compose(derivs[j:j + n + 1], bound, magnitudes[j:j + n + 1], fn.rel_error, powers)
+        return tuple(self.compose(derivs[j:j + n + 1], bound, errors[j:j + n + 1], powers)
                      for j, bound in zip(orders, lagrange))
 
     def relu_parts(self) -> tuple["TaylorForm", torch.Tensor]:
