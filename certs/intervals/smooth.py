@@ -10,8 +10,8 @@ its float error (proven from IEEE operations, except for ``tanh``, which carries
 * ``x^p`` on ``x > 0`` (``p = -1`` reciprocal, ``p = -1/2`` rsqrt): ``f^(k) = p (p-1)...(p-k+1) x^(p-k)``,
   evaluated as ``t_0 = 1 / x`` or ``1 / sqrt(x)``, ``t_j = t_{j-1} / x``, ``f^(j) = falling(p, j) t_j``: every
   step is a correctly rounded IEEE operation and ``falling(p, j)`` is exact (odd integers over ``2^j``), so
-  the relative error is at most ``(j + 3) u (1 + ...)`` with ``u = 2^-53``, below ``16 eps`` for
-  ``j <= 28`` (:data:`POWER_ORDERS`); bound ``|p (p-1)...| lo^(p-k)`` by the same chain (``inf`` where ``lo <= 0``).
+  the relative error is at most ``gamma_(j+3) <= (j + 4) u`` with ``u = 2^-53`` (the per-entry error used),
+  below ``16 eps`` for ``j <= 28`` (:data:`POWER_ORDERS`); bound ``|p (p-1)...| lo^(p-k)`` by the same chain (``inf`` where ``lo <= 0``).
 * ``tanh``: ``f^(k) = P_k(tanh x)`` with ``P_0 = t``, ``P_{k+1} = P_k'(t) (1 - t^2)``; bound ``sum |coeffs of P_k|``
   (``|t| <= 1``).
 * GELU ``g = x Phi(x)``: ``Phi^(j) = phi^(j-1)``, ``phi^(j) = (-1)^j He_j(x) phi(x)`` (probabilists' Hermite
@@ -97,7 +97,7 @@ def _falling(p: float, k: int) -> float:
 
 #: Highest derivative order for which the power functions' ``16 eps`` error bound is proven.
 POWER_ORDERS = 28
-#: Their relative error bound.
+#: Their relative error bound over all those orders (order ``j`` alone: ``(j + 4) u``).
 POWER_REL = 16 * EPS
 
 
@@ -118,7 +118,11 @@ def _power(p: float, name: str) -> SmoothFunction:
         values = derivatives(torch.clamp(lo, min=1e-300), max(ks))  # |x^(p-k)| decreases: sup at lo
         return [torch.where(lo > 0, _up(values[k].abs()), torch.full_like(lo, float("inf"))) for k in ks]
 
-    return SmoothFunction(name, lambda a, k: _relative(derivatives(a, k), POWER_REL), bounds)
+    def evaluate(a: torch.Tensor, k: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        values = derivatives(a, k)  # j + 3 roundings for order j: gamma_(j+3) <= (j + 4) u
+        return values, [(j + 4) * _U * v.abs() + FN_ABS for j, v in enumerate(values)]
+
+    return SmoothFunction(name, evaluate, bounds)
 
 
 RECIPROCAL = _power(-1.0, "reciprocal")
