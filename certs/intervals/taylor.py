@@ -196,18 +196,18 @@ class TaylorForm:
         k_inner = self.coef[0].shape[-1]
         abs_x = [c.abs() for c in self.coef]
         abs_y = [c.abs() for c in other.coef]
-        coef, units = [], k_inner + 1
-        for k in range(n + 1):  # degree k: n + 1 blocked products at most, then their sum
-            total, units = blocked_matmul(self.coef[0], other.coef[k])
+        coef = []
+        for k in range(n + 1):
+            total = self.coef[0] @ other.coef[k]
             for i in range(1, k + 1):
-                total = total + blocked_matmul(self.coef[i], other.coef[k - i])[0]
+                total = total + self.coef[i] @ other.coef[k - i]
             coef.append(total)
-        g = (units + 2 * n + 6) * _U
+        g = (k_inner + 2 * n + 6) * _U
         mag_x, mag_y = _abs_sum(self.coef), _abs_sum(other.coef)
         r = mag_x @ (other.r + g * mag_y) + self.r @ (mag_y + other.r)
         for i in range(1, n + 1):  # dropped degrees i + j > n, bounded by |x_i| @ sum_{j > n - i} |y_j|
             r = r + abs_x[i] @ _abs_sum(abs_y[n - i + 1:])
-        return TaylorForm(tuple(coef), _up(r * (1.0 + (k_inner + 2 * n + 6) * _U) + (k_inner + 1) * TINY))
+        return TaylorForm(tuple(coef), _up(r * (1.0 + g) + (k_inner + 1) * TINY))
 
     def sum(self, dim: int, keepdim: bool = False) -> "TaylorForm":
         k = self.shape[dim]
