@@ -50,7 +50,9 @@ from certs.errors import CertificateInputError, UnsupportedLayerError
 from certs.intervals.blocked import blocked_matmul
 from certs.intervals.dual import Dual
 from certs.intervals.interval import EPS, TINY, Interval, IntervalDomainError
+from certs.intervals.normed import layer_norm_normed
 from certs.intervals.refinement import SegmentBounds, path_start, segment_bounds
+from certs.intervals.taylor import TaylorDual
 from certs.intervals.transformer import attention, layer_norm
 
 from .vit_views import CapturedLayer, _layer_op, audit_copy
@@ -183,6 +185,19 @@ def _norm(module: nn.Module, x: Dual) -> Dual:
     return layer_norm(x, weight, bias, module.eps)
 
 
+def _norm_linear(norm: nn.Module, linear: nn.Linear, x: Dual, select=None) -> Dual:
+    """``linear(select(norm(x)))``; a LayerNorm on Taylor duals keeps its rank-one remainders for the linear map
+    (:mod:`certs.intervals.normed`).  ``select``: an indexing of the leading dims (token pooling)."""
+    if isinstance(x, TaylorDual) and not _is_identity(norm):
+        weight = None if norm.weight is None else norm.weight.detach()
+        bias = None if norm.bias is None else norm.bias.detach()
+        normed = layer_norm_normed(x, weight, bias, norm.eps)
+        normed = normed if select is None else normed.select(select)
+        return normed.linear(linear.weight.detach(), None if linear.bias is None else linear.bias.detach())
+    y = _norm(norm, x)
+    return _linear(linear, y if select is None else y.rearrange(select))
+
+
 def _scale(module: nn.Module, x: Dual) -> Dual:
     return x if _is_identity(module) else x * module.gamma.detach()
 
@@ -204,17 +219,17 @@ def _block(block: nn.Module, start: Dual | None, part: str, frozen: dict[str, to
     at = stages.index(part)
     y = start
     if at == 0:
-        y = _linear(attn.qkv, _norm(block.norm1, start))
+        y = _norm_linear(block.norm1, attn.qkv, start)
     if at <= 1:
         y = _linear(attn.proj, attention(y, attn.num_heads, attn.head_dim, float(attn.scale)))
     if at <= 2:
         stream = start if at == 0 else frozen["x"]
         x1 = _scale(block.ls1, y) + stream
-        y = _linear(mlp.fc1, _norm(block.norm2, x1))
+        y = _norm_linear(block.norm2, mlp.fc1, x1)
     else:
         x1 = frozen["x1"]
     if at <= 3:
-        y = _linear(mlp.fc2, _norm(mlp.norm, _act(mlp.act, y)))
+        y = _norm_linear(mlp.norm, mlp.fc2, _act(mlp.act, y))
     return _scale(block.ls2, y) + x1
 
 
@@ -235,6 +250,8 @@ def _embed_tail(model: nn.Module, conv_out: Dual) -> Dual:
 
 
 def _head_tail(model: nn.Module, x: Dual) -> Dual:
+    if model.global_pool == "token" and _is_identity(model.fc_norm):
+        return _norm_linear(model.norm, model.head, x, select=lambda t: t[:, 0])
     x = _norm(model.norm, x)
     if model.global_pool == "token":
         x = x.rearrange(lambda t: t[:, 0])

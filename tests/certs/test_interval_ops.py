@@ -31,6 +31,7 @@ from certs.intervals.dual import (
 )
 from certs.intervals.interval import Interval
 from certs.intervals.taylor import TaylorDual, TaylorForm
+from certs.intervals.normed import NormedDual, layer_norm_normed
 from certs.intervals.transformer import attention, layer_norm, softmax, softmax_enclosure
 
 TOL = 1e-9
@@ -180,6 +181,23 @@ def _attn_torch(x):
 
 
 W_LN, B_LN = _t([1.5, -0.5, 2.0, 1.0, 0.3, -1.2]), _t([0.1, 0.0, -0.3, 0.2, 0.0, 1.0])
+W_LIN = _t(np.random.default_rng(7).normal(0, 0.6, (5, 6)))
+B_LIN = _t([0.2, -0.1, 0.0, 0.4, -0.3])
+
+
+def _ln_linear(x):
+    """LayerNorm then Linear; Taylor duals keep the rank-one remainders through the linear map (normed.py)."""
+    if isinstance(x, TaylorDual):
+        return layer_norm_normed(x, W_LN, B_LN, 1e-6).linear(W_LIN, B_LIN)
+    return layer_norm(x, W_LN, B_LN, 1e-6).linear(W_LIN, B_LIN)
+
+
+def _ln_boxed(x):
+    return layer_norm_normed(x, W_LN, B_LN, 1e-6).boxed() if isinstance(x, TaylorDual) else layer_norm(x, W_LN, B_LN, 1e-6)
+
+
+def _ln_linear_torch(t):
+    return F.linear(F.layer_norm(t, (6,), W_LN, B_LN, 1e-6), W_LIN, B_LIN)
 PATH_OPS = {
     "layer_norm": (lambda x: layer_norm(x, W_LN, B_LN, 1e-6), lambda t: F.layer_norm(t, (6,), W_LN, B_LN, 1e-6)),
     "softmax": (softmax, lambda t: torch.softmax(t, -1)),
@@ -191,6 +209,9 @@ PATH_OPS = {
     "abs": (lambda x: x.abs(), torch.abs),
     "product": (lambda x: x * x.rearrange(lambda t: t.flip(-1)), lambda t: t * t.flip(-1)),
     "attention": (_attn, _attn_torch),
+    "layer_norm_linear": (_ln_linear, _ln_linear_torch),
+    "gelu_layer_norm_linear": (lambda x: _ln_linear(x.gelu()), lambda t: _ln_linear_torch(F.gelu(t))),
+    "exp_layer_norm_boxed": (lambda x: _ln_boxed(x.exp()), lambda t: F.layer_norm(torch.exp(t), (6,), W_LN, B_LN, 1e-6)),
 }
 
 
@@ -250,6 +271,27 @@ def test_known_bad_taylor_form_without_lagrange_remainder_is_caught():
             caught |= not bool(value.contains(F.gelu(x0 + float(theta) * d), TOL).all())
         assert start.value.apply(smooth.GELU).box().contains(F.gelu(x0 + 0.5 * d), TOL).all()
     assert caught
+
+
+def _normed_violation(monkeypatch=None) -> bool:
+    """Does LayerNorm + Linear on Taylor duals miss the exact value or derivative somewhere (fixed seeds)?"""
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        x0, d = _t(rng.normal(0, 1.5, (3, 6))), _t(rng.normal(0, 1.0, (3, 6)))
+        lo, hi = sorted(rng.random(2))
+        value, tangent = _ln_linear(_path_start("taylor2", x0, d, lo, hi).gelu()).enclosures()
+        for theta in np.linspace(lo, hi, 9):
+            primal, derivative = _jvp(lambda t: _ln_linear_torch(F.gelu(t)), x0, d, float(theta))
+            if not (value.contains(primal, TOL).all() and tangent.contains(derivative, TOL).all()):
+                return True
+    return False
+
+
+def test_known_bad_layer_norm_without_its_rank_one_terms_is_caught(monkeypatch):
+    """The symbol terms carry real remainder: a linear map that drops them misses exact values."""
+    assert not _normed_violation()
+    monkeypatch.setattr(NormedDual, "_extra", lambda self, terms, weight: 0.0)
+    assert _normed_violation()
 
 
 def test_nan_and_overflow_become_unbounded_not_finite():
