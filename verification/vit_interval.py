@@ -66,7 +66,7 @@ _BLOCK_TARGET = re.compile(r"^blocks\.(\d+)\.(attn\.qkv|attn\.proj|mlp\.fc1|mlp\
 class SoundPathBounds:
     """Sound per-sample bounds on the pruning path of one layer.
 
-    lipschitz: ``L_s`` labelled ``sound`` (method ``interval-forward-taylor{order}-K{K}[-adaptive]``, ``K`` = 1 / the narrowest piece before refinement).
+    lipschitz: ``L_s`` labelled ``sound`` (method ``interval-forward-taylor{order}[+{loose_order}]-K{K}[-adaptive]``, ``K`` = 1 / the narrowest piece before refinement).
     logit_change: ``(B,)`` sound bound of ``sup_{theta in [0, 1]} ||z(theta) - z(1)||_inf``.
     segments: the sub-intervals and their bounds (``segments.logit_change(theta0)`` for other ranges).
     products: ``||R psi_1(s)||_inf`` used for ``L_s`` (those of the :class:`CapturedLayer`).
@@ -310,7 +310,8 @@ def sound_path_bounds(
     the Taylor forms in ``theta`` (:mod:`certs.intervals.taylor`; default 4), ``0`` = plain intervals
     (which explode through attention blocks: kept for comparison).  ``loose_order``: with ``give_up`` set,
     the first ``probe`` samples are tried at ``order`` on the ``subintervals`` start without splitting; if
-    one is loose, the whole layer uses ``loose_order`` instead (``None``: never).  On the default model
+    one is loose, the whole layer uses ``loose_order`` instead; otherwise the pieces narrower than the start
+    (loose pieces split 4x, pieces halved by the refinement) use it (method ``taylor4+6``; ``None``: never).  On the default model
     order 6 is 1.3–1.5x dearer per evaluation but needs far fewer pieces on the attention ``qkv`` layers
     (e.g. Hybrid ``blocks.1.attn.qkv``: 40 instead of 152 evaluations per sample, 3x faster; CAST 2:4
     ``blocks.1.attn.qkv`` is only reached at order 6).
@@ -344,8 +345,14 @@ def sound_path_bounds(
 
     def evaluate(owner: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor):
         shape = (-1,) + (1,) * (psi.ndim - 1 if isinstance(module, nn.Linear) else 3)
-        # a batch of points theta (midpoints, theta = 1) has no tail: order 1 encloses it as tightly, ~4x cheaper
-        degree = min(used[0], 1) if torch.equal(lo, hi) else used[0]
+        # a batch of points theta (midpoints, theta = 1) has no tail: order 1 encloses it as tightly, ~4x cheaper;
+        # pieces narrower than the start (loose pieces split 4x, halved pieces) are evaluated at loose_order
+        if torch.equal(lo, hi):
+            degree = min(used[0], 1)
+        elif escalate and float((hi - lo).min()) < 0.99 / subintervals:
+            degree, used[1] = loose_order, True
+        else:
+            degree = used[0]
         x = path_start(base.rearrange(lambda t: t[owner]), step.rearrange(lambda t: t[owner]),
                        lo.reshape(shape), hi.reshape(shape), bias, degree)
         if part == "head":
@@ -359,7 +366,8 @@ def sound_path_bounds(
             x = _block(blk, x, "input", rows)
         return _head_tail(work, x)
 
-    used = [order]  # the Taylor degree of the sub-interval evaluations
+    used = [order, False]  # the Taylor degree of the start pieces; whether narrower pieces used loose_order
+    escalate = loose_order is not None and loose_order > order
     n = int(images.shape[0])
     with torch.no_grad():
         if give_up is not None and loose_order is not None and loose_order != order and probe > 0:
@@ -372,7 +380,8 @@ def sound_path_bounds(
         segments = segment_bounds(evaluate, n, subintervals=subintervals, refine=refine, rtol=rtol,
                                   max_subintervals=max_subintervals, batch=batch, device=device, give_up=give_up,
                                   probe=probe)
-    method = f"interval-forward-taylor{used[0]}-K{segments.subintervals}" + ("-adaptive" if refine else "")
+    degrees = f"{used[0]}+{loose_order}" if used[1] and used[0] != loose_order else f"{used[0]}"
+    method = f"interval-forward-taylor{degrees}-K{segments.subintervals}" + ("-adaptive" if refine else "")
     return SoundPathBounds(
         layer=captured_layer.name,
         lipschitz=segments.lipschitz(captured_layer.products, method),
