@@ -49,7 +49,7 @@ from certs.budget import PerSampleLipschitz
 from certs.errors import CertificateInputError, UnsupportedLayerError
 from certs.intervals.blocked import blocked_matmul
 from certs.intervals.dual import Dual
-from certs.intervals.interval import EPS, TINY, Interval, IntervalDomainError
+from certs.intervals.interval import EPS, TINY, U, Interval, IntervalDomainError
 from certs.intervals.normed import layer_norm_normed
 from certs.intervals.refinement import SegmentBounds, path_start, segment_bounds
 from certs.intervals.taylor import TaylorDual
@@ -293,7 +293,7 @@ def _product_enclosure(module: nn.Module, psi: torch.Tensor, weight2d: torch.Ten
     else:
         mid, units = _layer_op(module, psi, weight2d), m + 1
     mag = _layer_op(module, psi.abs(), weight2d.abs())
-    return Interval.around(mid, (units + 3) * (EPS / 2) * mag * (1 + (m + 1) * EPS) + (m + 1) * TINY)
+    return Interval.around(mid, (units + 3) * U * mag * (1 + (m + 1) * EPS) + (m + 1) * TINY)
 
 
 def sound_path_bounds(

@@ -46,17 +46,16 @@ from functools import lru_cache
 
 import torch
 
-from .interval import EPS, FN_ABS, round_down, round_up_tensor
+from .interval import EPS, U, FN_ABS, round_down, round_up_tensor
 
 __all__ = ["EXP_REL", "PDF_REL", "MILLS_REL", "CDF_REL", "gamma", "exp_enclosed", "gaussian_density", "normal_cdf",
            "exp_bounds", "EXP_DEGREE", "MILLS_DEGREE"]
 
-_U = EPS / 2.0
 
 
 def gamma(k: int) -> float:
     """``gamma_k = k u / (1 - k u)`` (Higham), ``u = 2^-53``."""
-    return k * _U / (1.0 - k * _U)
+    return k * U / (1.0 - k * U)
 
 
 # ---------------------------------------------------------------------------- exp
@@ -79,8 +78,8 @@ def _c2() -> float:
 
 def _exp_rel() -> float:
     e_r = math.exp(_R_MAX)
-    horner = _U * (1 + 2 * _R_MAX) * e_r / (1 - (2 * EXP_DEGREE + 1) * _U)
-    coefficients = _U * (e_r - 1 - _R_MAX)
+    horner = U * (1 + 2 * _R_MAX) * e_r / (1 - (2 * EXP_DEGREE + 1) * U)
+    coefficients = U * (e_r - 1 - _R_MAX)
     truncation = _R_MAX ** (EXP_DEGREE + 1) / math.factorial(EXP_DEGREE + 1) * e_r
     polynomial = e_r * (horner + coefficients + truncation)
     delta = 0.36 * EPS
@@ -125,7 +124,7 @@ _SPLIT = 2.0 ** 27 + 1.0
 _TAIL = 40.0
 
 #: Proven relative error bound of :func:`gaussian_density`.
-PDF_REL = EXP_REL + 4.5 * _U
+PDF_REL = EXP_REL + 4.5 * U
 
 
 def _square_with_error(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,7 +178,7 @@ def _mills_table() -> tuple[torch.Tensor, float]:
             rho = max(rho, mills(t - half) / low)
             weight = max(weight, sum((2 * j + 1) * abs(c) * half ** j for j, c in enumerate(coeffs)) / low)
     return (torch.tensor(rows, dtype=torch.float64).T.contiguous(), float(rho) * (1 + 1e-12),
-            float(weight) / (1 - (2 * MILLS_DEGREE + 1) * _U) * (1 + 1e-12))
+            float(weight) / (1 - (2 * MILLS_DEGREE + 1) * U) * (1 + 1e-12))
 
 
 def _mills_rel(rho: float, weight: float) -> float:
@@ -187,14 +186,14 @@ def _mills_rel(rho: float, weight: float) -> float:
     top = 2.0 ** ((n - 1) / 2) * math.gamma((n + 1) / 2)  # |M^(n)(0)| = sup_{t >= 0} |M^(n)(t)|
     truncation = top / math.factorial(n) * (2.0 * _GRID) ** -n
     floor = 1.0 / (_TAIL + 1.0 / (2 * _GRID) + 1.0)  # min M = M(40.0625) > t / (t^2 + 1) >= 1 / (t + 1)
-    return 1.01 * (_U * weight + _U * rho * (1 + _U) + truncation / floor)
+    return 1.01 * (U * weight + U * rho * (1 + U) + truncation / floor)
 
 
 _RHO, _WEIGHT = 1.11, 1.25
 #: Proven relative error bounds of the Mills ratio and of :func:`normal_cdf` (given ``rho <= 1.11`` and
 #: ``W <= 1.25``, checked when the table is built).
 MILLS_REL = _mills_rel(_RHO, _WEIGHT)
-CDF_REL = PDF_REL + MILLS_REL + 2.5 * _U
+CDF_REL = PDF_REL + MILLS_REL + 2.5 * U
 
 
 def _mills(t: torch.Tensor) -> torch.Tensor:

@@ -33,9 +33,11 @@ import torch
 
 from certs.errors import CertificateInputError
 
-__all__ = ["EPS", "TINY", "FN_REL", "FN_ABS", "IntervalDomainError", "Interval", "round_down", "round_up_tensor", "widen"]
+__all__ = ["EPS", "U", "TINY", "FN_REL", "FN_ABS", "IntervalDomainError", "Interval", "round_down", "round_up_tensor", "widen"]
 
 EPS = 2.0 ** -52
+#: Unit roundoff of float64 (``|fl(a op b) - a op b| <= U |a op b|`` for ``+ - * /`` and ``sqrt``).
+U = EPS / 2.0
 #: Smallest positive normal float64: the absolute margin per term against underflow.
 TINY = 2.0 ** -1022
 #: Assumed relative error bound of torch's float64 exp / tanh / erf / erfc kernels.

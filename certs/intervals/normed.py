@@ -33,17 +33,11 @@ from dataclasses import dataclass
 import torch
 
 from .blocked import blocked_sum
-from .interval import EPS, Interval, round_down
-from .taylor import TaylorDual, TaylorForm
+from .interval import U, Interval, round_down
+from .taylor import TaylorDual, TaylorForm, _up
 
 __all__ = ["NormedDual", "layer_norm_normed"]
 
-_U = EPS / 2.0
-
-
-def _up(x: torch.Tensor) -> torch.Tensor:
-    return torch.nextafter(torch.nan_to_num(x * (1.0 + 16 * EPS), nan=float("inf")),
-                           torch.full((), float("inf"), dtype=x.dtype, device=x.device))
 
 
 def _centred(x: TaylorForm) -> tuple[TaylorForm, torch.Tensor]:
@@ -52,9 +46,9 @@ def _centred(x: TaylorForm) -> tuple[TaylorForm, torch.Tensor]:
     sums = [blocked_sum(coef, -1, keepdim=True) for coef in x.coef]
     coef = tuple(c - total / k for c, (total, _) in zip(x.coef, sums))
     mag = x.magnitude
-    box = x.r + _U * TaylorForm(coef, torch.zeros_like(x.r)).magnitude
-    m = x.r.mean(-1, keepdim=True) + (sums[0][1] + 3) * _U * mag.mean(-1, keepdim=True)
-    return TaylorForm(coef, _up(box)), _up(m * (1.0 + (k + 4) * _U))
+    box = x.r + U * TaylorForm(coef, torch.zeros_like(x.r)).magnitude
+    m = x.r.mean(-1, keepdim=True) + (sums[0][1] + 3) * U * mag.mean(-1, keepdim=True)
+    return TaylorForm(coef, _up(box)), _up(m * (1.0 + (k + 4) * U))
 
 
 def _bare(form: TaylorForm) -> TaylorForm:
@@ -83,11 +77,11 @@ class NormedDual:
         out = 0.0
         for direction, magnitude in terms:
             if weight is None:
-                mapped, rounding = direction.abs(), _U * direction.abs()
+                mapped, rounding = direction.abs(), U * direction.abs()
             else:
                 mapped = (direction @ weight.T).abs()
                 m = weight.shape[-1]
-                rounding = (m + 4) * _U * direction.abs().amax(-1, keepdim=True) * weight.abs().sum(-1)
+                rounding = (m + 4) * U * direction.abs().amax(-1, keepdim=True) * weight.abs().sum(-1)
             out = out + (mapped + rounding) * magnitude
         return out
 

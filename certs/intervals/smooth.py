@@ -33,9 +33,8 @@ import numpy as np
 import torch
 
 from .elementary import CDF_REL, EXP_REL, PDF_REL, exp_enclosed, gamma, gaussian_density, normal_cdf
-from .interval import EPS, FN_ABS, FN_REL, Interval, round_up_tensor
+from .interval import EPS, U, FN_ABS, FN_REL, Interval, round_up_tensor
 
-_U = EPS / 2.0
 
 __all__ = ["SmoothFunction", "EXP", "RECIPROCAL", "RSQRT", "TANH", "GELU", "POWER_ORDERS", "POWER_REL", "GELU_ORDERS",
            "BOUND_REL",
@@ -120,7 +119,7 @@ def _power(p: float, name: str) -> SmoothFunction:
 
     def evaluate(a: torch.Tensor, k: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         values = derivatives(a, k)  # j + 3 roundings for order j: gamma_(j+3) <= (j + 4) u
-        return values, [(j + 4) * _U * v.abs() + FN_ABS for j, v in enumerate(values)]
+        return values, [(j + 4) * U * v.abs() + FN_ABS for j, v in enumerate(values)]
 
     return SmoothFunction(name, evaluate, bounds)
 
@@ -187,11 +186,11 @@ def _gelu_evaluate(a: torch.Tensor, k: int) -> tuple[list[torch.Tensor], list[to
         h = _poly_eval(herm[j - 1], a)
         cdf.append((-1.0) ** (j - 1) * h * phi)
         horner = gamma(2 * j) * _poly_eval(np.abs(herm[j - 1]), big)
-        cdf_err.append(horner * phi + (PDF_REL + _U) * cdf[j].abs() + (h.abs() + horner) * FN_ABS)
+        cdf_err.append(horner * phi + (PDF_REL + U) * cdf[j].abs() + (h.abs() + horner) * FN_ABS)
     values = [a * cdf[0]] + [a * cdf[i] + i * cdf[i - 1] for i in range(1, k + 1)]
-    errors = [big * cdf_err[0] + _U * values[0].abs()]
+    errors = [big * cdf_err[0] + U * values[0].abs()]
     for i in range(1, k + 1):
-        errors.append(big * cdf_err[i] + i * cdf_err[i - 1] + 2 * _U * ((a * cdf[i]).abs() + i * cdf[i - 1].abs()))
+        errors.append(big * cdf_err[i] + i * cdf_err[i - 1] + 2 * U * ((a * cdf[i]).abs() + i * cdf[i - 1].abs()))
     return values, [e * (1.0 + 1e-6) + FN_ABS for e in errors]
 
 

@@ -51,9 +51,8 @@ from typing import Callable, Sequence, Union
 import torch
 
 from .blocked import blocked_matmul, blocked_sum
-from .interval import EPS, TINY, Interval, round_down, round_up_tensor
+from .interval import EPS, U, TINY, Interval, round_down, round_up_tensor
 
-_U = EPS / 2.0  # unit roundoff of float64
 from .smooth import EXP, GELU, RECIPROCAL, RSQRT, TANH, SmoothFunction
 
 __all__ = ["TaylorForm", "TaylorDual"]
@@ -102,7 +101,7 @@ class TaylorForm:
         ``scale``: replaces ``sum_i |c_i|`` in the rounding term ``u sum_i |c_i|`` (a known bound, or a larger
         error scale in units of ``u``)."""
         coef = tuple(coef)
-        return TaylorForm(coef, _up(r + err + _U * (_abs_sum(coef) if scale is None else scale)))
+        return TaylorForm(coef, _up(r + err + U * (_abs_sum(coef) if scale is None else scale)))
 
     @staticmethod
     def cat(parts: Sequence["TaylorForm"], dim: int) -> "TaylorForm":
@@ -185,8 +184,8 @@ class TaylorForm:
         m = weight.shape[-1]
         products = [blocked_matmul(c, wt) for c in self.coef]
         coef = tuple(value for value, _ in products)
-        g = (products[0][1] + 2) * _U
-        r = ((self.r + g * _abs_sum(self.coef)) @ wt.abs()) * (1.0 + (m + 4) * _U) + (m + 1) * TINY
+        g = (products[0][1] + 2) * U
+        r = ((self.r + g * _abs_sum(self.coef)) @ wt.abs()) * (1.0 + (m + 4) * U) + (m + 1) * TINY
         out = TaylorForm(coef, _up(r))
         return out if bias is None else out + bias
 
@@ -202,7 +201,7 @@ class TaylorForm:
             for i in range(1, k + 1):
                 total = total + self.coef[i] @ other.coef[k - i]
             coef.append(total)
-        g = (k_inner + 2 * n + 6) * _U
+        g = (k_inner + 2 * n + 6) * U
         mag_x, mag_y = _abs_sum(self.coef), _abs_sum(other.coef)
         r = mag_x @ (other.r + g * mag_y) + self.r @ (mag_y + other.r)
         for i in range(1, n + 1):  # dropped degrees i + j > n, bounded by |x_i| @ sum_{j > n - i} |y_j|
@@ -212,8 +211,8 @@ class TaylorForm:
     def sum(self, dim: int, keepdim: bool = False) -> "TaylorForm":
         k = self.shape[dim]
         sums = [blocked_sum(c, dim, keepdim) for c in self.coef]
-        g = (sums[0][1] + 4) * _U
-        r = (self.r + g * _abs_sum(self.coef)).sum(dim, keepdim) * (1.0 + (k + 4) * _U)
+        g = (sums[0][1] + 4) * U
+        r = (self.r + g * _abs_sum(self.coef)).sum(dim, keepdim) * (1.0 + (k + 4) * U)
         return TaylorForm(tuple(value for value, _ in sums), _up(r))
 
     def mean(self, dim: int, keepdim: bool = False) -> "TaylorForm":
@@ -225,11 +224,11 @@ class TaylorForm:
         Rounding: ``|fl(mean) - mean| <= (units + 1) u mean |x|`` (a :func:`blocked_sum` and a division), plus
         one rounding of the difference."""
         k = self.shape[dim]
-        g = (k + 6) * _U
+        g = (k + 6) * U
         mag = _abs_sum(self.coef)
         sums = [blocked_sum(c, dim, keepdim=True) for c in self.coef]
         coef = tuple(c - total / k for c, (total, _) in zip(self.coef, sums))
-        rounding = _U * (_abs_sum(coef) + (sums[0][1] + 3) * mag.mean(dim, keepdim=True))
+        rounding = U * (_abs_sum(coef) + (sums[0][1] + 3) * mag.mean(dim, keepdim=True))
         r = (1.0 - 2.0 / k) * self.r + self.r.mean(dim, keepdim=True) + rounding
         return TaylorForm(coef, _up(r * (1.0 + g)))
 
@@ -256,7 +255,7 @@ class TaylorForm:
         for k in range(1, n + 1):
             scale = derivs[k] / math.factorial(k)
             out = out + powers[k - 1] * scale
-            err = err + (errors[k] / math.factorial(k) + _U * scale.abs()) * spread ** k
+            err = err + (errors[k] / math.factorial(k) + U * scale.abs()) * spread ** k
         lagrange = bound * spread ** (n + 1) / math.factorial(n + 1)
         return TaylorForm.build(out.coef, out.r + lagrange, err)
 
