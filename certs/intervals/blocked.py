@@ -35,7 +35,8 @@ def _layout(m: int, parts: int) -> tuple[int, int]:
 
 
 def blocked_matmul(x: torch.Tensor, y: torch.Tensor, parts: int = PRODUCT_BLOCKS) -> tuple[torch.Tensor, int]:
-    """``(x @ y, units)`` with ``|fl - exact| <= units * u * (|x| @ |y|)`` entrywise (module docstring).
+    """``(x @ y, units)`` with ``|fl - exact| <= units * u * (|x| @ |y|) + k 2^-1075`` entrywise (module docstring;
+    the absolute term: products that underflow).
 
     ``x``: ``(..., k)``; ``y``: a matrix ``(k, n2)`` (a weight, broadcast over ``x``'s leading dims) or
     ``(..., k, n2)`` with the same leading dims as ``x`` (``x`` then ``(..., n1, k)``)."""

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from .blocked import blocked_sum
-from .interval import U, Interval, round_down
+from .interval import TINY, U, Interval, round_down
 from .taylor import TaylorDual, TaylorForm, _up
 
 __all__ = ["NormedDual", "layer_norm_normed"]
@@ -81,7 +81,7 @@ class NormedDual:
             else:
                 mapped = (direction @ weight.T).abs()
                 m = weight.shape[-1]
-                rounding = (m + 4) * U * direction.abs().amax(-1, keepdim=True) * weight.abs().sum(-1)
+                rounding = (m + 4) * U * direction.abs().amax(-1, keepdim=True) * weight.abs().sum(-1) + (m + 1) * TINY
             out = out + (mapped + rounding) * magnitude
         return out
 

@@ -62,9 +62,10 @@ _TANH_GELU_A = 0.044715
 
 
 def _up(x: torch.Tensor, terms: int = 8) -> torch.Tensor:
-    """``x (1 + terms eps)`` rounded up; NaN read as ``+inf`` (unbounded)."""
+    """``x (1 + terms eps) + 2^-1022`` rounded up (the absolute term covers underflow: a product's error below
+    ``2^-1022`` is at most ``2^-1075``, far below it for the few products behind one entry); NaN read as ``+inf``."""
     x = torch.nan_to_num(x, nan=float("inf"), posinf=float("inf"))
-    return round_up_tensor(x * (1.0 + terms * EPS))
+    return round_up_tensor(x * (1.0 + terms * EPS) + TINY)
 
 
 def _abs_sum(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
