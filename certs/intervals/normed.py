@@ -32,7 +32,6 @@ from dataclasses import dataclass
 
 import torch
 
-from .blocked import blocked_sum
 from .interval import TINY, U, Interval, round_down
 from .taylor import TaylorDual, TaylorForm, _up
 
@@ -40,23 +39,8 @@ __all__ = ["NormedDual", "layer_norm_normed"]
 
 
 
-def _centred(x: TaylorForm) -> tuple[TaylorForm, torch.Tensor]:
-    """``(c, m)``: ``x - mean(x)`` as ``c + mu 1`` with ``c.r`` the box part and ``|mu| <= m`` (per token)."""
-    k = x.shape[-1]
-    sums = [blocked_sum(coef, -1, keepdim=True) for coef in x.coef]
-    coef = tuple(c - total / k for c, (total, _) in zip(x.coef, sums))
-    mag = x.magnitude
-    box = x.r + U * TaylorForm(coef, torch.zeros_like(x.r)).magnitude
-    m = x.r.mean(-1, keepdim=True) + (sums[0][1] + 3) * U * mag.mean(-1, keepdim=True)
-    return TaylorForm(coef, _up(box)), _up(m * (1.0 + (k + 4) * U))
-
-
 def _bare(form: TaylorForm) -> TaylorForm:
     return TaylorForm(form.coef, torch.zeros_like(form.r))
-
-
-def _spread(form: TaylorForm) -> torch.Tensor:
-    return form.tail_mag() + form.r
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,16 +102,16 @@ def layer_norm_normed(x: TaylorDual, weight: torch.Tensor | None, bias: torch.Te
     mig = full.value.box().mig()
     floor = round_down(Interval.point(mig).square().mean(-1, keepdim=True).lo + float(eps))
     s = (var + float(eps)).rsqrt(floor)  # value s_v, tangent s_t: remainders r_s, r_st
-    c_v, m_v = _centred(x.value)
-    c_t, m_t = _centred(x.tangent)
+    c_v, m_v = x.value.centred()
+    c_t, m_t = x.tangent.centred()
     s_v, s_t = s.value, s.tangent
     w = torch.ones(k, dtype=x.value.r.dtype, device=x.value.r.device) if weight is None else weight
     core = TaylorDual(c_v * _bare(s_v), c_t * _bare(s_v) + c_v * _bare(s_t)) * w
     if bias is not None:
         core = core + bias
-    spread_sv, spread_st = _spread(s_v), _spread(s_t)
-    box_v = m_v * spread_sv + s_v.r * _spread(c_v)
-    box_t = m_t * spread_sv + s_v.r * _spread(c_t) + m_v * spread_st + s_t.r * _spread(c_v)
+    spread_sv, spread_st = s_v.spread(), s_t.spread()  # bounds of |s - s_0|: tail + remainder
+    box_v = m_v * spread_sv + s_v.r * c_v.spread()
+    box_t = m_t * spread_sv + s_v.r * c_t.spread() + m_v * spread_st + s_t.r * c_v.spread()
     core = TaylorDual(TaylorForm(core.value.coef, _up(core.value.r + w.abs() * box_v)),
                       TaylorForm(core.tangent.coef, _up(core.tangent.r + w.abs() * box_t)))
     c0w, ct0w = c_v.coef[0] * w, c_t.coef[0] * w

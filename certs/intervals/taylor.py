@@ -52,7 +52,6 @@ import torch
 
 from .blocked import blocked_matmul, blocked_sum
 from .interval import EPS, U, TINY, Interval, round_down, round_up_tensor
-
 from .smooth import EXP, GELU, RECIPROCAL, RSQRT, TANH, SmoothFunction
 
 __all__ = ["TaylorForm", "TaylorDual"]
@@ -219,19 +218,29 @@ class TaylorForm:
     def mean(self, dim: int, keepdim: bool = False) -> "TaylorForm":
         return self.sum(dim, keepdim).divide(float(self.shape[dim]))
 
-    def minus_mean(self, dim: int = -1) -> "TaylorForm":
-        """``x - mean(x)`` along ``dim``: exact on the ``c_i``, ``|I - 1 1^T / k| r`` on the remainder.
-
-        Rounding: ``|fl(mean) - mean| <= (units + 1) u mean |x|`` (a :func:`blocked_sum` and a division), plus
-        one rounding of the difference."""
+    def _centring(self, dim: int) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
+        """``x - mean(x)``: coefficients, the per-entry rounding ``u |c|`` and the shared part (one scalar per
+        slice along ``dim``): ``mean(r)`` and the float mean's error ``(units + 1) u mean |x|`` (a :func:`blocked_sum`
+        and a division), with margin."""
         k = self.shape[dim]
-        g = (k + 6) * U
-        mag = _abs_sum(self.coef)
         sums = [blocked_sum(c, dim, keepdim=True) for c in self.coef]
         coef = tuple(c - total / k for c, (total, _) in zip(self.coef, sums))
-        rounding = U * (_abs_sum(coef) + (sums[0][1] + 3) * mag.mean(dim, keepdim=True))
-        r = (1.0 - 2.0 / k) * self.r + self.r.mean(dim, keepdim=True) + rounding
-        return TaylorForm(coef, _up(r * (1.0 + g)))
+        shared = self.r.mean(dim, keepdim=True) + (sums[0][1] + 3) * U * self.magnitude.mean(dim, keepdim=True)
+        return coef, U * _abs_sum(coef), shared * (1.0 + (k + 6) * U)
+
+    def minus_mean(self, dim: int = -1) -> "TaylorForm":
+        """``x - mean(x)`` along ``dim``: exact on the ``c_i``, ``|I - 1 1^T / k| r`` on the remainder (rounding:
+        :meth:`_centring`)."""
+        k = self.shape[dim]
+        coef, own, shared = self._centring(dim)
+        return TaylorForm(coef, _up(((1.0 - 2.0 / k) * self.r + own) * (1.0 + (k + 6) * U) + shared))
+
+    def centred(self, dim: int = -1) -> tuple["TaylorForm", torch.Tensor]:
+        """``x - mean(x)`` as ``c + mu 1`` with ``|mu| <= m``, one scalar per slice along ``dim``: ``c.r`` holds the
+        input's remainder and the per-entry rounding, ``m`` the centring of the remainder and the mean's error
+        (for :mod:`certs.intervals.normed`)."""
+        coef, own, shared = self._centring(dim)
+        return TaylorForm(coef, _up(self.r + own)), _up(shared)
 
     # ------------------------------------------------------------------ smooth functions
     def delta_powers(self) -> list["TaylorForm"]:
