@@ -21,15 +21,17 @@ the way raises :class:`certs.errors.UnsupportedLayerError` naming it, before any
 The float64 ``psi_1`` and frozen activations are taken as exact points: the certificate is about the
 path through the computed activations (the convention of :mod:`certs.lipschitz`).
 
-Reach: the box remainders grow through every block (about 1e4 per block on the default model, even for
-a point ``theta`` where they hold rounding errors only; verification/FINDINGS.md F20), so early layers
-overflow or exceed ``give_up``; their loose sub-intervals are split 4x (up to ``max_subintervals``), and
-what still fails raises :class:`certs.intervals.interval.IntervalDomainError` (never a number).
-Order 4 (the default) needs far fewer sub-intervals than order 2 on the default model: e.g. CAST 2:4
-``blocks.1.mlp.fc1``, 6 images: order 2 needs a 128-piece start (~10 s per image), order 4 certifies
-from the 8-piece start (~1 s per image) with median sound / estimate 1.11 (benchmarks/RESULTS-sound-lipschitz.md).
-A layer whose first samples are loose at order 4 switches to order 6 (``loose_order``): the attention
-``qkv`` layers of blocks 1–2 then need 3x fewer evaluations, and CAST 2:4 ``blocks.1.attn.qkv`` is reached.
+Each LayerNorm followed by a linear map (``norm1 -> qkv``, ``norm2 -> fc1``, ``mlp.norm -> fc2``,
+``norm -> token -> head``) keeps its two rank-one remainders through that map
+(:mod:`certs.intervals.normed`).  Reach: the box remainders still grow through every block (about 2e3 per
+block on the default model for a point ``theta``, where they hold rounding errors only; 1.7e4 with boxed
+LayerNorms; verification/FINDINGS.md F20), so the earliest layers may exceed ``give_up``; their loose
+sub-intervals are split 4x (up to ``max_subintervals``), and what still fails raises
+:class:`certs.intervals.interval.IntervalDomainError` (never a number).  Order 4 (the default) needs far
+fewer sub-intervals than order 2; a layer whose first samples are loose at order 4 switches to order 6
+(``loose_order``), and pieces narrower than the start use it too.  On the demo's masks 17 of 18 (Hybrid)
+and 15 of 16 (CAST 2:4) layers are reached with median sound / estimate 1.00–1.29
+(benchmarks/RESULTS-sound-lipschitz.md).
 
 ``L_s = sup_theta ||z'(theta)||_inf / ||R psi_1(s)||_inf`` (rounded up) is valid for Lemma 5.1 and
 Corollary 5.2; :attr:`SoundPathBounds.logit_change` bounds ``sup_{theta in [0, 1]} ||z(theta) - z(1)||_inf``
