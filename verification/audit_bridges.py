@@ -34,8 +34,8 @@ def pearson(x, y) -> float | None:
     """Pearson correlation of two equal-length samples; ``None`` for fewer than 3 points or a constant side."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    if x.size < 3 or x.shape != y.shape:
-        return None
+    if x.size < 3 or x.shape != y.shape or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return None  # a constant side (tested exactly: its float mean may differ from its value by rounding)
     dx, dy = x - x.mean(), y - y.mean()
     sx, sy = float(np.sqrt(np.sum(dx * dx))), float(np.sqrt(np.sum(dy * dy)))
     if sx == 0.0 or sy == 0.0:
