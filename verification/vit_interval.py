@@ -179,23 +179,22 @@ def check_interval_support(model: nn.Module, name: str) -> None:
 
 # ---------------------------------------------------------------------------- interval walk
 
+def _params(module: nn.Module) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Detached ``(weight, bias)`` of a LayerNorm or Linear (``None`` where absent)."""
+    return tuple(None if t is None else t.detach() for t in (module.weight, module.bias))
+
+
 def _norm(module: nn.Module, x: Dual) -> Dual:
-    if _is_identity(module):
-        return x
-    weight = None if module.weight is None else module.weight.detach()
-    bias = None if module.bias is None else module.bias.detach()
-    return layer_norm(x, weight, bias, module.eps)
+    return x if _is_identity(module) else layer_norm(x, *_params(module), module.eps)
 
 
 def _norm_linear(norm: nn.Module, linear: nn.Linear, x: Dual, select=None) -> Dual:
     """``linear(select(norm(x)))``; a LayerNorm on Taylor duals keeps its rank-one remainders for the linear map
     (:mod:`certs.intervals.normed`).  ``select``: an indexing of the leading dims (token pooling)."""
     if isinstance(x, TaylorDual) and not _is_identity(norm):
-        weight = None if norm.weight is None else norm.weight.detach()
-        bias = None if norm.bias is None else norm.bias.detach()
-        normed = layer_norm_normed(x, weight, bias, norm.eps)
+        normed = layer_norm_normed(x, *_params(norm), norm.eps)
         normed = normed if select is None else normed.select(select)
-        return normed.linear(linear.weight.detach(), None if linear.bias is None else linear.bias.detach())
+        return normed.linear(*_params(linear))
     y = _norm(norm, x)
     return _linear(linear, y if select is None else y.rearrange(select))
 
@@ -205,7 +204,7 @@ def _scale(module: nn.Module, x: Dual) -> Dual:
 
 
 def _linear(module: nn.Linear, x: Dual) -> Dual:
-    return x.linear(module.weight.detach(), None if module.bias is None else module.bias.detach())
+    return x.linear(*_params(module))
 
 
 def _act(module: nn.Module, x: Dual) -> Dual:

@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 _SQRT2 = math.sqrt(2.0)
-#: Error bound of the float ``g`` and ``g'`` below, relative to ``|g|`` and to ``Phi + |x| e^(-x^2 / 2)``.
+#: Error bound of the float ``g`` and ``g'`` below, relative to ``|g|`` and to ``Phi + |x| phi``.
 _GELU_REL = CDF_REL + PDF_REL + 4 * EPS
 TANH_GELU_COEFF = 0.044715
 _TANH_GELU_K = math.sqrt(2.0 / math.pi)

@@ -32,11 +32,11 @@ from dataclasses import dataclass
 
 import torch
 
-from .interval import TINY, U, Interval, round_down
+from .interval import TINY, U, Interval
 from .taylor import TaylorDual, TaylorForm, _up
+from .transformer import inverse_std
 
 __all__ = ["NormedDual", "layer_norm_normed"]
-
 
 
 def _bare(form: TaylorForm) -> TaylorForm:
@@ -97,11 +97,7 @@ class NormedDual:
 def layer_norm_normed(x: TaylorDual, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float) -> NormedDual:
     """``torch.nn.functional.layer_norm`` over the last dim, keeping the two rank-one remainders (module docstring)."""
     k = x.shape[-1]
-    full = x.minus_mean(-1)
-    var = full.square().mean(-1, keepdim=True)
-    mig = full.value.box().mig()
-    floor = round_down(Interval.point(mig).square().mean(-1, keepdim=True).lo + float(eps))
-    s = (var + float(eps)).rsqrt(floor)  # value s_v, tangent s_t: remainders r_s, r_st
+    s = inverse_std(x.minus_mean(-1), eps)  # value s_v, tangent s_t: remainders r_s, r_st
     c_v, m_v = x.value.centred()
     c_t, m_t = x.tangent.centred()
     s_v, s_t = s.value, s.tangent

@@ -35,11 +35,8 @@ import torch
 from .elementary import CDF_REL, EXP_REL, PDF_REL, exp_enclosed, gamma, gaussian_density, normal_cdf
 from .interval import EPS, U, FN_ABS, FN_REL, Interval, round_up_tensor
 
-
 __all__ = ["SmoothFunction", "EXP", "RECIPROCAL", "RSQRT", "TANH", "GELU", "POWER_ORDERS", "POWER_REL", "GELU_ORDERS",
-           "BOUND_REL",
-           "hermite_coefficients", "tanh_polynomials"]
-
+           "BOUND_REL", "hermite_coefficients", "tanh_polynomials"]
 
 
 @dataclass(frozen=True)

@@ -27,20 +27,24 @@ from .taylor import TaylorDual
 from .dual import Dual
 from .interval import Interval, round_down, round_up_tensor
 
-__all__ = ["layer_norm", "softmax_enclosure", "softmax", "attention"]
+__all__ = ["layer_norm", "inverse_std", "softmax_enclosure", "softmax", "attention"]
+
+
+def inverse_std(c: Dual, eps: float) -> Dual:
+    """``(mean(c^2) + eps)^(-1/2)`` over the last dim (kept) of the centred ``c``."""
+    var = c.square().mean(-1, keepdim=True)
+    if isinstance(c, TaylorDual):
+        # known floor of var + eps: eps + mean(mig(c)^2) (the polynomial box of c^2 can dip below 0)
+        mig = c.value.box().mig()
+        floor = round_down(Interval.point(mig).square().mean(-1, keepdim=True).lo + float(eps))
+        return (var + float(eps)).rsqrt(floor)
+    return (var + float(eps)).rsqrt()
 
 
 def layer_norm(x: Dual, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float) -> Dual:
     """``torch.nn.functional.layer_norm`` over the last dim, on a dual."""
     c = x.minus_mean(-1)
-    var = c.square().mean(-1, keepdim=True)
-    if isinstance(x, TaylorDual):
-        # known floor of var + eps: eps + mean(mig(c)^2) (the polynomial box of c^2 can dip below 0)
-        mig = c.value.box().mig()
-        floor = round_down(Interval.point(mig).square().mean(-1, keepdim=True).lo + float(eps))
-        y = c * (var + float(eps)).rsqrt(floor)
-    else:
-        y = c * (var + float(eps)).rsqrt()
+    y = c * inverse_std(c, eps)
     if weight is not None:
         y = y * weight
     if bias is not None:
