@@ -29,7 +29,7 @@ from verification.certify import check_grid, estimate_lipschitz  # noqa: E402
 from verification.certify_command import load_audit_sets  # noqa: E402
 from verification.demo_command import MASK_FOLDERS  # noqa: E402
 from verification.default_model import build_default_model  # noqa: E402
-from verification.vit_interval import sound_path_bounds  # noqa: E402
+from verification.vit_interval import resolve_device, sound_path_bounds  # noqa: E402
 from verification.vit_views import audit_copy, capture_layer, path_logits  # noqa: E402
 
 TOL = 1e-9
@@ -44,7 +44,9 @@ def _violations(z: np.ndarray, thetas: np.ndarray, lipschitz: np.ndarray, produc
     return int(np.count_nonzero((lemma | direct).any(axis=0)))
 
 
-def layer_rows(model, mask: Mask, images: torch.Tensor, budget: int) -> list[str]:
+def layer_rows(model, mask: Mask, images: torch.Tensor, budget: int, device: str = "cpu", batch: int | None = None,
+               layers: list[str] | None = None):
+    """The table's lines, yielded as each layer finishes (a long run shows its progress)."""
     work = audit_copy(model)
 
     def forward():
@@ -56,29 +58,32 @@ def layer_rows(model, mask: Mask, images: torch.Tensor, budget: int) -> list[str
     for _ in range(5):
         forward()
     base = (time.perf_counter() - start) / 5
-    rows = [f"forward pass over the {images.shape[0]} images (float64 audit copy): {base * 1e3:.1f} ms", "",
-            "| layer | status | median | p90 | max | violations | time s | x forward | evals/sample | K |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    yield from [f"forward pass over the {images.shape[0]} images (float64 audit copy): {base * 1e3:.1f} ms", "",
+                "| layer | status | median | p90 | max | violations | time s | x forward | evals/sample | K |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
     estimate_grid, check = check_grid(16), np.linspace(0.0, 1.0, 33)
     for name, keep in mask.keep.items():
+        if layers and name not in layers:
+            continue
         layer = capture_layer(work, name, keep, images)
         estimate = estimate_lipschitz(path_logits(work, layer, images, estimate_grid), estimate_grid, layer.products)
         start = time.perf_counter()
         try:
-            bounds = sound_path_bounds(work, layer, images, max_subintervals=budget)
+            bounds = sound_path_bounds(work, layer, images, max_subintervals=budget, device=device, batch=batch)
+            if resolve_device(device).type == "cuda":
+                torch.cuda.synchronize()
         except CertificateInputError as exc:
             seconds = time.perf_counter() - start
             reason = str(exc).split(";")[-1].split("(")[0].strip().rstrip(")")
-            rows.append(f"| {name} | not certified ({type(exc).__name__}: {reason}) | | | | | {seconds:.1f} | | | |")
+            yield (f"| {name} | not certified ({type(exc).__name__}: {reason}) | | | | | {seconds:.1f} | | | |")
             continue
         seconds = time.perf_counter() - start
         ratio = bounds.lipschitz.values / np.where(estimate > 0, estimate, np.nan)
         z = path_logits(work, layer, images, check)
         bad = _violations(z, check, bounds.lipschitz.values, layer.products, bounds.logit_change)
         p50, p90, top = np.nanpercentile(ratio, [50, 90, 100])
-        rows.append(f"| {name} | sound | {p50:.3f} | {p90:.3f} | {top:.3f} | {bad} | {seconds:.1f} | {seconds / base:.0f} | "
-                    f"{bounds.segments.evaluations / images.shape[0]:.0f} | {bounds.segments.subintervals} |")
-    return rows
+        yield (f"| {name} | sound | {p50:.3f} | {p90:.3f} | {top:.3f} | {bad} | {seconds:.1f} | {seconds / base:.0f} | "
+                f"{bounds.segments.evaluations / images.shape[0]:.0f} | {bounds.segments.subintervals} |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,14 +93,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the image choice, as in the demo run (default: %(default)s)")
     parser.add_argument("--budget", type=int, default=64, help="max sub-intervals per sample (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
+    parser.add_argument("--device", default="cpu", help="where the sound bound runs: cpu, cuda, auto (default: %(default)s)")
+    parser.add_argument("--batch", type=int, help="pieces per evaluation (default: 256 on the CPU, 2048 on CUDA)")
+    parser.add_argument("--data", default="default", help="'default' or a sample file .npz/.pt, as `mpcert certify --data`")
+    parser.add_argument("--masks", nargs="+", choices=list(MASK_FOLDERS), default=list(MASK_FOLDERS), metavar="MASK",
+                        help=f"masks of the demo folder to audit (default: all of {list(MASK_FOLDERS)})")
+    parser.add_argument("--layers", nargs="+", metavar="NAME", help="audit only these layers (default: every masked layer)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if resolve_device(args.device).type == "cuda":  # the context and cuBLAS handle outside the first layer's time
+        torch.ones(8, 8, dtype=torch.float64, device=args.device).matmul(torch.ones(8, 8, dtype=torch.float64, device=args.device))
     model = build_default_model()
-    images = load_audit_sets("default", args.calibration, 0, args.seed).calibration[0].double()
-    for title, folder in MASK_FOLDERS.items():
-        mask = Mask.load(Path(args.demo) / folder / "mask.safetensors", model)
-        print(f"\n## {title} ({args.calibration} calibration images, budget {args.budget})\n")
-        print("\n".join(layer_rows(model, mask, images, args.budget)), flush=True)
+    images = load_audit_sets(args.data, args.calibration, 0, args.seed).calibration[0].double()
+    for title in args.masks:
+        mask = Mask.load(Path(args.demo) / MASK_FOLDERS[title] / "mask.safetensors", model)
+        print(f"\n## {title} ({args.calibration} calibration images, budget {args.budget}, {args.device})\n")
+        for line in layer_rows(model, mask, images, args.budget, args.device, args.batch, args.layers):
+            print(line, flush=True)
     return 0
 
 

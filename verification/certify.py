@@ -80,7 +80,7 @@ from rmt.errors import MPCertError
 from rmt.fit import MPFit, fit_mp
 
 from .certificate_report import CertificateReport, LayerAudit, MultiLayerAudit
-from .vit_interval import sound_path_bounds
+from .vit_interval import resolve_device, sound_path_bounds
 from .vit_views import CapturedLayer, audit_copy, capture_layer, check_mask_layers, path_logits, supported_layers
 
 __all__ = ["AuditData", "certify", "audit_layer", "multilayer_audit", "estimate_lipschitz", "check_grid", "ORDERS",
@@ -208,7 +208,7 @@ def _tick(clock: dict | None, phase: str, start: float) -> float:
 def audit_layer(
     model: nn.Module, name: str, keep: torch.Tensor, data: AuditData, *, grid: int = 16,
     lambda1: float = 0.0, lambda2: float = 0.0, lipschitz_factor: float = 1.0, packing: Mask | None = None,
-    clock: dict | None = None, lipschitz: str = "estimate", sound_budget: int = SOUND_BUDGET,
+    clock: dict | None = None, lipschitz: str = "estimate", sound_budget: int = SOUND_BUDGET, sound_device: str = "auto",
 ) -> LayerAudit:
     """Single-layer audit of layer ``name`` (pruned by ``keep``) in the float64 ``model`` (see module docstring).
 
@@ -216,7 +216,8 @@ def audit_layer(
     known-bad variant used by the tests to show that violations are flagged; a sound ``L_s`` scaled
     below 1 loses its label).  ``lipschitz``: ``"estimate"`` or ``"sound"`` (module docstring); ``sound_budget``:
     sub-intervals of theta allowed per sample for the sound ``L_s`` (``max_subintervals`` of
-    :func:`verification.vit_interval.sound_path_bounds`).  ``packing``: the 2:4
+    :func:`verification.vit_interval.sound_path_bounds`); ``sound_device``: where it runs (``"auto"``: CUDA when
+    available, :func:`verification.vit_interval.resolve_device`).  ``packing``: the 2:4
     sub-mask (:func:`packing_mask`, containing ``name``) whose layers are executed packed for the
     realised theta = 0 side.  ``clock`` accumulates seconds per phase (``capture``, ``lipschitz``,
     ``realized``, ``budgets``).
@@ -243,7 +244,7 @@ def audit_layer(
     lip, sound_unavailable = estimated, None
     if lipschitz == "sound":
         try:
-            lip = sound_path_bounds(model, layer, data.images, max_subintervals=sound_budget).lipschitz
+            lip = sound_path_bounds(model, layer, data.images, max_subintervals=sound_budget, device=sound_device).lipschitz
         except (IntervalDomainError, UnsupportedLayerError) as exc:
             sound_unavailable = str(exc)
         else:
@@ -341,6 +342,7 @@ def multilayer_audit(
     model: nn.Module, keep: Mapping[str, torch.Tensor], data: AuditData, order: tuple[str, ...], *,
     grid: int, lambda1: float, lambda2: float, lipschitz_factor: float = 1.0, progress: bool = False,
     mask=None, clock: dict | None = None, lipschitz: str = "estimate", sound_budget: int = SOUND_BUDGET,
+    sound_device: str = "auto",
 ) -> MultiLayerAudit:
     """Theorem 5.8 on the intermediate networks of the ordered steps (``model`` is modified: pass a copy).
 
@@ -353,7 +355,7 @@ def multilayer_audit(
     for j, name in enumerate(tqdm(order, desc="certify multi-layer", unit="step", file=sys.stderr, disable=not progress)):
         steps.append(audit_layer(model, name, keep[name], data, grid=grid, lambda1=lambda1, lambda2=lambda2,
                                  lipschitz_factor=lipschitz_factor, packing=packing_mask(model, mask, order[:j + 1]),
-                                 clock=clock, lipschitz=lipschitz, sound_budget=sound_budget))
+                                 clock=clock, lipschitz=lipschitz, sound_budget=sound_budget, sound_device=sound_device))
         _apply_keep(model, name, keep[name])
     final_packing = packing_mask(model, mask, order)
     execution, packed_diff, executed = DENSE, None, None
@@ -418,6 +420,7 @@ def certify(
     lipschitz_factor: float = 1.0,
     lipschitz: str = "estimate",
     sound_budget: int = SOUND_BUDGET,
+    sound_device: str = "auto",
     model_description: str | None = None,
     progress: bool = False,
     fit: bool = True,
@@ -427,7 +430,8 @@ def certify(
     ``mask``: a :class:`pruning.mask.Mask` or a mapping ``layer name -> keep-tensor``; ``data`` and
     ``heldout``: ``(images, labels)`` or objects with ``.images``/``.labels``.  Raises
     :class:`certs.errors.CertificateInputError` / ``UnsupportedLayerError`` naming the bad argument
-    before any work is done.  ``progress`` shows a tqdm bar per phase on stderr.  ``fit``: MP-fit
+    before any work is done.  ``sound_device`` (with ``lipschitz="sound"``): ``"auto"`` (CUDA when available),
+    ``"cpu"`` or ``"cuda[:N]"``.  ``progress`` shows a tqdm bar per phase on stderr.  ``fit``: MP-fit
     every masked layer's dense weight (Bridge 3, ESD plots).  ``timings`` records seconds per set,
     the multi-layer audit, the fits, and per phase summed over all audits (``phase_capture_s``,
     ``phase_lipschitz_s`` = estimation-grid re-runs, ``phase_realized_s`` = check-grid midpoints and
@@ -442,6 +446,7 @@ def certify(
         raise CertificateInputError(f"lipschitz: expected one of {LIPSCHITZ_METHODS}, got {lipschitz!r}")
     if isinstance(sound_budget, bool) or not isinstance(sound_budget, (int, np.integer)) or sound_budget < 1:
         raise CertificateInputError(f"sound_budget: must be an integer >= 1, got {sound_budget!r}")
+    device = str(resolve_device(sound_device, "sound_device"))
     if not np.isfinite(lipschitz_factor) or lipschitz_factor <= 0:
         raise CertificateInputError(f"lipschitz_factor: must be finite and > 0, got {lipschitz_factor!r}")
     check_grid(grid)
@@ -464,7 +469,7 @@ def certify(
         check_samples_fit(work, s.images, s.labels, s.name)
     options = dict(lambda1=float(lambda1), lambda2=float(lambda2), grid=int(grid), order=order,
                    multilayer=bool(multilayer), lipschitz_factor=float(lipschitz_factor), lipschitz=lipschitz,
-                   **({"sound_budget": int(sound_budget)} if lipschitz == "sound" else {}))
+                   **({"sound_budget": int(sound_budget), "sound_device": device} if lipschitz == "sound" else {}))
     clock: dict[str, float] = {}
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -476,14 +481,15 @@ def certify(
         bar = tqdm(names, desc=f"certify {s.name}", unit="layer", file=sys.stderr, disable=not progress)
         audits[s.name] = [audit_layer(work, n, keep[n], s, grid=grid, lambda1=lambda1, lambda2=lambda2,
                                       lipschitz_factor=lipschitz_factor, packing=packing_mask(work, mask, [n]),
-                                      clock=clock, lipschitz=lipschitz, sound_budget=sound_budget) for n in bar]
+                                      clock=clock, lipschitz=lipschitz, sound_budget=sound_budget, sound_device=device)
+                          for n in bar]
         timings[f"single_layer_{s.name}_s"] = time.perf_counter() - start
     ml = None
     if multilayer:
         start = time.perf_counter()
         ml = multilayer_audit(audit_copy(model), keep, sets[0], steps, grid=grid, lambda1=lambda1,
                               lambda2=lambda2, lipschitz_factor=lipschitz_factor, progress=progress, mask=mask,
-                              clock=clock, lipschitz=lipschitz, sound_budget=sound_budget)
+                              clock=clock, lipschitz=lipschitz, sound_budget=sound_budget, sound_device=device)
         timings["multilayer_s"] = time.perf_counter() - start
     timings.update({f"phase_{phase}_s": value for phase, value in clock.items()})
     provenance = getattr(mask, "provenance", None)

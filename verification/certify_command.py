@@ -29,7 +29,7 @@ existing non-empty ``--out`` is refused unless ``--force``.
 ``--lipschitz``: ``estimate`` (finite differences on the theta grid, THEORY.md 3.6 — every bound
 labelled ``estimate``) or ``sound`` (interval / Taylor forward mode, :mod:`verification.vit_interval`:
 layers where the enclosure cannot be carried to the logits keep the estimate, labelled as such, and
-the report says why).
+the report says why); ``--sound-device``: where the sound bound runs (``auto``: CUDA when available).
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from verification.datasets import calibration_subset, load_default_dataset
 from verification.model_source import LoadedModel, load_model
 from verification.report_folder import check_out
 from verification.sample_file import is_sample_file, load_sample_file
+from verification.vit_interval import resolve_device
 from verification.vit_views import supported_layers
 
 __all__ = [
@@ -96,6 +97,8 @@ def register(subparsers) -> None:
     parser.add_argument("--sound-budget", type=int, default=SOUND_BUDGET, metavar="K",
                         help="with --lipschitz sound: sub-intervals of theta per sample; more reaches earlier layers at "
                              "a cost (default: %(default)s)")
+    parser.add_argument("--sound-device", default="auto", metavar="DEVICE",
+                        help="with --lipschitz sound: 'auto' (CUDA when available), 'cpu' or 'cuda[:N]' (default: %(default)s)")
     parser.add_argument("--order", choices=ORDERS, default="forward", help="multi-layer pruning order (default: %(default)s)")
     parser.add_argument("--no-multilayer", action="store_true", help="skip the Theorem 5.8 audit")
     parser.add_argument("--no-plots", action="store_true", help="do not draw the report figures")
@@ -108,8 +111,8 @@ def _main(args: argparse.Namespace) -> int:
     report = run_certify(
         model=args.model, checkpoint=args.checkpoint, mask=args.mask, sparsity=args.sparsity, layers=args.layers,
         data=args.data, calibration=args.calibration, heldout=args.heldout, seed=args.seed, lambda1=args.lambda1,
-        lambda2=args.lambda2, grid=args.grid, lipschitz=args.lipschitz, sound_budget=args.sound_budget, order=args.order,
-        multilayer=not args.no_multilayer, plots=not args.no_plots, out=Path(args.out), force=args.force,
+        lambda2=args.lambda2, grid=args.grid, lipschitz=args.lipschitz, sound_budget=args.sound_budget,
+        sound_device=args.sound_device, order=args.order, multilayer=not args.no_multilayer, plots=not args.no_plots, out=Path(args.out), force=args.force,
     )
     violations = report["violations"]
     print(f"{len(report['calibration'])} layers audited; {len(violations)} violation(s) of the estimate")
@@ -214,18 +217,19 @@ def select_mask_layers(mask, supported: list[str], globs: list[str] | None, spec
                 permutations={n: p for n, p in mask.permutations.items() if n in chosen})
 
 
-def _check_lipschitz(lipschitz: str, sound_budget: int = SOUND_BUDGET) -> None:
+def _check_lipschitz(lipschitz: str, sound_budget: int = SOUND_BUDGET, sound_device: str = "auto") -> None:
     if lipschitz not in LIPSCHITZ_METHODS:
         raise InvalidParameterError(f"--lipschitz: expected one of {LIPSCHITZ_METHODS}, got {lipschitz!r}")
     if isinstance(sound_budget, bool) or not isinstance(sound_budget, (int, np.integer)) or sound_budget < 1:
         raise InvalidParameterError(f"--sound-budget: must be an integer >= 1, got {sound_budget!r}")
+    resolve_device(sound_device, "--sound-device")
 
 
 def certify_to_folder(
     loaded: LoadedModel, sets: AuditSets, *, mask: str, out: Path, sparsity: float = 0.5,
     layers: list[str] | None = None, lambda1: float = 0.0, lambda2: float = 0.0, grid: int = 16,
-    lipschitz: str = "estimate", sound_budget: int = SOUND_BUDGET, order: str = "forward", multilayer: bool = True,
-    plots: bool = True, force: bool = False,
+    lipschitz: str = "estimate", sound_budget: int = SOUND_BUDGET, sound_device: str = "auto", order: str = "forward",
+    multilayer: bool = True, plots: bool = True, force: bool = False,
 ) -> dict:
     """Check every input, run :func:`verification.certify.certify`, write the folder ``out``; return ``report.json``.
 
@@ -233,7 +237,7 @@ def certify_to_folder(
     the folder (``report.json``, ``report.md``, the figures unless ``plots=False``, ``mask.safetensors``)
     is written atomically by :func:`verification.certificate_report.write_report`.
     """
-    _check_lipschitz(lipschitz, sound_budget)
+    _check_lipschitz(lipschitz, sound_budget, sound_device)
     out = Path(out)
     check_out(out, force)
     supported = list(supported_layers(loaded.model))  # UnsupportedLayerError when the model has none
@@ -246,7 +250,7 @@ def certify_to_folder(
     the_mask = select_mask_layers(the_mask, supported, layers, mask)
     report = certify(loaded.model, the_mask, sets.calibration, heldout=sets.heldout, lambda1=lambda1, lambda2=lambda2,
                      grid=grid, order=order, multilayer=multilayer, lipschitz=lipschitz, sound_budget=sound_budget,
-                     model_description=loaded.description, progress=True)
+                     sound_device=sound_device, model_description=loaded.description, progress=True)
     document = write_report(
         report, out, plots=plots, force=force,
         extra_json={"data": {**report.data, "source": sets.source, "seed": sets.seed}},
@@ -260,13 +264,13 @@ def run_certify(
     *, model: str, mask: str, out: Path, checkpoint: str | None = None, sparsity: float = 0.5,
     layers: list[str] | None = None, data: str = "default", calibration: int = 32, heldout: int = 32, seed: int = 0,
     lambda1: float = 0.0, lambda2: float = 0.0, grid: int = 16, lipschitz: str = "estimate", sound_budget: int = SOUND_BUDGET,
-    order: str = "forward", multilayer: bool = True, plots: bool = True, force: bool = False,
+    sound_device: str = "auto", order: str = "forward", multilayer: bool = True, plots: bool = True, force: bool = False,
 ) -> dict:
     """``mpcert certify``: load ``model`` and ``data``, then :func:`certify_to_folder` (see the module docstring)."""
-    _check_lipschitz(lipschitz, sound_budget)
+    _check_lipschitz(lipschitz, sound_budget, sound_device)
     check_out(Path(out), force)
     loaded = load_model(model, checkpoint, runnable=True, argument="--model")
     sets = load_audit_sets(data, calibration, heldout, seed)
     return certify_to_folder(loaded, sets, mask=mask, out=out, sparsity=sparsity, layers=layers, lambda1=lambda1,
-                             lambda2=lambda2, grid=grid, lipschitz=lipschitz, sound_budget=sound_budget, order=order,
-                             multilayer=multilayer, plots=plots, force=force)
+                             lambda2=lambda2, grid=grid, lipschitz=lipschitz, sound_budget=sound_budget,
+                             sound_device=sound_device, order=order, multilayer=multilayer, plots=plots, force=force)

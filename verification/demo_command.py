@@ -43,6 +43,7 @@ from tqdm import tqdm
 from rmt.errors import InvalidParameterError
 from verification.certificate_report import CertificateReport, write_report_files
 from verification.certify import LIPSCHITZ_METHODS, SOUND_BUDGET, certify
+from verification.vit_interval import resolve_device
 from verification.certify_command import load_audit_sets
 from verification.model_source import load_model
 from verification.report_folder import check_out, staged_folder
@@ -67,6 +68,7 @@ class DemoSettings:
     seed: int = 0
     lipschitz: str = "estimate"
     sound_budget: int = SOUND_BUDGET
+    sound_device: str = "auto"
 
     def check(self) -> "DemoSettings":
         for name in ("calibration", "heldout", "grid", "train_images", "sound_budget"):
@@ -77,6 +79,7 @@ class DemoSettings:
             raise InvalidParameterError(f"--steps: must be an integer >= 0, got {self.steps!r}")
         if self.lipschitz not in LIPSCHITZ_METHODS:
             raise InvalidParameterError(f"--lipschitz: expected one of {LIPSCHITZ_METHODS}, got {self.lipschitz!r}")
+        resolve_device(self.sound_device, "--sound-device")
         if not 0.0 < self.sparsity < 1.0:  # also NaN
             raise InvalidParameterError(f"--sparsity: must lie in (0, 1), got {self.sparsity!r}")
         return self
@@ -106,6 +109,8 @@ def register(subparsers) -> None:
                              "mode where it reaches the logits; ~30 min with --calibration 64 --heldout 64 --threads 2)")
     parser.add_argument("--sound-budget", type=int, metavar="K",
                         help=f"with --lipschitz sound: sub-intervals of theta per sample (default: {DEFAULT_SETTINGS.sound_budget})")
+    parser.add_argument("--sound-device", metavar="DEVICE",
+                        help="with --lipschitz sound: 'auto' (CUDA when available), 'cpu' or 'cuda[:N]' (default: auto)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="replace a non-empty existing --out folder")
     parser.set_defaults(func=_main)
@@ -114,7 +119,7 @@ def register(subparsers) -> None:
 def _main(args: argparse.Namespace) -> int:
     base = QUICK_SETTINGS if args.quick else DEFAULT_SETTINGS
     overrides = {k: getattr(args, k) for k in ("calibration", "heldout", "grid", "sparsity", "train_images", "steps", "seed",
-                                           "lipschitz", "sound_budget")
+                                           "lipschitz", "sound_budget", "sound_device")
                  if getattr(args, k) is not None}
     if args.threads < 1:
         raise InvalidParameterError(f"--threads: must be >= 1, got {args.threads}")
@@ -274,7 +279,8 @@ def run_demo(out: Path, settings: DemoSettings = DEFAULT_SETTINGS, *, force: boo
         steps.set_postfix_str(f"certify {name}")
         reports[name] = certify(loaded.model, mask, sets.calibration, heldout=sets.heldout, grid=settings.grid,
                                 multilayer=settings.multilayer, lipschitz=settings.lipschitz,
-                                sound_budget=settings.sound_budget, model_description=loaded.description, progress=progress)
+                                sound_budget=settings.sound_budget, sound_device=settings.sound_device,
+                                model_description=loaded.description, progress=progress)
         start = lap(f"certify {name}", start)
     steps.update()
     steps.set_postfix_str("reports")

@@ -33,6 +33,13 @@ fewer sub-intervals than order 2; a layer whose first samples are loose at order
 and 15 of 16 (CAST 2:4) layers are reached with median sound / estimate 1.00–1.29
 (benchmarks/RESULTS-sound-lipschitz.md).
 
+Device: ``device="auto"`` runs the interval forward mode on CUDA when available (else the CPU), after
+capturing ``psi_1`` and the frozen streams on the CPU (the same points as the CPU audit's path).  The
+rounding analysis holds there too: every bound rests on IEEE float64 ``+ - * / sqrt`` (correctly rounded on
+CUDA as on the CPU) and on sums / dot products in *any* order (cuBLAS's tree or split-K reductions
+included); the one convolution, ``patch_embed.proj``'s product enclosure, runs with cuDNN disabled (its
+FFT / Winograd algorithms have other error bounds than a dot product).
+
 ``L_s = sup_theta ||z'(theta)||_inf / ||R psi_1(s)||_inf`` (rounded up) is valid for Lemma 5.1 and
 Corollary 5.2; :attr:`SoundPathBounds.logit_change` bounds ``sup_{theta in [0, 1]} ||z(theta) - z(1)||_inf``
 directly (:mod:`certs.intervals.refinement`).
@@ -59,7 +66,11 @@ from certs.intervals.transformer import attention, layer_norm
 
 from .vit_views import CapturedLayer, _layer_op, audit_copy
 
-__all__ = ["SoundPathBounds", "sound_path_bounds", "target_stage", "check_interval_support"]
+__all__ = ["SoundPathBounds", "sound_path_bounds", "target_stage", "check_interval_support", "resolve_device",
+           "SOUND_DEVICES", "default_batch"]
+
+#: Accepted ``device`` values (``"cuda:N"`` too): ``"auto"`` = CUDA when available, else the CPU.
+SOUND_DEVICES = ("auto", "cpu", "cuda")
 
 _BLOCK_TARGET = re.compile(r"^blocks\.(\d+)\.(attn\.qkv|attn\.proj|mlp\.fc1|mlp\.fc2)$")
 
@@ -284,22 +295,45 @@ def _capture(model: nn.Module, name: str, part: str, index: int | None, images: 
     return {key: values[0] for key, values in seen.items()}
 
 
+def resolve_device(spec: str | torch.device, argument: str = "device") -> torch.device:
+    """The torch device for ``spec`` (:data:`SOUND_DEVICES` or ``"cuda:N"``); :class:`CertificateInputError`
+    naming ``argument`` for an unknown value or CUDA asked for where there is none."""
+    text = str(spec)
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
+        raise CertificateInputError(f"{argument}: expected one of {SOUND_DEVICES} or 'cuda:N', got {spec!r}")
+    device = torch.device(text)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CertificateInputError(f"{argument}: {text!r} asked for, but torch finds no CUDA device (use 'auto' or 'cpu')")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise CertificateInputError(f"{argument}: {text!r} asked for, but torch sees {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+def default_batch(device: torch.device) -> int:
+    """Pieces per evaluator call: 256 on the CPU (cache-sized), 2048 on CUDA (fills the GPU; one piece of the
+    default model at order 6 is a few MB)."""
+    return 2048 if device.type == "cuda" else 256
+
+
 def _product_enclosure(module: nn.Module, psi: torch.Tensor, weight2d: torch.Tensor) -> Interval:
     """Enclosure of the exact ``op(psi, W)`` (Linear or Conv2d, no bias): float result +- ``(units + 3) u op(|psi|, |W|)``
     with ``units = m + 1`` (convolution) or the :func:`certs.intervals.blocked.blocked_matmul` units (Linear); the
     computed magnitude is within ``gamma_m <= (m + 1) u`` of the exact one (hence the extra factor)."""
     m = weight2d.shape[1]
-    if isinstance(module, nn.Linear):
-        mid, units = blocked_matmul(psi, weight2d.T)
-    else:
-        mid, units = _layer_op(module, psi, weight2d), m + 1
-    mag = _layer_op(module, psi.abs(), weight2d.abs())
+    with torch.backends.cudnn.flags(enabled=False):  # no FFT / Winograd convolutions on CUDA (module docstring)
+        if isinstance(module, nn.Linear):
+            mid, units = blocked_matmul(psi, weight2d.T)
+        else:
+            mid, units = _layer_op(module, psi, weight2d), m + 1
+        mag = _layer_op(module, psi.abs(), weight2d.abs())
     return Interval.around(mid, (units + 3) * U * mag * (1 + (m + 1) * EPS) + (m + 1) * TINY)
 
 
 def sound_path_bounds(
     model: nn.Module, captured_layer: CapturedLayer, images: torch.Tensor, *, subintervals: int = 8, refine: int = 4,
-    rtol: float = 0.25, max_subintervals: int = 64, batch: int = 256, device: str | torch.device = "cpu",
+    rtol: float = 0.25, max_subintervals: int = 64, batch: int | None = None, device: str | torch.device = "auto",
     order: int = 4, give_up: float | None = 1e6, loose_order: int | None = 6, probe: int = 4,
 ) -> SoundPathBounds:
     """Sound ``L_s`` and logit-change bounds for ``captured_layer`` on ``images`` (module docstring).
@@ -307,7 +341,8 @@ def sound_path_bounds(
     ``model``: the timm ViT (any dtype; a float64 eval copy is made); ``captured_layer`` from
     :func:`verification.vit_views.capture_layer` on the same ``images``; ``subintervals`` / ``refine``
     / ``rtol`` / ``max_subintervals`` / ``give_up``: see :func:`certs.intervals.refinement.segment_bounds`;
-    ``device``: where the interval forward mode runs (``'cuda'`` when available); ``order``: degree of
+    ``device``: where the interval forward mode runs (:func:`resolve_device`; ``"auto"``: CUDA when
+    available); ``batch``: pieces per evaluation (``None``: :func:`default_batch`); ``order``: degree of
     the Taylor forms in ``theta`` (:mod:`certs.intervals.taylor`; default 4), ``0`` = plain intervals
     (which explode through attention blocks: kept for comparison).  ``loose_order``: with ``give_up`` set,
     the first ``probe`` samples are tried at ``order`` on the ``subintervals`` start without splitting; if
@@ -325,12 +360,15 @@ def sound_path_bounds(
         raise CertificateInputError(
             f"images: expected (N, C, H, W) with N = {captured_layer.products.shape[0]} (the captured samples), got {tuple(images.shape)}"
         )
-    work = audit_copy(model)
+    device = resolve_device(device)
+    batch = default_batch(device) if batch is None else batch
+    work = audit_copy(model).cpu()
     check_interval_support(work, captured_layer.name)
     part, index = target_stage(captured_layer.name)
+    frozen = _capture(work, captured_layer.name, part, index, images.to(device="cpu", dtype=torch.float64))
+    frozen = {key: value.to(device) for key, value in frozen.items()}
     work = work.to(device)
     module = dict(work.named_modules())[captured_layer.name]
-    frozen = _capture(work, captured_layer.name, part, index, images.to(device=device, dtype=torch.float64))
     psi = frozen.pop("psi")
     structured = torch.as_tensor(captured_layer.structured, device=device)
     removed = torch.as_tensor(captured_layer.removed, device=device)

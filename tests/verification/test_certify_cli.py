@@ -239,6 +239,13 @@ def test_bad_sound_budget_is_refused_before_anything_is_written(tmp_path, defaul
     assert_nothing_written(code, capsys, out, "--sound-budget")
 
 
+def test_bad_sound_device_is_refused_before_anything_is_written(tmp_path, default_samples, capsys):
+    out = tmp_path / "report"
+    code = main(["certify", *FAST, "--mask", "magnitude", "--lipschitz", "sound", "--sound-device", "gpu",
+                 "--data", default_samples, "--out", str(out)])
+    assert_nothing_written(code, capsys, out, "--sound-device")
+
+
 def test_sound_lipschitz_labels_each_layer(tmp_path, default_samples):
     """``--lipschitz sound``: late layers get a sound L_s (>= the estimate, no violation); with a one-piece budget
     ``blocks.0.attn.qkv`` is beyond the interval enclosure's reach and keeps the estimate, labelled, with the

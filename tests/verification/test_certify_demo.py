@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from certs.errors import CertificateInputError
 from rmt.errors import InvalidParameterError
 from verification.cli import main
 from verification.demo_command import MASK_FOLDERS, QUICK_SETTINGS, run_demo
@@ -47,6 +48,8 @@ def test_demo_refuses_bad_settings_before_any_work(tmp_path):
         run_demo(tmp_path / "x", QUICK_SETTINGS.__class__(sparsity=1.0))
     with pytest.raises(InvalidParameterError, match="--sound-budget"):
         run_demo(tmp_path / "x", QUICK_SETTINGS.__class__(lipschitz="sound", sound_budget=0))
+    with pytest.raises(CertificateInputError, match="--sound-device"):
+        run_demo(tmp_path / "x", QUICK_SETTINGS.__class__(lipschitz="sound", sound_device="tpu"))
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "f").write_text("x")
     assert main(["demo", "--quick", "--out", str(tmp_path / "full")]) == 2  # non-empty --out without --force

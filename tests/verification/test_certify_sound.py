@@ -63,6 +63,8 @@ def test_unknown_lipschitz_method_or_bad_budget_is_a_typed_error(env):
     for budget in (0, 2.5, True):
         with pytest.raises(CertificateInputError, match="sound_budget"):
             certify(model, mask, cal, lipschitz="sound", sound_budget=budget)
+    with pytest.raises(CertificateInputError, match="sound_device"):
+        certify(model, mask, cal, lipschitz="sound", sound_device="gpu")
 
 
 def test_a_larger_sound_budget_reaches_an_earlier_layer(env):

@@ -22,7 +22,7 @@ from certs.errors import CertificateInputError, UnsupportedLayerError
 from certs.intervals.interval import IntervalDomainError
 from certs.intervals.smooth import GELU
 from verification.certify import estimate_lipschitz
-from verification.vit_interval import check_interval_support, sound_path_bounds, target_stage
+from verification.vit_interval import check_interval_support, resolve_device, sound_path_bounds, target_stage
 from verification.vit_views import _add_bias, _layer_op, audit_copy, capture_layer, path_logits
 
 TOL = 1e-9
@@ -78,13 +78,18 @@ def vit_cases(draw):
     return model, name, capture_layer(model, name, keep, images), images
 
 
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @settings(max_examples=max(20, settings().max_examples // 50))  # expensive: 20 under ci, 200 under thorough
 @given(vit_cases(), st.sampled_from([1, 2, 4, 6]))
-def test_sound_bounds_dominate_autograd_finite_differences_and_realised_change(case, order):
+def test_sound_bounds_dominate_autograd_finite_differences_and_realised_change(device, case, order):
     model, name, layer, images = case
     try:
         bounds = sound_path_bounds(model, layer, images, subintervals=4, refine=2, max_subintervals=8, order=order,
-                                   loose_order=None)
+                                   loose_order=None, device=device)
     except IntervalDomainError:  # an overflow is reported, never turned into a number
         assume(False)
     assert bounds.lipschitz.label == "sound"
@@ -147,6 +152,35 @@ def test_refinement_never_loosens_and_head_is_exact():
     head = capture_layer(model, "head", torch.rand(3, 8, generator=torch.Generator().manual_seed(3)) < 0.5, images)
     lip = sound_path_bounds(model, head, images, subintervals=1, refine=0).lipschitz.values
     assert np.all((lip >= 1.0) & (lip <= 1.0 + 1e-9))  # psi_2 = identity + bias on the head's output
+
+
+@CUDA
+@settings(max_examples=max(10, settings().max_examples // 100))
+@given(vit_cases())
+def test_cuda_and_cpu_bounds_agree_to_rounding(case):
+    """Both are sound; they differ only by the order of float64 sums (and of the batched pieces)."""
+    model, name, layer, images = case
+    options = dict(subintervals=4, refine=2, max_subintervals=8, loose_order=None)
+    try:
+        cpu = sound_path_bounds(model, layer, images, device="cpu", **options)
+    except IntervalDomainError:
+        assume(False)
+    gpu = sound_path_bounds(model, layer, images, device="cuda", **options)
+    assert gpu.lipschitz.method == cpu.lipschitz.method
+    np.testing.assert_allclose(gpu.lipschitz.values, cpu.lipschitz.values, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(gpu.logit_change, cpu.logit_change, rtol=1e-6, atol=1e-12)
+
+
+def test_device_choice_is_checked_and_auto_falls_back_to_the_cpu():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(CertificateInputError, match=r"--sound-device: expected one of .*'gpu'"):
+        resolve_device("gpu", "--sound-device")
+    if not torch.cuda.is_available():
+        with pytest.raises(CertificateInputError, match="no CUDA device"):
+            resolve_device("cuda")
+    with pytest.raises(CertificateInputError, match=r"cuda:99"):
+        resolve_device("cuda:99")
 
 
 def test_unsupported_modules_and_layers_raise_typed_errors_naming_them():
