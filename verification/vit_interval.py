@@ -56,6 +56,7 @@ from torch import nn
 
 from certs.budget import PerSampleLipschitz
 from certs.errors import CertificateInputError, UnsupportedLayerError
+from certs.intervals import extended
 from certs.intervals.blocked import blocked_matmul
 from certs.intervals.dual import Dual
 from certs.intervals.interval import EPS, TINY, U, Interval, IntervalDomainError
@@ -318,9 +319,18 @@ def default_batch(device: torch.device) -> int:
 
 
 def _product_enclosure(module: nn.Module, psi: torch.Tensor, weight2d: torch.Tensor) -> Interval:
-    """Enclosure of the exact ``op(psi, W)`` (Linear or Conv2d, no bias): float result +- ``(units + 3) u op(|psi|, |W|)``
-    with ``units = m + 1`` (convolution) or the :func:`certs.intervals.blocked.blocked_matmul` units (Linear); the
-    computed magnitude is within ``gamma_m <= (m + 1) u`` of the exact one (hence the extra factor)."""
+    """Enclosure of the exact ``op(psi, W)`` (Linear or Conv2d, no bias).
+
+    Where numpy's ``longdouble`` has extended precision: accumulated in it and rounded once,
+    radius ``u |mid|`` plus a ``1e-18`` relative term (:mod:`certs.intervals.extended`; grouped convolutions
+    excepted).  Else float64: float result +- ``(units + 3) u op(|psi|, |W|)`` with ``units = m + 1``
+    (convolution) or the :func:`certs.intervals.blocked.blocked_matmul` units (Linear); the computed
+    magnitude is within ``gamma_m <= (m + 1) u`` of the exact one (hence the extra factor)."""
+    if extended.AVAILABLE and isinstance(module, nn.Linear):
+        return extended.extended_matmul_enclosure(psi, weight2d)
+    if extended.AVAILABLE and module.groups == 1:
+        return extended.extended_conv2d_enclosure(psi, weight2d.reshape(module.weight.shape), module.stride,
+                                                  module.padding, module.dilation)
     m = weight2d.shape[1]
     with torch.backends.cudnn.flags(enabled=False):  # no FFT / Winograd convolutions on CUDA (module docstring)
         if isinstance(module, nn.Linear):
