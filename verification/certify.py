@@ -84,13 +84,15 @@ from .vit_interval import resolve_device, sound_path_bounds
 from .vit_views import CapturedLayer, audit_copy, capture_layer, check_mask_layers, path_logits, supported_layers
 
 __all__ = ["AuditData", "certify", "audit_layer", "multilayer_audit", "estimate_lipschitz", "check_grid", "ORDERS",
-           "LIPSCHITZ_METHODS", "check_samples_fit", "parameter_dtype", "PACKED", "DENSE", "packing_mask", "executed_logits", "fit_layers"]
+           "LIPSCHITZ_METHODS", "SOUND_BUDGET", "SOUND_BUDGET_CUDA", "check_samples_fit", "parameter_dtype", "PACKED", "DENSE", "packing_mask", "executed_logits", "fit_layers"]
 
 ORDERS = ("forward", "reverse")
 #: ``L_s`` methods of :func:`certify`: finite differences (``estimate``) or interval forward mode (``sound``).
 LIPSCHITZ_METHODS = ("estimate", "sound")
-#: Default sub-intervals of theta per sample for ``lipschitz="sound"`` (more reaches earlier layers, at a cost).
-SOUND_BUDGET = 64
+#: Default sub-intervals of theta per sample for ``lipschitz="sound"`` on the CPU and on CUDA (more reaches earlier
+#: layers, at a cost: on the default model 256 reaches CAST 2:4 ``blocks.0.attn.qkv``, 31 s for 256 images on
+#: an H100, ~8 min for 64 on 2 CPU cores; benchmarks/RESULTS-sound-lipschitz.md).
+SOUND_BUDGET, SOUND_BUDGET_CUDA = 64, 256
 #: Relative tolerance of every realised-versus-bound comparison (THEORY.md 0.3).
 TOLERANCE = 1e-9
 #: Execution labels of the realised side at theta = 0.
@@ -419,7 +421,7 @@ def certify(
     multilayer: bool = True,
     lipschitz_factor: float = 1.0,
     lipschitz: str = "estimate",
-    sound_budget: int = SOUND_BUDGET,
+    sound_budget: int | None = None,
     sound_device: str = "auto",
     model_description: str | None = None,
     progress: bool = False,
@@ -431,7 +433,8 @@ def certify(
     ``heldout``: ``(images, labels)`` or objects with ``.images``/``.labels``.  Raises
     :class:`certs.errors.CertificateInputError` / ``UnsupportedLayerError`` naming the bad argument
     before any work is done.  ``sound_device`` (with ``lipschitz="sound"``): ``"auto"`` (CUDA when available),
-    ``"cpu"`` or ``"cuda[:N]"``.  ``progress`` shows a tqdm bar per phase on stderr.  ``fit``: MP-fit
+    ``"cpu"`` or ``"cuda[:N]"``; ``sound_budget``: sub-intervals of theta per sample (``None``:
+    :data:`SOUND_BUDGET` on the CPU, :data:`SOUND_BUDGET_CUDA` on CUDA).  ``progress`` shows a tqdm bar per phase on stderr.  ``fit``: MP-fit
     every masked layer's dense weight (Bridge 3, ESD plots).  ``timings`` records seconds per set,
     the multi-layer audit, the fits, and per phase summed over all audits (``phase_capture_s``,
     ``phase_lipschitz_s`` = estimation-grid re-runs, ``phase_realized_s`` = check-grid midpoints and
@@ -444,9 +447,12 @@ def certify(
             raise CertificateInputError(f"{label}: must be finite and >= 0, got {value!r}")
     if lipschitz not in LIPSCHITZ_METHODS:
         raise CertificateInputError(f"lipschitz: expected one of {LIPSCHITZ_METHODS}, got {lipschitz!r}")
-    if isinstance(sound_budget, bool) or not isinstance(sound_budget, (int, np.integer)) or sound_budget < 1:
-        raise CertificateInputError(f"sound_budget: must be an integer >= 1, got {sound_budget!r}")
-    device = str(resolve_device(sound_device, "sound_device"))
+    if sound_budget is not None and (isinstance(sound_budget, bool) or not isinstance(sound_budget, (int, np.integer))
+                                     or sound_budget < 1):
+        raise CertificateInputError(f"sound_budget: must be an integer >= 1 or None, got {sound_budget!r}")
+    device = resolve_device(sound_device, "sound_device")
+    sound_budget = int(sound_budget) if sound_budget is not None else SOUND_BUDGET_CUDA if device.type == "cuda" else SOUND_BUDGET
+    device = str(device)
     if not np.isfinite(lipschitz_factor) or lipschitz_factor <= 0:
         raise CertificateInputError(f"lipschitz_factor: must be finite and > 0, got {lipschitz_factor!r}")
     check_grid(grid)

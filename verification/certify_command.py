@@ -47,7 +47,7 @@ from torch import nn
 from certs.errors import CertificateInputError
 from rmt.errors import InvalidParameterError
 from verification.certificate_report import write_report
-from verification.certify import LIPSCHITZ_METHODS, ORDERS, SOUND_BUDGET, certify, check_samples_fit, parameter_dtype
+from verification.certify import LIPSCHITZ_METHODS, ORDERS, SOUND_BUDGET, SOUND_BUDGET_CUDA, certify, check_samples_fit, parameter_dtype
 from verification.datasets import calibration_subset, load_default_dataset
 from verification.model_source import LoadedModel, load_model
 from verification.report_folder import check_out
@@ -94,9 +94,9 @@ def register(subparsers) -> None:
     parser.add_argument("--lipschitz", choices=LIPSCHITZ_METHODS, default="estimate",
                         help="L_s method: 'estimate' (finite differences) or 'sound' (interval forward mode; "
                              "layers it cannot reach keep the estimate, labelled)")
-    parser.add_argument("--sound-budget", type=int, default=SOUND_BUDGET, metavar="K",
+    parser.add_argument("--sound-budget", type=int, metavar="K",
                         help="with --lipschitz sound: sub-intervals of theta per sample; more reaches earlier layers at "
-                             "a cost (default: %(default)s)")
+                             f"a cost (default: {SOUND_BUDGET} on the CPU, {SOUND_BUDGET_CUDA} on CUDA)")
     parser.add_argument("--sound-device", default="auto", metavar="DEVICE",
                         help="with --lipschitz sound: 'auto' (CUDA when available), 'cpu' or 'cuda[:N]' (default: %(default)s)")
     parser.add_argument("--order", choices=ORDERS, default="forward", help="multi-layer pruning order (default: %(default)s)")
@@ -217,10 +217,11 @@ def select_mask_layers(mask, supported: list[str], globs: list[str] | None, spec
                 permutations={n: p for n, p in mask.permutations.items() if n in chosen})
 
 
-def _check_lipschitz(lipschitz: str, sound_budget: int = SOUND_BUDGET, sound_device: str = "auto") -> None:
+def _check_lipschitz(lipschitz: str, sound_budget: int | None = None, sound_device: str = "auto") -> None:
     if lipschitz not in LIPSCHITZ_METHODS:
         raise InvalidParameterError(f"--lipschitz: expected one of {LIPSCHITZ_METHODS}, got {lipschitz!r}")
-    if isinstance(sound_budget, bool) or not isinstance(sound_budget, (int, np.integer)) or sound_budget < 1:
+    if sound_budget is not None and (isinstance(sound_budget, bool) or not isinstance(sound_budget, (int, np.integer))
+                                     or sound_budget < 1):
         raise InvalidParameterError(f"--sound-budget: must be an integer >= 1, got {sound_budget!r}")
     resolve_device(sound_device, "--sound-device")
 
@@ -228,7 +229,7 @@ def _check_lipschitz(lipschitz: str, sound_budget: int = SOUND_BUDGET, sound_dev
 def certify_to_folder(
     loaded: LoadedModel, sets: AuditSets, *, mask: str, out: Path, sparsity: float = 0.5,
     layers: list[str] | None = None, lambda1: float = 0.0, lambda2: float = 0.0, grid: int = 16,
-    lipschitz: str = "estimate", sound_budget: int = SOUND_BUDGET, sound_device: str = "auto", order: str = "forward",
+    lipschitz: str = "estimate", sound_budget: int | None = None, sound_device: str = "auto", order: str = "forward",
     multilayer: bool = True, plots: bool = True, force: bool = False,
 ) -> dict:
     """Check every input, run :func:`verification.certify.certify`, write the folder ``out``; return ``report.json``.
@@ -263,7 +264,7 @@ def certify_to_folder(
 def run_certify(
     *, model: str, mask: str, out: Path, checkpoint: str | None = None, sparsity: float = 0.5,
     layers: list[str] | None = None, data: str = "default", calibration: int = 32, heldout: int = 32, seed: int = 0,
-    lambda1: float = 0.0, lambda2: float = 0.0, grid: int = 16, lipschitz: str = "estimate", sound_budget: int = SOUND_BUDGET,
+    lambda1: float = 0.0, lambda2: float = 0.0, grid: int = 16, lipschitz: str = "estimate", sound_budget: int | None = None,
     sound_device: str = "auto", order: str = "forward", multilayer: bool = True, plots: bool = True, force: bool = False,
 ) -> dict:
     """``mpcert certify``: load ``model`` and ``data``, then :func:`certify_to_folder` (see the module docstring)."""

@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 from rmt.errors import InvalidParameterError
 from verification.certificate_report import CertificateReport, write_report_files
-from verification.certify import LIPSCHITZ_METHODS, SOUND_BUDGET, certify
+from verification.certify import LIPSCHITZ_METHODS, SOUND_BUDGET, SOUND_BUDGET_CUDA, certify
 from verification.vit_interval import resolve_device
 from verification.certify_command import load_audit_sets
 from verification.model_source import load_model
@@ -67,12 +67,14 @@ class DemoSettings:
     multilayer: bool = True
     seed: int = 0
     lipschitz: str = "estimate"
-    sound_budget: int = SOUND_BUDGET
+    sound_budget: int | None = None  # None: SOUND_BUDGET on the CPU, SOUND_BUDGET_CUDA on CUDA
     sound_device: str = "auto"
 
     def check(self) -> "DemoSettings":
         for name in ("calibration", "heldout", "grid", "train_images", "sound_budget"):
             value = getattr(self, name)
+            if name == "sound_budget" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidParameterError(f"--{name.replace('_', '-')}: must be an integer >= 1, got {value!r}")
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
@@ -108,7 +110,8 @@ def register(subparsers) -> None:
                         help="L_s of the audits: 'estimate' (default, finite differences) or 'sound' (interval forward "
                              "mode where it reaches the logits; ~30 min with --calibration 64 --heldout 64 --threads 2)")
     parser.add_argument("--sound-budget", type=int, metavar="K",
-                        help=f"with --lipschitz sound: sub-intervals of theta per sample (default: {DEFAULT_SETTINGS.sound_budget})")
+                        help=f"with --lipschitz sound: sub-intervals of theta per sample (default: {SOUND_BUDGET} on the CPU, "
+                             f"{SOUND_BUDGET_CUDA} on CUDA)")
     parser.add_argument("--sound-device", metavar="DEVICE",
                         help="with --lipschitz sound: 'auto' (CUDA when available), 'cpu' or 'cuda[:N]' (default: auto)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")

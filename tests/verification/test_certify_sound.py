@@ -52,8 +52,9 @@ def test_an_unsound_interval_bound_is_reported_as_a_sound_violation(env, monkeyp
 
     monkeypatch.setattr(certify_module, "sound_path_bounds", shrunk)
     one = Mask(keep={"blocks.3.mlp.fc1": mask.keep["blocks.3.mlp.fc1"]}, provenance=mask.provenance, pattern=mask.pattern)
-    report = certify(model, one, cal, grid=2, fit=False, multilayer=False, lipschitz="sound")
+    report = certify(model, one, cal, grid=2, fit=False, multilayer=False, lipschitz="sound", sound_device="cpu")
     assert any("SOUND BOUND VIOLATED" in v for v in report.violations())
+    assert report.options["sound_budget"] == certify_module.SOUND_BUDGET and report.options["sound_device"] == "cpu"
 
 
 def test_unknown_lipschitz_method_or_bad_budget_is_a_typed_error(env):
