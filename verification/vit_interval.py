@@ -29,8 +29,10 @@ LayerNorms; verification/FINDINGS.md F20), so the earliest layers may exceed ``g
 sub-intervals are split 4x (up to ``max_subintervals``), and what still fails raises
 :class:`certs.intervals.interval.IntervalDomainError` (never a number).  Order 4 (the default) needs far
 fewer sub-intervals than order 2; a layer whose first samples are loose at order 4 switches to order 6
-(``loose_order``), and pieces narrower than the start use it too.  On the demo's masks 17 of 18 (Hybrid)
-and 15 of 16 (CAST 2:4) layers are reached with median sound / estimate 1.00–1.29
+(``loose_order``), and pieces narrower than the start use it too.  The start products ``S psi_1`` and
+``R psi_1`` are enclosed in extended precision (:mod:`certs.intervals.extended`): their float64 radius was
+the largest rounding source that the blocks amplify.  On the demo's masks 18 of 18 (Hybrid) and 15 of 16
+(CAST 2:4) layers are reached at budget 64, 16 of 16 at 256, with median sound / estimate 1.00–1.52
 (benchmarks/RESULTS-sound-lipschitz.md).
 
 Device: ``device="auto"`` runs the interval forward mode on CUDA when available (else the CPU), after
