@@ -70,10 +70,16 @@ from certs.intervals.transformer import attention, layer_norm
 from .vit_views import CapturedLayer, _layer_op, audit_copy
 
 __all__ = ["SoundPathBounds", "sound_path_bounds", "target_stage", "check_interval_support", "resolve_device",
-           "SOUND_DEVICES", "default_batch"]
+           "SOUND_DEVICES", "default_batch", "MAX_BATCH", "BATCH_MEMORY"]
 
 #: Accepted ``device`` values (``"cuda:N"`` too): ``"auto"`` = CUDA when available, else the CPU.
 SOUND_DEVICES = ("auto", "cpu", "cuda")
+#: Most pieces per evaluator call, and the memory one call may take (:func:`default_batch`).
+MAX_BATCH = {"cpu": 256, "cuda": 2048}
+BATCH_MEMORY = {"cpu": 2 * 2 ** 30, "cuda": 16 * 2 ** 30}
+#: Live float64 tensors of the widest activation's size per piece, with margin (the measured peak on the default
+#: model at order 6 is ~16: 3.8 MB per piece for 17 tokens x 256 x 7 coefficients).
+_LIVE_TENSORS = 24
 
 _BLOCK_TARGET = re.compile(r"^blocks\.(\d+)\.(attn\.qkv|attn\.proj|mlp\.fc1|mlp\.fc2)$")
 
@@ -314,10 +320,23 @@ def resolve_device(spec: str | torch.device, argument: str = "device") -> torch.
     return device
 
 
-def default_batch(device: torch.device) -> int:
-    """Pieces per evaluator call: 256 on the CPU (cache-sized), 2048 on CUDA (fills the GPU; one piece of the
-    default model at order 6 is a few MB)."""
-    return 2048 if device.type == "cuda" else 256
+def default_batch(device: torch.device, tokens: int, width: int, order: int) -> int:
+    """Pieces per evaluator call: at most :data:`MAX_BATCH` (CPU: cache-sized; CUDA: fills the GPU), and few enough
+    that ``_LIVE_TENSORS`` Taylor tensors of the widest activation (``tokens x width x (order + 1)`` float64) per
+    piece fit in :data:`BATCH_MEMORY` (on CUDA also in half the free memory).  Default model: 256 / 2048; a
+    ViT-B/16 (197 tokens, width 3072, order 6): 2 / 21."""
+    per_piece = _LIVE_TENSORS * tokens * width * (order + 1) * 8
+    memory = BATCH_MEMORY[device.type]
+    if device.type == "cuda":
+        memory = min(memory, torch.cuda.mem_get_info(device)[0] // 2)
+    return int(max(1, min(MAX_BATCH[device.type], memory // per_piece)))
+
+
+def _widest(model: nn.Module) -> tuple[int, int]:
+    """``(tokens, width)`` of the largest activation on the path: every token, the widest Linear of the blocks."""
+    tokens = model.patch_embed.num_patches + model.num_prefix_tokens
+    width = max([model.embed_dim] + [m.out_features for m in model.blocks.modules() if isinstance(m, nn.Linear)])
+    return int(tokens), int(width)
 
 
 def _product_enclosure(module: nn.Module, psi: torch.Tensor, weight2d: torch.Tensor) -> Interval:
@@ -373,9 +392,10 @@ def sound_path_bounds(
             f"images: expected (N, C, H, W) with N = {captured_layer.products.shape[0]} (the captured samples), got {tuple(images.shape)}"
         )
     device = resolve_device(device)
-    batch = default_batch(device) if batch is None else batch
     work = audit_copy(model).cpu()
     check_interval_support(work, captured_layer.name)
+    if batch is None:
+        batch = default_batch(device, *_widest(work), max(order, loose_order or 0))
     part, index = target_stage(captured_layer.name)
     frozen = _capture(work, captured_layer.name, part, index, images.to(device="cpu", dtype=torch.float64))
     frozen = {key: value.to(device) for key, value in frozen.items()}

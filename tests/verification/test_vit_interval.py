@@ -22,7 +22,8 @@ from certs.errors import CertificateInputError, UnsupportedLayerError
 from certs.intervals.interval import IntervalDomainError
 from certs.intervals.smooth import GELU
 from verification.certify import estimate_lipschitz
-from verification.vit_interval import check_interval_support, resolve_device, sound_path_bounds, target_stage
+from verification.vit_interval import (MAX_BATCH, check_interval_support, default_batch, resolve_device, sound_path_bounds,
+                                       target_stage)
 from verification.vit_views import _add_bias, _layer_op, audit_copy, capture_layer, path_logits
 
 TOL = 1e-9
@@ -181,6 +182,13 @@ def test_device_choice_is_checked_and_auto_falls_back_to_the_cpu():
             resolve_device("cuda")
     with pytest.raises(CertificateInputError, match=r"cuda:99"):
         resolve_device("cuda:99")
+
+
+def test_default_batch_keeps_one_call_within_its_memory_budget():
+    cpu = torch.device("cpu")
+    assert default_batch(cpu, 17, 256, 6) == MAX_BATCH["cpu"]  # the default model: cache-sized
+    assert default_batch(cpu, 197, 3072, 6) == 2  # ViT-B/16: ~0.8 GB per piece
+    assert default_batch(cpu, 10 ** 4, 10 ** 4, 6) == 1  # never 0
 
 
 def test_unsupported_modules_and_layers_raise_typed_errors_naming_them():
