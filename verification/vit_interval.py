@@ -39,8 +39,9 @@ Device: ``device="auto"`` runs the interval forward mode on CUDA when available 
 capturing ``psi_1`` and the frozen streams on the CPU (the same points as the CPU audit's path).  The
 rounding analysis holds there too: every bound rests on IEEE float64 ``+ - * / sqrt`` (correctly rounded on
 CUDA as on the CPU) and on sums / dot products in *any* order (cuBLAS's tree or split-K reductions
-included); the one convolution, ``patch_embed.proj``'s product enclosure, runs with cuDNN disabled (its
-FFT / Winograd algorithms have other error bounds than a dot product).
+included); the start products are enclosed on the CPU (extended precision) or, in the float64 fallback, with
+cuDNN disabled for ``patch_embed.proj`` (its FFT / Winograd algorithms have other error bounds than a dot
+product).
 
 ``L_s = sup_theta ||z'(theta)||_inf / ||R psi_1(s)||_inf`` (rounded up) is valid for Lemma 5.1 and
 Corollary 5.2; :attr:`SoundPathBounds.logit_change` bounds ``sup_{theta in [0, 1]} ||z(theta) - z(1)||_inf``

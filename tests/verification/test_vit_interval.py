@@ -18,6 +18,7 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 import certs.intervals.taylor as taylor
+from certs.intervals import extended
 from certs.errors import CertificateInputError, UnsupportedLayerError
 from certs.intervals.interval import IntervalDomainError
 from certs.intervals.smooth import GELU
@@ -182,6 +183,24 @@ def test_device_choice_is_checked_and_auto_falls_back_to_the_cpu():
             resolve_device("cuda")
     with pytest.raises(CertificateInputError, match=r"cuda:99"):
         resolve_device("cuda:99")
+
+
+@pytest.mark.parametrize("name", ["patch_embed.proj", "blocks.0.mlp.fc1"])
+def test_float64_start_enclosure_fallback_is_sound_and_looser(monkeypatch, name):
+    """Where longdouble is float64 the start products keep the blocked float64 enclosure: still above autograd,
+    and never tighter than the extended-precision one (same pieces, wider start)."""
+    model = tiny_vit(5, 8, 2, 2, "gelu", "token", 1.0)
+    images = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    weight = dict(model.named_modules())[name].weight
+    layer = capture_layer(model, name, torch.rand(weight.shape, generator=torch.Generator().manual_seed(5)) < 0.5, images)
+    options = dict(subintervals=4, refine=0, loose_order=None, device="cpu")
+    tight = sound_path_bounds(model, layer, images, **options)
+    monkeypatch.setattr(extended, "AVAILABLE", False)
+    loose = sound_path_bounds(model, layer, images, **options)
+    assert np.all(loose.lipschitz.values >= tight.lipschitz.values * (1 - 1e-12))
+    slope = loose.lipschitz.values * layer.products
+    for theta in (0.0, 0.3, 1.0):
+        assert np.all(np.abs(path_derivative(model, name, layer, images, theta)).max(axis=1) <= slope * (1 + TOL) + TOL)
 
 
 def test_default_batch_keeps_one_call_within_its_memory_budget():
