@@ -26,7 +26,7 @@ Each LayerNorm followed by a linear map (``norm1 -> qkv``, ``norm2 -> fc1``, ``m
 (:mod:`certs.intervals.normed`).  Reach: the box remainders still grow through every block (about 2e3 per
 block on the default model for a point ``theta``, where they hold rounding errors only; 1.7e4 with boxed
 LayerNorms; verification/FINDINGS.md F20), so the earliest layers may exceed ``give_up``; their loose
-sub-intervals are split 4x (up to ``max_subintervals``), and what still fails raises
+sub-intervals are split 4x (2x where 4x would exceed ``max_subintervals``), and what still fails raises
 :class:`certs.intervals.interval.IntervalDomainError` (never a number).  Order 4 (the default) needs far
 fewer sub-intervals than order 2; a layer whose first samples are loose at order 4 switches to order 6
 (``loose_order``), and pieces narrower than the start use it too.  The start products ``S psi_1`` and

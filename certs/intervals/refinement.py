@@ -58,7 +58,7 @@ class SegmentBounds:
     owner, theta_lo, theta_hi, slope, change: one entry per final sub-interval.
     derivative: ``(B,)`` sound upper bound of ``sup_theta ||z'(theta)||_inf``.
     derivative_lower: ``(B,)`` rigorous lower bound of the same supremum (from point evaluations).
-    subintervals: the resolution of the cover before refinement, ``1 / narrowest piece`` (``K`` times a power of 4
+    subintervals: the resolution of the cover before refinement, ``1 / narrowest piece`` (``K`` times a power of 2
     where loose pieces were split, see :func:`segment_bounds`).
     evaluations: number of (sample, sub-interval or point) evaluations done; rounds: refinement rounds run.
     """
@@ -258,8 +258,8 @@ def segment_bounds(
     ``rtol``: stop splitting a sub-interval once ``slope <= (1 + rtol) point_s``; ``max_subintervals``:
     per-sample cap; ``batch``: evaluator batch size; ``give_up``: the samples whose ``max slope / reference_s``
     exceeds it after the initial pass (a remainder that blew up: refinement by halving cannot close it)
-    get each loose piece (``slope_j / reference_s > give_up``) split into 4 equal pieces, repeatedly, while the
-    sample has at most ``max_subintervals`` pieces; :class:`IntervalDomainError` is raised — an error, never
+    get each loose piece (``slope_j / reference_s > give_up``) split into 4 equal pieces (2 where 4 would
+    exceed ``max_subintervals`` pieces for the sample), repeatedly, while the budget allows; :class:`IntervalDomainError` is raised — an error, never
     a number — when even the finest allowed cover stays above ``give_up``, or at once when already
     ``point_s / reference_s > give_up`` (rounding errors alone swamp the value: no finer cover can help).
     ``None``: no check, no splitting.  ``probe``: with ``give_up`` set and more than ``probe`` samples, the
@@ -290,8 +290,8 @@ def segment_bounds(
             break
         hopeless = bad[~(_gap(points.upper[bad], points.reference[bad]) <= give_up)]
         loose = ~(_gap(slope, points.reference[owner]) <= give_up)
-        after = np.bincount(owner, minlength=n) + 3 * np.bincount(owner[loose], minlength=n)
-        if hopeless.size or np.any(after[bad] > max_subintervals):
+        count, n_loose = np.bincount(owner, minlength=n), np.bincount(owner[loose], minlength=n)
+        if hopeless.size or np.any(count[bad] + n_loose[bad] > max_subintervals):
             why = (f"even point enclosures exceed the value {np.max(_gap(points.upper[hopeless], points.reference[hopeless])):.3g} "
                    "times (rounding errors amplified through the network: no finer cover can help)" if hopeless.size else
                    f"max_subintervals={max_subintervals} allows no finer cover")
@@ -302,11 +302,17 @@ def segment_bounds(
         if 0 < chunk < bad.size:
             bad = bad[:chunk]
         chunk = 0
-        # split every loose piece of the bad samples into 4 (a blown-up remainder shrinks as width^(n+1))
-        (owner, lo, hi, slope, change, t_lo, t_hi), points, added = _split(
-            (owner, lo, hi, slope, change, t_lo, t_hi), points, np.flatnonzero(loose & np.isin(owner, bad)), 4,
-            evaluate, end, batch, device, n)
-        evaluations += added
+        # split every loose piece of the bad samples into 4 (a blown-up remainder shrinks as width^(n+1)), into 2
+        # for the samples where 4 would exceed the budget
+        quarter = bad[count[bad] + 3 * n_loose[bad] <= max_subintervals]
+        rows4 = np.flatnonzero(loose & np.isin(owner, quarter))
+        rows2 = np.flatnonzero(loose & np.isin(owner, np.setdiff1d(bad, quarter)))
+        rows2 = np.searchsorted(np.setdiff1d(np.arange(owner.size), rows4), rows2)  # _split keeps the others first
+        for parts, rows in ((4, rows4), (2, rows2)):
+            if rows.size:
+                (owner, lo, hi, slope, change, t_lo, t_hi), points, added = _split(
+                    (owner, lo, hi, slope, change, t_lo, t_hi), points, rows, parts, evaluate, end, batch, device, n)
+                evaluations += added
     finest = _finest(lo, hi)
     rounds = 0
     for _ in range(refine):

@@ -164,10 +164,40 @@ def test_loose_pieces_are_split_finer_and_stay_sound():
     products = np.abs(direction).max(axis=1)
     assert np.all(exact * products <= bounds.derivative * (1 + TOL) + TOL)
     assert np.all(bounds.derivative < 1e6)  # the loose start was replaced, not kept
-    with pytest.raises(IntervalDomainError, match="max_subintervals=16"):  # no 4x finer split within the cap
-        segment_bounds(evaluate, 6, subintervals=8, max_subintervals=16, give_up=1e6)
+    halved = segment_bounds(evaluate, 6, subintervals=8, max_subintervals=16, give_up=1e6)  # 4x would need 32 pieces
+    assert halved.subintervals == 16 and np.all(np.bincount(halved.owner, minlength=6)[[1, 4]] == 16)
+    assert np.all(exact * products <= halved.derivative * (1 + TOL) + TOL) and np.all(halved.derivative < 1e6)
+    with pytest.raises(IntervalDomainError, match="max_subintervals=15"):  # not even 2x fits the cap
+        segment_bounds(evaluate, 6, subintervals=8, max_subintervals=15, give_up=1e6)
     # known-bad: without escalation (no give_up) the exploded start is what comes back
     assert np.all(segment_bounds(evaluate, 6, subintervals=8, max_subintervals=64).derivative[[1, 4]] > 1e11)
+
+
+def test_quarter_and_half_splits_mix_and_keep_an_exact_cover():
+    """Cap 16, start 8: sample 1 is loose on its two pieces left of 1/4 (4x fits: 14 pieces), sample 4 on all eight
+    (4x would need 32: halved to 16); both covers still tile [0, 1] and the bounds stay above method D."""
+    X = np.random.default_rng(3).normal(size=(6, 3))
+    net = ReluAbsMLP([3, 5, 5, 2], activation="relu", final_activation=False, seed=2)
+    view = net.layer_view(0, X, np.zeros(6, dtype=int))
+    S = view.weight * (np.random.default_rng(4).random(view.weight.shape) < 0.5)
+    start, direction = view.inputs @ S.T, view.inputs @ (view.weight - S).T
+    inner = tail_evaluator(view.tail, start, direction)
+
+    def evaluate(owner, lo, hi):
+        wide = hi - lo > 1 / 16
+        loose = wide & (((owner == 1) & (hi <= 0.25)) | (owner == 4))
+        return _Widened(inner(owner, lo, hi), torch.where(loose, 1e12, 0.0).double())
+
+    bounds = segment_bounds(evaluate, 6, subintervals=8, max_subintervals=16, give_up=1e6)
+    counts = np.bincount(bounds.owner, minlength=6)
+    assert counts[1] == 14 and counts[4] == 16 and bounds.subintervals == 32
+    for sample in range(6):
+        mine = bounds.owner == sample
+        lo, hi = np.sort(bounds.theta_lo[mine]), np.sort(bounds.theta_hi[mine])
+        assert lo[0] == 0.0 and hi[-1] == 1.0 and np.array_equal(lo[1:], hi[:-1])
+    exact = lipschitz_constants(view.tail, start, direction, method="D").values
+    assert np.all(exact * np.abs(direction).max(axis=1) <= bounds.derivative * (1 + TOL) + TOL)
+    assert np.all(bounds.derivative < 1e6)
 
 
 def test_a_layer_that_stays_loose_fails_after_splitting_a_few_samples():
