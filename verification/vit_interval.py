@@ -31,8 +31,9 @@ sub-intervals are split 4x (2x where 4x would exceed ``max_subintervals``), and 
 fewer sub-intervals than order 2; a layer whose first samples are loose at order 4 switches to order 6
 (``loose_order``), and pieces narrower than the start use it too.  The start products ``S psi_1`` and
 ``R psi_1`` are enclosed in extended precision (:mod:`certs.intervals.extended`): their float64 radius was
-the largest rounding source that the blocks amplify.  On the demo's masks 18 of 18 (Hybrid) and 15 of 16
-(CAST 2:4) layers are reached at budget 64, 16 of 16 at 256, with median sound / estimate 1.00–1.52
+the largest rounding source that the blocks amplify.  On the demo's masks every layer is reached at
+budget 64 (18 of 18 Hybrid, 16 of 16 CAST 2:4), median sound / estimate 1.00–1.49; CAST 2:4
+``blocks.0.attn.qkv`` has a long tail there (p90 10.2), which budget 256 removes (p90 1.35)
 (benchmarks/RESULTS-sound-lipschitz.md).
 
 Device: ``device="auto"`` runs the interval forward mode on CUDA when available (else the CPU), after
