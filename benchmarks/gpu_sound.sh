@@ -8,7 +8,8 @@
 #   pytest.log          the CUDA property tests of tests/verification/test_vit_interval.py (CUDA vs autograd / CPU)
 #   ratio.md            CUDA against the CPU (2 threads) on the same layers and 64 images, same machine
 #   table-cuda-256.md   the per-layer table of benchmarks/sound_lipschitz_table.py on CUDA, 256 images, both masks
-#   budget-256.md       the two layers unreached at budget 64, at budget 256 on CUDA
+#   budget-256.md       the two earliest layers (the dearest: Hybrid patch_embed.proj, CAST 2:4 blocks.0.attn.qkv) at
+#                       budget 256 on CUDA
 set -u
 demo=$1; data=$2; out=$3
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1

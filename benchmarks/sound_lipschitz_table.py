@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=64, help="max sub-intervals per sample (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="where the sound bound runs: cpu, cuda, auto (default: %(default)s)")
-    parser.add_argument("--batch", type=int, help="pieces per evaluation (default: 256 on the CPU, 2048 on CUDA)")
+    parser.add_argument("--batch", type=int, help="pieces per evaluation (default: by model size, 256 / 2048 for the default "
+                                                  "model on CPU / CUDA)")
     parser.add_argument("--data", default="default", help="'default' or a sample file .npz/.pt, as `mpcert certify --data`")
     parser.add_argument("--masks", nargs="+", choices=list(MASK_FOLDERS), default=list(MASK_FOLDERS), metavar="MASK",
                         help=f"masks of the demo folder to audit (default: all of {list(MASK_FOLDERS)})")
