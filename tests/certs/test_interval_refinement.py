@@ -148,13 +148,19 @@ def _loose_when_wide(inner, loose_samples, width):
     return evaluate
 
 
-def test_loose_pieces_are_split_finer_and_stay_sound():
+def _six_relu_paths():
+    """Six pruning paths of a small ReLU network (layer 0, half the weights removed): ``view, start, direction`` and
+    the exact tail evaluator."""
     X = np.random.default_rng(3).normal(size=(6, 3))
     net = ReluAbsMLP([3, 5, 5, 2], activation="relu", final_activation=False, seed=2)
     view = net.layer_view(0, X, np.zeros(6, dtype=int))
     S = view.weight * (np.random.default_rng(4).random(view.weight.shape) < 0.5)
     start, direction = view.inputs @ S.T, view.inputs @ (view.weight - S).T
-    inner = tail_evaluator(view.tail, start, direction)
+    return view, start, direction, tail_evaluator(view.tail, start, direction)
+
+
+def test_loose_pieces_are_split_finer_and_stay_sound():
+    view, start, direction, inner = _six_relu_paths()
     evaluate = _loose_when_wide(inner, [1, 4], 1 / 16)
     bounds = segment_bounds(evaluate, 6, subintervals=8, max_subintervals=64, give_up=1e6, refine=2)
     counts = np.bincount(bounds.owner, minlength=6)
@@ -176,12 +182,7 @@ def test_loose_pieces_are_split_finer_and_stay_sound():
 def test_quarter_and_half_splits_mix_and_keep_an_exact_cover():
     """Cap 16, start 8: sample 1 is loose on its two pieces left of 1/4 (4x fits: 14 pieces), sample 4 on all eight
     (4x would need 32: halved to 16); both covers still tile [0, 1] and the bounds stay above method D."""
-    X = np.random.default_rng(3).normal(size=(6, 3))
-    net = ReluAbsMLP([3, 5, 5, 2], activation="relu", final_activation=False, seed=2)
-    view = net.layer_view(0, X, np.zeros(6, dtype=int))
-    S = view.weight * (np.random.default_rng(4).random(view.weight.shape) < 0.5)
-    start, direction = view.inputs @ S.T, view.inputs @ (view.weight - S).T
-    inner = tail_evaluator(view.tail, start, direction)
+    view, start, direction, inner = _six_relu_paths()
 
     def evaluate(owner, lo, hi):
         wide = hi - lo > 1 / 16
