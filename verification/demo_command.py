@@ -108,7 +108,7 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, help="seed of the image choice and training (default: 0)")
     parser.add_argument("--lipschitz", choices=LIPSCHITZ_METHODS,
                         help="L_s of the audits: 'estimate' (default, finite differences) or 'sound' (interval forward "
-                             "mode where it reaches the logits; ~35 min with --calibration 64 --heldout 64 --threads 2 on 2 CPU cores; on CUDA when available)")
+                             "mode where it reaches the logits; ~40 min with --calibration 64 --heldout 64 --threads 2 on 2 CPU cores; on CUDA when available)")
     parser.add_argument("--sound-budget", type=int, metavar="K",
                         help=f"with --lipschitz sound: sub-intervals of theta per sample (default: {SOUND_BUDGET} on the CPU, "
                              f"{SOUND_BUDGET_CUDA} on CUDA)")
