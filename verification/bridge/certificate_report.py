@@ -558,7 +558,7 @@ def _certified_lines(certified: dict[str, Any]) -> list[str]:
                                              f"accuracy-change bound {info['max_acc_change_bound']:.4f} (realised "
                                              f"{info['max_acc_change']:.4f})" if info["layers_sound"] else ""))
         for layer, reason in info["not_sound"].items():
-            lines.append(f"  - {layer}: estimate only ({reason.replace('|', '/')[:160]})")
+            lines.append(f"  - {layer}: estimate only ({reason.replace('|', '/')[:240]})")
     ml = certified["multilayer"]
     if ml is not None:
         lines.append(f"- Theorem 5.8, all layers pruned in order ({ml['label']}): J change <= {ml['bound']:.6g}; "

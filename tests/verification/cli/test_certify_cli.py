@@ -267,4 +267,4 @@ def test_sound_lipschitz_labels_each_layer(tmp_path, default_samples):
     assert early["lipschitz_label"] == "estimate" and "max_subintervals=1" in early["sound_unavailable"]
     assert document["lipschitz_labels"] == {"sound": 2, "estimate": 1}
     md = (out / "report.md").read_text()
-    assert "## What is certified" in md and "2 of 3 layers certified sound" in md and "max_subintervals=1" in md
+    assert "## What is certified" in md and "2 of 3 layers certified sound" in md and "blocks.0.attn.qkv: estimate only" in md
