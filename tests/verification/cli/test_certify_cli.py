@@ -268,3 +268,9 @@ def test_sound_lipschitz_labels_each_layer(tmp_path, default_samples):
     assert document["lipschitz_labels"] == {"sound": 2, "estimate": 1}
     md = (out / "report.md").read_text()
     assert "## What is certified" in md and "2 of 3 layers certified sound" in md and "blocks.0.attn.qkv: estimate only" in md
+
+
+def test_bad_worker_count_is_refused_before_anything_is_written(tmp_path, default_samples, capsys):
+    out = tmp_path / "report"
+    code = main(["certify", *FAST, "--mask", "magnitude", "--workers", "0", "--data", default_samples, "--out", str(out)])
+    assert_nothing_written(code, capsys, out, "--workers", ">= 1")
