@@ -22,8 +22,9 @@ from __future__ import annotations
 import itertools
 import os
 import sys
-import time
+import threading
 import traceback
+import uuid
 import types
 from datetime import timedelta
 from multiprocessing.reduction import ForkingPickler
@@ -40,7 +41,7 @@ __all__ = ["WorkerError", "rank_and_size", "run_units", "launch", "init_from_env
 
 #: Numbers the calls of :func:`run_units` (the same sequence on every rank): each call's counters have their own keys.
 _CALLS = itertools.count()
-#: How often rank 0 refreshes the whole-job progress bar while it waits for the other ranks (seconds).
+#: How often rank 0 redraws the whole-job progress bar (seconds).
 _POLL_S = 0.5
 
 
@@ -108,23 +109,23 @@ def run_units(units: Sequence[Any], run: Callable[[Any], Any], *, progress: bool
             bar.update()
         bar.close()
         return out
-    store = _store(f"mpcert/{os.environ.get('TORCHELASTIC_RUN_ID', 'run')}/call{next(_CALLS)}/")
+    prefix = f"mpcert/{os.environ.get('TORCHELASTIC_RUN_ID', 'run')}/call{next(_CALLS)}/"
+    store = _store(prefix)
+    stop = threading.Event()
+    if not bar.disable:  # rank 0 redraws the bar from the shared counter while its own unit runs
+        watcher = threading.Thread(target=_watch, args=(bar, _store(prefix), stop), daemon=True)
+        watcher.start()
     done: dict[int, Any] = {}
     error = None
     try:
         while (index := store.add("next", 1) - 1) < len(units):
             done[index] = run(units[index])
-            bar.n = store.add("done", 1)
-            bar.refresh()
+            store.add("done", 1)
     except Exception as exc:  # every rank must reach the gather to learn of it
         error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
-    store.add("finished", 1)
-    while rank == 0 and store.add("finished", 0) < size:
-        bar.n = store.add("done", 0)
-        bar.refresh()
-        time.sleep(_POLL_S)
     gathered: list[Any] = [None] * size
     dist.all_gather_object(gathered, (error, done))
+    stop.set()
     bar.n = sum(len(part) for _, part in gathered)
     bar.close()
     for r, (message, _) in enumerate(gathered):
@@ -132,6 +133,13 @@ def run_units(units: Sequence[Any], run: Callable[[Any], Any], *, progress: bool
             raise WorkerError(f"rank {r} of {size} failed: {message}")
     merged = {i: value for _, part in gathered for i, value in part.items()}
     return [merged[i] for i in range(len(units))]
+
+
+def _watch(bar: tqdm, store: dist.Store, stop: threading.Event) -> None:
+    """Redraw ``bar`` from the store's count of finished units every :data:`_POLL_S` seconds until ``stop``."""
+    while not stop.wait(_POLL_S):
+        bar.n = store.add("done", 0)
+        bar.refresh()
 
 
 @record
@@ -159,8 +167,8 @@ def launch(workers: int, function: Callable, args: tuple = (), kwargs: dict | No
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     threads = max(1, torch.get_num_threads() // workers) if threads is None else int(threads)
-    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=int(workers), rdzv_backend="c10d",
-                          rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1)
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=int(workers), run_id=f"mpcert-{uuid.uuid4().hex}",
+                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=1.0)
     try:
         results = elastic_launch(config, _rank_main)(threads, cuda, function, tuple(args), dict(kwargs or {}))
     except ChildFailedError as exc:
