@@ -25,20 +25,22 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from pruning.errors import PruningParameterError
+from pruning.registry import PrunerSpec, build_mask, list_pruners, pruner_spec
+from pruning.rmt_baseline import RMT_COMPATS
 from verification.errors import ModelSourceError
 from verification.models.model_source import load_model
 
-__all__ = ["METHODS", "DATA_METHODS", "register", "run_prune"]
+__all__ = ["METHODS", "register", "run_prune"]
 
-METHODS = ("magnitude", "rmt", "seb", "ser", "hybrid", "cast")
-DATA_METHODS = ("ser", "hybrid", "cast")
-RMT_COMPATS = ("paper", "reference")
+#: The pruners ``--method`` offers: every registered name that is not an alias (aliases fix options that
+#: this command sets with its own flags).
+METHODS = tuple(name for name in list_pruners() if not pruner_spec(name).fixed)
+_KN_METHODS = tuple(name for name in METHODS if pruner_spec(name).takes == "pattern")
 
 
 def register(subparsers) -> None:
@@ -76,65 +78,32 @@ def _main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_arguments(method: str, sparsity: float | None, pattern: str | None) -> None:
-    if method == "cast":
+def _check_arguments(spec: PrunerSpec, sparsity: float | None, pattern: str | None) -> None:
+    if spec.takes == "pattern":
         if sparsity is not None:
-            raise PruningParameterError("--sparsity: CAST takes --pattern K:N, not --sparsity")
+            raise PruningParameterError(f"--sparsity: {spec.name.upper()} takes --pattern K:N, not --sparsity")
         return
     if pattern is not None:
-        raise PruningParameterError(f"--pattern: only --method cast takes a k:n pattern, not {method!r}")
+        raise PruningParameterError(f"--pattern: only --method {' / '.join(_KN_METHODS)} takes a k:n pattern, not {spec.name!r}")
     if sparsity is None:
-        raise PruningParameterError(f"--sparsity: required for --method {method}")
+        raise PruningParameterError(f"--sparsity: required for --method {spec.name}")
     if not 0.0 <= sparsity < 1.0:  # also NaN
         raise PruningParameterError(f"--sparsity: must lie in [0, 1), got {sparsity!r}")
 
 
-def _build_mask(model, method, sparsity, pattern, scope, compat, dataset_parts, steps, seed):
-    if method == "magnitude":
-        from pruning.magnitude import magnitude
-
-        return magnitude(model, sparsity, scope=scope)
-    if method == "rmt":
-        from pruning.finetune import FinetuneConfig
-        from pruning.rmt_baseline import classical_rmt
-
-        if compat == "reference":
-            return classical_rmt(model, sparsity, compat="reference")
-        return classical_rmt(model, sparsity, compat="paper", data=dataset_parts["train"],
-                             finetune_config=FinetuneConfig(max_steps=steps, batch_size=64, seed=seed))
-    if method == "cast":
-        from pruning.calibration import ActivationCapture
-        from pruning.cast import cast_kn
-
-        images, source = dataset_parts["calibration"]
-        return cast_kn(model, pattern or "2:4", ActivationCapture(images), calibration_source=source)
-    from pruning.sigma_cache import spectral_cache
-
-    cache = spectral_cache(model)
-    if method == "seb":
-        from pruning.seb import seb
-
-        return seb(model, sparsity, cache=cache, sv_z_base=None)
-    from pruning.ser import KEEP_FT_DEFAULT, SELECTION_DEFAULT
-
-    train = dataset_parts["train"]
-    selection = replace(SELECTION_DEFAULT, max_steps=steps, batch_size=64)
-    keep_ft = replace(KEEP_FT_DEFAULT, max_steps=steps, batch_size=64)
-    if method == "ser":
-        from pruning.ser import ser
-
-        return ser(model, sparsity, data=train, cache=cache, seed=seed, selection=selection, keep_ft=keep_ft)
-    from pruning.hybrid import MAGNITUDE_FT_DEFAULT, hybrid_magnitude_ser
-
-    return hybrid_magnitude_ser(model, sparsity, data=train, cache=cache, seed=seed, selection=selection, keep_ft=keep_ft,
-                                magnitude_ft=replace(MAGNITUDE_FT_DEFAULT, max_steps=steps, batch_size=64))
+def _mask_options(spec: PrunerSpec, args: dict, parts: dict) -> dict:
+    """The registry options of ``spec`` from the command's arguments and the loaded data parts."""
+    offered = {**args, "batch_size": 64, "train_data": parts.get("train"),
+               "calibration_images": parts.get("calibration", (None, None))[0],
+               "calibration_source": parts.get("calibration", (None, None))[1]}
+    return {k: v for k, v in offered.items() if k in spec.options and v is not None}
 
 
-def _dataset_parts(method: str, data: str, calibration: int, train_images: int, seed: int) -> dict:
+def _dataset_parts(need: str, data: str, calibration: int, train_images: int, seed: int) -> dict:
     from verification.models.datasets import calibration_subset, load_default_dataset
 
     dataset = load_default_dataset(None if data == "default" else data)
-    if method == "cast":
+    if need == "calibration":
         cal = calibration_subset(dataset, calibration, seed)
         return {"calibration": (cal.images, f"{dataset.name} train, {calibration} class-balanced images, seed {seed}")}
     train = calibration_subset(dataset, train_images, seed)
@@ -152,7 +121,8 @@ def run_prune(
 
     if method not in METHODS:
         raise PruningParameterError(f"--method: expected one of {METHODS}, got {method!r}")
-    _check_arguments(method, sparsity, pattern)
+    spec = pruner_spec(method)
+    _check_arguments(spec, sparsity, pattern)
     if steps < 0:
         raise PruningParameterError(f"--steps: must be >= 0, got {steps}")
     out = Path(out)
@@ -162,13 +132,13 @@ def run_prune(
     model, description = loaded.model, loaded.description
     if compat not in RMT_COMPATS:
         raise PruningParameterError(f"--compat: expected one of {RMT_COMPATS}, got {compat!r}")
-    needs_data = method in DATA_METHODS or (method == "rmt" and compat == "paper")
+    need = spec.data_need(compat=compat)
     parts = {}
-    if needs_data:
+    if need != "none":
         if not loaded.runnable:
             hint = " (or use --compat reference, which is data-free)" if method == "rmt" else ""
             raise ModelSourceError(f"--method {method} needs a runnable model{hint}; {source!r} is a weights-only state-dict file")
-        parts = _dataset_parts(method, data, calibration, train_images, seed)
+        parts = _dataset_parts(need, data, calibration, train_images, seed)
         probe = (parts.get("calibration") or parts["train"])[0][:1]
         try:
             with torch.no_grad():
@@ -176,7 +146,8 @@ def run_prune(
         except Exception as exc:
             raise ModelSourceError(f"--data {data!r}: its images {tuple(probe.shape[1:])} do not fit {source!r} ({exc})") from exc
     torch.manual_seed(seed)
-    mask = _build_mask(model, method, sparsity, pattern, scope, compat, parts, steps, seed)
+    options = dict(sparsity=sparsity, pattern=pattern or "2:4", scope=scope, compat=compat, steps=steps, seed=seed)
+    mask = build_mask(method, model, **_mask_options(spec, options, parts))
     provenance = mask.provenance
     mask = Mask(keep=mask.keep, pattern=mask.pattern, permutations=mask.permutations, provenance=Provenance(
         method=provenance.method, options={**provenance.options, "source": description, "cli_steps": steps},
