@@ -71,20 +71,13 @@ def register_pruner(
     return decorate
 
 
-def _populate() -> None:
-    """Import the method modules (their decorators fill the registry)."""
-    import pruning  # noqa: F401  (pruning/__init__ imports every method module)
-
-
 def list_pruners() -> list[str]:
-    """Every registered pruner name and alias, sorted."""
-    _populate()
+    """Every registered pruner name and alias, sorted (``pruning/__init__`` imports :mod:`pruning.pruners`, which registers them)."""
     return sorted(_PRUNERS)
 
 
 def pruner_spec(name: str) -> PrunerSpec:
     """The :class:`PrunerSpec` of ``name``; a typed error listing the known names otherwise."""
-    _populate()
     if name not in _PRUNERS:
         raise PruningParameterError(f"unknown pruner {name!r}; known: {', '.join(sorted(_PRUNERS))}")
     return _PRUNERS[name]
