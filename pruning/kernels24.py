@@ -7,7 +7,7 @@ order) to the row-major ``y = x Wᵀ + b`` of shape ``(tokens, d_out)``:
   ``torch._cslt_sparse_mm(W_c, xᵀ, b, transpose_result=True, alg_id=a)``, i.e. ``(W xᵀ)ᵀ`` written
   row-major by the library (no transposed output, no tensor-subclass dispatch).  The algorithm
   ``a`` is chosen once per layer by ``torch._cslt_sparse_mm_search`` on a probe of the layer's
-  token count (``alg_id = 0`` where the search op does not exist).  ``tokens`` is zero-padded to a
+  token count (``alg_id = 0``, ``searched = False`` where the search op is missing or fails).  ``tokens`` is zero-padded to a
   multiple of :data:`TOKEN_MULTIPLE` (the library's dense-operand constraint).
 * :class:`SemiStructuredKernel` — ``F.linear`` with ``torch.sparse.to_sparse_semi_structured(W)``
   (the library's default backend: cuSPARSELt on Hopper, CUTLASS where forced or where cuSPARSELt
@@ -118,8 +118,13 @@ class CusparseltKernel:
         compressed = torch._cslt_compress(weight.contiguous())
         bias = None if bias is None else bias.detach().to(weight.dtype).contiguous()
         probe = torch.randn(_padded(probe_tokens), d_in, device=weight.device, dtype=weight.dtype)
-        searched = features["algorithm_search"]
-        alg_id = int(torch._cslt_sparse_mm_search(compressed, probe.t(), bias=bias, transpose_result=True)) if searched else 0
+        alg_id, searched = 0, False
+        if features["algorithm_search"]:
+            try:
+                alg_id = int(torch._cslt_sparse_mm_search(compressed, probe.t(), bias=bias, transpose_result=True))
+                searched = True
+            except RuntimeError:  # a build whose search op is deprecated or broken: the library default stands
+                pass
         return cls(compressed=compressed, bias=bias, alg_id=alg_id, searched=searched)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
