@@ -7,14 +7,14 @@ order) to the row-major ``y = x Wᵀ + b`` of shape ``(tokens, d_out)``:
   ``torch._cslt_sparse_mm(W_c, xᵀ, b, transpose_result=True, alg_id=a)``, i.e. ``(W xᵀ)ᵀ`` written
   row-major by the library (no transposed output, no tensor-subclass dispatch).  The algorithm
   ``a`` is chosen once per layer by ``torch._cslt_sparse_mm_search`` on a probe of the layer's
-  token count (``alg_id = 0``, ``searched = False`` where the search op is missing or fails).  ``tokens`` is zero-padded to a
-  multiple of :data:`TOKEN_MULTIPLE` (the library's dense-operand constraint).
-* :class:`SemiStructuredKernel` — ``F.linear`` with ``torch.sparse.to_sparse_semi_structured(W)``
+  token count (``alg_id = 0``, ``searched = False`` where the search op is missing or fails).
+  ``tokens`` is zero-padded to a multiple of :data:`TOKEN_MULTIPLE` (the dense-operand constraint).
+* :func:`semi_structured_kernel` — ``F.linear`` with ``torch.sparse.to_sparse_semi_structured(W)``
   (the library's default backend: cuSPARSELt on Hopper, CUTLASS where forced or where cuSPARSELt
   is missing).
-* :class:`DenseKernel` — ``F.linear`` with the unpacked dense weight in the *original* input order
-  (the input permutation folded back), the per-layer fallback of :mod:`pruning.fallback24`; it also
-  runs on the CPU.
+* :class:`LinearKernel` named ``dense`` — ``F.linear`` with the unpacked dense weight in the
+  *original* input order (the input permutation folded back), the per-layer fallback of
+  :mod:`pruning.fallback24`; it also runs on the CPU.
 
 :func:`stack_versions` says which stack a measurement ran on.  No kernel claims a speed: which one
 is fastest per shape is measured (``benchmarks/gpu_24.py``) and chosen by :mod:`pruning.fallback24`.
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from .errors import KernelUnavailableError, PruningParameterError
 
-__all__ = ["KERNELS", "TOKEN_MULTIPLE", "DenseKernel", "CusparseltKernel", "SemiStructuredKernel", "make_kernel",
+__all__ = ["KERNELS", "TOKEN_MULTIPLE", "LinearKernel", "CusparseltKernel", "semi_structured_kernel", "make_kernel",
            "cusparselt_features", "stack_versions"]
 
 #: kernel names accepted by :meth:`pruning.packed24.SparseLinear24.use_kernel`
@@ -73,13 +73,14 @@ def stack_versions() -> dict:
 
 
 @dataclass
-class DenseKernel:
-    """``F.linear(x, W, b)`` with the dense weight in the module's original input order (the fallback)."""
+class LinearKernel:
+    """``F.linear(x, W, b)``: the dense fallback (``W`` in the original input order, ``permuted_input=False``)
+    or, with ``W = to_sparse_semi_structured(...)`` of the permuted weight, the semi-structured kernel."""
 
     weight: torch.Tensor
     bias: torch.Tensor | None
-    name: str = field(default="dense", init=False)
-    permuted_input: bool = field(default=False, init=False)
+    name: str = "dense"
+    permuted_input: bool = False
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.weight, self.bias)
@@ -140,27 +141,16 @@ def _padded(tokens: int) -> int:
     return -(-tokens // TOKEN_MULTIPLE) * TOKEN_MULTIPLE
 
 
-@dataclass
-class SemiStructuredKernel:
-    """``F.linear`` with ``torch.sparse.to_sparse_semi_structured(W)`` (the library's default path)."""
+def semi_structured_kernel(weight: torch.Tensor, bias: torch.Tensor | None, layer: str) -> LinearKernel:
+    """``F.linear`` with ``torch.sparse.to_sparse_semi_structured(weight)`` (the library's default path)."""
+    _require_cuda(weight, "semi-structured", layer)
+    from torch.sparse import to_sparse_semi_structured
 
-    weight: torch.Tensor
-    bias: torch.Tensor | None
-    name: str = field(default="semi-structured", init=False)
-    permuted_input: bool = field(default=True, init=False)
-
-    @classmethod
-    def build(cls, weight: torch.Tensor, bias: torch.Tensor | None, layer: str) -> "SemiStructuredKernel":
-        _require_cuda(weight, "semi-structured", layer)
-        from torch.sparse import to_sparse_semi_structured
-
-        try:
-            return cls(weight=to_sparse_semi_structured(weight), bias=bias)
-        except (RuntimeError, ValueError) as exc:  # the library's shape / dtype refusals
-            raise KernelUnavailableError(f"{layer}: to_sparse_semi_structured refused: {str(exc).splitlines()[0]}") from exc
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight, self.bias)
+    try:
+        sparse = to_sparse_semi_structured(weight)
+    except (RuntimeError, ValueError) as exc:  # the library's shape / dtype refusals
+        raise KernelUnavailableError(f"{layer}: to_sparse_semi_structured refused: {str(exc).splitlines()[0]}") from exc
+    return LinearKernel(weight=sparse, bias=bias, name="semi-structured", permuted_input=True)
 
 
 def make_kernel(kind: str, packed_weight: torch.Tensor, original_weight: torch.Tensor, bias: torch.Tensor | None, *,
@@ -168,12 +158,12 @@ def make_kernel(kind: str, packed_weight: torch.Tensor, original_weight: torch.T
     """The kernel ``kind`` (:data:`KERNELS`) of one layer.
 
     ``packed_weight`` is the dense 2:4 weight in the module's (permuted) input order, ``original_weight``
-    the same weight in the original input order (what :class:`DenseKernel` multiplies).
+    the same weight in the original input order (what the dense :class:`LinearKernel` multiplies).
     """
     if kind == "dense":
-        return DenseKernel(weight=original_weight, bias=bias)
+        return LinearKernel(weight=original_weight, bias=bias)
     if kind == "cusparselt":
         return CusparseltKernel.build(packed_weight, bias, probe_tokens, layer)
     if kind == "semi-structured":
-        return SemiStructuredKernel.build(packed_weight, bias, layer)
+        return semi_structured_kernel(packed_weight, bias, layer)
     raise PruningParameterError(f"{layer}: unknown 2:4 kernel {kind!r}; expected one of {KERNELS}")
