@@ -6,7 +6,7 @@ The MP law and its conventions (:mod:`rmt.mp_law`), the Tracy–Widom edge law
 """
 
 from .bounds import ESTIMATE, SOUND, Bound, round_up
-from .errors import InvalidMatrixError, InvalidParameterError, ModelSourceError, MPCertError
+from .errors import InvalidMatrixError, InvalidParameterError, MPCertError
 from .mp_law import (
     MarchenkoPastur,
     MarchenkoPasturSingular,
@@ -28,7 +28,6 @@ __all__ = [
     "MPCertError",
     "InvalidMatrixError",
     "InvalidParameterError",
-    "ModelSourceError",
     "MarchenkoPastur",
     "MarchenkoPasturSingular",
     "mp_edges",
