@@ -116,7 +116,7 @@ def test_seb_mask_is_computed_on_the_weights_it_is_applied_to(tmp_path):
 def test_packed_checkpoint_loads_as_the_24_executing_model(tmp_path, capsys):
     """``--packed-out``: the checkpoint loads (load_24) as SparseLinear24 layers computing the masked model."""
     from pruning.packed24 import SparseLinear24, load_24
-    from verification.state_dicts import read_state_dict
+    from verification.models.state_dicts import read_state_dict
 
     out, packed = tmp_path / "m.safetensors", tmp_path / "packed.safetensors"
     assert main(["prune", "default", "--method", "magnitude", "--pattern", "2:4", "--out", str(out),
