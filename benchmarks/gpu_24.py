@@ -44,6 +44,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pruning.errors import KernelUnavailableError  # noqa: E402
 from pruning.fallback24 import tune_24, use_kernels  # noqa: E402
 from pruning.kernels24 import KERNELS, stack_versions  # noqa: E402
 from pruning.magnitude import magnitude_kn  # noqa: E402
@@ -118,7 +119,10 @@ class Harness:
             except Exception as exc:  # capture refused by a kernel: recorded, the eager figure stands
                 entry["graph_error"] = str(exc).splitlines()[0]
         if self.profile:
-            entry["kernels"] = cuda_kernels(fn)
+            try:
+                entry["kernels"] = cuda_kernels(fn)
+            except Exception as exc:  # the profiler is a diagnostic: its failure is recorded, not fatal
+                entry["kernels_error"] = str(exc).splitlines()[0]
         return entry
 
 
@@ -154,15 +158,26 @@ def per_shape(args, harness: Harness, kernels: list[str], tokens: int, dtype) ->
             reference = dense(x)
             row = {"layer": name, "d_in": d_in, "d_out": d_out, "tokens": tokens, "dense": harness.times(lambda: dense(x))}
             for kernel in kernels:
-                layer = sparse[0].use_kernel(kernel, probe_tokens=tokens)
-                entry = {"agreement": agreement(reference, sparse(x))} | harness.times(lambda: sparse(x))
+                try:
+                    layer = sparse[0].use_kernel(kernel, probe_tokens=tokens)
+                    entry = {"agreement": agreement(reference, sparse(x))} | harness.times(lambda: sparse(x))
+                except (KernelUnavailableError, RuntimeError) as exc:  # recorded; the other kernels still run
+                    row[kernel] = {"error": str(exc).splitlines()[0]}
+                    progress(f"{name} {kernel}: {row[kernel]['error']}")
+                    continue
                 entry["alg_id"] = getattr(layer.kernel, "alg_id", None)
                 entry["alg_searched"] = getattr(layer.kernel, "searched", None)
                 entry["eager_speedup"] = ratio(row["dense"], entry, "eager_ms")
                 entry["graph_speedup"] = ratio(row["dense"], entry, "graph_ms")
                 row[kernel] = entry
+                progress(f"{name} {kernel}: " + json.dumps({k: v for k, v in entry.items() if k != "kernels"}))
         rows.append(row)
     return rows
+
+
+def progress(line: str) -> None:
+    """One line per measured entry on stderr: what a run cut short by its time limit still leaves behind."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def end_to_end(args, harness: Harness, kernel: str, dtype, batch: int) -> dict:
@@ -174,27 +189,39 @@ def end_to_end(args, harness: Harness, kernel: str, dtype, batch: int) -> dict:
     tokens = batch * (model.patch_embed.num_patches + model.num_prefix_tokens)
     report = {"model": args.model, "batch": batch, "tokens": tokens, "scopes": {}}
     for scope in args.scopes:
-        dense, sparse = masked_pair(model, layers=mlp_layers(model) if scope == "mlp" else None)
-        dense, sparse = dense.to(harness.device, dtype).eval(), sparse.to(harness.device, dtype).eval()
-        entry = {"converted_linear_layers": sum(isinstance(m, SparseLinear24) for m in sparse.modules())}
-        with torch.inference_mode():
-            reference = dense(x)
-            entry["dense"] = harness.times(lambda: dense(x))
-            entry["dense"]["images_per_s"] = batch / entry["dense"]["eager_ms"] * 1e3
-            entry["refused"] = use_kernels(sparse, kernel, probe_tokens=tokens)
-            entry["all_2:4"] = {"agreement": agreement(reference, sparse(x))} | harness.times(lambda: sparse(x))
-            choices = tune_24(sparse, tokens, kernel=kernel, min_speedup=args.min_speedup,
-                              warmup=harness.warmup, iters=harness.iters)
-            entry["tuned"] = {"agreement": agreement(reference, sparse(x))} | harness.times(lambda: sparse(x))
-        entry["fallback"] = [{"layer": c.layer, "chosen": c.chosen, "sparse_ms": c.sparse_ms, "dense_ms": c.dense_ms,
-                              "speedup": c.speedup, "reason": c.reason} for c in choices]
-        entry["dense_fallback_layers"] = sum(c.chosen == "dense" for c in choices)
-        for variant in ("all_2:4", "tuned"):
-            entry[variant]["images_per_s"] = batch / entry[variant]["eager_ms"] * 1e3
-            entry[variant]["eager_speedup"] = ratio(entry["dense"], entry[variant], "eager_ms")
-            entry[variant]["graph_speedup"] = ratio(entry["dense"], entry[variant], "graph_ms")
-        report["scopes"][scope] = entry
+        try:
+            report["scopes"][scope] = one_scope(args, harness, kernel, model, scope, x, tokens)
+        except (KernelUnavailableError, RuntimeError) as exc:  # recorded; the other scope still runs
+            report["scopes"][scope] = {"error": str(exc).splitlines()[0]}
+        progress(f"end to end {scope}: " + json.dumps({k: v for k, v in report["scopes"][scope].items()
+                                                        if k in ("error", "dense_fallback_layers", "all_2:4", "tuned")}))
     return report
+
+
+def one_scope(args, harness: Harness, kernel: str, model: nn.Module, scope: str, x: torch.Tensor, tokens: int) -> dict:
+    """Dense, all-2:4 and tuned timings of ``model`` masked on ``scope`` (module docstring, step 3)."""
+    batch = x.shape[0]
+    dense, sparse = masked_pair(model, layers=mlp_layers(model) if scope == "mlp" else None)
+    dense, sparse = dense.to(harness.device, x.dtype).eval(), sparse.to(harness.device, x.dtype).eval()
+    entry = {"converted_linear_layers": sum(isinstance(m, SparseLinear24) for m in sparse.modules())}
+    with torch.inference_mode():
+        reference = dense(x)
+        entry["dense"] = harness.times(lambda: dense(x))
+        entry["dense"]["images_per_s"] = batch / entry["dense"]["eager_ms"] * 1e3
+        entry["refused"] = use_kernels(sparse, kernel, probe_tokens=tokens)
+        entry["all_2:4"] = {"agreement": agreement(reference, sparse(x))} | harness.times(lambda: sparse(x))
+        choices = tune_24(sparse, tokens, kernel=kernel, min_speedup=args.min_speedup,
+                          warmup=harness.warmup, iters=harness.iters)
+        entry["tuned"] = {"agreement": agreement(reference, sparse(x))} | harness.times(lambda: sparse(x))
+    entry["fallback"] = [{"layer": c.layer, "chosen": c.chosen, "sparse_ms": c.sparse_ms, "dense_ms": c.dense_ms,
+                          "speedup": c.speedup, "reason": c.reason,
+                          "alg_id": getattr(sparse.get_submodule(c.layer).kernel, "alg_id", None)} for c in choices]
+    entry["dense_fallback_layers"] = sum(c.chosen == "dense" for c in choices)
+    for variant in ("all_2:4", "tuned"):
+        entry[variant]["images_per_s"] = batch / entry[variant]["eager_ms"] * 1e3
+        entry[variant]["eager_speedup"] = ratio(entry["dense"], entry[variant], "eager_ms")
+        entry[variant]["graph_speedup"] = ratio(entry["dense"], entry[variant], "graph_ms")
+    return entry
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -218,12 +245,24 @@ def run(args: argparse.Namespace) -> dict:
     return report
 
 
-def all_agree(report: dict) -> bool:
-    shapes = [e["agreement"]["agrees"] for row in report["linear_layers"] for e in row.values()
-              if isinstance(e, dict) and "agreement" in e]
-    e2e = report.get("end_to_end", {"scopes": {}})
-    scopes = [s[v]["agreement"]["agrees"] for s in e2e["scopes"].values() for v in ("all_2:4", "tuned")]
-    return all(shapes) and all(scopes)
+def measured_entries(report: dict):
+    """``(label, entry)`` of every 2:4 measurement in ``report`` (an entry holds ``agreement`` or ``error``)."""
+    for row in report["linear_layers"]:
+        for kernel, e in row.items():
+            if kernel != "dense" and isinstance(e, dict):
+                yield f"{row['layer']} {kernel}", e
+    for scope, s in report.get("end_to_end", {"scopes": {}})["scopes"].items():
+        yield from ([(f"end to end {scope}", s)] if "error" in s else
+                    [(f"end to end {scope} {variant}", s[variant]) for variant in ("all_2:4", "tuned")])
+
+
+def status(report: dict) -> str:
+    """``outputs_disagree`` if any 2:4 output disagrees with the masked dense one, ``errors`` if a kernel or
+    scope failed, else ``ok``."""
+    entries = [e for _, e in measured_entries(report)]
+    if any("agreement" in e and not e["agreement"]["agrees"] for e in entries):
+        return "outputs_disagree"
+    return "errors" if any("error" in e for e in entries) else "ok"
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -243,7 +282,10 @@ def to_markdown(report: dict) -> str:
     for row in report["linear_layers"]:
         dense = row["dense"]
         for kernel, e in row.items():
-            if isinstance(e, dict) and "agreement" in e:
+            if kernel != "dense" and isinstance(e, dict) and "error" in e:
+                lines.append(f"| {row['layer']} {row['d_in']}->{row['d_out']} | {row['tokens']} | {kernel} | "
+                             f"error: {e['error']} |" + " — |" * 8)
+            elif isinstance(e, dict) and "agreement" in e:
                 lines.append(f"| {row['layer']} {row['d_in']}->{row['d_out']} | {row['tokens']} | {kernel} | "
                              f"{e['alg_id'] if e['alg_id'] is not None else '—'} | {_fmt(dense['eager_ms'])} | "
                              f"{_fmt(e['eager_ms'])} | {_fmt(e['eager_speedup'], 2)} | {_fmt(dense.get('graph_ms'))} | "
@@ -257,6 +299,9 @@ def to_markdown(report: dict) -> str:
               "| dense graph ms | 2:4 graph ms | graph x | agrees |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     for scope, s in e2e["scopes"].items():
+        if "error" in s:
+            lines.append(f"| {scope} | error: {s['error']} |" + " — |" * 9)
+            continue
         dense = s["dense"]
         for variant in ("all_2:4", "tuned"):
             v = s[variant]
@@ -280,11 +325,11 @@ def main(argv=None) -> int:
     if not args.dry_run:
         torch.backends.cudnn.benchmark = True
     report = run(args)
-    agree = all_agree(report)
+    outcome = status(report)
     if args.markdown:
         Path(args.markdown).write_text(to_markdown(report))
-    print(json.dumps({"status": "ok" if agree else "outputs_disagree"} | report, indent=2))
-    return 0 if agree else 1
+    print(json.dumps({"status": outcome} | report, indent=2))
+    return 0 if outcome == "ok" else 1
 
 
 if __name__ == "__main__":

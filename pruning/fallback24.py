@@ -91,14 +91,15 @@ def tune_24(model: nn.Module, tokens: int, *, kernel: str = "cusparselt", min_sp
     if not (isinstance(tokens, int) and tokens >= 1):
         raise PruningParameterError(f"tokens: must be a positive int, got {tokens!r}")
     _check_time(min_speedup, "min_speedup")
-    generator = torch.Generator().manual_seed(seed)
+    generators: dict[torch.device, torch.Generator] = {}
     choices = []
     for name, module in model.named_modules():
         if not isinstance(module, SparseLinear24):
             continue
         device, dtype = module.values.device, module.values.dtype
         clock = timer or (lambda fn, _layer, device=device: median_ms(fn, warmup, iters, device))
-        x = torch.randn(tokens, module.in_features, generator=generator).to(device, dtype)
+        generator = generators.setdefault(device, torch.Generator(device=device).manual_seed(seed))
+        x = torch.randn(tokens, module.in_features, generator=generator, device=device, dtype=dtype)
         sparse_ms, unavailable = None, ""
         with torch.inference_mode():
             try:

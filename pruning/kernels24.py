@@ -131,8 +131,7 @@ class CusparseltKernel:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         tokens = x.shape[0]
         pad = _padded(tokens) - tokens
-        if pad:
-            x = F.pad(x, (0, 0, 0, pad))
+        x = F.pad(x, (0, 0, 0, pad)) if pad else x.contiguous()  # xᵀ must be column-major
         y = torch._cslt_sparse_mm(self.compressed, x.t(), self.bias, transpose_result=True, alg_id=self.alg_id)
         return y[:tokens] if pad else y
 

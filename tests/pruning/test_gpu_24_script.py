@@ -63,9 +63,12 @@ def test_agreement_flags_a_disagreement(gpu_24, dry_run):
     a = torch.ones(3)
     assert not gpu_24.agreement(a, a * 1.01)["agrees"]  # known-bad output is caught at fp32 tolerance
     report = copy.deepcopy(dry_run[1])
-    assert gpu_24.all_agree(report)
+    assert gpu_24.status(report) == "ok"
+    report["linear_layers"][1]["cusparselt"] = {"error": "refused"}
+    assert gpu_24.status(report) == "errors"  # a failed kernel is never reported as ok
+    assert "| proj 768->768 | 394 | cusparselt | error: refused |" in gpu_24.to_markdown(report)
     report["end_to_end"]["scopes"]["mlp"]["tuned"]["agreement"]["agrees"] = False
-    assert not gpu_24.all_agree(report)
+    assert gpu_24.status(report) == "outputs_disagree"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA exit")
