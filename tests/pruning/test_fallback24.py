@@ -1,5 +1,7 @@
 """Per-layer 2:4 / dense choice (pruning.fallback24), the kernels of SparseLinear24 and the 2:4 checkpoint (load_24)."""
 
+from unittest.mock import patch
+
 import pytest
 import torch
 from hypothesis import given
@@ -153,3 +155,34 @@ def test_cuda_kernels_match_the_masked_dense_layer(kernel, tokens):
         y = sparse(x)
         assert y.is_contiguous() and y.shape == (3, tokens, 2)
         torch.testing.assert_close(y, masked(x), rtol=3e-2, atol=3e-2)
+
+
+def _cslt_contract(compressed, dense_b, bias=None, alpha=None, out_dtype=None, transpose_result=False, alg_id=0,
+                   **kwargs):
+    """torch._cslt_sparse_mm's contract, on the uncompressed A: ``A @ B + bias[:, None]``, returned transposed
+    (contiguous ``(n, m)``) when ``transpose_result``."""
+    result = compressed @ dense_b + (0 if bias is None else bias[:, None])
+    return result.t().contiguous() if transpose_result else result
+
+
+@given(tokens=st.integers(1, 40), bias=st.booleans(), strided=st.booleans())
+def test_cusparselt_kernel_pads_transposes_and_slices_as_the_op_contract_requires(tokens, bias, strided):
+    """The wrapper logic of CusparseltKernel against the op's contract (the real op: the CUDA test above)."""
+    from pruning.kernels24 import TOKEN_MULTIPLE, CusparseltKernel
+
+    calls = []
+
+    def fake(compressed, dense_b, *args, **kwargs):
+        calls.append(tuple(dense_b.shape))
+        return _cslt_contract(compressed, dense_b, *args, **kwargs)
+
+    g = torch.Generator().manual_seed(tokens)
+    weight = torch.randn(8, 12, generator=g, dtype=torch.float64)
+    b = torch.randn(8, generator=g, dtype=torch.float64) if bias else None
+    x = torch.randn(tokens, 24 if strided else 12, generator=g, dtype=torch.float64)[:, ::2 if strided else 1]
+    kernel = CusparseltKernel(compressed=weight, bias=b, alg_id=0, searched=False)
+    with patch.object(torch, "_cslt_sparse_mm", fake):
+        y = kernel(x)
+    assert calls == [(12, -(-tokens // TOKEN_MULTIPLE) * TOKEN_MULTIPLE)]  # xᵀ, tokens padded to the multiple
+    assert y.shape == (tokens, 8) and y.is_contiguous()
+    torch.testing.assert_close(y, torch.nn.functional.linear(x, weight, b))
