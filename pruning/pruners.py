@@ -28,10 +28,10 @@ from torch import nn
 
 from .calibration import ActivationCapture
 from .cast import cast_kn
-from .errors import CalibrationError
+from .errors import CalibrationError, PruningParameterError
 from .finetune import FinetuneConfig
 from .hybrid import MAGNITUDE_FT_DEFAULT, hybrid_magnitude_ser
-from .magnitude import magnitude
+from .magnitude import magnitude, magnitude_kn
 from .mask import Mask
 from .registry import register_pruner
 from .rmt_baseline import classical_rmt
@@ -54,10 +54,13 @@ def _required(value: Any, name: str, pruner: str) -> Any:
     return value
 
 
-@register_pruner("magnitude", summary="magnitude pruning (global or layerwise scope)",
+@register_pruner("magnitude", summary="magnitude pruning (global or layerwise scope; or k:n with pattern)",
                  aliases={"magnitude-layerwise": {"scope": "layerwise"}})
-def _magnitude(model: nn.Module, *, sparsity: float, scope: str = "global") -> Mask:
-    return magnitude(model, sparsity, scope=scope)
+def _magnitude(model: nn.Module, *, sparsity: float | None = None, scope: str = "global", pattern: str | None = None) -> Mask:
+    """Unstructured at ``sparsity`` or, with ``pattern``, the data-free magnitude k:n baseline (ALGORITHMS.md 7.7)."""
+    if (sparsity is None) == (pattern is None):
+        raise PruningParameterError("magnitude: give exactly one of sparsity or pattern")
+    return magnitude(model, sparsity, scope=scope) if pattern is None else magnitude_kn(model, pattern)
 
 
 @register_pruner("rmt", summary="classical RMT sweep (paper: fine-tune per grid point; reference: data-free regulariser)",

@@ -10,7 +10,7 @@ from pruning import build_mask, list_pruners, pruner_spec
 from pruning.cast import cast_kn
 from pruning.calibration import ActivationCapture
 from pruning.errors import CalibrationError, PruningParameterError
-from pruning.magnitude import magnitude
+from pruning.magnitude import magnitude, magnitude_kn
 from pruning.registry import register_pruner
 from tests.pruning.toy_problem import toy_data, toy_mlp
 
@@ -34,8 +34,16 @@ def test_unknown_name_is_a_typed_error_listing_the_known_ones():
 
 
 def test_unknown_option_is_named():
-    with pytest.raises(PruningParameterError, match=r"unknown option\(s\) \['pattern'\]"):
-        build_mask("magnitude", toy_mlp(), sparsity=0.5, pattern="2:4")
+    with pytest.raises(PruningParameterError, match=r"unknown option\(s\) \['compat'\]"):
+        build_mask("magnitude", toy_mlp(), sparsity=0.5, compat="paper")
+
+
+def test_magnitude_with_a_pattern_is_the_kn_baseline():
+    model = toy_mlp(4)
+    assert same_keep(build_mask("magnitude", model, pattern="2:4").keep, magnitude_kn(model, "2:4").keep)
+    for options in ({}, {"sparsity": 0.5, "pattern": "2:4"}):
+        with pytest.raises(PruningParameterError, match="exactly one of sparsity or pattern"):
+            build_mask("magnitude", model, **options)
 
 
 def test_alias_fixed_option_cannot_be_overridden():
