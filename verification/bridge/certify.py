@@ -69,6 +69,7 @@ from certs.budget import PerSampleLipschitz, budget_from_products, eta_from_prod
 from certs.classification import accuracy, cross_entropy_per_sample, mean_cross_entropy, prediction_margins, true_margins
 from certs.errors import CertificateInputError, UnsupportedLayerError
 from certs.intervals.interval import IntervalDomainError
+from certs.multilayer import theorem_5_8_bound
 from certs.single_layer import PathEvaluation, mask_path_bound, objective_change, same_unique_argmax
 from certs.splits import ElasticNetPenalty, mask_split
 from rmt.bounds import ESTIMATE, SOUND, Bound
@@ -370,7 +371,7 @@ def multilayer_audit(
     j1, ce1, acc1 = _objective(model, data, order, penalty, executed)
     budgets = [s.budget.value for s in steps]
     penalties = [lambda2 * s.removed_frobenius_sq + lambda1 * s.removed_l1 for s in steps]
-    value = upper_sum(budgets + [-p for p in penalties], n_ops=sum(s.removed_entries for s in steps) + 4 * len(steps))
+    value = theorem_5_8_bound(budgets, penalties, [s.removed_entries for s in steps])
     return MultiLayerAudit(
         order=tuple(order),
         steps=tuple(steps),
