@@ -90,10 +90,8 @@ __all__ = ["AuditData", "certify", "audit_layer", "multilayer_audit", "estimate_
 ORDERS = ("forward", "reverse")
 #: ``L_s`` methods of :func:`certify`: finite differences (``estimate``) or interval forward mode (``sound``).
 LIPSCHITZ_METHODS = ("estimate", "sound")
-#: Default sub-intervals of theta per sample for ``lipschitz="sound"`` on the CPU and on CUDA (more reaches earlier
-#: layers, or tightens them, at a cost: on the default model CAST 2:4 ``blocks.0.attn.qkv`` has median / p90 / max
-#: sound / estimate 1.42 / 10.2 / 2.7e5 at 64 (246 s for 64 images on 2 CPU cores) and 1.18 / 1.35 / 1.50 at 256
-#: (342 s; 31 s for 256 images on an H100); benchmarks/RESULTS-sound-lipschitz.md).
+#: Default sub-intervals of theta per sample for ``lipschitz="sound"`` on the CPU and on CUDA: more reaches earlier
+#: layers, or tightens them, at a cost (measured tightness and cost per budget: benchmarks/RESULTS-sound-lipschitz.md).
 SOUND_BUDGET, SOUND_BUDGET_CUDA = 64, 256
 #: Relative tolerance of every realised-versus-bound comparison (THEORY.md 0.3).
 TOLERANCE = 1e-9
