@@ -72,6 +72,7 @@ from certs.budget import PerSampleLipschitz, budget_from_products, eta_from_prod
 from certs.classification import accuracy, cross_entropy_per_sample, mean_cross_entropy, prediction_margins, true_margins
 from certs.errors import CertificateInputError, UnsupportedLayerError
 from certs.intervals.interval import IntervalDomainError
+from certs.multilayer import theorem_5_8_bound
 from certs.single_layer import PathEvaluation, mask_path_bound, objective_change, same_unique_argmax
 from certs.splits import ElasticNetPenalty, mask_split
 from rmt.bounds import ESTIMATE, SOUND, Bound
@@ -93,10 +94,8 @@ __all__ = ["AuditData", "AuditUnit", "certify", "audit_layer", "multilayer_step"
 ORDERS = ("forward", "reverse")
 #: ``L_s`` methods of :func:`certify`: finite differences (``estimate``) or interval forward mode (``sound``).
 LIPSCHITZ_METHODS = ("estimate", "sound")
-#: Default sub-intervals of theta per sample for ``lipschitz="sound"`` on the CPU and on CUDA (more reaches earlier
-#: layers, or tightens them, at a cost: on the default model CAST 2:4 ``blocks.0.attn.qkv`` has median / p90 / max
-#: sound / estimate 1.42 / 10.2 / 2.7e5 at 64 (246 s for 64 images on 2 CPU cores) and 1.18 / 1.35 / 1.50 at 256
-#: (342 s; 31 s for 256 images on an H100); benchmarks/RESULTS-sound-lipschitz.md).
+#: Default sub-intervals of theta per sample for ``lipschitz="sound"`` on the CPU and on CUDA: more reaches earlier
+#: layers, or tightens them, at a cost (measured tightness and cost per budget: benchmarks/RESULTS-sound-lipschitz.md).
 SOUND_BUDGET, SOUND_BUDGET_CUDA = 64, 256
 #: Sub-intervals of theta that the sound enclosure starts from (``subintervals`` of
 #: :func:`verification.bridge.vit_interval.sound_path_bounds`).  Two, not that function's 8: a layer whose path is
@@ -390,7 +389,7 @@ def multilayer_audit(
     j1, ce1, acc1 = _objective(net, data, order, penalty, executed)
     budgets = [s.budget.value for s in steps]
     penalties = [lambda2 * s.removed_frobenius_sq + lambda1 * s.removed_l1 for s in steps]
-    value = upper_sum(budgets + [-p for p in penalties], n_ops=sum(s.removed_entries for s in steps) + 4 * len(steps))
+    value = theorem_5_8_bound(budgets, penalties, [s.removed_entries for s in steps])
     return MultiLayerAudit(
         order=tuple(order),
         steps=tuple(steps),

@@ -6,8 +6,9 @@
 ``default`` (the shipped, trained Fashion-MNIST ViT; ``--checkpoint`` replaces its weights) or a
 registered timm name (built offline; ``--checkpoint`` — safetensors or a ``.pt`` state dict —
 loaded strictly).  ``--mask``: a mask file written by :meth:`pruning.mask.Mask.save` (e.g. by
-``mpcert prune``), or a method: ``magnitude`` (global, ``--sparsity``), ``magnitude-layerwise`` or
-``cast-2:4`` (CAST k:n, calibrated on the calibration images).  ``--layers GLOB ...`` restricts the
+``mpcert prune``), or a registered pruner that needs no training data (:data:`MASK_METHODS`):
+``magnitude`` (global, ``--sparsity``), ``magnitude-layerwise``, ``seb`` (``--sparsity``), ``cast`` /
+``cast-2:4`` (CAST 2:4, calibrated on the calibration images).  ``--layers GLOB ...`` restricts the
 audit to the supported layers matching any glob (every one of them must be in the mask); without it
 every layer of the mask is audited.
 
@@ -55,10 +56,11 @@ import torch
 from torch import nn
 
 from certs.errors import CertificateInputError
+from pruning.registry import build_mask, list_pruners, pruner_spec
 from rmt.errors import InvalidParameterError
 from verification.bridge.certificate_report import write_report
 from verification.bridge.distributed import available_cores, in_torchrun, init_from_env
-from verification.bridge.certify import LIPSCHITZ_METHODS, ORDERS, SOUND_BUDGET, SOUND_BUDGET_CUDA, certify, check_samples_fit, parameter_dtype
+from verification.bridge.certify import LIPSCHITZ_METHODS, ORDERS, SOUND_BUDGET, SOUND_BUDGET_CUDA, certify, check_samples_fit
 from verification.models.datasets import calibration_subset, load_default_dataset
 from verification.models.model_source import LoadedModel, load_model
 from verification.bridge.report_folder import check_out
@@ -77,7 +79,8 @@ __all__ = [
     "LIPSCHITZ_METHODS",
 ]
 
-MASK_METHODS = ("magnitude", "magnitude-layerwise", "cast-2:4")
+#: The pruners ``--mask`` builds on the fly: those that need no data beyond the calibration images.
+MASK_METHODS = tuple(name for name in list_pruners() if pruner_spec(name).data_need() in ("none", "calibration"))
 
 
 def register(subparsers) -> None:
@@ -193,17 +196,16 @@ def load_audit_sets(data: str, calibration: int, heldout: int, seed: int) -> Aud
 
 
 def _make_mask(spec: str, model: nn.Module, sparsity: float, images: torch.Tensor, source: str):
+    """``--mask``: a registered pruner's name (built on the calibration images where it needs data) or a mask file."""
     from pruning.mask import Mask
 
-    if spec in ("magnitude", "magnitude-layerwise"):
-        from pruning.magnitude import magnitude
-
-        return magnitude(model, sparsity, scope="global" if spec == "magnitude" else "layerwise")
-    if spec == "cast-2:4":
-        from pruning.calibration import ActivationCapture
-        from pruning.cast import cast_kn
-
-        return cast_kn(model, "2:4", ActivationCapture(images.to(parameter_dtype(model))), calibration_source=source)
+    if spec in list_pruners():
+        pruner = pruner_spec(spec)
+        if pruner.data_need() not in ("none", "calibration"):
+            raise InvalidParameterError(f"--mask {spec}: this method trains on labelled data; build the mask with "
+                                        f"`mpcert prune ... --method {spec}` and pass the file")
+        offered = {"sparsity": sparsity, "calibration_images": images, "calibration_source": source}
+        return build_mask(spec, model, **{k: v for k, v in offered.items() if k in pruner.options})
     path = Path(spec)
     if not path.is_file():
         raise InvalidParameterError(f"--mask {spec!r} is neither a file nor one of {MASK_METHODS}")

@@ -42,6 +42,7 @@ import torch
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from pruning.registry import build_mask
 from rmt.errors import InvalidParameterError
 from verification.bridge.certificate_report import CertificateReport, write_report_files
 from verification.bridge.distributed import available_cores
@@ -145,25 +146,12 @@ def _main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _hybrid_mask(model, settings: DemoSettings, cache):
-    from pruning.hybrid import MAGNITUDE_FT_DEFAULT, hybrid_magnitude_ser
-    from pruning.ser import KEEP_FT_DEFAULT, SELECTION_DEFAULT
+def _hybrid_training_data(settings: DemoSettings) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Hybrid mask's training images: ``train_images`` class-balanced Fashion-MNIST images, seed + 2."""
     from verification.models.datasets import calibration_subset, load_default_dataset
 
     train = calibration_subset(load_default_dataset(), settings.train_images, settings.seed + 2)
-    limited = dict(max_steps=settings.steps, batch_size=64)
-    return hybrid_magnitude_ser(
-        model, settings.sparsity, data=(train.images, train.labels), cache=cache, seed=settings.seed,
-        selection=replace(SELECTION_DEFAULT, **limited), keep_ft=replace(KEEP_FT_DEFAULT, **limited),
-        magnitude_ft=replace(MAGNITUDE_FT_DEFAULT, **limited),
-    )
-
-
-def _cast_mask(model, calibration_images: torch.Tensor, source: str):
-    from pruning.calibration import ActivationCapture
-    from pruning.cast import cast_kn
-
-    return cast_kn(model, "2:4", ActivationCapture(calibration_images), calibration_source=source)
+    return train.images, train.labels
 
 
 def _summary_row(name: str, mask, report: CertificateReport) -> dict[str, Any]:
@@ -329,11 +317,13 @@ def run_demo(out: Path, settings: DemoSettings = DEFAULT_SETTINGS, *, force: boo
     steps.update()
     masks = {}
     steps.set_postfix_str("Hybrid Magnitude-SER mask")
-    masks["hybrid"] = _hybrid_mask(loaded.model, settings, cache)
+    masks["hybrid"] = build_mask("hybrid", loaded.model, sparsity=settings.sparsity, train_data=_hybrid_training_data(settings),
+                                 cache=cache, steps=settings.steps, batch_size=64, seed=settings.seed)
     start = lap("Hybrid Magnitude-SER mask", start)
     steps.update()
     steps.set_postfix_str("CAST 2:4 mask")
-    masks["cast-2:4"] = _cast_mask(loaded.model, sets.calibration[0], sets.source)
+    masks["cast-2:4"] = build_mask("cast-2:4", loaded.model, calibration_images=sets.calibration[0],
+                                   calibration_source=sets.source)
     start = lap("CAST 2:4 mask", start)
     steps.update()
     reports = {}

@@ -111,3 +111,32 @@ def test_seb_mask_is_computed_on_the_weights_it_is_applied_to(tmp_path):
     assert main(["prune", "default", "--method", "seb", "--sparsity", "0.3", "--out", str(out)]) == 0
     mask = Mask.load(out, build_default_model())
     assert mask.provenance.options["sv_preprocess"] is None
+
+
+def test_packed_checkpoint_loads_as_the_24_executing_model(tmp_path, capsys):
+    """``--packed-out``: the checkpoint loads (load_24) as SparseLinear24 layers computing the masked model."""
+    from pruning.packed24 import SparseLinear24, load_24
+    from verification.models.state_dicts import read_state_dict
+
+    out, packed = tmp_path / "m.safetensors", tmp_path / "packed.safetensors"
+    assert main(["prune", "default", "--method", "magnitude", "--pattern", "2:4", "--out", str(out),
+                 "--packed-out", str(packed)]) == 0
+    assert "2:4 checkpoint written to" in capsys.readouterr().out
+    model = build_default_model()
+    mask = Mask.load(out, model)
+    loaded = load_24(build_default_model(), read_state_dict(packed))
+    sparse_layers = {name for name, m in loaded.named_modules() if isinstance(m, SparseLinear24)}
+    assert sparse_layers == {name for name in mask.keep if isinstance(model.get_submodule(name), torch.nn.Linear)}
+    assert sparse_layers  # the default ViT has 2:4-eligible Linears
+    x = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(x), mask.apply(model).eval()(x), rtol=1e-5, atol=1e-5)
+    # refused: not a 2:4 mask, and an existing checkpoint without --force (nothing written in either case)
+    assert main(["prune", "default", "--method", "magnitude", "--sparsity", "0.5", "--out", str(tmp_path / "u"),
+                 "--packed-out", str(tmp_path / "u.safetensors")]) == 2
+    assert "--packed-out: needs a 2:4 mask" in capsys.readouterr().err and not (tmp_path / "u").exists()
+    assert main(["prune", "default", "--method", "cast", "--pattern", "4:8", "--out", str(tmp_path / "v"),
+                 "--packed-out", str(packed), "--force"]) == 2
+    assert main(["prune", "default", "--method", "magnitude", "--pattern", "2:4", "--out", str(tmp_path / "w"),
+                 "--packed-out", str(packed)]) == 2
+    assert "--packed-out" in capsys.readouterr().err and not (tmp_path / "w").exists()
