@@ -511,6 +511,10 @@ class CertificateReport:
             lines += _bridge_lines(bridges)
         if self.fit_errors:
             lines += ["MP fits that failed: " + "; ".join(f"{k}: {v}" for k, v in self.fit_errors.items()), ""]
+        if self.timings:
+            lines += ["## Timings (s)", "", "; ".join(f"{k.removesuffix('_s')} {v:.1f}" if k.endswith("_s") else f"{k} {v}"
+                                                  for k, v in self.timings.items()), "",
+                      "(`phase_*`: seconds summed over all audits and ranks; `audit_wall`: all audit units, wall clock)", ""]
         if figures:
             lines += ["## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures] + [""]
         return "\n".join(lines) + "\n"
