@@ -1,0 +1,67 @@
+"""The deep model (issue 15): ViT-Tiny blocks at the default input, its strict loading, card and training script."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from verification.datasets import DEBIAN_FASHION_MNIST_DIR
+from verification.deep_model import (DEEP_CARD_NAME, DEEP_CONFIG, DEEP_SCRIPT, DEEP_WEIGHTS_NAME, build_deep_model,
+                                     deep_model_card, new_deep_model)
+from verification.default_model import DEFAULT_CONFIG, DefaultModelError
+from verification.train_deep import main
+
+needs_debian = pytest.mark.skipif(
+    not DEBIAN_FASHION_MNIST_DIR.is_dir(), reason=f"{DEBIAN_FASHION_MNIST_DIR} missing (scripts/setup.sh installs it)"
+)
+
+
+def test_architecture_has_vit_tiny_blocks_at_the_default_input():
+    model = new_deep_model(seed=0)
+    assert len(model.blocks) == 12 and model.embed_dim == 192
+    assert model.patch_embed.num_patches + model.num_prefix_tokens == 17
+    for block in model.blocks:
+        assert block.attn.num_heads == 3 and block.mlp.fc1.out_features == 768
+    linears = [name for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    assert len(linears) == 4 * 12 + 2  # every block Linear, patch_embed.proj, head
+    assert {k: v for k, v in DEEP_CONFIG.items() if k not in ("embed_dim", "depth", "num_heads", "mlp_ratio")} == \
+        {k: v for k, v in DEFAULT_CONFIG.items() if k not in ("embed_dim", "depth", "num_heads", "mlp_ratio")}
+
+
+def test_missing_weights_name_the_training_script(tmp_path):
+    with pytest.raises(DefaultModelError, match="verification.train_deep") as info:
+        build_deep_model(weights_path=tmp_path / "absent.safetensors")
+    assert "absent.safetensors" in str(info.value) and DEEP_SCRIPT in str(info.value)
+
+
+def test_default_model_weights_do_not_load_as_the_deep_model():
+    from verification.default_model import DEFAULT_WEIGHTS_NAME, default_assets_dir
+
+    with pytest.raises(DefaultModelError, match="DEEP_CONFIG"):
+        build_deep_model(weights_path=default_assets_dir() / DEFAULT_WEIGHTS_NAME)
+
+
+def test_card_with_another_config_is_refused(tmp_path):
+    path = tmp_path / DEEP_CARD_NAME
+    path.write_text(json.dumps({"config": dict(DEFAULT_CONFIG)}))
+    with pytest.raises(DefaultModelError, match="expected DEEP_CONFIG"):
+        deep_model_card(path)
+
+
+@needs_debian
+def test_training_script_writes_loadable_weights_and_card(tmp_path):
+    previous_threads = torch.get_num_threads()
+    argv = ["--epochs", "1", "--subset", "256", "--test-limit", "200", "--threads", "1", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    assert torch.get_num_threads() == previous_threads
+    card = deep_model_card(tmp_path / DEEP_CARD_NAME)
+    model = build_deep_model(weights_path=tmp_path / DEEP_WEIGHTS_NAME)
+    assert card["config"] == dict(DEEP_CONFIG) and card["parameters"] == sum(p.numel() for p in model.parameters())
+    assert card["data"]["train_images"] == 256 and card["data"]["test_images"] == 200
+    assert card["training"]["probe_loss_after"] < card["training"]["probe_loss_before"]
+    assert card["weights_sha256"] == hashlib.sha256((tmp_path / DEEP_WEIGHTS_NAME).read_bytes()).hexdigest()
+    assert not model.training
