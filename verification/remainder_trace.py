@@ -40,10 +40,11 @@ __all__ = ["StageTrace", "remainder_trace", "float_stage", "trace_table"]
 
 @dataclass(frozen=True)
 class StageTrace:
-    """One stage's remainders (module docstring); ``composite`` is NaN for the target's own stage (it has no float
-    map from a full block input)."""
+    """One stage's remainders (module docstring); ``centre``: the stage output's ``c_0`` (the float value, one
+    sample); ``composite`` is NaN for the target's own stage (it has no float map from a full block input)."""
 
     stage: str
+    centre: np.ndarray
     value: float
     carried: float
     tangent: float
@@ -79,7 +80,7 @@ def _abs_jacobian_times(fn: Callable[[torch.Tensor], torch.Tensor], at: torch.Te
     """``max (|J_fn(at)| radius)`` (float64 Jacobian by reverse mode)."""
     jac = torch.func.jacrev(fn)(at)
     flat = jac.reshape(-1, at.numel()).abs()
-    return float((flat @ radius.reshape(-1)).max())
+    return float((flat @ radius.reshape(-1)).max().detach())
 
 
 def remainder_trace(model: nn.Module, captured_layer: CapturedLayer, images: torch.Tensor, *, sample: int = 0,
@@ -112,7 +113,8 @@ def remainder_trace(model: nn.Module, captured_layer: CapturedLayer, images: tor
             rest = floats[i + 1:]
             with torch.enable_grad():
                 to_logits = _abs_jacobian_times(_rest(rest), x.value.coef[0], fresh_r) if rest else float(fresh_r.max())
-            out.append(StageTrace(label, float(x.value.coef[0].abs().max()), float(x.value.r.max()),
+            centre = x.value.coef[0]
+            out.append(StageTrace(label, centre[0].numpy().copy(), float(centre.abs().max()), float(x.value.r.max()),
                                   float(x.tangent.r.max()), float(fresh_r.max()), composite, to_logits))
     return out
 

@@ -55,13 +55,13 @@ def test_card_with_another_config_is_refused(tmp_path):
 @needs_debian
 def test_training_script_writes_loadable_weights_and_card(tmp_path):
     previous_threads = torch.get_num_threads()
-    argv = ["--epochs", "1", "--subset", "256", "--test-limit", "200", "--threads", "1", "--out", str(tmp_path)]
+    argv = ["--epochs", "1", "--subset", "128", "--test-limit", "100", "--threads", "1", "--out", str(tmp_path)]
     assert main(argv) == 0
     assert torch.get_num_threads() == previous_threads
     card = deep_model_card(tmp_path / DEEP_CARD_NAME)
     model = build_deep_model(weights_path=tmp_path / DEEP_WEIGHTS_NAME)
     assert card["config"] == dict(DEEP_CONFIG) and card["parameters"] == sum(p.numel() for p in model.parameters())
-    assert card["data"]["train_images"] == 256 and card["data"]["test_images"] == 200
+    assert card["data"]["train_images"] == 128 and card["data"]["test_images"] == 100
     assert card["training"]["probe_loss_after"] < card["training"]["probe_loss_before"]
     assert card["weights_sha256"] == hashlib.sha256((tmp_path / DEEP_WEIGHTS_NAME).read_bytes()).hexdigest()
     assert not model.training
