@@ -32,10 +32,11 @@ from torch import nn
 
 from certs.errors import CertificateInputError
 from certs.intervals.taylor import TaylorDual, TaylorForm
-from verification.vit_interval import path_walk, target_stage
+from verification.vit_interval import BLOCK_SUBSTAGES, block_substages, path_walk, target_stage
 from verification.vit_views import CapturedLayer
 
-__all__ = ["StageTrace", "remainder_trace", "float_stage", "trace_table"]
+__all__ = ["StageTrace", "SubstageTrace", "remainder_trace", "block_breakdown", "float_stage", "float_substage",
+           "trace_table", "breakdown_table"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,44 @@ def float_stage(model: nn.Module, label: str) -> Callable[[torch.Tensor], torch.
     if not label.startswith("blocks."):
         raise CertificateInputError(f"stage {label!r}: only blocks.i and head have a float map")
     return model.blocks[int(label.split(".")[1])]
+
+
+@dataclass(frozen=True)
+class SubstageTrace:
+    """Inside one block entered with the carried remainder ``r_in``: the engine's ``max r`` after the sub-stage
+    (``carried``) and the float estimate ``max |J| r_in`` of the composite map from the block input to it."""
+
+    substage: str
+    carried: float
+    composite: float
+
+
+#: Where timm's forward shows each sub-stage of :data:`BLOCK_SUBSTAGES`: (module, ``'input'`` or ``'output'``).
+_SUBSTAGE_HOOKS = {"attn.qkv": ("attn.qkv", "output"), "attn.core": ("attn.proj", "input"),
+                   "attn.proj": ("attn.proj", "output"), "norm2.input": ("norm2", "input"),
+                   "mlp.fc1": ("mlp.fc1", "output"), "mlp.act": ("mlp.act", "output"), "mlp.fc2": ("mlp.fc2", "output"),
+                   "output": ("", "output")}
+
+
+def float_substage(block: nn.Module, label: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The float map from the block input to sub-stage ``label`` (:data:`BLOCK_SUBSTAGES`), read by a hook from
+    timm's own forward of ``block``."""
+    if label not in _SUBSTAGE_HOOKS:
+        raise CertificateInputError(f"substage {label!r}: expected one of {BLOCK_SUBSTAGES}")
+    module_name, side = _SUBSTAGE_HOOKS[label]
+    module = block.get_submodule(module_name)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        seen: list[torch.Tensor] = []
+        hook = (module.register_forward_pre_hook(lambda _m, inputs: seen.append(inputs[0])) if side == "input" else
+                module.register_forward_hook(lambda _m, _i, out: seen.append(out)))
+        try:
+            block(x)
+        finally:
+            hook.remove()
+        return seen[0]
+
+    return run
 
 
 def _point(x: TaylorDual) -> TaylorDual:
@@ -117,6 +156,38 @@ def remainder_trace(model: nn.Module, captured_layer: CapturedLayer, images: tor
             out.append(StageTrace(label, centre[0].numpy().copy(), float(centre.abs().max()), float(x.value.r.max()),
                                   float(x.tangent.r.max()), float(fresh_r.max()), composite, to_logits))
     return out
+
+
+def block_breakdown(model: nn.Module, captured_layer: CapturedLayer, images: torch.Tensor, block: int, *, sample: int = 0,
+                    theta: float = 1.0, order: int = 1) -> list[SubstageTrace]:
+    """The sub-stages of block ``block`` (a whole block downstream of the target) on the path of
+    :func:`remainder_trace`: what the engine carries after each, against the composite ``|J| r_in``."""
+    label = f"blocks.{block}"
+    if not _full_block(captured_layer.name, label) or not 0 <= block < len(model.blocks):
+        raise CertificateInputError(f"block: {block!r} is not a whole block downstream of {captured_layer.name!r}")
+    walk = path_walk(model, captured_layer, torch.as_tensor(images), torch.device("cpu"))
+    at = torch.tensor([float(theta)], dtype=torch.float64)
+    x, rows = walk.start(torch.tensor([sample]), at, at, order)
+    out = []
+    with torch.no_grad():
+        for name, stage in walk.stages:
+            if name == label:
+                break
+            x = stage(x, rows)
+        blk = walk.model.blocks[block]
+        for sub, dual in block_substages(blk, x):
+            with torch.enable_grad():
+                composite = _abs_jacobian_times(float_substage(blk, sub), x.value.coef[0], x.value.r)
+            out.append(SubstageTrace(sub, float(dual.value.r.max()), composite))
+    return out
+
+
+def breakdown_table(rows: list[SubstageTrace], carried_in: float) -> list[str]:
+    """Markdown lines of :func:`block_breakdown`, each column also as a factor of the block's input remainder."""
+    lines = ["| sub-stage | carried | x input | composite | x input |", "|---|---|---|---|---|"]
+    lines += [f"| {row.substage} | {row.carried:.3g} | {row.carried / carried_in:.3g} | {row.composite:.3g} | "
+              f"{row.composite / carried_in:.3g} |" for row in rows]
+    return lines
 
 
 def _full_block(name: str, label: str) -> bool:

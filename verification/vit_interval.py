@@ -72,7 +72,7 @@ from certs.intervals.transformer import attention, layer_norm
 
 from .vit_views import CapturedLayer, _layer_op, audit_copy
 
-__all__ = ["SoundPathBounds", "sound_path_bounds", "target_stage", "path_stages", "capture_streams", "PathWalk", "path_walk", "check_interval_support", "resolve_device",
+__all__ = ["SoundPathBounds", "sound_path_bounds", "target_stage", "path_stages", "capture_streams", "PathWalk", "path_walk", "BLOCK_SUBSTAGES", "block_substages", "check_interval_support", "resolve_device",
            "SOUND_DEVICES", "default_batch", "MAX_BATCH", "BATCH_MEMORY"]
 
 #: Accepted ``device`` values (``"cuda:N"`` too): ``"auto"`` = CUDA when available, else the CPU.
@@ -236,25 +236,50 @@ def _act(module: nn.Module, x: Dual) -> Dual:
     return x.gelu_tanh() if module.approximate == "tanh" else x.gelu()
 
 
-def _block(block: nn.Module, start: Dual | None, part: str, frozen: dict[str, torch.Tensor]) -> Dual:
-    """Block output from the dual ``start`` entering at ``part`` (``'input'`` = block input)."""
+#: The sub-stages of a block that :func:`_block` reports to its observer, in order (timm module names).
+BLOCK_SUBSTAGES = ("attn.qkv", "attn.core", "attn.proj", "norm2.input", "mlp.fc1", "mlp.act", "mlp.fc2", "output")
+
+
+def _block(block: nn.Module, start: Dual | None, part: str, frozen: dict[str, torch.Tensor],
+           observe: Callable[[str, Dual], None] | None = None) -> Dual:
+    """Block output from the dual ``start`` entering at ``part`` (``'input'`` = block input); ``observe(label, dual)``
+    (optional) receives the outputs of the sub-stages :data:`BLOCK_SUBSTAGES` that are computed."""
     attn, mlp = block.attn, block.mlp
     stages = ("input", "attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")
     at = stages.index(part)
+    seen = observe if observe is not None else (lambda label, dual: None)
     y = start
     if at == 0:
         y = _norm_linear(block.norm1, attn.qkv, start)
+        seen("attn.qkv", y)
     if at <= 1:
-        y = _linear(attn.proj, attention(y, attn.num_heads, attn.head_dim, float(attn.scale)))
+        core = attention(y, attn.num_heads, attn.head_dim, float(attn.scale))
+        seen("attn.core", core)
+        y = _linear(attn.proj, core)
+        seen("attn.proj", y)
     if at <= 2:
         stream = start if at == 0 else frozen["x"]
         x1 = _scale(block.ls1, y) + stream
+        seen("norm2.input", x1)
         y = _norm_linear(block.norm2, mlp.fc1, x1)
+        seen("mlp.fc1", y)
     else:
         x1 = frozen["x1"]
     if at <= 3:
-        y = _norm_linear(mlp.norm, mlp.fc2, _act(mlp.act, y))
-    return _scale(block.ls2, y) + x1
+        y = _act(mlp.act, y)
+        seen("mlp.act", y)
+        y = _norm_linear(mlp.norm, mlp.fc2, y)
+        seen("mlp.fc2", y)
+    out = _scale(block.ls2, y) + x1
+    seen("output", out)
+    return out
+
+
+def block_substages(block: nn.Module, x: Dual) -> list[tuple[str, Dual]]:
+    """The sub-stage outputs (:data:`BLOCK_SUBSTAGES`) of a whole block entered at its input ``x``."""
+    seen: list[tuple[str, Dual]] = []
+    _block(block, x, "input", {}, lambda label, dual: seen.append((label, dual)))
+    return seen
 
 
 def _embed_tail(model: nn.Module, conv_out: Dual) -> Dual:

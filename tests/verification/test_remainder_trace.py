@@ -14,7 +14,9 @@ from hypothesis.extra.numpy import arrays
 import verification.remainder_trace as remainder_trace_module
 from certs.errors import CertificateInputError
 from tests.verification.test_vit_interval import layer_names, tiny_vit
-from verification.remainder_trace import _abs_jacobian_times, remainder_trace, trace_table
+from verification.remainder_trace import (_abs_jacobian_times, block_breakdown, breakdown_table, float_substage,
+                                          remainder_trace, trace_table)
+from verification.vit_interval import BLOCK_SUBSTAGES
 from verification.vit_views import _add_bias, _layer_op, capture_layer
 
 TOL = 1e-9
@@ -118,3 +120,31 @@ def test_bad_arguments_raise_typed_errors(kwargs, word):
     layer = capture_layer(model, "blocks.0.mlp.fc2", torch.ones(8, 16, dtype=torch.bool), images)
     with pytest.raises(CertificateInputError, match=word):
         remainder_trace(model, layer, images, **kwargs)
+
+
+def test_block_breakdown_ends_where_the_trace_stage_ends():
+    gen = torch.Generator().manual_seed(3)
+    model = tiny_vit(3, 8, 2, 3, "gelu", "token", 1.0)
+    images = torch.randn(2, 1, 8, 8, generator=gen, dtype=torch.float64)
+    layer = capture_layer(model, "patch_embed.proj", torch.rand(model.patch_embed.proj.weight.shape, generator=gen) < 0.5, images)
+    trace = remainder_trace(model, layer, images, sample=1, theta=0.5)
+    rows = block_breakdown(model, layer, images, 2, sample=1, theta=0.5)
+    assert [row.substage for row in rows] == list(BLOCK_SUBSTAGES)
+    assert rows[-1].carried == trace[3].carried and rows[-1].composite == pytest.approx(trace[3].composite, rel=1e-12)
+    assert len(breakdown_table(rows, trace[2].carried)) == len(rows) + 2
+    with pytest.raises(CertificateInputError, match="block"):
+        block_breakdown(model, capture_layer(model, "blocks.1.attn.qkv", torch.ones(24, 8, dtype=torch.bool), images),
+                        images, 1)
+
+
+def test_float_substages_are_timm_intermediates():
+    model = tiny_vit(4, 8, 2, 1, "gelu", "token", 1.0)
+    block = model.blocks[0]
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.equal(float_substage(block, "attn.qkv")(x), block.attn.qkv(block.norm1(x)))
+        assert torch.equal(block.attn.proj(float_substage(block, "attn.core")(x)), float_substage(block, "attn.proj")(x))
+        assert torch.equal(float_substage(block, "norm2.input")(x), x + block.attn(block.norm1(x)))
+        assert torch.equal(float_substage(block, "output")(x), block(x))
+    with pytest.raises(CertificateInputError, match="substage"):
+        float_substage(block, "attn.softmax")
