@@ -1,11 +1,11 @@
 """Remainder traces of the sound path enclosure at depth (benchmarks/RESULTS-remainder-trace.md, FINDINGS F21).
 
-For the default model and for members of :mod:`verification.model_family` (width 64, 4 heads, depth from
-``--depths``; each trained one epoch by :func:`verification.model_family.train_member` and cached in ``--cache``),
+For the default model and for members of :mod:`verification.models.model_family` (width 64, 4 heads, depth from
+``--depths``; each trained one epoch by :func:`verification.models.model_family.train_member` and cached in ``--cache``),
 optionally the deep model (``--deep WEIGHTS``): a layerwise magnitude 0.5 mask on every block Linear and
 ``patch_embed.proj``, calibration image ``--sample`` of the default audit set, point ``theta = 1``; per layer
-of ``--layers`` the stage trace of :func:`verification.remainder_trace.remainder_trace` and the sub-stages of
-block ``--breakdown`` (:func:`~verification.remainder_trace.block_breakdown`).
+of ``--layers`` the stage trace of :func:`verification.bridge.remainder_trace.remainder_trace` and the sub-stages of
+block ``--breakdown`` (:func:`~verification.bridge.remainder_trace.block_breakdown`).
 
     python benchmarks/remainder_trace.py --cache /tmp/family --depths 6 8 12 > trace.md
 """
@@ -23,14 +23,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pruning.magnitude import magnitude  # noqa: E402
-from verification.certify_command import load_audit_sets  # noqa: E402
-from verification.datasets import load_fashion_mnist  # noqa: E402
-from verification.deep_model import build_deep_model  # noqa: E402
-from verification.default_model import build_default_model  # noqa: E402
-from verification.model_family import FamilyMember, build_member, train_member  # noqa: E402
-from verification.remainder_trace import block_breakdown, breakdown_table, remainder_trace, trace_table  # noqa: E402
-from verification.train_default import TrainingRecipe  # noqa: E402
-from verification.vit_views import audit_copy, capture_layer  # noqa: E402
+from verification.cli.certify import load_audit_sets  # noqa: E402
+from verification.models.datasets import load_fashion_mnist  # noqa: E402
+from verification.models.deep_model import build_deep_model  # noqa: E402
+from verification.models.default_model import build_default_model  # noqa: E402
+from verification.models.model_family import FamilyMember, build_member, train_member  # noqa: E402
+from verification.bridge.remainder_trace import block_breakdown, breakdown_table, remainder_trace, trace_table  # noqa: E402
+from verification.models.train_default import TrainingRecipe  # noqa: E402
+from verification.bridge.vit_views import audit_copy, capture_layer  # noqa: E402
 
 
 def family_model(depth: int, cache: Path) -> tuple[str, torch.nn.Module]:
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", type=Path, required=True, help="folder of the trained family members (written if missing)")
     parser.add_argument("--depths", type=int, nargs="*", default=[6, 8, 12], help="family depths, width 64 (default: %(default)s)")
-    parser.add_argument("--deep", type=Path, help="weights of the deep model (python -m verification.train_deep)")
+    parser.add_argument("--deep", type=Path, help="weights of the deep model (python -m verification.models.train_deep)")
     parser.add_argument("--layers", nargs="+", default=["patch_embed.proj", "blocks.0.attn.qkv"])
     parser.add_argument("--sample", type=int, default=0, help="calibration image (default: %(default)s)")
     parser.add_argument("--breakdown", type=int, default=3, help="block shown from the inside (default: %(default)s)")
@@ -78,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     images = load_audit_sets("default", 8, 0, 0).calibration[0].double()
-    print("# Remainder traces of the sound path enclosure (verification/remainder_trace.py, FINDINGS F21)\n")
+    print("# Remainder traces of the sound path enclosure (verification/bridge/remainder_trace.py, FINDINGS F21)\n")
     print(f"Produced by `python benchmarks/remainder_trace.py {' '.join(argv if argv is not None else sys.argv[1:])}` "
-          f"({args.threads} thread(s)).  Columns: verification/remainder_trace.py; `carried` and `fresh` are the engine's "
+          f"({args.threads} thread(s)).  Columns: verification/bridge/remainder_trace.py; `carried` and `fresh` are the engine's "
           "sound remainders, `composite` and `to logits` float64 first-order estimates (a diagnosis, never a bound); "
           "`x` = carried / carried of the stage before.")
     models = [("default model", build_default_model())] + [family_model(d, args.cache) for d in args.depths]
