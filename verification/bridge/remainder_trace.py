@@ -16,6 +16,8 @@ stage ``k`` (``embed``, ``blocks.i``, ``head``):
   the logits: the weight of stage ``k``'s own rounding at the logits if it were propagated by the composite
   Jacobian of the rest instead of stage by stage.
 
+Both Jacobians are dense (NaN beyond :data:`MAX_JACOBIAN_ENTRIES` entries).
+
 ``carried`` and ``fresh`` are sound remainders (the engine's own); ``composite`` and ``to_logits`` are float
 *estimates* (Jacobians at the float point, first order): a diagnosis of what a non-compounding enclosure could
 reach, never a bound.  ``sum_k to_logits_k`` is that first-order ideal of the final remainder.
@@ -35,7 +37,7 @@ from certs.intervals.taylor import TaylorDual, TaylorForm
 from verification.bridge.vit_interval import BLOCK_SUBSTAGES, block_substages, path_walk, target_stage
 from verification.bridge.vit_views import CapturedLayer
 
-__all__ = ["StageTrace", "SubstageTrace", "remainder_trace", "block_breakdown", "float_stage", "float_substage",
+__all__ = ["MAX_JACOBIAN_ENTRIES", "StageTrace", "SubstageTrace", "remainder_trace", "block_breakdown", "float_stage", "float_substage",
            "trace_table", "breakdown_table"]
 
 
@@ -115,9 +117,19 @@ def _rest(fns: list[Callable[[torch.Tensor], torch.Tensor]]) -> Callable[[torch.
     return run
 
 
+#: Largest dense Jacobian the trace forms (entries; 2^26 float64 = 512 MiB): a ViT-Ti/16 block (197 x 192 inputs and
+#: outputs) would need 11 GiB, so its ``composite`` is reported as NaN.
+MAX_JACOBIAN_ENTRIES = 2 ** 26
+
+
 def _abs_jacobian_times(fn: Callable[[torch.Tensor], torch.Tensor], at: torch.Tensor, radius: torch.Tensor) -> float:
-    """``max (|J_fn(at)| radius)`` (float64 Jacobian by reverse mode)."""
-    jac = torch.func.jacrev(fn)(at)
+    """``max (|J_fn(at)| radius)`` (float64 Jacobian by reverse mode); NaN where the Jacobian would have more than
+    :data:`MAX_JACOBIAN_ENTRIES` entries."""
+    with torch.no_grad():
+        outputs = fn(at).numel()
+    if outputs * at.numel() > MAX_JACOBIAN_ENTRIES:
+        return float("nan")
+    jac = torch.func.jacrev(fn, chunk_size=max(1, 2 ** 22 // at.numel()))(at)  # ~32 MiB of cotangents at a time
     flat = jac.reshape(-1, at.numel()).abs()
     return float((flat @ radius.reshape(-1)).max().detach())
 

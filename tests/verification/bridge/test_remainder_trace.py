@@ -148,3 +148,9 @@ def test_float_substages_are_timm_intermediates():
         assert torch.equal(float_substage(block, "output")(x), block(x))
     with pytest.raises(CertificateInputError, match="substage"):
         float_substage(block, "attn.softmax")
+
+
+def test_jacobians_beyond_the_memory_limit_are_nan(monkeypatch):
+    monkeypatch.setattr(remainder_trace_module, "MAX_JACOBIAN_ENTRIES", 5 * 7 - 1)
+    w = torch.ones(5, 7, dtype=torch.float64)
+    assert np.isnan(_abs_jacobian_times(lambda x: x @ w.T, torch.zeros(1, 7, dtype=torch.float64), torch.ones(7, dtype=torch.float64)))
