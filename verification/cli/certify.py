@@ -79,7 +79,7 @@ def register(subparsers) -> None:
         help="audit the Section 5 bounds of a mask on a model (L_s estimated: estimates, not certificates)",
         description=__doc__.split("\n\n")[0],
     )
-    parser.add_argument("--model", default="default", help="'default' or a timm model name (default: %(default)s)")
+    parser.add_argument("--model", default="default", help="'default', 'deep' or a timm model name (default: %(default)s)")
     parser.add_argument("--checkpoint", metavar="FILE", help="weights for --model (.safetensors or .pt, loaded strictly)")
     parser.add_argument("--mask", required=True, metavar="FILE_OR_METHOD",
                         help=f"a mask file, or one of {', '.join(MASK_METHODS)}")

@@ -43,7 +43,7 @@ def register(subparsers) -> None:
         help="fit the Marchenko-Pastur law to every Linear/Conv2d weight of a model",
         description=__doc__.split("\n\n")[0],
     )
-    parser.add_argument("source", help="a .safetensors/.pt/.pth state dict, a timm model name, or 'default'")
+    parser.add_argument("source", help="a .safetensors/.pt/.pth state dict, a timm model name, 'default' or 'deep'")
     parser.add_argument("--checkpoint", metavar="FILE", help="local weights for a timm model name (loaded strictly)")
     parser.add_argument("--out", metavar="DIR", default="mpcert-report", help="report folder (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="replace a non-empty existing --out folder")
