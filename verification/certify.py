@@ -74,7 +74,7 @@ from certs.splits import ElasticNetPenalty, mask_split
 from rmt.bounds import ESTIMATE, SOUND, Bound
 
 from pruning.kn_patterns import PATTERN_24
-from pruning.mask import Mask
+from pruning.mask import Mask, binary_keep
 from pruning.packed24 import convert_to_24
 from rmt.errors import MPCertError
 from rmt.fit import MPFit, fit_mp
@@ -463,7 +463,7 @@ def certify(
     keep_map = getattr(mask, "keep", mask)
     if not isinstance(keep_map, Mapping):
         raise CertificateInputError(f"mask: expected a pruning.Mask or a mapping of keep-tensors, got {type(mask).__name__}")
-    keep = {name: torch.as_tensor(t).bool() for name, t in keep_map.items()}
+    keep = {name: binary_keep(f"mask: layer {name}", t) for name, t in keep_map.items()}
     check_mask_layers(model, keep)
     unsupported = sorted(name for name in keep if name not in supported)
     if unsupported:
