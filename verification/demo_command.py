@@ -296,7 +296,7 @@ def run_demo(out: Path, settings: DemoSettings = DEFAULT_SETTINGS, *, force: boo
         "mp_unfitted": list(cache.unfitted),
         "masks": [_summary_row(name, masks[name], reports[name]) for name in masks],
     }
-    with staged_folder(out) as tmp:
+    with staged_folder(out, force) as tmp:
         from figures.certificate_plots import write_esd_plots
 
         summary["esd_figures"] = [p.relative_to(tmp).as_posix() for p in write_esd_plots(cache.fits.values(), tmp / "esd")]

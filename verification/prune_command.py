@@ -16,15 +16,13 @@ from the source weights.  ``rmt`` runs the classical-RMT sweep with the post-pru
 most ``--steps`` steps after every grid point, ``reference`` runs the authors' data-free regulariser
 loop (the only choice for a weights-only state-dict source).  ``seb`` runs the pure edge budget
 (ALGORITHMS.md 4.2) without the Haar SV preprocessing of 2.2(c), because the preprocessing rewrites
-weight values and a mask file carries no weights: the written mask is then exactly what is audited.  The file is written to a temporary sibling and renamed into place; an
-existing ``--out`` is refused unless ``--force``.
+weight values and a mask file carries no weights: the written mask is then exactly what is audited.  The file is written to a temporary sibling and put into place
+(:func:`verification.report_folder.staged_file`); an existing ``--out`` is refused unless ``--force``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,6 +31,7 @@ import torch
 from pruning.errors import PruningParameterError
 from rmt.errors import ModelSourceError
 from verification.model_source import load_model
+from verification.report_folder import check_out, staged_file
 
 __all__ = ["METHODS", "DATA_METHODS", "register", "run_prune"]
 
@@ -156,8 +155,7 @@ def run_prune(
     if steps < 0:
         raise PruningParameterError(f"--steps: must be >= 0, got {steps}")
     out = Path(out)
-    if out.exists() and not force:
-        raise PruningParameterError(f"--out: {str(out)!r} exists; use --force to replace it")
+    check_out(out, force, kind="file")
     loaded = load_model(source, checkpoint, argument="SOURCE")
     model, description = loaded.model, loaded.description
     if compat not in RMT_COMPATS:
@@ -183,13 +181,6 @@ def run_prune(
         sparsity=provenance.sparsity, seed=seed,
         calibration_source=provenance.calibration_source or parts.get("source"),
     ))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{out.name}.tmp-", suffix=".safetensors", dir=out.parent)
-    os.close(handle)
-    try:
+    with staged_file(out, force) as tmp:
         mask.save(tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return mask, description

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -85,3 +86,77 @@ def test_soft_keep_tensor_given_to_certify_is_refused(value):
         certify(model, {FC2: torch.full(shape, value)}, (images, labels), grid=1, multilayer=False, fit=False)
     with pytest.raises(CertificateInputError, match="mask: expected"):
         certify(model, [torch.ones(shape)], (images, labels), grid=1)
+
+
+# --- signals and concurrent runs ---------------------------------------------------------------
+
+
+def state_dict_file(path: Path, layers: int) -> str:
+    """A weights-only state dict of ``layers`` random 48 x 40 linear weights (``mpcert fit`` fits each)."""
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(0)
+    save_file({f"layer{i}.weight": torch.randn(48, 40, generator=g) for i in range(layers)}, str(path))
+    return str(path)
+
+
+def mpcert_background(*args: str, cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "verification.cli", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_staging(parent: Path, name: str, process: subprocess.Popen, timeout: float = 240) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not any(parent.glob(f".{name}.tmp-*")):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the staging folder never appeared"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("stop, existing", [(signal.SIGTERM, True), (signal.SIGINT, False)], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_during_the_run_removes_the_staging_folder(tmp_path, stop, existing):
+    """SIGTERM (to a ``--force`` run over an existing report) and Ctrl-C (SIGINT) while ``.report.tmp-*`` exists:
+    exit status 128 + signal, one line, no traceback, no staging folder, the existing report untouched.
+    Known-bad: before the fix SIGTERM killed the process with the staging folder left in place."""
+    weights = state_dict_file(tmp_path / "many.safetensors", layers=300)
+    out = tmp_path / "report"
+    if existing:
+        out.mkdir()
+        (out / "fits.json").write_text("the user's report")
+    process = mpcert_background("fit", weights, "--out", str(out), *(["--force"] if existing else []), cwd=tmp_path)
+    try:
+        wait_for_staging(tmp_path, "report", process)
+        process.send_signal(stop)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    name = signal.Signals(stop).name
+    assert process.returncode == 128 + stop, stderr
+    assert "Traceback" not in stderr
+    assert [line for line in stderr.splitlines() if "interrupted" in line] == [
+        f"mpcert fit: interrupted by {name}; no partial output was left"]
+    assert staging_leftovers(tmp_path) == []
+    if existing:
+        assert [p.name for p in out.iterdir()] == ["fits.json"] and (out / "fits.json").read_text() == "the user's report"
+    else:
+        assert not out.exists()
+
+
+def test_two_concurrent_runs_to_one_out_do_not_overwrite_each_other(tmp_path):
+    """Two ``fit`` runs to one new ``--out`` without ``--force``: exactly one writes it, the other is refused
+    (at ``check_out`` or, if both passed it, at the publishing rename) and the folder is the winner's."""
+    weights = [state_dict_file(tmp_path / f"w{i}.safetensors", layers=8 + 4 * i) for i in range(2)]
+    out = tmp_path / "report"
+    runs = [mpcert_background("fit", w, "--no-plots", "--out", str(out), cwd=tmp_path) for w in weights]
+    results = [run.communicate(timeout=600) for run in runs]
+    codes = [run.returncode for run in runs]
+    assert sorted(codes) == [0, 2], results
+    winner, loser = (0, 1) if codes[0] == 0 else (1, 0)
+    assert "report written" in results[winner][0]
+    refusal = [line for line in results[loser][1].splitlines() if line.startswith("mpcert fit: error: --out")]
+    assert len(refusal) == 1 and ("appeared while this run was working" in refusal[0] or "not empty" in refusal[0])
+    assert len(json.loads((out / "fits.json").read_text())["layers"]) == 8 + 4 * winner
+    assert staging_leftovers(tmp_path) == []
