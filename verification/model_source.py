@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from rmt.errors import ModelSourceError
-from verification.state_dicts import load_state_dict_strictly, read_state_dict
+from verification.state_dicts import load_state_dict_strictly, read_state_dict, shorten_keys
 
 __all__ = [
     "DEFAULT_SOURCE",
@@ -91,8 +91,8 @@ def prunable_weights(model: nn.Module) -> dict[str, torch.Tensor]:
     }
 
 
-def _is_prunable_key(key: str, tensor: Any) -> bool:
-    if not (isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and tensor.ndim in (2, 4)):
+def _is_layer_weight_key(key: str, tensor: Any) -> bool:
+    if not (isinstance(tensor, torch.Tensor) and tensor.ndim in (2, 4)):
         return False
     if not key.endswith(".weight"):
         return False
@@ -102,7 +102,18 @@ def _is_prunable_key(key: str, tensor: Any) -> bool:
 
 def state_dict_weights(state: dict[str, Any]) -> dict[str, torch.Tensor]:
     """Prunable weights of a bare state dict, selected by the name/shape rule of the module docstring."""
-    return {key: value.detach() for key, value in state.items() if _is_prunable_key(key, value)}
+    return {key: value.detach() for key, value in state.items()
+            if _is_layer_weight_key(key, value) and value.is_floating_point()}
+
+
+def _no_prunable_weights(argument: str, source: str, state: dict[str, Any]) -> ModelSourceError:
+    """The error for a source without prunable weights; it names layer weights refused for their dtype."""
+    refused = [f"{key} ({value.dtype})" for key, value in state.items()
+               if _is_layer_weight_key(key, value) and not value.is_floating_point()]
+    if refused:
+        return ModelSourceError(f"{argument}: {source!r} has no prunable weights: unsupported dtype of the layer "
+                                f"weights {shorten_keys(refused)} (only floating-point weights are analysed)")
+    return ModelSourceError(f"{argument}: {source!r} has no prunable (Linear / Conv2d) weights")
 
 
 def weights_module(weights: dict[str, torch.Tensor]) -> nn.Module:
@@ -180,7 +191,7 @@ def _load_state_dict_file(source: str, argument: str) -> LoadedModel:
     state = read_state_dict(source, what=f"{argument} model file")
     weights = state_dict_weights(state)
     if not weights:
-        raise ModelSourceError(f"{argument}: {source!r} has no prunable (Linear / Conv2d) weights")
+        raise _no_prunable_weights(argument, source, state)
     return LoadedModel(
         model=weights_module(weights).eval(), source=source, kind="state-dict", checkpoint=None, trained_default=False,
         description=f"state-dict file {source} ({len(state)} tensors; {len(weights)} prunable by the name/shape rule; "

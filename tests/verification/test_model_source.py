@@ -168,3 +168,26 @@ def test_state_dict_rule_directly():
         "odd.weight": torch.randn(2, 2, 2),
     }
     assert set(state_dict_weights(state)) == {"patch_embed.proj.weight", "fc.weight"}
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.int8, torch.bool])
+def test_checkpoint_of_a_non_floating_dtype_is_refused(tmp_path, test_vit, dtype):
+    """Known-bad: ``load_state_dict`` casts a complex checkpoint (dropping the imaginary parts, a warning only)
+    and an int8 one silently; the strict load must refuse them, naming the keys and dtypes."""
+    state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in test_vit.state_dict().items()}
+    path = tmp_path / "odd.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    name = str(dtype).removeprefix("torch.")
+    with pytest.raises(ModelSourceError, match=f"unsupported dtypes: blocks.0.attn.proj.bias {name} != float32"):
+        load_model("test_vit", str(path))
+    float64 = tmp_path / "double.safetensors"
+    save_file({k: v.double() if v.is_floating_point() else v for k, v in test_vit.state_dict().items()}, str(float64))
+    assert load_model("test_vit", str(float64)).model.blocks[0].attn.proj.bias.dtype == torch.float32
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, torch.complex64])
+def test_state_dict_file_with_only_non_floating_layer_weights_says_unsupported_dtype(tmp_path, dtype):
+    path = tmp_path / "quantised.safetensors"
+    save_file({"fc.weight": torch.ones(4, 3, dtype=dtype), "head.weight": torch.ones(2, 4, dtype=dtype)}, str(path))
+    with pytest.raises(ModelSourceError, match=rf"no prunable weights: unsupported dtype .* fc.weight \(torch.{str(dtype)[6:]}\)"):
+        load_model(str(path))
