@@ -42,9 +42,10 @@ from tqdm import tqdm
 
 from rmt.errors import InvalidParameterError
 from verification.certificate_report import CertificateReport, write_report_files
-from verification.certify import LIPSCHITZ_METHODS, SOUND_BUDGET, SOUND_BUDGET_CUDA, certify
+from verification.certify import LIPSCHITZ_METHODS, MAX_SOUND_BUDGET, SOUND_BUDGET, SOUND_BUDGET_CUDA, certify, check_grid
 from verification.vit_interval import resolve_device
 from verification.certify_command import load_audit_sets
+from verification.command_arguments import check_integer, check_seed
 from verification.model_source import load_model
 from verification.report_folder import check_out, staged_folder
 
@@ -71,14 +72,13 @@ class DemoSettings:
     sound_device: str = "auto"
 
     def check(self) -> "DemoSettings":
-        for name in ("calibration", "heldout", "grid", "train_images", "sound_budget"):
-            value = getattr(self, name)
-            if name == "sound_budget" and value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidParameterError(f"--{name.replace('_', '-')}: must be an integer >= 1, got {value!r}")
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
-            raise InvalidParameterError(f"--steps: must be an integer >= 0, got {self.steps!r}")
+        for name in ("calibration", "heldout", "train_images"):
+            check_integer(getattr(self, name), f"--{name.replace('_', '-')}", 1)
+        check_grid(self.grid, "--grid")
+        if self.sound_budget is not None:
+            check_integer(self.sound_budget, "--sound-budget", 1, MAX_SOUND_BUDGET)
+        check_integer(self.steps, "--steps", 0)
+        check_seed(self.seed)
         if self.lipschitz not in LIPSCHITZ_METHODS:
             raise InvalidParameterError(f"--lipschitz: expected one of {LIPSCHITZ_METHODS}, got {self.lipschitz!r}")
         resolve_device(self.sound_device, "--sound-device")
@@ -142,7 +142,7 @@ def _hybrid_mask(model, settings: DemoSettings, cache):
     from pruning.ser import KEEP_FT_DEFAULT, SELECTION_DEFAULT
     from verification.datasets import calibration_subset, load_default_dataset
 
-    train = calibration_subset(load_default_dataset(), settings.train_images, settings.seed + 2)
+    train = calibration_subset(load_default_dataset(), settings.train_images, settings.seed + 2, "--train-images")
     limited = dict(max_steps=settings.steps, batch_size=64)
     return hybrid_magnitude_ser(
         model, settings.sparsity, data=(train.images, train.labels), cache=cache, seed=settings.seed,
@@ -261,10 +261,10 @@ def run_demo(out: Path, settings: DemoSettings = DEFAULT_SETTINGS, *, force: boo
         times[step] = now - start
         return now
 
-    steps = tqdm(total=5, desc="mpcert demo", unit="step", file=sys.stderr, disable=not progress)
     start = time.perf_counter()
     loaded = load_model("default", runnable=True, argument="--model")
-    sets = load_audit_sets("default", settings.calibration, settings.heldout, settings.seed)
+    sets = load_audit_sets("default", settings.calibration, settings.heldout, settings.seed)  # typed errors before the bar
+    steps = tqdm(total=5, desc="mpcert demo", unit="step", file=sys.stderr, disable=not progress)
     cache = spectral_cache(loaded.model)
     start = lap("model, data and MP fits", start)
     steps.update()

@@ -30,6 +30,7 @@ import torch
 
 from pruning.errors import PruningParameterError
 from rmt.errors import ModelSourceError
+from verification.command_arguments import check_integer, check_seed
 from verification.model_source import load_model
 from verification.report_folder import check_out, staged_file
 
@@ -134,9 +135,9 @@ def _dataset_parts(method: str, data: str, calibration: int, train_images: int, 
 
     dataset = load_default_dataset(None if data == "default" else data)
     if method == "cast":
-        cal = calibration_subset(dataset, calibration, seed)
+        cal = calibration_subset(dataset, calibration, seed, "--calibration")
         return {"calibration": (cal.images, f"{dataset.name} train, {calibration} class-balanced images, seed {seed}")}
-    train = calibration_subset(dataset, train_images, seed)
+    train = calibration_subset(dataset, train_images, seed, "--train-images")
     return {"train": (train.images, train.labels),
             "source": f"{dataset.name} train, {train_images} class-balanced images, seed {seed}"}
 
@@ -152,8 +153,8 @@ def run_prune(
     if method not in METHODS:
         raise PruningParameterError(f"--method: expected one of {METHODS}, got {method!r}")
     _check_arguments(method, sparsity, pattern)
-    if steps < 0:
-        raise PruningParameterError(f"--steps: must be >= 0, got {steps}")
+    check_integer(steps, "--steps", 0)
+    check_seed(seed)
     out = Path(out)
     check_out(out, force, kind="file")
     loaded = load_model(source, checkpoint, argument="SOURCE")

@@ -110,16 +110,16 @@ def publish(tmp: Path, out: Path, force: bool = False, argument: str = "--out") 
             raise
         if not force:
             raise _appeared(out, argument) from exc
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    old.rmdir()
     with _signals_deferred():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        old.rmdir()
         out.rename(old)
         try:
             tmp.rename(out)
         except BaseException:
             old.rename(out)
             raise
-    _remove(old)
+        _remove(old)
 
 
 def _make_parents(folder: Path) -> list[Path]:
@@ -158,21 +158,22 @@ def _link_into_place(tmp: Path, out: Path, argument: str) -> None:
 @contextmanager
 def _staged(out: Path, make: Callable[[Path], Path], place: Callable[[Path, Path], None]) -> Iterator[Path]:
     """Create the staging entry ``make(out)`` (and missing parents), yield it, ``place(tmp, out)`` on success;
-    on any exception remove the staging entry and the parents created here."""
+    on any exception remove the staging entry and the parents created here.  Signals are deferred while
+    the entry is created, so an interruption never finds it made but not yet known."""
     out = Path(out)
-    created = _make_parents(out.parent)
+    created: list[Path] = []
+    tmp: Path | None = None
     try:
-        tmp = make(out)
-        try:
-            yield tmp
-            place(tmp, out)
-        except BaseException:
-            if tmp.is_dir() and not tmp.is_symlink():
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                tmp.unlink(missing_ok=True)
-            raise
+        with _signals_deferred():
+            created = _make_parents(out.parent)
+            tmp = make(out)
+        yield tmp
+        place(tmp, out)
     except BaseException:
+        if tmp is not None and tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp is not None:
+            tmp.unlink(missing_ok=True)
         _remove_created(created)
         raise
 

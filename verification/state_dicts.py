@@ -108,9 +108,15 @@ def load_state_dict_strictly(
     """Copy ``state`` into ``model`` if and only if keys and shapes match exactly.
 
     Otherwise raise ``error("{label} do not match {target}: missing keys ...; unexpected keys ...;
-    shape mismatches ...")`` and leave ``model`` untouched.
+    shape mismatches ...; unsupported dtypes ...")`` and leave ``model`` untouched.  Tensors with NaN
+    or Inf entries are refused too (``error("{label} have NaN or Inf entries: ...")``): every later step
+    (fit, prune, certify) would fail on them far from the file that caused it.
     """
     problems = state_dict_mismatches(model, state)
     if problems:
         raise error(f"{label} do not match {target}: " + "; ".join(problems))
+    non_finite = sorted(k for k, v in state.items()
+                        if (v.is_floating_point() or v.is_complex()) and not bool(torch.isfinite(v).all()))
+    if non_finite:
+        raise error(f"{label} have NaN or Inf entries: {shorten_keys(non_finite)}")
     model.load_state_dict(state, strict=True)

@@ -20,10 +20,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from rmt.errors import InvalidParameterError
 
+from .command_arguments import check_seed
+from .report_folder import check_out, staged_file
 from .theorem_checks import CHECKS, CheckReport, run_check
 
 __all__ = ["PROFILES", "HEADER", "register", "run_verify", "format_row", "format_ledger"]
@@ -100,7 +106,33 @@ def _run_experiments(ids: list[str], args: argparse.Namespace) -> list:
     return runs
 
 
+@contextmanager
+def _hypothesis_storage_outside_the_working_directory() -> Iterator[None]:
+    """Point hypothesis' storage (``.hypothesis/``: its caches; the checks keep no example database) at a
+    temporary folder removed afterwards, unless ``HYPOTHESIS_STORAGE_DIRECTORY`` names one."""
+    if os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+        yield
+        return
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    with tempfile.TemporaryDirectory(prefix="mpcert-verify-hypothesis-") as home:
+        set_hypothesis_home_dir(home)
+        try:
+            yield
+        finally:
+            set_hypothesis_home_dir(None)
+
+
 def run_verify(args: argparse.Namespace) -> int:
+    """``mpcert verify``: ``--json`` is checked before any check runs and written atomically after them all."""
+    if args.json is not None:
+        check_out(args.json, force=True, kind="file", argument="--json")
+    check_seed(args.seed)
+    with _hypothesis_storage_outside_the_working_directory():
+        return _run_verify(args)
+
+
+def _run_verify(args: argparse.Namespace) -> int:
     examples, derandomize = PROFILES[args.profile]
     experiment_ids = _experiment_ids(args)
     reports = []
@@ -118,5 +150,6 @@ def run_verify(args: argparse.Namespace) -> int:
         payload = {"profile": args.profile, "examples_per_check": examples, "checks": [r.to_dict() for r in reports]}
         if args.asymptotic is not None:
             payload["experiments"] = [experiment_record(run) for run in runs]
-        args.json.write_text(json.dumps(payload, indent=2))
+        with staged_file(args.json, force=True, argument="--json") as tmp:
+            tmp.write_text(json.dumps(payload, indent=2))
     return 1 if failed or any(run.result.violations for run in runs) else 0
