@@ -13,7 +13,9 @@ file of ``prune``): all or nothing, and never a replacement the run did not chec
   (a symlink target is replaced by the folder; the link's destination is not touched).
 * On any exception — a typed error, a write error, ``KeyboardInterrupt`` or the ``SIGTERM`` that
   :mod:`verification.cli` turns into an exception — the staging entry and any parent folders the run
-  created are removed.  ``SIGINT`` / ``SIGTERM`` are deferred while the target is swapped.
+  created are removed.  ``SIGINT`` / ``SIGTERM`` are deferred while the staging entry is created and
+  while the target is swapped.  An ``OSError`` about the output itself (disk full, a file system turned
+  read-only) becomes :class:`OutputError`, so the command prints it as one line.
 """
 
 from __future__ import annotations
@@ -156,7 +158,8 @@ def _link_into_place(tmp: Path, out: Path, argument: str) -> None:
 
 
 @contextmanager
-def _staged(out: Path, make: Callable[[Path], Path], place: Callable[[Path, Path], None]) -> Iterator[Path]:
+def _staged(out: Path, make: Callable[[Path], Path], place: Callable[[Path, Path], None],
+            argument: str) -> Iterator[Path]:
     """Create the staging entry ``make(out)`` (and missing parents), yield it, ``place(tmp, out)`` on success;
     on any exception remove the staging entry and the parents created here.  Signals are deferred while
     the entry is created, so an interruption never finds it made but not yet known."""
@@ -169,13 +172,23 @@ def _staged(out: Path, make: Callable[[Path], Path], place: Callable[[Path, Path
             tmp = make(out)
         yield tmp
         place(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         if tmp is not None and tmp.is_dir() and not tmp.is_symlink():
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp is not None:
             tmp.unlink(missing_ok=True)
         _remove_created(created)
+        if isinstance(exc, OSError) and _concerns_output(exc, out, tmp):
+            raise OutputError(f"{argument} {str(out)!r}: cannot write it ({exc.strerror or exc}: "
+                              f"{exc.filename}); nothing was written") from exc
         raise
+
+
+def _concerns_output(exc: OSError, out: Path, tmp: Path | None) -> bool:
+    """Whether the OS error is about ``out``, its staging entry or a file inside it (not, say, an input file)."""
+    names = [Path(os.path.abspath(name)) for name in (exc.filename, exc.filename2) if isinstance(name, (str, Path))]
+    roots = [Path(os.path.abspath(out))] + ([Path(os.path.abspath(tmp))] if tmp is not None else [])
+    return any(name == root or root in name.parents for name in names for root in roots)
 
 
 def _temporary_folder(out: Path) -> Path:
@@ -191,7 +204,7 @@ def _temporary_file(out: Path) -> Path:
 def staged_folder(out: Path, force: bool = False, argument: str = "--out") -> ContextManager[Path]:
     """Yield an empty temporary sibling folder of ``out``; publish it on success (:func:`publish`), delete
     it and the parents this call created on any exception."""
-    return _staged(out, _temporary_folder, lambda tmp, target: publish(tmp, target, force, argument))
+    return _staged(out, _temporary_folder, lambda tmp, target: publish(tmp, target, force, argument), argument)
 
 
 def staged_file(out: Path, force: bool = False, argument: str = "--out") -> ContextManager[Path]:
@@ -199,5 +212,5 @@ def staged_file(out: Path, force: bool = False, argument: str = "--out") -> Cont
     link, which fails if ``out`` appeared meanwhile; with ``force`` by :func:`publish` — and delete it on
     any exception."""
     if force:
-        return _staged(out, _temporary_file, lambda tmp, target: publish(tmp, target, True, argument))
-    return _staged(out, _temporary_file, lambda tmp, target: _link_into_place(tmp, target, argument))
+        return _staged(out, _temporary_file, lambda tmp, target: publish(tmp, target, True, argument), argument)
+    return _staged(out, _temporary_file, lambda tmp, target: _link_into_place(tmp, target, argument), argument)

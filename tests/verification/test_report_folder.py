@@ -127,3 +127,17 @@ def test_an_unwritable_place_is_found_before_the_work(tmp_path, monkeypatch):
         with pytest.raises(OutputError, match=f"cannot write in .*{os.strerror(code)}"):
             check_out(tmp_path / "deep" / "report", force=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_os_error_while_writing_the_output_becomes_one_typed_error(tmp_path):
+    """Disk full while writing a report: an :class:`OutputError` naming ``--out`` and the file, nothing left.
+    An OS error about another file (an input read during the block) keeps its own type."""
+    out = tmp_path / "report"
+    with pytest.raises(OutputError, match=r"--out .*report.*: cannot write it \(No space left on device: .*fits.json"):
+        with staged_folder(out) as tmp:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp / "fits.json"))
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(FileNotFoundError):
+        with staged_folder(out):
+            (tmp_path / "missing-input.npz").read_bytes()
+    assert list(tmp_path.iterdir()) == []
