@@ -16,6 +16,7 @@ __all__ = [
     "CalibrationError",
     "MaskMismatchError",
     "InvalidMaskError",
+    "KernelUnavailableError",
 ]
 
 
@@ -49,3 +50,7 @@ class MaskMismatchError(PruningError):
 
 class InvalidMaskError(PruningError):
     """A mask is malformed in itself: a keep-tensor not holding only 0/1, a non-integer permutation, bad file metadata."""
+
+
+class KernelUnavailableError(PruningError):
+    """A 2:4 GPU kernel cannot run for a layer (no CUDA, a dtype or shape the library refuses, a missing torch op)."""
