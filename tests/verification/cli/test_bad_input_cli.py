@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -102,17 +104,34 @@ def state_dict_file(path: Path, layers: int) -> str:
 
 
 def mpcert_background(*args: str, cwd: Path) -> subprocess.Popen:
+    """``mpcert ARGS`` started in the background; its stdout and stderr go to files (a pipe nobody reads
+    could fill up and stall it), read back by :func:`finish`."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "verification.cli", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    logs = Path(tempfile.mkdtemp(prefix="mpcert-log-"))
+    process = subprocess.Popen([sys.executable, "-m", "verification.cli", *args], cwd=cwd, env=env,
+                               stdout=(logs / "stdout").open("w"), stderr=(logs / "stderr").open("w"))
+    process.logs = logs
+    return process
 
 
-def wait_for_staging(parent: Path, name: str, process: subprocess.Popen, timeout: float = 240) -> None:
+def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[str, str]:
+    """Wait for ``process`` and return its ``(stdout, stderr)`` (the log folder is removed)."""
+    try:
+        process.wait(timeout=timeout)
+    finally:
+        process.kill()
+    try:
+        return (process.logs / "stdout").read_text(), (process.logs / "stderr").read_text()
+    finally:
+        shutil.rmtree(process.logs, ignore_errors=True)
+
+
+def wait_for_staging(parent: Path, name: str, process: subprocess.Popen, timeout: float = 600) -> None:
     import time
 
     deadline = time.monotonic() + timeout
     while not any(parent.glob(f".{name}.tmp-*")):
-        assert process.poll() is None, process.communicate()
+        assert process.poll() is None, finish(process)
         assert time.monotonic() < deadline, "the staging folder never appeared"
         time.sleep(0.02)
 
@@ -131,9 +150,8 @@ def test_a_signal_during_the_run_removes_the_staging_folder(tmp_path, stop, exis
     try:
         wait_for_staging(tmp_path, "report", process)
         process.send_signal(stop)
-        _, stderr = process.communicate(timeout=120)
     finally:
-        process.kill()
+        _, stderr = finish(process)
     name = signal.Signals(stop).name
     assert process.returncode == 128 + stop, stderr
     assert "Traceback" not in stderr
@@ -152,7 +170,7 @@ def test_two_concurrent_runs_to_one_out_do_not_overwrite_each_other(tmp_path):
     weights = [state_dict_file(tmp_path / f"w{i}.safetensors", layers=8 + 4 * i) for i in range(2)]
     out = tmp_path / "report"
     runs = [mpcert_background("fit", w, "--no-plots", "--out", str(out), cwd=tmp_path) for w in weights]
-    results = [run.communicate(timeout=600) for run in runs]
+    results = [finish(run, timeout=600) for run in runs]
     codes = [run.returncode for run in runs]
     assert sorted(codes) == [0, 2], results
     winner, loser = (0, 1) if codes[0] == 0 else (1, 0)
