@@ -15,6 +15,7 @@ __all__ = [
     "PatternError",
     "CalibrationError",
     "MaskMismatchError",
+    "InvalidMaskError",
     "KernelUnavailableError",
 ]
 
@@ -45,6 +46,10 @@ class CalibrationError(PruningError):
 
 class MaskMismatchError(PruningError):
     """A mask does not fit the model it is applied to (missing layer, other shape, bad permutation)."""
+
+
+class InvalidMaskError(PruningError):
+    """A mask is malformed in itself: a keep-tensor not holding only 0/1, a non-integer permutation, bad file metadata."""
 
 
 class KernelUnavailableError(PruningError):

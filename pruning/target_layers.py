@@ -100,9 +100,11 @@ def _describe(module: nn.Module) -> str:
 def weight_matrix(module: nn.Module, name: str) -> torch.Tensor:
     """The layer weight as a float64 ``(d_out, fan_in)`` matrix (conv flattened row-major, 0.2).
 
-    Raises :class:`InvalidWeightError` naming the layer when the weight has NaN / Inf entries.
+    Raises :class:`InvalidWeightError` naming the layer when the weight is empty or has NaN / Inf entries.
     """
     w = module.weight.detach()
+    if w.numel() == 0:
+        raise InvalidWeightError(f"{name}: weight is empty (shape {tuple(w.shape)}); there is nothing to prune")
     if not torch.isfinite(w).all():
         raise InvalidWeightError(f"{name}: weight has NaN or Inf entries")
     return w.to(device="cpu", dtype=torch.float64).reshape(w.shape[0], -1)

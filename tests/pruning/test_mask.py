@@ -96,7 +96,7 @@ def test_validate_catches_unsupported_layers_bad_permutations_and_k_n_violations
         Mask(keep={"1": torch.ones(32, dtype=torch.bool)}, provenance=prov).validate(model)
     keep = torch.ones(32, 16, dtype=torch.bool)
     with pytest.raises(MaskMismatchError, match="0: permutation"):
-        Mask(keep={"0": keep}, permutations={"0": torch.zeros(16)}, provenance=prov).validate(model)
+        Mask(keep={"0": keep}, permutations={"0": torch.zeros(16, dtype=torch.long)}, provenance=prov).validate(model)
     with pytest.raises(PatternError, match="0: row 0, group 0 keeps 4"):
         Mask(keep={"0": keep}, pattern=KNPattern(2, 4), provenance=prov).validate(model)
     with pytest.raises(MaskMismatchError, match="no keep-tensor"):
