@@ -10,7 +10,7 @@ from rmt.errors import InvalidMatrixError, InvalidParameterError, MPCertError
 __all__ = [
     "PruningError",
     "PruningParameterError",
-    "UnsupportedLayerError",
+    "IneligibleLayerError",
     "InvalidWeightError",
     "PatternError",
     "CalibrationError",
@@ -28,8 +28,12 @@ class PruningParameterError(PruningError, InvalidParameterError):
     """A scalar or option is outside its domain (sparsity outside [0, 1), unknown scope, k >= n...)."""
 
 
-class UnsupportedLayerError(PruningError):
-    """A named layer does not exist, is not an ``nn.Linear`` / ``nn.Conv2d``, or is not eligible."""
+class IneligibleLayerError(PruningError):
+    """A named layer does not exist, is not an ``nn.Linear`` / ``nn.Conv2d``, or is not eligible for the method.
+
+    (Not :class:`certs.errors.UnsupportedLayerError`, which names a module *after* an audited layer that has
+    no sound rule.)
+    """
 
 
 class InvalidWeightError(PruningError, InvalidMatrixError):

@@ -33,7 +33,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from .errors import InvalidMaskError, MaskMismatchError, PruningError, UnsupportedLayerError
+from .errors import InvalidMaskError, MaskMismatchError, PruningError, IneligibleLayerError
 from .kn_patterns import KNPattern, check_kn_groups
 from .target_layers import SUPPORTED_LAYER_TYPES, prunable_layers
 
@@ -196,7 +196,7 @@ class Mask:
     def validate(self, model: nn.Module) -> None:
         """Check the mask against ``model``: layers exist and are supported, shapes, permutations, k:n.
 
-        Raises :class:`MaskMismatchError` / :class:`UnsupportedLayerError` / :class:`PatternError`
+        Raises :class:`MaskMismatchError` / :class:`IneligibleLayerError` / :class:`PatternError`
         naming the layer.
         """
         modules = dict(model.named_modules())
@@ -205,7 +205,7 @@ class Mask:
             if module is None:
                 raise MaskMismatchError(f"{name}: the mask names a layer the model does not have")
             if not isinstance(module, SUPPORTED_LAYER_TYPES):
-                raise UnsupportedLayerError(f"{name}: {type(module).__name__} is not an nn.Linear or nn.Conv2d")
+                raise IneligibleLayerError(f"{name}: {type(module).__name__} is not an nn.Linear or nn.Conv2d")
             if tuple(keep.shape) != tuple(module.weight.shape):
                 raise MaskMismatchError(
                     f"{name}: keep-tensor shape {tuple(keep.shape)} != weight shape {tuple(module.weight.shape)}"
