@@ -161,7 +161,33 @@ def _rng(random_state) -> np.random.Generator:
     return np.random.default_rng(random_state)
 
 
-class MarchenkoPastur:
+def _checked_probabilities(q) -> np.ndarray:
+    """``q`` as a float64 array in ``[0, 1]`` (the argument of ``ppf``); a typed error otherwise (NaN included)."""
+    q = np.asarray(q, dtype=np.float64)
+    if np.any((q < 0.0) | (q > 1.0) | np.isnan(q)):
+        raise InvalidParameterError("ppf: probabilities must lie in [0, 1]")
+    return q
+
+
+class _MomentLaw:
+    """What both laws share, as scipy's frozen distributions do: ``mean``, ``var``, ``std`` from :meth:`moment`."""
+
+    def moment(self, k) -> float:  # pragma: no cover - each law defines its own
+        raise NotImplementedError
+
+    def mean(self) -> float:
+        """``E[X] = moment(1)``."""
+        return self.moment(1)
+
+    def var(self) -> float:
+        """``Var[X] = moment(2) - moment(1)^2``."""
+        return self.moment(2) - self.moment(1) ** 2
+
+    def std(self) -> float:
+        return float(np.sqrt(self.var()))
+
+
+class MarchenkoPastur(_MomentLaw):
     """Frozen Marchenko–Pastur eigenvalue law of ``X = W^T W / N`` (Theorem 2.2).
 
     Parameters
@@ -170,6 +196,8 @@ class MarchenkoPastur:
         ``c = M / N`` = columns / rows of ``W``; any value in ``(0, inf)``.
     sigma2:
         Entry variance of ``W`` (``sigma^2`` in the paper).
+
+    Moments come from the Narayana polynomials: ``mean() = sigma2``, ``var() = sigma2^2 c``.
 
     Examples
     --------
@@ -237,9 +265,7 @@ class MarchenkoPastur:
 
     def ppf(self, q) -> np.ndarray:
         """Quantile function (left-continuous inverse of :meth:`cdf`); ``ppf(q) = 0`` for ``q <= atom``."""
-        q = np.asarray(q, dtype=np.float64)
-        if np.any((q < 0.0) | (q > 1.0) | np.isnan(q)):
-            raise InvalidParameterError("ppf: probabilities must lie in [0, 1]")
+        q = _checked_probabilities(q)
         if self.atom > 0.0:
             u = np.clip((q - self.atom) / (1.0 - self.atom), 0.0, 1.0)
         else:
@@ -251,17 +277,6 @@ class MarchenkoPastur:
     def moment(self, k: int) -> float:
         """Non-central moment ``E[X^k]`` (atom included) from the Narayana polynomial."""
         return narayana_moment(k, self.ratio, self.sigma2)
-
-    def mean(self) -> float:
-        """``E[X] = sigma2``."""
-        return self.moment(1)
-
-    def var(self) -> float:
-        """``Var[X] = sigma2^2 * c``."""
-        return self.moment(2) - self.moment(1) ** 2
-
-    def std(self) -> float:
-        return float(np.sqrt(self.var()))
 
     def expect_continuous(self, func) -> float:
         """``int func(x) dmu_ac(x)`` over the continuous part, by Gauss–Legendre quadrature after
@@ -308,7 +323,7 @@ class MarchenkoPastur:
         return MarchenkoPasturSingular(self.ratio, self.sigma2, n_rows)
 
 
-class MarchenkoPasturSingular:
+class MarchenkoPasturSingular(_MomentLaw):
     """Frozen law of the ``min(N, M)`` singular values of ``W`` (``N x M``, entry variance ``sigma2``).
 
     ``y = sqrt(N x)`` with ``x`` drawn from the non-zero part of :class:`MarchenkoPastur`
@@ -354,9 +369,7 @@ class MarchenkoPasturSingular:
         return _nan_where_nan(y, np.where(y >= self.sigma_plus, 0.0, out))
 
     def ppf(self, q) -> np.ndarray:
-        q = np.asarray(q, dtype=np.float64)
-        if np.any((q < 0.0) | (q > 1.0) | np.isnan(q)):
-            raise InvalidParameterError("ppf: probabilities must lie in [0, 1]")
+        q = _checked_probabilities(q)
         lo, hi = self.eigen.lambda_minus, self.eigen.lambda_plus
         x = _bisect_quantile(self.eigen._core_cdf, q, lo, hi)
         return np.sqrt(self.n_rows * x)
@@ -367,15 +380,6 @@ class MarchenkoPasturSingular:
             raise InvalidParameterError(f"moment order k must be >= 0, got {k!r}")
         n = self.n_rows
         return self.eigen.expect_continuous(lambda x: (n * x) ** (k / 2.0)) / self._mass
-
-    def mean(self) -> float:
-        return self.moment(1)
-
-    def var(self) -> float:
-        return self.moment(2) - self.mean() ** 2
-
-    def std(self) -> float:
-        return float(np.sqrt(self.var()))
 
     def rvs(self, size: int | None = None, random_state=None) -> np.ndarray:
         """Singular values (ascending) of simulated Gaussian ``W`` of shape ``(N, c N)``."""
