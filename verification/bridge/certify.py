@@ -75,7 +75,7 @@ from certs.splits import ElasticNetPenalty, mask_split
 from rmt.bounds import ESTIMATE, SOUND, Bound
 
 from pruning.kn_patterns import PATTERN_24
-from pruning.mask import Mask
+from pruning.mask import Mask, binary_keep
 from pruning.packed24 import convert_to_24
 from rmt.errors import MPCertError
 from rmt.fit import MPFit, fit_mp
@@ -84,7 +84,7 @@ from .certificate_report import CertificateReport, LayerAudit, MultiLayerAudit
 from .vit_interval import resolve_device, sound_path_bounds
 from .vit_views import CapturedLayer, audit_copy, capture_layer, check_mask_layers, path_logits, supported_layers
 
-__all__ = ["AuditData", "certify", "audit_layer", "multilayer_audit", "estimate_lipschitz", "check_grid", "ORDERS",
+__all__ = ["AuditData", "certify", "audit_layer", "multilayer_audit", "estimate_lipschitz", "check_grid", "MAX_GRID", "MAX_SOUND_BUDGET", "ORDERS",
            "LIPSCHITZ_METHODS", "SOUND_BUDGET", "SOUND_BUDGET_CUDA", "check_samples_fit", "parameter_dtype", "PACKED", "DENSE", "packing_mask", "executed_logits", "fit_layers"]
 
 ORDERS = ("forward", "reverse")
@@ -93,6 +93,10 @@ LIPSCHITZ_METHODS = ("estimate", "sound")
 #: Default sub-intervals of theta per sample for ``lipschitz="sound"`` on the CPU and on CUDA: more reaches earlier
 #: layers, or tightens them, at a cost (measured tightness and cost per budget: benchmarks/RESULTS-sound-lipschitz.md).
 SOUND_BUDGET, SOUND_BUDGET_CUDA = 64, 256
+#: Largest accepted ``sound_budget`` (sub-intervals of theta per sample; the enclosure cost grows linearly in it).
+MAX_SOUND_BUDGET = 65536
+#: Largest accepted theta grid ``G`` (:func:`check_grid`).
+MAX_GRID = 1024
 #: Relative tolerance of every realised-versus-bound comparison (THEORY.md 0.3).
 TOLERANCE = 1e-9
 #: Execution labels of the realised side at theta = 0.
@@ -161,10 +165,19 @@ def check_samples_fit(model: nn.Module, images: torch.Tensor, labels: torch.Tens
     return k
 
 
-def check_grid(points: int) -> np.ndarray:
-    """The check grid: ``2 G + 1`` points ``j / (2 G)``; the estimation grid is every second point."""
+def check_grid(points: int, argument: str = "grid") -> np.ndarray:
+    """The check grid: ``2 G + 1`` points ``j / (2 G)``; the estimation grid is every second point.
+
+    ``G`` must lie in ``1 .. MAX_GRID``: each layer audit runs ``2 G + 1`` forward passes per sample, so a
+    larger ``G`` would run for days (and a theta step of ``1 / 2048`` is far finer than the bounds need).
+    """
     if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or points < 1:
-        raise CertificateInputError(f"grid: must be an integer >= 1, got {points!r}")
+        raise CertificateInputError(f"{argument}: must be an integer >= 1, got {points!r}")
+    if points > MAX_GRID:
+        raise CertificateInputError(
+            f"{argument} {points}: at most {MAX_GRID} (each layer audit would run 2 G + 1 = {2 * int(points) + 1} "
+            "forward passes per sample)"
+        )
     return np.linspace(0.0, 1.0, 2 * int(points) + 1)
 
 
@@ -448,8 +461,8 @@ def certify(
     if lipschitz not in LIPSCHITZ_METHODS:
         raise CertificateInputError(f"lipschitz: expected one of {LIPSCHITZ_METHODS}, got {lipschitz!r}")
     if sound_budget is not None and (isinstance(sound_budget, bool) or not isinstance(sound_budget, (int, np.integer))
-                                     or sound_budget < 1):
-        raise CertificateInputError(f"sound_budget: must be an integer >= 1 or None, got {sound_budget!r}")
+                                     or not 1 <= sound_budget <= MAX_SOUND_BUDGET):
+        raise CertificateInputError(f"sound_budget: must be an integer in 1..{MAX_SOUND_BUDGET} or None, got {sound_budget!r}")
     device = resolve_device(sound_device, "sound_device")
     sound_budget = int(sound_budget) if sound_budget is not None else SOUND_BUDGET_CUDA if device.type == "cuda" else SOUND_BUDGET
     device = str(device)
@@ -462,7 +475,7 @@ def certify(
     keep_map = getattr(mask, "keep", mask)
     if not isinstance(keep_map, Mapping):
         raise CertificateInputError(f"mask: expected a pruning.Mask or a mapping of keep-tensors, got {type(mask).__name__}")
-    keep = {name: torch.as_tensor(t).bool() for name, t in keep_map.items()}
+    keep = {name: binary_keep(f"mask: layer {name}", t) for name, t in keep_map.items()}
     check_mask_layers(model, keep)
     unsupported = sorted(name for name in keep if name not in supported)
     if unsupported:

@@ -28,7 +28,7 @@ from verification.models.deep_model import DEEP_CARD_NAME, DEEP_CONFIG, DEEP_WEI
 from verification.models.train_deep import main as deep_main
 from verification.models.train_default import evaluate_accuracy, main
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ACCURACY_SLICE = 2000
 ACCURACY_TOLERANCE = 0.015
 
