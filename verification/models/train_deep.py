@@ -3,7 +3,7 @@
 The default model's recipe (:mod:`verification.models.train_default`: AdamW, warm-up + cosine, label smoothing, flips,
 fixed seed, Fashion-MNIST offline) on ``VisionTransformer(**DEEP_CONFIG)`` (:mod:`verification.models.deep_model`: 12
 blocks of width 192, 3 heads, MLP 768, 28 px, patch 7) with the defaults of
-:data:`verification.models.deep_model.DEEP_RECIPE` (6 epochs, lr 1e-3, 2 threads: about 50 CPU minutes).  Writes
+:data:`verification.models.deep_model.DEEP_RECIPE` (5 epochs, lr 1e-3, one thread: about 47 CPU minutes).  Writes
 ``deep_vit.safetensors`` and the card ``deep_vit.json`` (same fields as the default model's) into ``--out``
 (default: the package assets).
 """
