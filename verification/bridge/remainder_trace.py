@@ -117,9 +117,10 @@ def _rest(fns: list[Callable[[torch.Tensor], torch.Tensor]]) -> Callable[[torch.
     return run
 
 
-#: Largest dense Jacobian the trace forms (entries; 2^26 float64 = 512 MiB): a ViT-Ti/16 block (197 x 192 inputs and
+#: Largest dense Jacobian the trace forms (entries; 2^24 float64 = 128 MiB; reverse mode over more outputs took more than
+#: 9 GB at width 192): a ViT-Ti/16 block (197 x 192 inputs and
 #: outputs) would need 11 GiB, so its ``composite`` is reported as NaN.
-MAX_JACOBIAN_ENTRIES = 2 ** 26
+MAX_JACOBIAN_ENTRIES = 2 ** 24
 
 
 def _abs_jacobian_times(fn: Callable[[torch.Tensor], torch.Tensor], at: torch.Tensor, radius: torch.Tensor) -> float:
@@ -129,7 +130,7 @@ def _abs_jacobian_times(fn: Callable[[torch.Tensor], torch.Tensor], at: torch.Te
         outputs = fn(at).numel()
     if outputs * at.numel() > MAX_JACOBIAN_ENTRIES:
         return float("nan")
-    jac = torch.func.jacrev(fn, chunk_size=max(1, 2 ** 22 // at.numel()))(at)  # ~32 MiB of cotangents at a time
+    jac = torch.func.jacrev(fn, chunk_size=max(1, 2 ** 20 // at.numel()))(at)  # ~8 MiB of cotangents at a time
     flat = jac.reshape(-1, at.numel()).abs()
     return float((flat @ radius.reshape(-1)).max().detach())
 
