@@ -110,8 +110,11 @@ class MPFit:
     * ``"calibrated"``: the top ``n_spikes`` singular values rejected by the sequential Tracy–Widom
       test at family-wise level ``spike_alpha``; ``spike_pvalues`` holds the p-value of every step run,
       ``spike_threshold`` the singular-value threshold of the last step; ``bulk_fraction = 1 - n_spikes / p``;
+      ``spikes_capped`` says the test stopped at its cap ``p - floor((1 - alpha_bema) p)`` with every step
+      a rejection (the spectrum has at least that many values above an MP bulk: read the count as "at least");
     * ``"paper"`` (ALGORITHMS.md 1.5): the values above ``sigma_plus``; ``spike_alpha`` is ``None``,
-      ``spike_pvalues`` empty, ``spike_threshold = sigma_plus``, ``bulk_fraction = #{s_i < sigma_plus} / p``.
+      ``spike_pvalues`` empty, ``spike_threshold = sigma_plus``, ``bulk_fraction = #{s_i < sigma_plus} / p``,
+      ``spikes_capped`` False.
 
     Either count is an estimate (no false-alarm guarantee for ``"paper"``: FINDINGS F8, F21).
     """
@@ -138,6 +141,7 @@ class MPFit:
     spike_alpha: float | None
     spike_pvalues: tuple[float, ...]
     spike_threshold: float
+    spikes_capped: bool
     options: dict[str, Any] = field(compare=False)
     singular_values: np.ndarray = field(repr=False, compare=False)
 
@@ -166,6 +170,7 @@ class MPFit:
             "spike_alpha": self.spike_alpha,
             "spike_pvalues": list(self.spike_pvalues),
             "spike_threshold": self.spike_threshold,
+            "spikes_capped": self.spikes_capped,
             "options": dict(self.options),
         }
         if include_spectrum:
@@ -312,11 +317,11 @@ def fit_mp(
     if spike_test == "calibrated":
         test = sequential_tw_test(s_desc, n, spike_alpha, method=method, alpha_bema=alpha_bema)
         n_spikes, bulk_fraction = test.n_spikes, 1.0 - test.n_spikes / p
-        recorded_alpha, pvalues, threshold = spike_alpha, test.pvalues, test.threshold
+        recorded_alpha, pvalues, threshold, capped = spike_alpha, test.pvalues, test.threshold, test.capped
     else:
         n_spikes = int(np.count_nonzero(s_desc > sigma_plus))
         bulk_fraction = float(np.count_nonzero(s_desc < sigma_plus) / p)
-        recorded_alpha, pvalues, threshold = None, (), sigma_plus
+        recorded_alpha, pvalues, threshold, capped = None, (), sigma_plus, False
     energy = s_desc**2
     return MPFit(
         name=label,
@@ -341,6 +346,7 @@ def fit_mp(
         spike_alpha=recorded_alpha,
         spike_pvalues=tuple(float(v) for v in pvalues),
         spike_threshold=float(threshold),
+        spikes_capped=bool(capped),
         options={"alpha_bema": alpha_bema, "beta_tw": beta_tw, "tw_form": tw_form, "tw_quantile": t,
                  "spike_test": spike_test, "spike_alpha": recorded_alpha},
         singular_values=s_desc,

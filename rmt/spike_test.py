@@ -65,7 +65,8 @@ class SpikeTestResult:
     ``pvalues[j]`` is the p-value of step ``j`` (the ``(j+1)``-th largest singular value); the first
     ``n_spikes`` are below ``alpha`` and, unless the test hit ``max_spikes``, one more (the value that
     stopped it) is not.  ``threshold`` (singular-value units) and ``noise_variance`` are those of the
-    last step run: ``sqrt(mu_j + TW1_quantile(1 - alpha) sigma_j)`` and ``sigma2_j``.
+    last step run: ``sqrt(mu_j + TW1_quantile(1 - alpha) sigma_j)`` and ``sigma2_j``.  ``capped``: every
+    step run was a rejection (the cap ``max_spikes`` or an empty deflated window stopped the test).
     """
 
     n_spikes: int
@@ -74,6 +75,10 @@ class SpikeTestResult:
     threshold: float
     noise_variance: float
     max_spikes: int
+
+    @property
+    def capped(self) -> bool:
+        return self.n_spikes > 0 and len(self.pvalues) == self.n_spikes
 
 
 def _step(e_desc: np.ndarray, j: int, n: int, t_alpha: float, method: str, alpha_bema: float):

@@ -105,7 +105,7 @@ def _row(layer: dict) -> tuple[str, ...]:
         "x".join(str(d) for d in layer["shape"]),
         f"{layer['sigma2']:.4g}",
         f"{layer['sigma_plus']:.4g}",
-        str(layer["n_spikes"]),
+        f"{layer['n_spikes']}+" if layer["spikes_capped"] else str(layer["n_spikes"]),
         _spike_test_label(layer),
         f"{100 * layer['bulk_fraction']:.2f}",
         f"{layer['mp_fit_error']:.4f}",
@@ -139,7 +139,8 @@ def _markdown(document: dict, figures: list[str | None]) -> str:
         "singular-value units with the Tracy-Widom margin (ALGORITHMS.md 1.3-1.5).  spikes: 'TW alpha=a' is the "
         "sequential Tracy-Widom test (noise variance re-estimated from the remaining bulk) whose chance of "
         "flagging any spike in pure noise is a; 'paper' counts the singular values above sigma_plus, which "
-        "flags pure noise most of the time (FINDINGS F8, F21).\n\n" + head + body
+        "flags pure noise most of the time (FINDINGS F8, F21); 'k+' means the test stopped at its cap (the top "
+        "alpha_bema share of the spectrum) with every value a spike.\n\n" + head + body
     )
 
 

@@ -27,6 +27,7 @@ from rmt.fit import fit_mp, least_squares_scale, unit_quantiles
 from rmt.spike_test import DEFAULT_SPIKE_ALPHA, sequential_tw_test
 from rmt.tracy_widom import tw1_cdf, tw1_ppf, wishart_edge_scaling
 from verification.asymptotics.acceptance import binomial_threshold
+from verification.fit_command import format_table
 
 THOROUGH = settings().max_examples >= 10_000
 ALPHA = DEFAULT_SPIKE_ALPHA
@@ -90,6 +91,7 @@ def test_count_equals_the_oracle_and_pvalues_agree_with_the_decisions(W, alpha):
     assert fit.spikes == tuple(fit.singular_values[:k]) and fit.bulk_fraction == 1.0 - k / fit.p
     assert all(pv < alpha for pv in fit.spike_pvalues[:k])
     assert len(fit.spike_pvalues) in (k, k + 1) and all(pv >= alpha for pv in fit.spike_pvalues[k:])
+    assert fit.spikes_capped == (k > 0 and len(fit.spike_pvalues) == k)
     # the last step's p-value and threshold, recomputed from Johnstone's scaling of the deflated shape
     test = sequential_tw_test(fit.singular_values, fit.n, alpha)
     j = len(fit.spike_pvalues) - 1
@@ -123,7 +125,13 @@ def test_strong_rank_stops_at_the_cap_with_every_step_a_rejection():
     W = planted(rng, (40, 80), np.linspace(20.0, 40.0, 16) * theta_c((40, 80)))
     test = sequential_tw_test(np.linalg.svd(W, compute_uv=False), 80, ALPHA)
     assert test.max_spikes == 40 - math.floor(0.75 * 40) == 10
-    assert test.n_spikes == 10 and len(test.pvalues) == 10 and max(test.pvalues) < ALPHA
+    assert test.n_spikes == 10 and len(test.pvalues) == 10 and max(test.pvalues) < ALPHA and test.capped
+    fit = fit_mp(W, name="strong")
+    assert fit.n_spikes == 10 and fit.spikes_capped and fit.to_dict()["spikes_capped"] is True
+    row = next(line for line in format_table([fit.to_dict()]).splitlines() if line.startswith("strong"))
+    assert " 10+ " in row  # the table reads a capped count as "at least"
+    # known-bad: an uncapped reading of the same fit
+    assert " 10 " not in row
 
 
 def test_paper_mode_is_the_count_above_sigma_plus():
@@ -133,6 +141,7 @@ def test_paper_mode_is_the_count_above_sigma_plus():
     assert paper.n_spikes == int(np.sum(s > paper.sigma_plus)) and paper.spikes == tuple(s[s > paper.sigma_plus])
     assert paper.bulk_fraction == np.count_nonzero(s < paper.sigma_plus) / 200
     assert (paper.spike_alpha, paper.spike_pvalues, paper.spike_threshold) == (None, (), paper.sigma_plus)
+    assert not paper.spikes_capped
     assert (paper.sigma2, paper.sigma_plus, paper.mp_fit_error) == (calibrated.sigma2, calibrated.sigma_plus,
                                                                     calibrated.mp_fit_error)
     record = json.loads(json.dumps(calibrated.to_dict()))
