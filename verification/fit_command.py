@@ -37,7 +37,7 @@ from rmt.spike_test import DEFAULT_SPIKE_ALPHA
 from verification.model_source import load_model
 from verification.report_folder import check_out, staged_folder
 
-__all__ = ["register", "run_fit", "format_table", "SCHEMA"]
+__all__ = ["register", "run_fit", "format_table", "spike_count_cell", "SCHEMA"]
 
 SCHEMA = "mpcert.fit/2"
 _COLUMNS = ("layer", "shape", "sigma2", "sigma_plus", "spikes", "spike test", "bulk %", "fit error")
@@ -105,11 +105,16 @@ def _row(layer: dict) -> tuple[str, ...]:
         "x".join(str(d) for d in layer["shape"]),
         f"{layer['sigma2']:.4g}",
         f"{layer['sigma_plus']:.4g}",
-        f"{layer['n_spikes']}+" if layer["spikes_capped"] else str(layer["n_spikes"]),
+        spike_count_cell(layer),
         _spike_test_label(layer),
         f"{100 * layer['bulk_fraction']:.2f}",
         f"{layer['mp_fit_error']:.4f}",
     )
+
+
+def spike_count_cell(layer: dict) -> str:
+    """``n_spikes`` of an :meth:`rmt.fit.MPFit.to_dict` record; ``"k+"`` when the test stopped at its cap."""
+    return f"{layer['n_spikes']}+" if layer["spikes_capped"] else str(layer["n_spikes"])
 
 
 def _spike_test_label(layer: dict) -> str:
