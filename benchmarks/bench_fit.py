@@ -34,7 +34,7 @@ import torch
 
 from rmt.fit import fit_mp
 from rmt.weights import as_weight_matrix
-from verification.model_source import prunable_weights
+from verification.models.model_source import prunable_weights
 from timing import median_time
 
 REPEATS = 5
@@ -178,7 +178,7 @@ def _counts_row(label, planted_k, calibrated, paper, ww, our_err, ww_err):
 
 
 def test_spike_counts_against_weightwatcher(weightwatcher, record_property):
-    from verification.model_source import load_model
+    from verification.models.model_source import load_model
 
     lines = ["| matrices | planted spikes | mpcert calibrated (alpha 0.05) | mpcert paper | WeightWatcher | "
              "sigma2 error mpcert (both modes) | sigma2 error WeightWatcher |", "|---|---|---|---|---|---|---|"]
