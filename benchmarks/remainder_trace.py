@@ -1,4 +1,4 @@
-"""Remainder traces of the sound path enclosure at depth (benchmarks/RESULTS-remainder-trace.md, FINDINGS F21).
+"""Remainder traces of the sound path enclosure at depth (benchmarks/RESULTS-remainder-trace.md, FINDINGS F22).
 
 For the default model and for members of :mod:`verification.models.model_family` (width 64, 4 heads, depth from
 ``--depths``; each trained one epoch by :func:`verification.models.model_family.train_member` and cached in ``--cache``),
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     images = load_audit_sets("default", 8, 0, 0).calibration[0].double()
-    print("# Remainder traces of the sound path enclosure (verification/bridge/remainder_trace.py, FINDINGS F21)\n")
+    print("# Remainder traces of the sound path enclosure (verification/bridge/remainder_trace.py, FINDINGS F22)\n")
     print(f"Produced by `python benchmarks/remainder_trace.py {' '.join(argv if argv is not None else sys.argv[1:])}` "
           f"({args.threads} thread(s)).  Columns: verification/bridge/remainder_trace.py; `carried` and `fresh` are the engine's "
           "sound remainders, `composite` and `to logits` float64 first-order estimates (a diagnosis, never a bound); "

@@ -1,4 +1,4 @@
-"""Where the remainders of the sound path enclosure grow: a stage-by-stage trace at one point ``theta`` (FINDINGS F21).
+"""Where the remainders of the sound path enclosure grow: a stage-by-stage trace at one point ``theta`` (FINDINGS F22).
 
 :func:`verification.bridge.vit_interval.sound_path_bounds` encloses ``z(theta)`` by Taylor forms whose box remainder
 ``r`` holds, at a point ``theta``, float64 rounding only.  This runs the same walk

@@ -47,6 +47,7 @@ from verification.bridge.certify import LIPSCHITZ_METHODS, MAX_SOUND_BUDGET, SOU
 from verification.bridge.vit_interval import resolve_device
 from verification.cli.arguments import check_integer, check_seed
 from verification.cli.certify import load_audit_sets
+from verification.cli.fit import spike_count_cell
 from verification.models.model_source import load_model
 from verification.bridge.report_folder import check_out, staged_folder
 
@@ -225,8 +226,12 @@ def _summary_markdown(summary: dict[str, Any]) -> str:
     ]
     lines += [f"| {label} | " + " | ".join(str(cell(r)) for r in summary["masks"]) + " |" for label, cell in rows]
     lines += ["", "## MP fits of the dense weights", "", "| layer | shape | sigma_+ | spikes | bulk fraction |", "|---|---|---|---|---|"]
-    lines += [f"| {f['name']} | {f['shape'][0]}x{f['shape'][1]} | {f['sigma_plus']:.4g} | {f['n_spikes']} | {f['bulk_fraction']:.3f} |"
-              for f in summary["mp_fits"]]
+    lines += [f"| {f['name']} | {f['shape'][0]}x{f['shape'][1]} | {f['sigma_plus']:.4g} | {spike_count_cell(f)} | "
+              f"{f['bulk_fraction']:.3f} |" for f in summary["mp_fits"]]
+    alphas = sorted({f["spike_alpha"] for f in summary["mp_fits"] if f["spike_test"] == "calibrated"})
+    lines += ["", f"Spikes: the sequential Tracy-Widom test of `rmt.spike_test` at family-wise false-alarm rate "
+              f"alpha = {', '.join(f'{a:g}' for a in alphas) or '-'} ('k+': the test's cap, every value tested was a "
+              "spike); the paper's count #{s > sigma_+} is `mpcert fit --spike-test paper`."]
     lines += ["", "ESD with MP fit per layer: " + ", ".join(f"[{Path(p).stem}]({p})" for p in summary["esd_figures"])]
     lines += ["", "## Wall time per step (s)", ""] + [f"- {k}: {v:.1f}" for k, v in summary["step_times_s"].items()]
     lines += [f"- total: {summary['wall_time_s']:.1f}", ""]

@@ -3,7 +3,7 @@
 :data:`DEEP_CONFIG` gives the keyword arguments of timm's ``VisionTransformer``: the default model's input
 (28 x 28 x 1, 7 x 7 patches: 16 patch tokens + 1 class token, 10 classes, class-token pooling) with ViT-Tiny's
 blocks (width 192, 3 heads, MLP 768 = ratio 4) and ViT-Tiny's depth 12.  It exists to test the sound ``L_s`` at
-real depth (verification/FINDINGS.md F21).  Its weights ``verification/models/assets/deep_vit.safetensors`` and card
+real depth (verification/FINDINGS.md F22).  Its weights ``verification/models/assets/deep_vit.safetensors`` and card
 ``deep_vit.json`` are written by ``python -m verification.models.train_deep`` (recipe :data:`DEEP_RECIPE`, aimed at
 >= 87 % Fashion-MNIST test accuracy within 60 minutes on 2 CPU cores); nothing is downloaded.
 """

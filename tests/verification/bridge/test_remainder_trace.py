@@ -1,4 +1,4 @@
-"""The remainder trace (verification.bridge.remainder_trace, FINDINGS F21): the stages are the sound walk's, each stage's
+"""The remainder trace (verification.bridge.remainder_trace, FINDINGS F22): the stages are the sound walk's, each stage's
 carried remainder encloses the float64 value of timm's own forward at that stage, and the Jacobian measure is
 ``|J| r``.  Known-bad: a walk that drops the rest of the target's block; ``J r`` without the absolute value."""
 
