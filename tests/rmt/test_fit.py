@@ -97,7 +97,10 @@ def test_pure_noise_tolerances(noise_fits, shape):
     assert within_noise_tolerances(fit, shape)
     assert fit.shape == shape and fit.p == min(shape) and fit.n == max(shape)
     assert fit.gamma == min(shape) / max(shape)
-    assert fit.n_spikes == len(fit.spikes) == int(np.sum(fit.singular_values > fit.sigma_plus))
+    assert fit.n_spikes == len(fit.spikes) and fit.spikes == tuple(fit.singular_values[: fit.n_spikes])
+    paper = fit_mp(W, spike_test="paper")
+    assert paper.n_spikes == len(paper.spikes) == int(np.sum(paper.singular_values > paper.sigma_plus))
+    assert (paper.sigma2, paper.sigma_plus) == (fit.sigma2, fit.sigma_plus)  # the count alone differs
 
 
 @pytest.mark.parametrize("shape", [(3072, 768), (1000, 768)])
@@ -237,10 +240,10 @@ def test_rank5_spiked_model_of_section_1_8():
 
 
 def test_rank5_spiked_model_over_seeds_keeps_the_planted_spikes_on_top():
-    """The TW margin is negative (t = -2.28), so a noise eigenvalue may cross the threshold: the
-    count is 5 or a few more on other seeds, never fewer, and the bulk fraction stays >= 0.99."""
+    """The paper's count: the TW margin is negative (t = -2.28), so a noise eigenvalue may cross the
+    threshold: the count is 5 or a few more on other seeds, never fewer, and the bulk fraction stays >= 0.99."""
     for seed in range(1, 5):
-        fit = fit_mp(planted((768, 3072), [10.0, 8.0, 6.0, 4.0, 3.0], seed=seed))
+        fit = fit_mp(planted((768, 3072), [10.0, 8.0, 6.0, 4.0, 3.0], seed=seed), spike_test="paper")
         assert 5 <= fit.n_spikes and fit.bulk_fraction >= 0.99
         assert fit.singular_values[4] > 2.0 > fit.singular_values[5]
 
@@ -399,6 +402,12 @@ def test_to_dict_is_json_and_omits_spectrum_by_default(noise_fits):
         ({"beta_tw": "0.8"}, "beta_tw"),
         ({"method": "mle"}, "method"),
         ({"tw_form": "exact"}, "tw_form"),
+        ({"spike_test": "bema"}, "spike_test"),
+        ({"spike_alpha": 0.0}, "spike_alpha"),
+        ({"spike_alpha": 1.0}, "spike_alpha"),
+        ({"spike_alpha": float("nan")}, "spike_alpha"),
+        ({"spike_alpha": "0.05"}, "spike_alpha"),
+        ({"spike_alpha": True}, "spike_alpha"),
     ],
 )
 def test_bad_parameters_raise(kwargs, fragment):
@@ -429,3 +438,33 @@ def test_any_nonfinite_entry_raises_typed(bad, i, j):
     W[i, j] = bad
     with pytest.raises(InvalidMatrixError, match="layer7"):
         fit_mp(W, name="layer7")
+
+
+@given(st.floats(-300.0, 300.0), st.integers(2, 40), st.integers(2, 40))
+def test_huge_finite_weights_are_refused_exactly_when_the_spectrum_could_overflow(log10_peak, d_out, d_in):
+    """``check_spectrum_range`` refuses iff ``2 log2 max|W| + log2(d_out d_in) > 500``; the known-bad cases are
+    the old path, where ``W * 1e200`` reached LAPACK and failed with ``LinAlgError`` and ``W * 2^300`` gave
+    ``mp_fit_error = 0.75`` (an overflowing CDF) without an error."""
+    from rmt.errors import WeightOverflowError
+    from rmt.fit import check_spectrum_range
+
+    matrix = np.full((d_out, d_in), 10.0**log10_peak)
+    too_large = 2 * np.log2(10.0**log10_peak) + np.log2(d_out * d_in) > 500
+    if too_large:
+        with pytest.raises(WeightOverflowError, match="too large for an MP fit"):
+            check_spectrum_range(matrix, "fc")
+    else:
+        check_spectrum_range(matrix, "fc")
+
+
+def test_fit_of_huge_weights_is_a_typed_error_and_large_ones_scale_exactly():
+    from rmt.errors import WeightOverflowError
+
+    w = np.random.default_rng(0).standard_normal((40, 60))
+    with pytest.raises(WeightOverflowError, match="^fc: entries up to"):
+        fit_mp(w * 1e200, name="fc")
+    with pytest.raises(WeightOverflowError):
+        fit_mp(w * 2.0**300, name="fc")
+    base, scaled = fit_mp(w), fit_mp(w * 2.0**200)  # a power of two: every singular value scales exactly
+    assert scaled.sigma2 == pytest.approx(base.sigma2 * 2.0**400, rel=1e-12) and scaled.n_spikes == base.n_spikes
+    assert scaled.mp_fit_error == pytest.approx(base.mp_fit_error, rel=1e-9)

@@ -78,7 +78,7 @@ from certs.splits import ElasticNetPenalty, mask_split
 from rmt.bounds import ESTIMATE, SOUND, Bound
 
 from pruning.kn_patterns import PATTERN_24
-from pruning.mask import Mask
+from pruning.mask import Mask, binary_keep
 from pruning.packed24 import convert_to_24
 from rmt.errors import MPCertError
 from rmt.fit import MPFit, fit_mp
@@ -88,7 +88,7 @@ from .distributed import launch, rank_and_size, run_units
 from .vit_interval import resolve_device, sound_path_bounds
 from .vit_views import CapturedLayer, audit_copy, capture_layer, check_mask_layers, path_logits, supported_layers
 
-__all__ = ["AuditData", "AuditUnit", "certify", "audit_layer", "multilayer_step", "multilayer_audit", "estimate_lipschitz", "check_grid", "ORDERS",
+__all__ = ["AuditData", "AuditUnit", "certify", "audit_layer", "multilayer_step", "multilayer_audit", "estimate_lipschitz", "check_grid", "MAX_GRID", "MAX_SOUND_BUDGET", "ORDERS",
            "LIPSCHITZ_METHODS", "SOUND_BUDGET", "SOUND_BUDGET_CUDA", "SOUND_START", "check_samples_fit", "parameter_dtype", "PACKED", "DENSE", "packing_mask", "executed_logits", "fit_layers"]
 
 ORDERS = ("forward", "reverse")
@@ -104,6 +104,10 @@ SOUND_BUDGET, SOUND_BUDGET_CUDA = 64, 256
 #: is loose, and loose layers end in the same cover (``patch_embed.proj``, ``blocks.0.attn.qkv``: same bounds,
 #: 69 / 46 evaluations per sample vs 65 / 41); benchmarks/RESULTS-sound-lipschitz.md, "start cover".
 SOUND_START = 2
+#: Largest accepted ``sound_budget`` (sub-intervals of theta per sample; the enclosure cost grows linearly in it).
+MAX_SOUND_BUDGET = 65536
+#: Largest accepted theta grid ``G`` (:func:`check_grid`).
+MAX_GRID = 1024
 #: Relative tolerance of every realised-versus-bound comparison (THEORY.md 0.3).
 TOLERANCE = 1e-9
 #: Execution labels of the realised side at theta = 0.
@@ -172,10 +176,19 @@ def check_samples_fit(model: nn.Module, images: torch.Tensor, labels: torch.Tens
     return k
 
 
-def check_grid(points: int) -> np.ndarray:
-    """The check grid: ``2 G + 1`` points ``j / (2 G)``; the estimation grid is every second point."""
+def check_grid(points: int, argument: str = "grid") -> np.ndarray:
+    """The check grid: ``2 G + 1`` points ``j / (2 G)``; the estimation grid is every second point.
+
+    ``G`` must lie in ``1 .. MAX_GRID``: each layer audit runs ``2 G + 1`` forward passes per sample, so a
+    larger ``G`` would run for days (and a theta step of ``1 / 2048`` is far finer than the bounds need).
+    """
     if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or points < 1:
-        raise CertificateInputError(f"grid: must be an integer >= 1, got {points!r}")
+        raise CertificateInputError(f"{argument}: must be an integer >= 1, got {points!r}")
+    if points > MAX_GRID:
+        raise CertificateInputError(
+            f"{argument} {points}: at most {MAX_GRID} (each layer audit would run 2 G + 1 = {2 * int(points) + 1} "
+            "forward passes per sample)"
+        )
     return np.linspace(0.0, 1.0, 2 * int(points) + 1)
 
 
@@ -499,8 +512,8 @@ def certify(
     if lipschitz not in LIPSCHITZ_METHODS:
         raise CertificateInputError(f"lipschitz: expected one of {LIPSCHITZ_METHODS}, got {lipschitz!r}")
     if sound_budget is not None and (isinstance(sound_budget, bool) or not isinstance(sound_budget, (int, np.integer))
-                                     or sound_budget < 1):
-        raise CertificateInputError(f"sound_budget: must be an integer >= 1 or None, got {sound_budget!r}")
+                                     or not 1 <= sound_budget <= MAX_SOUND_BUDGET):
+        raise CertificateInputError(f"sound_budget: must be an integer in 1..{MAX_SOUND_BUDGET} or None, got {sound_budget!r}")
     device = resolve_device(sound_device, "sound_device")
     sound_budget = int(sound_budget) if sound_budget is not None else SOUND_BUDGET_CUDA if device.type == "cuda" else SOUND_BUDGET
     device = str(device)
@@ -513,7 +526,7 @@ def certify(
     keep_map = getattr(mask, "keep", mask)
     if not isinstance(keep_map, Mapping):
         raise CertificateInputError(f"mask: expected a pruning.Mask or a mapping of keep-tensors, got {type(mask).__name__}")
-    keep = {name: torch.as_tensor(t).bool() for name, t in keep_map.items()}
+    keep = {name: binary_keep(f"mask: layer {name}", t) for name, t in keep_map.items()}
     check_mask_layers(model, keep)
     unsupported = sorted(name for name in keep if name not in supported)
     if unsupported:

@@ -56,11 +56,14 @@ import torch
 from torch import nn
 
 from certs.errors import CertificateInputError
+from pruning.arguments import check_sparsity
 from pruning.registry import build_mask, list_pruners, pruner_spec
 from rmt.errors import InvalidParameterError
 from verification.bridge.certificate_report import write_report
 from verification.bridge.distributed import available_cores, in_torchrun, init_from_env
-from verification.bridge.certify import LIPSCHITZ_METHODS, ORDERS, SOUND_BUDGET, SOUND_BUDGET_CUDA, certify, check_samples_fit
+from verification.bridge.certify import (LIPSCHITZ_METHODS, MAX_SOUND_BUDGET, ORDERS, SOUND_BUDGET, SOUND_BUDGET_CUDA,
+                                         certify, check_grid, check_samples_fit)
+from verification.cli.arguments import check_integer, check_seed
 from verification.models.datasets import calibration_subset, load_default_dataset
 from verification.models.model_source import LoadedModel, load_model
 from verification.bridge.report_folder import check_out
@@ -90,7 +93,7 @@ def register(subparsers) -> None:
         help="certify the Section 5 bounds of a mask on a model (sound L_s by default)",
         description=__doc__.split("\n\n")[0],
     )
-    parser.add_argument("--model", default="default", help="'default' or a timm model name (default: %(default)s)")
+    parser.add_argument("--model", default="default", help="'default', 'deep' or a timm model name (default: %(default)s)")
     parser.add_argument("--checkpoint", metavar="FILE", help="weights for --model (.safetensors or .pt, loaded strictly)")
     parser.add_argument("--mask", required=True, metavar="FILE_OR_METHOD",
                         help=f"a mask file, or one of {', '.join(MASK_METHODS)}")
@@ -153,10 +156,8 @@ class AuditSets:
 
 
 def _check_counts(calibration: int, heldout: int, available: int | None = None) -> None:
-    if isinstance(calibration, bool) or not isinstance(calibration, (int, np.integer)) or calibration < 1:
-        raise InvalidParameterError(f"--calibration: must be an integer >= 1, got {calibration!r}")
-    if isinstance(heldout, bool) or not isinstance(heldout, (int, np.integer)) or heldout < 0:
-        raise InvalidParameterError(f"--heldout: must be an integer >= 0, got {heldout!r}")
+    check_integer(calibration, "--calibration", 1)
+    check_integer(heldout, "--heldout", 0)
     if available is not None and calibration + heldout > available:
         raise InvalidParameterError(
             f"--calibration {calibration} + --heldout {heldout} exceed the {available} samples of --data"
@@ -166,7 +167,7 @@ def _check_counts(calibration: int, heldout: int, available: int | None = None) 
 def _heldout_from_dataset(dataset, n: int, seed: int):
     total = int(dataset.test_labels.shape[0])
     if n > total:
-        raise InvalidParameterError(f"--heldout {n} must lie in 0..{total} (the test split size)")
+        raise InvalidParameterError(f"--heldout {n}: at most {total} test images exist (the test split size)")
     if n == 0:
         return None
     idx = torch.from_numpy(np.sort(np.random.default_rng(seed).choice(total, n, replace=False)))
@@ -175,6 +176,7 @@ def _heldout_from_dataset(dataset, n: int, seed: int):
 
 def load_audit_sets(data: str, calibration: int, heldout: int, seed: int) -> AuditSets:
     """Resolve ``--data`` to the calibration and held-out sets (module docstring); typed errors on bad counts."""
+    check_seed(seed)
     if is_sample_file(data):
         samples = load_sample_file(data)
         _check_counts(calibration, heldout, len(samples))
@@ -187,7 +189,7 @@ def load_audit_sets(data: str, calibration: int, heldout: int, seed: int) -> Aud
         )
     _check_counts(calibration, heldout)
     dataset = load_default_dataset(None if data == "default" else data)
-    cal = calibration_subset(dataset, calibration, seed)
+    cal = calibration_subset(dataset, calibration, seed, "--calibration")
     return AuditSets(
         calibration=(cal.images, cal.labels), heldout=_heldout_from_dataset(dataset, heldout, seed + 1), seed=seed,
         source=f"{dataset.name} ({dataset.source}); calibration: {calibration} class-balanced training images, "
@@ -239,15 +241,9 @@ def select_mask_layers(mask, supported: list[str], globs: list[str] | None, spec
 def _check_lipschitz(lipschitz: str, sound_budget: int | None = None, sound_device: str = "auto") -> None:
     if lipschitz not in LIPSCHITZ_METHODS:
         raise InvalidParameterError(f"--lipschitz: expected one of {LIPSCHITZ_METHODS}, got {lipschitz!r}")
-    if sound_budget is not None and (isinstance(sound_budget, bool) or not isinstance(sound_budget, (int, np.integer))
-                                     or sound_budget < 1):
-        raise InvalidParameterError(f"--sound-budget: must be an integer >= 1, got {sound_budget!r}")
+    if sound_budget is not None:
+        check_integer(sound_budget, "--sound-budget", 1, MAX_SOUND_BUDGET)
     resolve_device(sound_device, "--sound-device")
-
-
-def _check_workers(workers: int) -> None:
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise InvalidParameterError(f"--workers: must be an integer >= 1, got {workers!r}")
 
 
 def certify_to_folder(
@@ -265,7 +261,8 @@ def certify_to_folder(
     (the other ranks return ``None``).
     """
     _check_lipschitz(lipschitz, sound_budget, sound_device)
-    _check_workers(workers)
+    check_grid(grid, "--grid")
+    check_integer(workers, "--workers", 1)
     if in_torchrun():
         init_from_env(cuda=lipschitz == "sound" and resolve_device(sound_device).type == "cuda")
         workers = 1
@@ -302,7 +299,10 @@ def run_certify(
 ) -> dict | None:
     """``mpcert certify``: load ``model`` and ``data``, then :func:`certify_to_folder` (see the module docstring)."""
     _check_lipschitz(lipschitz, sound_budget, sound_device)
-    _check_workers(workers)
+    check_grid(grid, "--grid")
+    if mask in list_pruners() and pruner_spec(mask).takes == "sparsity":
+        check_sparsity(sparsity, "--sparsity")
+    check_integer(workers, "--workers", 1)
     check_out(Path(out), force)
     loaded = load_model(model, checkpoint, runnable=True, argument="--model")
     sets = load_audit_sets(data, calibration, heldout, seed)

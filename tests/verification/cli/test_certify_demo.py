@@ -41,6 +41,10 @@ def test_demo_writes_both_reports_and_the_summary(demo_out):
     assert all((demo_out / p).is_file() for p in summary["esd_figures"]) and len(summary["esd_figures"]) == len(summary["mp_fits"])
     assert "estimate" in md and "certificate" in md  # "never a certificate"
     assert md.index("## What is certified") < md.index("## Audit details") and "diagnostics of the estimate" in md
+    assert "false-alarm rate alpha = 0.05" in md and all(f["spike_test"] == "calibrated" for f in summary["mp_fits"])
+    for f in summary["mp_fits"]:  # the MP table shows the calibrated count, "k+" where the test hit its cap
+        cell = f"{f['n_spikes']}+" if f["spikes_capped"] else str(f["n_spikes"])
+        assert f"| {f['name']} | {f['shape'][0]}x{f['shape'][1]} | {f['sigma_plus']:.4g} | {cell} |" in md
 
 
 def test_demo_refuses_bad_settings_before_any_work(tmp_path):
