@@ -20,7 +20,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from verification.bridge.distributed import available_cores
-from verification.cli.demo import DEFAULT_SETTINGS, run_demo
+from verification.bridge.demo import DEFAULT_SETTINGS, run_demo
 
 IMAGES = int(os.environ.get("MPCERT_BENCH_IMAGES", DEFAULT_SETTINGS.calibration))
 

@@ -27,7 +27,7 @@ from rmt.fit import fit_mp, least_squares_scale, unit_quantiles
 from rmt.spike_test import DEFAULT_SPIKE_ALPHA, sequential_tw_test
 from rmt.tracy_widom import tw1_cdf, tw1_ppf, wishart_edge_scaling
 from verification.asymptotics.acceptance import binomial_threshold
-from verification.cli.fit import format_table
+from verification.bridge.fit_report import format_table
 
 THOROUGH = settings().max_examples >= 10_000
 ALPHA = DEFAULT_SPIKE_ALPHA

@@ -2,7 +2,7 @@
 
 import sys
 
-from verification.cli.main import main
+from verification.cli.app import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Iterator
 
 from rmt.errors import InvalidParameterError
+from verification.bridge.arguments import check_seed
 from verification.bridge.report_folder import check_out, staged_file
-from verification.cli.arguments import check_seed
 from verification.errors import MissingExtraError
 
 __all__ = ["PROFILES", "HEADER", "register", "run_verify", "format_row"]

@@ -12,7 +12,7 @@ from torch import nn
 
 from verification.bridge.certify import certify
 from verification.bridge.distributed import WorkerError, run_units
-from verification.cli.certify import AuditSets, certify_to_folder
+from verification.bridge.certify_folder import AuditSets, certify_to_folder
 from verification.models.datasets import calibration_subset, load_default_dataset
 from verification.models.default_model import build_default_model
 from verification.models.model_source import LoadedModel

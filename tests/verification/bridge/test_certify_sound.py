@@ -89,13 +89,13 @@ def test_a_larger_sound_budget_reaches_an_earlier_layer(env):
 def test_sound_is_the_default_of_certify_and_of_the_commands():
     import inspect
 
-    from verification.cli.main import build_parser
+    from verification.cli.app import build_parser
 
     assert inspect.signature(certify).parameters["lipschitz"].default == "sound"
     assert inspect.signature(certify_module.audit_layer).parameters["lipschitz"].default == "sound"
     parser = build_parser()
     assert parser.parse_args(["certify", "--mask", "magnitude", "--out", "x"]).lipschitz == "sound"
-    from verification.cli.demo import DEFAULT_SETTINGS, QUICK_SETTINGS
+    from verification.bridge.demo import DEFAULT_SETTINGS, QUICK_SETTINGS
 
     assert DEFAULT_SETTINGS.lipschitz == QUICK_SETTINGS.lipschitz == "sound"
     assert parser.parse_args(["demo"]).lipschitz is None  # None: the settings' default (sound)

@@ -250,7 +250,7 @@ def hostile_files(tmp_path_factory):
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_is_one_typed_line_and_nothing_is_written(case, hostile_files, samples, tmp_path, monkeypatch, capsys):
     """In-process ``main`` (the same code as the entry point, without the interpreter start-up per case)."""
-    from verification.cli.main import main
+    from verification.cli.app import main
 
     args, command, fragments = CASES[case]
     args = [re.sub(r"\{([^}]+)\}", lambda m: hostile_files[m.group(1)], a) for a in args]
@@ -275,7 +275,7 @@ def test_a_nan_checkpoint_is_blamed_on_the_checkpoint(tmp_path, samples, capsys)
     """Known-bad: the NaN reached the audit and was reported as "the re-run model produced NaN ... at layer"."""
     from safetensors.torch import save_file
 
-    from verification.cli.main import main
+    from verification.cli.app import main
 
     state = {k: v.clone() for k, v in build_default_model().state_dict().items()}
     state[f"{FC2}.weight"][0, 0] = float("nan")
@@ -306,7 +306,7 @@ def test_verify_keeps_hypothesis_storage_out_of_the_working_directory(tmp_path):
 
 
 def test_verify_json_into_a_folder_is_refused_before_any_check(tmp_path, monkeypatch, capsys):
-    from verification.cli.main import main
+    from verification.cli.app import main
     from verification.theorems import theorem_checks
 
     monkeypatch.setattr(theorem_checks, "run_check", lambda *a, **k: pytest.fail("a check ran"))

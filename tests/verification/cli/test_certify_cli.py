@@ -17,7 +17,7 @@ from torch import nn
 
 from certs.errors import UnsupportedLayerError
 from pruning.mask import Mask, Provenance
-from verification.cli.certify import AuditSets, certify_to_folder
+from verification.bridge.certify_folder import AuditSets, certify_to_folder
 from verification.cli import main
 from verification.models.default_model import build_default_model
 from verification.models.model_source import LoadedModel

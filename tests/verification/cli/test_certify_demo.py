@@ -7,7 +7,7 @@ import pytest
 from certs.errors import CertificateInputError
 from rmt.errors import InvalidParameterError
 from verification.cli import main
-from verification.cli.demo import MASK_FOLDERS, QUICK_SETTINGS, run_demo
+from verification.bridge.demo import MASK_FOLDERS, QUICK_SETTINGS, run_demo
 from tests.verification.single_thread import one_thread  # noqa: F401  (autouse)
 
 

@@ -10,7 +10,7 @@ from safetensors.torch import save_file
 
 from rmt.fit import fit_mp
 from verification.cli import main
-from verification.cli.fit import format_table
+from verification.bridge.fit_report import format_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -111,7 +111,7 @@ def test_bad_layer_midway_leaves_no_partial_folder(tmp_path, bad, fragment, caps
 
 def test_bad_layer_after_good_layers_were_plotted(tmp_path, monkeypatch, weight_file, capsys):
     """Fail on the last layer, after figures were already drawn into the temporary folder."""
-    import verification.cli.fit as fc
+    import verification.bridge.fit_report as fc
 
     calls = []
     real = fc.fit_mp
