@@ -13,6 +13,7 @@ import numpy as np
 from hypothesis import given, strategies as st
 
 from certs.budget import PerSampleLipschitz
+from certs.intervals.piecewise_linear import tail_segment_bounds
 from certs.layer_view import AffineOp, LayerView
 from certs.path import path_logits
 from certs.rounding import tail_rounding
@@ -99,3 +100,31 @@ def test_opaque_tail_makes_corollary_5_2_an_estimate():
     assert margin_stability(view, inst.split, lip, theta=0.5).bound.label == "sound"
     r = margin_stability(opaque, inst.split, lip, theta=0.5)
     assert r.bound.label == "estimate" and not r.hypotheses[-1].holds and np.all(r.rounding == 0.0)
+
+
+# -------------------------------------------------------------- the bridge's rounding term (interval enclosures)
+
+
+@given(rounding_cases())
+def test_enclosure_rounding_bounds_the_computed_logits_at_both_ends(case):
+    """``SegmentBounds.rounding`` (the ViT bridge's ``rho_s``) on op lists: ``||z^(theta) - z(theta)||_inf`` with the
+    exact ``z(theta) = psi_2(p^ + theta q^)`` on the engine's points, at ``theta`` = 0 and 1."""
+    view, s, r, _ = case
+    start, direction = view.inputs @ s.T, view.inputs @ r.T
+    segments = tail_segment_bounds(view.tail, start, direction, subintervals=1)
+    for theta in (0, 1):
+        exact = _exact_tail(view, [[Fraction(p) + theta * Fraction(q) for p, q in zip(pr, qr)]
+                                   for pr, qr in zip(start.tolist(), direction.tolist())])
+        computed = path_logits(view, s, r, [float(theta)])[0]
+        rho = segments.rounding(computed, theta)
+        for z_exact, z_hat, bound in zip(exact, computed.tolist(), rho):
+            assert max(abs(a - Fraction(b)) for a, b in zip(z_exact, z_hat)) <= Fraction(bound)
+
+
+def test_enclosure_rounding_is_not_zero_where_the_computed_logits_are_wrong():
+    """Known-bad ``rho = 0``: on the cancelling instance the computed dense logit is 0, the exact one 1."""
+    view = _cancelling_view()
+    start, direction = np.array([[1e16, 0.0]]), np.array([[1.0, 0.0]])
+    segments = tail_segment_bounds(view.tail, start, direction, subintervals=1)
+    computed = path_logits(view, np.array([[1e16], [0.0]]), np.array([[1.0], [0.0]]), [1.0])[0]
+    assert computed[0, 0] == 0.0 and segments.rounding(computed, 1)[0] >= 1.0
