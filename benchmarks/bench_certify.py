@@ -7,7 +7,7 @@ on the check grid), no held-out set, torch with one thread (the audit's ops are 
 same run:
 
 * ``restart`` (default): the re-run starts at the target's block / MLP branch / head from the state
-  cached during the capture (:func:`verification.vit_views.restart_point`);
+  cached during the capture (:func:`verification.bridge.vit_views.restart_point`);
 * ``full``: the generic fallback, the whole model re-run (``path_logits(..., restart=False)``);
 * ``hook`` (the implementation before restart points, kept here as the baseline): the whole model
   re-run with a forward hook that lets the target compute its dense output and then replaces it by
@@ -31,11 +31,11 @@ import torch
 from timing import median_time, timed_median
 
 from pruning.magnitude import magnitude
-from verification import certify as certify_module
-from verification.certify import certify
-from verification.datasets import calibration_subset, load_default_dataset
-from verification.default_model import build_default_model
-from verification.vit_views import MAX_BATCH, _add_bias, _layer_op, _module, path_logits
+from verification.bridge import certify as certify_module
+from verification.bridge.certify import certify
+from verification.models.datasets import calibration_subset, load_default_dataset
+from verification.models.default_model import build_default_model
+from verification.bridge.vit_views import MAX_BATCH, _add_bias, _layer_op, _module, path_logits
 
 REPEATS = 3
 N_SAMPLES, GRID, SPARSITY = 32, 16, 0.5

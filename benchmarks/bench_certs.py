@@ -32,7 +32,7 @@ from certs.single_layer import (
 )
 from certs.splits import checked_split, mask_split, prune_restore_split
 from certs.stationarity import stationarity_certificate
-from verification.networks import spiked_gaussian_network
+from verification.theorems.networks import spiked_gaussian_network
 from timing import median_time
 
 REPEATS = 5

@@ -29,7 +29,7 @@ import torch
 
 from rmt.fit import fit_mp
 from rmt.weights import as_weight_matrix
-from verification.model_source import prunable_weights
+from verification.models.model_source import prunable_weights
 from timing import median_time
 
 REPEATS = 5

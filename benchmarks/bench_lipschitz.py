@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from certs.lipschitz import lipschitz_constants
-from verification.networks import ReluAbsMLP
+from verification.theorems.networks import ReluAbsMLP
 from timing import median_time
 
 REPEATS = 5

@@ -1,4 +1,4 @@
-"""Cost of the sound ``L_s`` (verification.vit_interval.sound_path_bounds) against one forward pass.
+"""Cost of the sound ``L_s`` (verification.bridge.vit_interval.sound_path_bounds) against one forward pass.
 
 Setting: the shipped default ViT, magnitude mask at sparsity 0.5, ``|T| = 16`` class-balanced training
 images, one layer per depth (``blocks.3.mlp.fc1``, ``blocks.3.attn.qkv``, ``blocks.2.mlp.fc2``,
@@ -21,11 +21,11 @@ import torch
 from timing import median_time, timed_median
 from certs.intervals.interval import IntervalDomainError
 from pruning.magnitude import magnitude
-from verification.certify import check_grid, estimate_lipschitz
-from verification.datasets import calibration_subset, load_default_dataset
-from verification.default_model import build_default_model
-from verification.vit_interval import sound_path_bounds
-from verification.vit_views import audit_copy, capture_layer, path_logits
+from verification.bridge.certify import check_grid, estimate_lipschitz
+from verification.models.datasets import calibration_subset, load_default_dataset
+from verification.models.default_model import build_default_model
+from verification.bridge.vit_interval import sound_path_bounds
+from verification.bridge.vit_views import audit_copy, capture_layer, path_logits
 
 N_SAMPLES, SPARSITY, K = 16, 0.5, 8
 LAYERS = ("blocks.3.mlp.fc1", "blocks.3.attn.qkv", "blocks.2.mlp.fc2", "blocks.1.mlp.fc1")

@@ -5,7 +5,7 @@
 #
 # DEMO_DIR: an `mpcert demo` folder (its hybrid/ and cast-2of4/ masks); SAMPLES.npz: a sample file whose first 256
 # images are the calibration set (as `mpcert certify --data`).  Writes to OUT_DIR:
-#   pytest.log          the CUDA property tests of tests/verification/test_vit_interval.py (CUDA vs autograd / CPU)
+#   pytest.log          the CUDA property tests of tests/verification/bridge/test_vit_interval.py (CUDA vs autograd / CPU)
 #   ratio.md            CUDA against the CPU (2 threads) on the same layers and 64 images, same machine
 #   table-cuda-256.md   the per-layer table of benchmarks/sound_lipschitz_table.py on CUDA, 256 images, both masks
 #   budget-256.md       the two earliest layers (the dearest: Hybrid patch_embed.proj, CAST 2:4 blocks.0.attn.qkv) at
@@ -17,7 +17,7 @@ table="python3 benchmarks/sound_lipschitz_table.py --demo $demo --data $data"
 nvidia-smi -L
 python3 -c "import torch, timm, numpy; print('torch', torch.__version__, 'timm', timm.__version__, 'numpy', numpy.__version__, torch.cuda.get_device_name())"
 SECONDS=0
-timeout 120 python3 -m pytest -q -p no:cacheprovider tests/verification/test_vit_interval.py -rs 2>&1 | tee "$out/pytest.log" | tail -4
+timeout 120 python3 -m pytest -q -p no:cacheprovider tests/verification/bridge/test_vit_interval.py -rs 2>&1 | tee "$out/pytest.log" | tail -4
 echo "pytest: ${SECONDS}s"; SECONDS=0
 { timeout 60 $table --calibration 64 --device cuda --masks hybrid --layers blocks.3.mlp.fc1 blocks.2.attn.qkv
   timeout 90 $table --calibration 64 --device cpu --threads 2 --masks hybrid --layers blocks.3.mlp.fc1 blocks.2.attn.qkv

@@ -1,7 +1,7 @@
 """Per-layer table of the sound ``L_s`` on the masks of an ``mpcert demo`` folder (benchmarks/RESULTS-sound-lipschitz.md).
 
 For every prunable layer of the default model and each mask saved by ``mpcert demo`` (Hybrid Magnitude–SER,
-CAST 2:4), on the demo's calibration images: the sound ``L_s`` of :func:`verification.vit_interval.sound_path_bounds`
+CAST 2:4), on the demo's calibration images: the sound ``L_s`` of :func:`verification.bridge.vit_interval.sound_path_bounds`
 (order 4, ``K = 8`` start, ``max_subintervals`` = ``--budget``), its ratio to the finite-difference estimate
 (distribution over samples), the violations of Lemma 5.1 with the sound ``L_s`` and of the direct logit-change
 bound on a 33-point theta grid (must be 0), the wall time, the cost in forward passes and the evaluations per
@@ -25,12 +25,12 @@ sys.path.insert(0, str(ROOT))
 
 from certs.errors import CertificateInputError  # noqa: E402
 from pruning.mask import Mask  # noqa: E402
-from verification.certify import check_grid, estimate_lipschitz  # noqa: E402
-from verification.certify_command import load_audit_sets  # noqa: E402
-from verification.demo_command import MASK_FOLDERS  # noqa: E402
-from verification.default_model import build_default_model  # noqa: E402
-from verification.vit_interval import resolve_device, sound_path_bounds  # noqa: E402
-from verification.vit_views import audit_copy, capture_layer, path_logits  # noqa: E402
+from verification.bridge.certify import check_grid, estimate_lipschitz  # noqa: E402
+from verification.cli.certify import load_audit_sets  # noqa: E402
+from verification.cli.demo import MASK_FOLDERS  # noqa: E402
+from verification.models.default_model import build_default_model  # noqa: E402
+from verification.bridge.vit_interval import resolve_device, sound_path_bounds  # noqa: E402
+from verification.bridge.vit_views import audit_copy, capture_layer, path_logits  # noqa: E402
 
 TOL = 1e-9
 

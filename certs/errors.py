@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rmt.errors import MPCertError
 
-__all__ = ["CertificateInputError", "UnsupportedLayerError"]
+__all__ = ["CertificateInputError", "UnsupportedLayerError", "EnclosureError"]
 
 
 class CertificateInputError(MPCertError):
@@ -13,3 +13,7 @@ class CertificateInputError(MPCertError):
 
 class UnsupportedLayerError(MPCertError):
     """A module after the target layer has no sound rule; names the module."""
+
+
+class EnclosureError(MPCertError):
+    """A sound enclosure could not be computed (an interval left its domain or overflowed): numerical, not bad input."""

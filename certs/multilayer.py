@@ -6,7 +6,7 @@ that intermediate network (its own ``psi_1``, ``psi_2``, ``L_{j,s}``; THEORY.md 
 
 ``network`` is anything with ``layer_view(index, X, labels) -> LayerView``, ``logits_np(X)``,
 ``weights()`` and ``with_weight(index, W) -> network`` (a new network; e.g.
-``verification.networks.ReluAbsMLP``).  ``J(alpha) = L_CE + sum_l penalty_l(W_l)`` over the layers given in
+``verification.theorems.networks.ReluAbsMLP``).  ``J(alpha) = L_CE + sum_l penalty_l(W_l)`` over the layers given in
 ``penalties`` (``{index: (lambda1, lambda2)}``).
 ``lipschitz`` is a method name ``'G' | 'P' | 'S' | 'D'`` or a callable
 ``(view, start_weight, direction_weight) -> PerSampleLipschitz`` valid on

@@ -8,7 +8,7 @@ a method name ``'G' | 'P' | 'S' | 'D'`` evaluated on it (:mod:`certs.budget`).
 * :func:`ce_path_bound` — Lemma 5.1: ``|L_CE(A_theta) - L_CE(A)| <= (1 - theta) B_T(R)``.
 * :func:`margin_stability` — Corollary 5.2: flips only where ``Delta_pred <= 2 (eta_s(theta) + r_s)``;
   ``|acc(A_theta) - acc(A)| <= #{s : |Delta_true(s)| <= 2 (eta_s(theta) + r_s)} / |T|``, with the float64
-  rounding term ``r_s`` of :mod:`certs.rounding` (FINDINGS F21).
+  rounding term ``r_s`` of :mod:`certs.logit_rounding` (FINDINGS F21).
 * :func:`frobenius_certificate` — Theorem 5.3 (any additive split, cross term kept).
 * :func:`elastic_net_certificate` — Theorem 5.4 (mask split, ``S ⊙ R = 0``).
 * :func:`weighted_mask_certificate` — OR1 Corollary 1.1 (entrywise weights ``Gamma``).
@@ -31,7 +31,7 @@ from .errors import CertificateInputError
 from .layer_view import LayerView, PiecewiseLinearTail
 from .path import max_abs_rows, path_logits_from_outputs, validated_thetas
 from .results import CertificateResult, HypothesisCheck
-from .rounding import tail_rounding
+from .logit_rounding import tail_rounding
 from .splits import AdditiveSplit, ElasticNetPenalty, frobenius_inner, frobenius_sq
 
 __all__ = [
@@ -214,7 +214,7 @@ def same_unique_argmax(z_dense: np.ndarray, z_moved: np.ndarray) -> np.ndarray:
 class MarginStabilityCertificate(CertificateResult):
     """Corollary 5.2 result.
 
-    ``rounding[s] = rho_s(theta) + 2 rho_s(1)`` (:mod:`certs.rounding`); ``prediction_margin`` / ``true_margin``:
+    ``rounding[s] = rho_s(theta) + 2 rho_s(1)`` (:mod:`certs.logit_rounding`); ``prediction_margin`` / ``true_margin``:
     ``Delta_pred`` / ``Delta_true`` of the computed dense logits ``z^_1``;
     ``at_risk_prediction[s]``: ``Delta_pred_{A_1}(s) <= 2 (eta_s + rounding_s)``; ``at_risk_true[s]``: ``|Delta_true_{A_1}(s)| <= 2 (eta_s + rounding_s)``
     (margins of the computed dense logits).
@@ -245,19 +245,19 @@ class MarginStabilityCertificate(CertificateResult):
 
 
 def evaluation_rounding(view: LayerView, split: AdditiveSplit, theta: float) -> tuple[np.ndarray, HypothesisCheck]:
-    """``rho_s(theta) + 2 rho_s(1)`` (:func:`certs.rounding.tail_rounding`), rounded up, and whether it is proven
+    """``rho_s(theta) + 2 rho_s(1)`` (:func:`certs.logit_rounding.tail_rounding`), rounded up, and whether it is proven
     (``psi_2`` a :class:`PiecewiseLinearTail`); zeros and a failed hypothesis for an opaque ``psi_2``."""
     name = "float evaluation error of the logits bounded"
     if not isinstance(view.tail, PiecewiseLinearTail):
         return np.zeros(view.n_samples), HypothesisCheck(name, False, "psi_2 is opaque: rounding not bounded")
     moved = tail_rounding(view, split.structured, split.removed, theta)
     dense = tail_rounding(view, split.structured, split.removed, 1.0)
-    return np.nextafter(moved + 2.0 * dense, np.inf), HypothesisCheck(name, True, "rho_s(theta) + 2 rho_s(1), certs.rounding")
+    return np.nextafter(moved + 2.0 * dense, np.inf), HypothesisCheck(name, True, "rho_s(theta) + 2 rho_s(1), certs.logit_rounding")
 
 
 def margin_stability(view: LayerView, split: AdditiveSplit, lipschitz, theta=0.0) -> MarginStabilityCertificate:
     """Corollary 5.2 with ``eta_s(theta) = (1 - theta) L_s ||R psi_1(s)||_inf`` (no factor 2), made sound for
-    float64 logits by the rounding term ``r_s = rho_s(theta) + 2 rho_s(1)`` of :mod:`certs.rounding`:
+    float64 logits by the rounding term ``r_s = rho_s(theta) + 2 rho_s(1)`` of :mod:`certs.logit_rounding`:
 
     (a) a prediction can change only if ``Delta_pred_{A_1}(s) <= 2 (eta_s + r_s)``;
     (b) ``|acc(A_theta) - acc(A_1)| <= #{s : |Delta_true_{A_1}(s)| <= 2 (eta_s + r_s)} / |T|`` (strict ``> 0`` accuracy).

@@ -11,10 +11,14 @@ Matplotlib's Agg canvas is used directly (no pyplot state), as in :mod:`figures.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from matplotlib.figure import Figure
 
-from verification.asymptotics.result import ExperimentResult
+if TYPE_CHECKING:  # figures only draw results; they never import the experiments that make them
+    from verification.asymptotics.result import ExperimentResult
+
 
 __all__ = ["NETWORK_DRAWERS"]
 

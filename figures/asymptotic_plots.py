@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -24,7 +25,9 @@ from matplotlib.figure import Figure
 
 from figures.asymptotic_network_plots import NETWORK_DRAWERS
 from rmt.mp_law import MarchenkoPastur, MarchenkoPasturSingular
-from verification.asymptotics.result import ExperimentResult
+
+if TYPE_CHECKING:  # figures only draw results; they never import the experiments that make them
+    from verification.asymptotics.result import ExperimentResult
 
 __all__ = ["plot_experiment"]
 

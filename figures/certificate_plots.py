@@ -1,4 +1,4 @@
-"""Figures of a certify report (:class:`verification.certificate_report.CertificateReport`).
+"""Figures of a certify report (:class:`verification.bridge.certificate_report.CertificateReport`).
 
 * ``budgets.png`` — per-layer data-path budget ``B_T(R)`` (estimate) as bars, calibration and
   held-out, with the paper's proxy ``||R||_op mean ||psi_1||_inf`` (not a bound) as markers; log scale.

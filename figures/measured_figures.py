@@ -1,4 +1,4 @@
-"""The size-trend figures drawn from our own measured ledger (:mod:`figures.measured_trend`).
+"""The size-trend figures drawn from our own measured ledger (:mod:`verification.models.measured_trend`).
 
 * ``measured_figure2.png/.pdf`` — the Figure 2 analogue: three panels ``s = 0.50 / 0.60 / 0.70``,
   signed ``Delta top-1 = post-FT - dense`` (pp) after Hybrid Magnitude–SER against the dense
@@ -25,7 +25,7 @@ import numpy as np
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from .figure_files import new_figure, save_png_pdf
-from .measured_trend import CAST, HYBRID, Measurement, MeasuredRow
+from .measured_rows import CAST, HYBRID, Measurement, MeasuredRow
 from .paper_ledgers import FIGURE2_SPARSITIES, figure2_points, figure3_points
 from .size_trend import TrendFit, bootstrap_trend, fit_log_trend, legend_text, seed_spread
 

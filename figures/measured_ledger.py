@@ -1,6 +1,6 @@
 """Write and read the measured ledger: ``<stem>.csv`` (one row per measurement) + ``<stem>.json`` (rows + record).
 
-The CSV columns are the fields of :class:`figures.measured_trend.MeasuredRow` in order (empty cell =
+The CSV columns are the fields of :class:`figures.measured_rows.MeasuredRow` in order (empty cell =
 ``None``); the JSON holds ``{"rows": [...], "record": {...}}`` with the run record (config, seeds,
 training cards, fine-tuning configs, timings, versions, date).  Figures are redrawn from either
 file without retraining; a CSV given alone is read with its sibling JSON's record when present.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rmt.errors import MPCertError
 
-from .measured_trend import Measurement, MeasuredRow
+from .measured_rows import Measurement, MeasuredRow
 
 __all__ = ["LedgerError", "LEDGER_STEM", "committed_ledger_path", "write_ledger", "read_ledger"]
 

@@ -15,6 +15,7 @@ __all__ = [
     "PatternError",
     "CalibrationError",
     "MaskMismatchError",
+    "KernelUnavailableError",
 ]
 
 
@@ -44,3 +45,7 @@ class CalibrationError(PruningError):
 
 class MaskMismatchError(PruningError):
     """A mask does not fit the model it is applied to (missing layer, other shape, bad permutation)."""
+
+
+class KernelUnavailableError(PruningError):
+    """A 2:4 GPU kernel cannot run for a layer (no CUDA, a dtype or shape the library refuses, a missing torch op)."""

@@ -13,7 +13,7 @@ entries, 9.2).  The learning rate warms up linearly from ``warmup_start * lr`` o
 Training data (also used by SER and Hybrid) is any re-iterable of ``(inputs, labels)`` batches
 (e.g. a ``DataLoader``), a pair of tensors ``(inputs, labels)`` cut into seeded shuffled batches of
 ``batch_size``, or an object with ``images`` and ``labels`` tensors
-(:class:`verification.datasets.CalibrationSubset` style).
+(:class:`verification.models.datasets.CalibrationSubset` style).
 """
 
 from __future__ import annotations

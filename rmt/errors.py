@@ -18,7 +18,3 @@ class InvalidMatrixError(MPCertError):
 
 class InvalidParameterError(MPCertError):
     """A scalar parameter is outside its domain (e.g. a ratio <= 0 or a probability outside (0, 1))."""
-
-
-class ModelSourceError(MPCertError):
-    """A model source (timm name, checkpoint, state-dict file) cannot be built or loaded."""

@@ -46,7 +46,7 @@ from functools import lru_cache
 
 import torch
 
-from .interval import EPS, U, FN_ABS, round_down, round_up_tensor
+from .rounding import EPS, FN_ABS, U, round_down, round_up_tensor
 
 __all__ = ["EXP_REL", "PDF_REL", "MILLS_REL", "CDF_REL", "gamma", "exp_enclosed", "gaussian_density", "normal_cdf",
            "exp_bounds", "EXP_DEGREE", "MILLS_DEGREE"]

@@ -31,34 +31,18 @@ from typing import Callable, Sequence, Union
 
 import torch
 
-from certs.errors import CertificateInputError
+from certs.errors import EnclosureError
+
+from .elementary import exp_bounds
+from .rounding import EPS, FN_ABS, FN_REL, TINY, U, round_down, round_up_tensor
 
 __all__ = ["EPS", "U", "TINY", "FN_REL", "FN_ABS", "IntervalDomainError", "Interval", "round_down", "round_up_tensor", "widen"]
-
-EPS = 2.0 ** -52
-#: Unit roundoff of float64 (``|fl(a op b) - a op b| <= U |a op b|`` for ``+ - * /`` and ``sqrt``).
-U = EPS / 2.0
-#: Smallest positive normal float64: the absolute margin per term against underflow.
-TINY = 2.0 ** -1022
-#: Assumed relative error bound of torch's float64 tanh / erf kernels (exp and the normal cdf are proven).
-FN_REL = 1e-12
-FN_ABS = 1e-300
 
 Operand = Union["Interval", torch.Tensor, float]
 
 
-class IntervalDomainError(CertificateInputError):
+class IntervalDomainError(EnclosureError):
     """An interval operation left its domain (division by an interval containing 0, NaN, overflow)."""
-
-
-def round_down(x: torch.Tensor) -> torch.Tensor:
-    """The next float64 toward ``-inf`` (one ulp outward)."""
-    return torch.nextafter(x, torch.full((), float("-inf"), dtype=x.dtype, device=x.device))
-
-
-def round_up_tensor(x: torch.Tensor) -> torch.Tensor:
-    """The next float64 toward ``+inf`` (one ulp outward)."""
-    return torch.nextafter(x, torch.full((), float("inf"), dtype=x.dtype, device=x.device))
 
 
 def widen(lo: torch.Tensor, hi: torch.Tensor, margin: torch.Tensor) -> "Interval":
@@ -179,8 +163,6 @@ class Interval:
 
     def exp(self) -> "Interval":
         """Proven bounds from :func:`certs.intervals.elementary.exp_bounds` (no library assumption)."""
-        from .elementary import exp_bounds  # elementary builds on this module
-
         return Interval(exp_bounds(self.lo)[0], exp_bounds(self.hi)[1])
 
     def tanh(self) -> "Interval":

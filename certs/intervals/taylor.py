@@ -11,7 +11,7 @@ represent every quantity by a polynomial in ``eps`` plus a remainder radius,
 Linear maps act exactly on the ``c_i`` (keeping the cancellations of ``W d``, ``W x''``, ...); only the
 remainder (order ``h^(n+1)``) is propagated with ``|W|``.  ``n = 1`` is affine arithmetic; ``n = 2``
 also carries the curvature, which on the default ViT shrinks the remainders by orders of
-magnitude; ``n = 4`` (the default of :mod:`verification.vit_interval`) shrinks them further, so
+magnitude; ``n = 4`` (the default of :mod:`verification.bridge.vit_interval`) shrinks them further, so
 that fewer sub-intervals are needed.  Rules (``spread = sum_{i>=1} |c_i| + r`` bounds ``|x - c_0|``; box ``c_0 +- spread``):
 
 * sums, point scaling, ``linear``, ``sum``, ``mean``, ``minus_mean``: exact on the ``c_i``, ``|.|`` on ``r``;

@@ -22,8 +22,8 @@ from certs.single_layer import (
 )
 from certs.splits import AdditiveSplit, PruneRestoreSplit, checked_split, mask_split, prune_restore_split
 from certs.stationarity import stationarity_certificate
-from verification.networks import ReluAbsMLP
-from verification.strategies import PlanStep
+from verification.theorems.networks import ReluAbsMLP
+from verification.theorems.strategies import PlanStep
 
 # Last layer, identity tail (L_s = 1 for every method): z_A = (0, 10), label 0; the mask removes
 # R v = (10, -10), so z_S = (-10, 20) and CE(S) - CE(A) = log(1 + e^30) - log(1 + e^10).

@@ -1,4 +1,4 @@
-"""Sub-interval driver (certs.intervals.refinement) on the ReLU/abs MLPs of verification.networks.
+"""Sub-interval driver (certs.intervals.refinement) on the ReLU/abs MLPs of verification.theorems.networks.
 
 Where the exact methods of certs.lipschitz exist, the interval forward-mode ``L_s`` must dominate
 ``L^D`` (the exact local constant on the segment, THEORY.md 3.5) and every sampled ratio; the direct
@@ -19,7 +19,7 @@ from certs.intervals.interval import IntervalDomainError, widen
 from certs.intervals.piecewise_linear import tail_evaluator, tail_segment_bounds, tail_sound_lipschitz
 from certs.intervals.refinement import segment_bounds
 from certs.lipschitz import lipschitz_constants
-from verification.networks import ReluAbsMLP
+from verification.theorems.networks import ReluAbsMLP
 
 TOL = 1e-9
 

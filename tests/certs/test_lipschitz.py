@@ -22,7 +22,7 @@ from certs.lipschitz import (
     segment_pieces,
     tail_ops,
 )
-from verification.strategies import additive_splits, target_problems, thetas
+from verification.theorems.strategies import additive_splits, target_problems, thetas
 
 THETA_GRID = np.linspace(0.0, 1.0, 41)
 #: ``find`` settings: deterministic, no shrinking (we only need one failing example of a known-bad variant).

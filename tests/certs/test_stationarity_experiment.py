@@ -12,7 +12,7 @@ import torch
 
 from certs.splits import mask_split
 from certs.stationarity import stationarity_certificate
-from verification.networks import ReluAbsMLP
+from verification.theorems.networks import ReluAbsMLP
 
 LAMBDA1, LAMBDA2, STEP, ITERATIONS, H = 0.005, 0.01, 0.5, 1500, 1e-4
 

@@ -7,10 +7,10 @@ import pytest
 from figures import certificate_plots
 from pruning.magnitude import magnitude
 from rmt.errors import InvalidParameterError
-from verification.certificate_report import write_report
-from verification.certify import certify
-from verification.datasets import calibration_subset, load_default_dataset
-from verification.default_model import build_default_model
+from verification.bridge.certificate_report import write_report
+from verification.bridge.certify import certify
+from verification.models.datasets import calibration_subset, load_default_dataset
+from verification.models.default_model import build_default_model
 from tests.verification.single_thread import one_thread  # noqa: F401  (autouse)
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from figures.measured_ledger import committed_ledger_path, read_ledger
-from figures.measured_trend import CAST, FULL_CONFIG, HYBRID
+from figures.measured_rows import CAST, HYBRID
+from verification.models.measured_trend import FULL_CONFIG
 from verification.cli import main
 
 

@@ -87,8 +87,8 @@ def test_cuda_semi_structured_matches_the_packed_execution():
     mask = magnitude_kn(layer, "2:4")
     masked = mask.apply(layer).half().cuda()
     sparse = convert_to_24(masked, mask)
-    sparse[0].use_semi_structured()
+    sparse[0].use_kernel("semi-structured")
     x = torch.randn(64, 256, device="cuda", dtype=torch.float16)
     with torch.no_grad():
         torch.testing.assert_close(sparse(x), masked(x), rtol=2e-2, atol=2e-2)
-        assert torch.equal(sparse[0]._semi_structured.to_dense(), masked[0].weight)
+        assert torch.equal(sparse[0].kernel.weight.to_dense(), masked[0].weight)

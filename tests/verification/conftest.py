@@ -2,7 +2,7 @@
 
 import pytest
 
-from verification.datasets import DEBIAN_FASHION_MNIST_DIR, load_fashion_mnist
+from verification.models.datasets import DEBIAN_FASHION_MNIST_DIR, load_fashion_mnist
 
 
 @pytest.fixture(scope="session")

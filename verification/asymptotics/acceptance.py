@@ -7,7 +7,7 @@
 * :func:`failure_frequency` — that rule as a ``statistical`` assertion (observed rate in the detail).
 * :func:`at_most` / :func:`at_least` — a measured value against a THEORY.md 10 tolerance.
 * :func:`from_check` — a SOUND inequality evaluated with the THEORY.md 0.3 float tolerance
-  (:class:`verification.check_outcomes.CheckOutcome`) as a ``sound`` assertion.
+  (:class:`verification.theorems.check_outcomes.CheckOutcome`) as a ``sound`` assertion.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import math
 from scipy import stats
 
 from rmt.errors import InvalidParameterError
-from verification.check_outcomes import CheckOutcome
+from verification.theorems.check_outcomes import CheckOutcome
 
 from .result import AssertionKind, AssertionOutcome
 

@@ -29,7 +29,7 @@ import scipy.linalg
 
 from rmt.errors import InvalidParameterError
 from rmt.spikes import RectangularOutlierMap, bbp_edge, bbp_location, bbp_overlap, inverse_bbp
-from verification.networks import haar_frame
+from verification.theorems.networks import haar_frame
 
 from .acceptance import at_least, at_most
 from .result import ExperimentResult, ExperimentSize, fit_trend

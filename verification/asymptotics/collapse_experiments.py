@@ -30,8 +30,8 @@ import numpy as np
 
 from rmt.errors import InvalidParameterError
 from rmt.spikes import inverse_bbp
-from verification.check_outcomes import inequality
-from verification.networks import haar_frame
+from verification.theorems.check_outcomes import inequality
+from verification.theorems.networks import haar_frame
 
 from .acceptance import at_most, from_check
 from .perturbation_inequalities import (

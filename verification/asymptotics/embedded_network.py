@@ -6,8 +6,8 @@
   in the embedded variant ``lambda(W_1 s)`` is zero outside ``d`` coordinates).
 * :func:`regularized_loss` — ``L(alpha) = L_CE(alpha) + lambda_reg sum_i ||W_i||_F^2`` (THEORY.md 1.5).
 * :func:`embedded_three_layer` — the embedded variant of THEORY.md 7.1 at any width ``N``: the weights of
-  :func:`verification.networks.spiked_gaussian_weights` without the torch module of
-  :func:`verification.networks.spiked_gaussian_network` (which costs seconds at ``N = 4096``).  The small
+  :func:`verification.theorems.networks.spiked_gaussian_weights` without the torch module of
+  :func:`verification.theorems.networks.spiked_gaussian_network` (which costs seconds at ``N = 4096``).  The small
   blocks ``B, C, G`` do not depend on ``N``; E7's network takes them from the generator at ``N = d``.
 * :func:`embedded_four_layer` — E7's network: ``W_1 = [B; 0]``, ``W_2 = S_2 + R_2`` (``G_2`` in the top-left
   ``r_0 x d`` block), ``W_3 = S_3 + R_3`` (``G_3`` in the top-left ``r_0 x r_0`` block), ``W_4 = [C 0]``;
@@ -24,7 +24,7 @@ import numpy as np
 from certs.classification import mean_cross_entropy
 from rmt.bounds import round_up
 from rmt.errors import InvalidParameterError
-from verification.networks import check_activation, haar_frame, spiked_gaussian_weights
+from verification.theorems.networks import check_activation, haar_frame, spiked_gaussian_weights
 
 __all__ = [
     "EmbeddedSetting",
@@ -124,7 +124,7 @@ def _embedded_blocks(d: int, K: int, r: int, sigma, activation: str, seed: int):
 def embedded_three_layer(d: int, K: int, N: int, r: int, sigma, g: float, activation: str = "relu",
                          seed: int = 0) -> EmbeddedNetwork:
     """THEORY.md 7.1 embedded variant: ``W_1 = [B; 0]``, ``W_2 = S_2 + R_2``, ``W_3 = [C 0]``, drawn by
-    :func:`verification.networks.spiked_gaussian_weights` (the same draws as the reference generator)."""
+    :func:`verification.theorems.networks.spiked_gaussian_weights` (the same draws as the reference generator)."""
     check_activation(activation)
     W1, S2, R2, W3, _, g = spiked_gaussian_weights(d, K, N, r, sigma, g, "embedded", seed=seed)
     return EmbeddedNetwork((W1, S2 + R2, W3), {1: S2}, {1: R2}, activation, float(g))

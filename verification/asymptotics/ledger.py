@@ -1,6 +1,6 @@
 """Ledger rows and JSON records of the finite-N experiments (``mpcert verify --asymptotic``).
 
-A row has the columns of the theorem-check ledger (:mod:`verification.verify_command`): id, results
+A row has the columns of the theorem-check ledger (:mod:`verification.cli.verify`): id, results
 (truncated), kind ``asym``, assertions evaluated, assertions failed, median and worst slack over the
 assertions (:attr:`AssertionOutcome.slack`, ``< 1`` exactly when one fails) and seconds.
 """

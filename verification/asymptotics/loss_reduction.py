@@ -28,7 +28,7 @@ import numpy as np
 from certs.budget import upper_sum
 from certs.classification import cross_entropy_per_sample
 from rmt.errors import InvalidParameterError
-from verification.check_outcomes import identity, inequality
+from verification.theorems.check_outcomes import identity, inequality
 
 from .acceptance import at_most, failure_frequency
 from .embedded_network import EmbeddedNetwork, EmbeddedSetting, activate, chain_logits, embedded_four_layer, embedded_three_layer, \

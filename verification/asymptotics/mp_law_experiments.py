@@ -33,7 +33,7 @@ from rmt.errors import InvalidParameterError
 from rmt.esd import eig_esd, ks_distance
 from rmt.mp_law import MarchenkoPastur, MarchenkoPasturSingular, mp_edges, singular_edges
 from rmt.spikes import RectangularOutlierMap
-from verification.networks import gaussian_rectangular_split
+from verification.theorems.networks import gaussian_rectangular_split
 
 from .acceptance import at_most, from_check
 from .perturbation_inequalities import SplitSpectra, rank_ks_check

@@ -21,7 +21,7 @@ from functools import lru_cache
 import numpy as np
 
 from rmt.errors import InvalidParameterError
-from verification.networks import gaussian_rectangular_split
+from verification.theorems.networks import gaussian_rectangular_split
 
 from .acceptance import at_most, failure_frequency
 from .result import ExperimentResult, ExperimentSize

@@ -2,7 +2,7 @@
 
 Each function evaluates one inequality exactly on a split ``W = S + R`` (signal ``S``, noise ``R``) whose
 spectra are computed once (:class:`SplitSpectra`) and returns
-:class:`verification.check_outcomes.CheckOutcome` (``realized <= bound`` up to the THEORY.md 0.3 tolerance).
+:class:`verification.theorems.check_outcomes.CheckOutcome` (``realized <= bound`` up to the THEORY.md 0.3 tolerance).
 They hold for *every* pair of matrices, so the hypothesis property tests
 and experiments E5 and E12 allow zero violations.  Singular values are ``numpy.linalg.svd`` values
 (descending, ``min(N, M)`` of them).
@@ -27,7 +27,7 @@ import numpy as np
 
 from certs.results import theory_tolerance
 from rmt.errors import InvalidParameterError
-from verification.check_outcomes import CheckOutcome, inequality
+from verification.theorems.check_outcomes import CheckOutcome, inequality
 
 __all__ = [
     "MUTATIONS",

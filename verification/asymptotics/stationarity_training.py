@@ -37,7 +37,7 @@ from certs.single_layer import frobenius_certificate
 from certs.splits import checked_split
 from rmt.bounds import SOUND
 from rmt.errors import InvalidParameterError
-from verification.check_outcomes import inequality
+from verification.theorems.check_outcomes import inequality
 
 from .acceptance import at_most
 from .embedded_network import EmbeddedSetting, activate, chain_logits, embedded_three_layer, method_g_constant

@@ -1,0 +1,158 @@
+"""The embedded default model: shipped weights and card, their accuracy, strict loading, and the training script."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from verification.errors import ModelSourceError
+from verification.models.datasets import DEBIAN_FASHION_MNIST_DIR
+from verification.models.default_model import (
+    DEFAULT_CARD_NAME,
+    DEFAULT_CONFIG,
+    DEFAULT_WEIGHTS_NAME,
+    DefaultModelError,
+    build_default_model,
+    default_assets_dir,
+    default_model_card,
+    new_default_model,
+)
+from verification.models.train_default import evaluate_accuracy, main
+
+REPO = Path(__file__).resolve().parents[2]
+ACCURACY_SLICE = 2000
+ACCURACY_TOLERANCE = 0.015
+
+needs_debian = pytest.mark.skipif(
+    not DEBIAN_FASHION_MNIST_DIR.is_dir(), reason=f"{DEBIAN_FASHION_MNIST_DIR} missing (scripts/setup.sh installs it)"
+)
+
+
+
+@pytest.fixture(scope="module")
+def card():
+    return default_model_card()
+
+
+# --- shipped assets --------------------------------------------------------------------------
+
+
+def test_shipped_model_loads_in_eval_mode(card):
+    from timm.models.vision_transformer import VisionTransformer
+
+    model = build_default_model()
+    assert isinstance(model, VisionTransformer) and not model.training
+    assert model.patch_embed.img_size == (28, 28) and model.num_classes == 10
+    assert sum(p.numel() for p in model.parameters()) == card["parameters"]
+    logits = model(torch.zeros(3, 1, 28, 28))
+    assert logits.shape == (3, 10) and torch.isfinite(logits).all()
+
+
+def test_card_describes_the_shipped_weights(card):
+    weights = default_assets_dir() / DEFAULT_WEIGHTS_NAME
+    assert card["config"] == dict(DEFAULT_CONFIG)
+    assert card["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert weights.stat().st_size < 2 * 1024 * 1024
+    assert card["data"]["name"] == "fashion-mnist" and card["data"]["test_images"] == 10000
+    assert card["data"]["train_images"] == 60000 and card["training"]["epochs"] >= 1
+    assert card["test_accuracy"] >= 0.88
+    for key in ("wall_time_s", "cpu_time_s", "torch_threads"):
+        assert card["timing"][key] > 0
+    assert set(card["versions"]) >= {"torch", "timm"} and card["date"]
+
+
+def test_shipped_accuracy_matches_the_card(fashion, card):
+    """Accuracy on the first 2,000 test images is within 1.5 pp of the card's 10k-image accuracy."""
+    images, labels = fashion.test_images[:ACCURACY_SLICE], fashion.test_labels[:ACCURACY_SLICE]
+    accuracy = evaluate_accuracy(build_default_model(), images, labels)
+    assert abs(accuracy - card["test_accuracy"]) <= ACCURACY_TOLERANCE
+    # known-bad: the untrained architecture (or a card that claims its accuracy) fails the check
+    untrained = evaluate_accuracy(build_default_model(pretrained=False), images, labels)
+    assert abs(untrained - card["test_accuracy"]) > ACCURACY_TOLERANCE
+
+
+def test_assets_are_package_data():
+    """setuptools' package list and package-data globs of pyproject.toml cover the asset files."""
+    import setuptools
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = setuptools.find_packages(str(REPO), include=config["packages"]["find"]["include"])
+    assert "verification.models.assets" in packages
+    globs = config["package-data"]["*"]
+    for name in (DEFAULT_WEIGHTS_NAME, DEFAULT_CARD_NAME):
+        assert (default_assets_dir() / name).is_file()
+        assert any(fnmatch.fnmatch(name, pattern) for pattern in globs)
+    assert default_assets_dir().resolve() == (REPO / "verification" / "assets").resolve()
+
+
+# --- strict loading and typed errors ---------------------------------------------------------
+
+
+def test_missing_weights_raise(tmp_path):
+    with pytest.raises(DefaultModelError, match=str(tmp_path / "absent.safetensors")):
+        build_default_model(weights_path=tmp_path / "absent.safetensors")
+
+
+def test_corrupt_weights_raise(tmp_path):
+    path = tmp_path / "corrupt.safetensors"
+    path.write_bytes(b"\x00" * 64)
+    with pytest.raises(DefaultModelError, match="cannot read"):
+        build_default_model(weights_path=path)
+
+
+@pytest.mark.parametrize("change", ["drop", "extra", "reshape"])
+def test_weights_that_do_not_match_the_config_raise(tmp_path, change):
+    state = {k: v.clone() for k, v in new_default_model(seed=0).state_dict().items()}
+    if change == "drop":
+        del state["head.weight"]
+    elif change == "extra":
+        state["blocks.9.norm1.weight"] = torch.ones(64)
+    else:
+        state["pos_embed"] = torch.zeros(1, 50, 64)
+    path = tmp_path / "w.safetensors"
+    save_file(state, str(path))
+    with pytest.raises(ModelSourceError, match="do not match DEFAULT_CONFIG") as info:
+        build_default_model(weights_path=path)
+    assert isinstance(info.value, DefaultModelError) and str(path) in str(info.value)
+
+
+def test_matching_weights_load_exactly(tmp_path):
+    source = new_default_model(seed=3)
+    path = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
+    loaded = build_default_model(weights_path=path)
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in source.state_dict().items())
+
+
+@pytest.mark.parametrize("text", ["{not json", json.dumps({"config": {**DEFAULT_CONFIG, "depth": 5}}), "[]"])
+def test_bad_cards_raise(tmp_path, text):
+    path = tmp_path / "card.json"
+    path.write_text(text)
+    with pytest.raises(DefaultModelError, match=str(path)):
+        default_model_card(path)
+    with pytest.raises(DefaultModelError, match="does not exist"):
+        default_model_card(tmp_path / "absent.json")
+
+
+# --- the training script ---------------------------------------------------------------------
+
+
+@needs_debian
+def test_training_script_writes_loadable_weights_and_card(tmp_path):
+    previous_threads = torch.get_num_threads()
+    argv = ["--epochs", "1", "--subset", "512", "--test-limit", "1000", "--threads", "1", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    assert torch.get_num_threads() == previous_threads
+    card = default_model_card(tmp_path / DEFAULT_CARD_NAME)
+    model = build_default_model(weights_path=tmp_path / DEFAULT_WEIGHTS_NAME)
+    assert card["data"]["train_images"] == 512 and card["data"]["test_images"] == 1000
+    assert card["training"]["probe_loss_after"] < card["training"]["probe_loss_before"]
+    assert card["weights_sha256"] == hashlib.sha256((tmp_path / DEFAULT_WEIGHTS_NAME).read_bytes()).hexdigest()
+    assert 0.0 <= card["test_accuracy"] <= 1.0 and not model.training

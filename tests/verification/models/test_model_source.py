@@ -1,0 +1,170 @@
+"""verification.models.model_source.load_model: state-dict files, offline timm models, the trained default model."""
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from verification.errors import ModelSourceError
+from verification.models.model_source import LoadedModel, load_model, prunable_weights, state_dict_weights
+
+
+def description_and_weights(source, checkpoint=None):
+    loaded = load_model(source, checkpoint)
+    assert isinstance(loaded, LoadedModel)
+    return loaded.description, loaded.prunable_weights()
+
+
+@pytest.fixture(scope="module")
+def test_vit():
+    import timm
+
+    return timm.create_model("test_vit", pretrained=False)
+
+
+def linear_and_conv_names(model):
+    return {
+        f"{n}.weight" for n, m in model.named_modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))
+    }
+
+
+def test_timm_name_gives_every_linear_and_conv(test_vit):
+    description, weights = description_and_weights("test_vit")
+    assert "test_vit" in description and "pretrained=False" in description
+    assert set(weights) == linear_and_conv_names(test_vit)
+    assert "patch_embed.proj.weight" in weights and weights["patch_embed.proj.weight"].ndim == 4
+    assert "head.weight" in weights
+    # known-bad: a rule taking every 2-D/4-D parameter would also take pos_embed / cls_token
+    every = {k for k, v in test_vit.state_dict().items() if v.ndim in (2, 4) or k.endswith("embed")}
+    assert every != set(weights)
+
+
+def test_default_source_is_the_trained_default_model():
+    from verification.models.default_model import build_default_model, new_default_model
+
+    loaded = load_model("default")
+    assert loaded.kind == "default" and loaded.trained_default and loaded.runnable
+    assert "default Fashion-MNIST ViT" in loaded.description and "shipped trained weights" in loaded.description
+    weights = loaded.prunable_weights()
+    assert len(weights) == 4 * 4 + 2  # qkv, proj, fc1, fc2 per block + patch_embed + head
+    assert weights["patch_embed.proj.weight"].shape == (64, 1, 7, 7)
+    shipped = prunable_weights(build_default_model())
+    untrained = prunable_weights(new_default_model(seed=0))
+    for name in weights:
+        assert torch.equal(weights[name], shipped[name])
+    # known-bad: the former untrained placeholder differs from the shipped weights
+    assert not all(torch.equal(weights[name], untrained[name]) for name in weights)
+
+
+def test_default_with_checkpoint_is_not_the_trained_default(tmp_path):
+    from verification.models.default_model import new_default_model
+
+    source = new_default_model(seed=5)
+    path = tmp_path / "other.safetensors"
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
+    loaded = load_model("default", str(path))
+    assert not loaded.trained_default and "other.safetensors" in loaded.description
+    assert all(torch.equal(loaded.model.state_dict()[k], v) for k, v in source.state_dict().items())
+
+
+def test_timm_without_checkpoint_is_reproducible_and_keeps_the_rng():
+    torch.manual_seed(99)
+    expected_next = torch.rand(3)
+    torch.manual_seed(99)
+    first = load_model("test_vit").prunable_weights()
+    assert torch.equal(torch.rand(3), expected_next)  # the caller's RNG state is untouched
+    second = load_model("test_vit").prunable_weights()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_state_dict_file_is_weights_only(tmp_path):
+    path = tmp_path / "w.safetensors"
+    save_file({"fc.weight": torch.randn(4, 4, dtype=torch.float64)}, str(path))
+    loaded = load_model(str(path))
+    assert loaded.kind == "state-dict" and not loaded.runnable and not loaded.trained_default
+    assert loaded.prunable_weights()["fc.weight"].dtype == torch.float64
+    with pytest.raises(ModelSourceError, match="weights-only"):
+        load_model(str(path), runnable=True, argument="--model")
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_state_dict_file_selects_by_name_and_shape(tmp_path, test_vit, suffix):
+    state = {k: v.contiguous() for k, v in test_vit.state_dict().items()}
+    state["tok_embeddings.weight"] = torch.randn(100, 8)  # an embedding table: excluded
+    state["counts.weight"] = torch.ones(4, 4, dtype=torch.int64)  # not floating: excluded
+    path = tmp_path / f"model{suffix}"
+    if suffix == ".safetensors":
+        save_file(state, str(path))
+    else:
+        torch.save({"state_dict": state}, str(path))
+    description, weights = description_and_weights(str(path))
+    assert str(path) in description
+    assert set(weights) == linear_and_conv_names(test_vit)
+    for name, tensor in weights.items():
+        assert torch.equal(tensor, state[name])
+
+
+def test_checkpoint_loads_real_weights(tmp_path, test_vit):
+    torch.manual_seed(123)
+    import timm
+
+    trained = timm.create_model("test_vit", pretrained=False)
+    path = tmp_path / "ckpt.safetensors"
+    save_file({k: v.contiguous() for k, v in trained.state_dict().items()}, str(path))
+    description, weights = description_and_weights("test_vit", checkpoint=str(path))
+    assert "ckpt.safetensors" in description
+    for name, tensor in prunable_weights(trained).items():
+        assert torch.equal(weights[name], tensor)
+
+
+def test_mismatched_checkpoint_names_the_keys(tmp_path, test_vit):
+    state = {k: v.contiguous() for k, v in test_vit.state_dict().items()}
+    del state["blocks.0.attn.qkv.weight"]
+    state["extra.weight"] = torch.zeros(2, 2)
+    state["head.weight"] = torch.zeros(3, state["head.weight"].shape[1])
+    path = tmp_path / "bad.safetensors"
+    save_file(state, str(path))
+    with pytest.raises(ModelSourceError) as info:
+        description_and_weights("test_vit", checkpoint=str(path))
+    msg = str(info.value)
+    assert "blocks.0.attn.qkv.weight" in msg and "extra.weight" in msg and "head.weight" in msg
+
+
+@pytest.mark.parametrize(
+    "source, checkpoint, fragment",
+    [
+        ("no_such_model_xyz", None, "unknown model source"),
+        ("missing.safetensors", None, "does not exist"),
+        ("test_vit", "missing.pt", "does not exist"),
+    ],
+)
+def test_bad_sources_raise(source, checkpoint, fragment):
+    with pytest.raises(ModelSourceError, match=fragment):
+        description_and_weights(source, checkpoint=checkpoint)
+
+
+def test_corrupt_file_and_checkpoint_on_file_raise(tmp_path):
+    path = tmp_path / "junk.pt"
+    path.write_bytes(b"not a pickle")
+    with pytest.raises(ModelSourceError, match="cannot read"):
+        description_and_weights(str(path))
+    good = tmp_path / "w.safetensors"
+    save_file({"fc.weight": torch.randn(4, 4)}, str(good))
+    with pytest.raises(ModelSourceError, match="checkpoint"):
+        description_and_weights(str(good), checkpoint=str(good))
+    empty = tmp_path / "empty.safetensors"
+    save_file({"norm.weight": torch.ones(4)}, str(empty))
+    with pytest.raises(ModelSourceError, match="no prunable"):
+        description_and_weights(str(empty))
+
+
+def test_state_dict_rule_directly():
+    state = {
+        "patch_embed.proj.weight": torch.randn(8, 3, 2, 2),
+        "blocks.0.norm1.weight": torch.ones(8),
+        "embed_tokens.weight": torch.randn(10, 8),
+        "wte.weight": torch.randn(10, 8),
+        "fc.bias": torch.randn(8),
+        "fc.weight": torch.randn(8, 8, dtype=torch.float16),
+        "odd.weight": torch.randn(2, 2, 2),
+    }
+    assert set(state_dict_weights(state)) == {"patch_embed.proj.weight", "fc.weight"}

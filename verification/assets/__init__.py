@@ -1,1 +1,0 @@
-"""Package data of mpcert: the embedded default model (weights and card), see verification.default_model."""

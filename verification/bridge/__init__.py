@@ -1,0 +1,1 @@
+"""mpcert: verification.bridge."""

@@ -1,0 +1,593 @@
+"""The typed result of :func:`verification.bridge.certify.certify`: JSON (versioned schema) and Markdown.
+
+Schema ``mpcert.certify/1`` (``report.json``): ``schema``, ``mpcert_version``, ``model``, ``mask``
+(provenance), ``options``, ``data`` (sizes, sources), ``calibration`` and ``heldout`` (one
+:class:`LayerAudit` per masked layer, each layer pruned alone in the dense network),
+``multilayer`` (:class:`MultiLayerAudit`, Theorem 5.8 in the stated pruning order), ``totals``
+and ``violations``.
+
+Every layer's ``L_s`` carries a label.  ``estimate`` (finite differences along the path, THEORY.md 3.6
+chain: an empirical ratio is a lower bound on the true local constant): every budget and bound built
+on it is labelled ``estimate`` and never called a certificate, and a realised value above it is a
+"violation of the estimate".  ``sound`` (``certify(..., lipschitz="sound")``: interval / Taylor forward
+mode, :mod:`verification.bridge.vit_interval`): the layer's bounds are certificates, and a realised value
+above one is a VIOLATION OF A SOUND BOUND (a bug, reported loudly).
+The paper's proxy ``||R||_op * mean_s ||psi_1(s)||_inf`` (ALGORITHMS.md 10.2 step 3) is shown beside
+``B_T`` and labelled ``not-a-bound`` (ALGORITHMS.md 10.3, THEORY.md 11.2-11.3).
+
+Also in the schema: ``execution`` (per layer ``packed-2:4`` / ``dense-float64`` and the largest
+``|z_packed - z_masked_dense|``; a difference above float tolerance is a violation), ``bridges``
+(the paper's three OR2 bridges per sample set, :mod:`verification.bridge.audit_bridges`) and ``fits``
+(:func:`rmt.fit.fit_mp` of every masked layer's dense weight).  :func:`write_report` writes the folder
+(``report.json``, ``report.md``, the PNG figures of :mod:`figures.certificate_plots`) atomically;
+:func:`write_report_files` writes the same files into a folder staged by the caller.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from certs.results import jsonable
+from rmt.bounds import Bound
+from rmt.fit import MPFit
+
+from .audit_bridges import Bridges, audit_bridges
+
+__all__ = ["SCHEMA", "LayerAudit", "MultiLayerAudit", "CertificateReport", "write_report_files", "write_report"]
+
+SCHEMA = "mpcert.certify/1"
+NOT_A_BOUND = "not-a-bound"
+
+
+def _indices(flags: np.ndarray) -> list[int]:
+    return [int(i) for i in np.flatnonzero(flags)]
+
+
+def _packed_mismatch(diff: float | None, tolerance: float, scale: float) -> bool:
+    return diff is not None and not diff <= tolerance * max(1.0, scale)
+
+
+@dataclass(frozen=True, eq=False)
+class LayerAudit:
+    """Single-layer audit of one masked layer on one sample set (Lemma 5.1, Cor 5.2, Thm 5.4).
+
+    Path arrays are over ``thetas`` (the check grid, ``theta = 1`` dense last); per-sample arrays
+    over the ``|T|`` samples.  ``*_excess`` arrays are ``realized - bound`` maxima over the path
+    (``> 0`` is a violation of the estimate).  ``rounding``: the float rounding term ``r_s`` of Corollary 5.2
+    (FINDINGS F21; 0 with an estimated ``L_s``); a sample is at risk when its margin is ``<= 2 (eta_s + r_s)``.
+    """
+
+    layer: str
+    sample_set: str
+    shape: tuple[int, int]
+    tokens: int
+    removed_entries: int
+    removed_fraction: float
+    thetas: np.ndarray
+    estimation_points: int
+    products: np.ndarray
+    lipschitz: np.ndarray
+    lipschitz_method: str
+    budget: Bound
+    eta: np.ndarray
+    ce_path: np.ndarray
+    ce_bound_path: np.ndarray
+    lemma_violation_thetas: tuple[float, ...]
+    logit_change: np.ndarray
+    logit_excess: np.ndarray
+    sample_ce_change: np.ndarray
+    sample_ce_excess: np.ndarray
+    acc_path: np.ndarray
+    rounding: np.ndarray
+    at_risk_true: np.ndarray
+    at_risk_prediction: np.ndarray
+    correctness_changed: np.ndarray
+    prediction_changed: np.ndarray
+    lambda1: float
+    lambda2: float
+    removed_frobenius_sq: float
+    removed_l1: float
+    elastic_bound: Bound
+    objective_change: float
+    elastic_scale: float
+    input_sup: np.ndarray
+    removed_op_norm: float
+    tolerance: float
+    true_margin_dense: np.ndarray
+    correct_dense: np.ndarray
+    execution: str
+    packed_max_abs_diff: float | None
+    logit_scale: float
+    lipschitz_label: str = "estimate"
+    lipschitz_estimate: np.ndarray | None = None
+    sound_unavailable: str | None = None
+
+    # -- derived quantities ---------------------------------------------------------------------
+    @property
+    def ce_dense(self) -> float:
+        return float(self.ce_path[-1])
+
+    @property
+    def ce_pruned(self) -> float:
+        return float(self.ce_path[0])
+
+    @property
+    def ce_change(self) -> float:
+        """Realised ``|L_CE(S) - L_CE(A)|`` (theta = 0)."""
+        return abs(self.ce_pruned - self.ce_dense)
+
+    @property
+    def lemma_slack(self) -> float:
+        """Lemma 5.1 at theta = 0: ``B_T - |L_CE(S) - L_CE(A)|`` (the whole path is in ``lemma_violation_thetas``)."""
+        return float(self.ce_bound_path[0] - self.ce_change)
+
+    @property
+    def acc_change(self) -> float:
+        return abs(float(self.acc_path[0] - self.acc_path[-1]))
+
+    @property
+    def acc_change_bound(self) -> float:
+        """Corollary 5.2 (b) at theta = 0: ``#{s : |Delta_true(s)| <= 2 (eta_s + r_s)} / |T|``."""
+        return float(np.count_nonzero(self.at_risk_true)) / self.products.size
+
+    @property
+    def unexplained_correctness(self) -> list[int]:
+        return _indices(self.correctness_changed & ~self.at_risk_true)
+
+    @property
+    def unexplained_prediction(self) -> list[int]:
+        return _indices(self.prediction_changed & ~self.at_risk_prediction)
+
+    @property
+    def elastic_condition(self) -> bool:
+        """``B_T(R) < lambda2 ||R||_F^2 + lambda1 ||R||_1`` (with the estimated ``B_T``)."""
+        return self.elastic_bound.value < 0
+
+    @property
+    def lambda2_threshold(self) -> float | None:
+        """With ``lambda1 = 0`` the condition holds for every ``lambda2 > B_T / ||R||_F^2`` (None if ``R = 0``)."""
+        return self.budget.value / self.removed_frobenius_sq if self.removed_frobenius_sq > 0 else None
+
+    @property
+    def lambda1_threshold(self) -> float | None:
+        """With ``lambda2 = 0`` the condition holds for every ``lambda1 > B_T / ||R||_1`` (None if ``R = 0``)."""
+        return self.budget.value / self.removed_l1 if self.removed_l1 > 0 else None
+
+    @property
+    def proxy(self) -> float:
+        """The paper's ``||R||_op * mean_s ||psi_1(s)||_inf`` — NOT an upper bound on anything."""
+        return self.removed_op_norm * float(np.mean(self.input_sup))
+
+    @property
+    def is_sound(self) -> bool:
+        """``L_s`` (hence ``B_T``, ``eta_s`` and every bound of this audit) is labelled ``sound``."""
+        return self.lipschitz_label == "sound"
+
+    @property
+    def certified_unchanged(self) -> int | None:
+        """Samples whose prediction provably stays, exactly and as computed (Corollary 5.2 with a sound ``L_s``:
+        margin ``> 2 (eta_s + r_s)``)."""
+        return int(np.count_nonzero(~self.at_risk_prediction)) if self.is_sound else None
+
+    @property
+    def sound_to_estimate_median(self) -> float | None:
+        """Median over samples (with ``p_s > 0``) of sound ``L_s`` / finite-difference estimate."""
+        if not self.is_sound or self.lipschitz_estimate is None:
+            return None
+        ok = (self.products > 0) & (self.lipschitz_estimate > 0)
+        return float(np.median(self.lipschitz[ok] / self.lipschitz_estimate[ok])) if ok.any() else None
+
+    @property
+    def packed_mismatch(self) -> bool:
+        """The packed 2:4 execution differs from the float64 masked dense path beyond float tolerance."""
+        return _packed_mismatch(self.packed_max_abs_diff, self.tolerance, self.logit_scale)
+
+    def violations(self) -> list[str]:
+        """Every realised value above its bound (and a packed-execution mismatch), in words; a bound labelled
+        ``sound`` that is exceeded is said in capitals."""
+        where = f"{self.layer} ({self.sample_set}, " + ("SOUND BOUND VIOLATED" if self.is_sound else "estimate") + ")"
+        out = []
+        if self.packed_mismatch:
+            out.append(f"{where}: PACKED 2:4 EXECUTION DIFFERS from the masked dense float64 path: "
+                       f"max |dz| = {self.packed_max_abs_diff:.3g} (a wrongly packed layer?)")
+        if self.lemma_violation_thetas:
+            out.append(f"{where}: Lemma 5.1 |dCE| > (1-theta) B_T at theta in {list(self.lemma_violation_thetas)}")
+        for label, excess, scale in (("logit change > (1-theta) L_s p_s", self.logit_excess, self.eta),
+                                     ("|d l_s| > 2 (1-theta) L_s p_s", self.sample_ce_excess, 2.0 * self.eta)):
+            flags = excess > self.tolerance * np.maximum(1.0, scale)
+            if flags.any():
+                worst = float(np.max(excess[flags] / np.maximum(scale[flags], np.finfo(np.float64).tiny)))
+                out.append(f"{where}: per-sample {label} on {int(flags.sum())} samples {_indices(flags)[:10]} "
+                           f"(largest excess {worst:.3g} x its theta = 0 value)")
+        if self.unexplained_correctness:
+            out.append(f"{where}: Corollary 5.2 correctness changed outside the at-risk set on {self.unexplained_correctness}")
+        if self.unexplained_prediction:
+            out.append(f"{where}: Corollary 5.2 prediction changed outside the at-risk set on {self.unexplained_prediction}")
+        if self.objective_change > self.elastic_bound.value + self.tolerance * max(1.0, self.elastic_scale):
+            out.append(f"{where}: Theorem 5.4 J(S) - J(A) = {self.objective_change:.6g} > bound {self.elastic_bound.value:.6g}")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: jsonable(getattr(self, f.name)) for f in fields(self)}
+        for name in ("ce_dense", "ce_pruned", "ce_change", "lemma_slack", "acc_change", "acc_change_bound",
+                     "unexplained_correctness", "unexplained_prediction", "elastic_condition", "lambda2_threshold",
+                     "lambda1_threshold", "proxy", "packed_mismatch", "certified_unchanged", "sound_to_estimate_median"):
+            out[name] = jsonable(getattr(self, name))
+        out["proxy_label"] = NOT_A_BOUND
+        out["at_risk_samples"] = _indices(self.at_risk_true)
+        out["violations"] = self.violations()
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class MultiLayerAudit:
+    """Theorem 5.8 on the intermediate networks: the layers are pruned one at a time in ``order``.
+
+    ``steps[j]`` is the single-layer audit of layer ``order[j]`` in the network where the layers
+    ``order[:j]`` are already pruned (its own ``psi_1``, ``psi_2`` and ``L_{j,s}`` estimate).
+    ``bound`` estimates ``J(alpha^(M)) - J(alpha^(0)) <= sum_j B_j - sum_j (lambda2 ||R_j||_F^2 + lambda1 ||R_j||_1)``.
+    """
+
+    order: tuple[str, ...]
+    steps: tuple[LayerAudit, ...]
+    bound: Bound
+    budget_sum: float
+    penalty_sum: float
+    objective_change: float
+    ce_dense: float
+    ce_final: float
+    acc_dense: float
+    acc_final: float
+    scale: float
+    tolerance: float
+    execution: str = "dense-float64"
+    packed_max_abs_diff: float | None = None
+    logit_scale: float = 1.0
+
+    @property
+    def slack(self) -> float:
+        return self.bound.value - self.objective_change
+
+    @property
+    def condition(self) -> bool:
+        """``sum_j B_j < sum_j`` removed penalties (estimated decrease of ``J``)."""
+        return self.bound.value < 0
+
+    def violations(self) -> list[str]:
+        out = [v for step in self.steps for v in step.violations()]
+        if _packed_mismatch(self.packed_max_abs_diff, self.tolerance, self.logit_scale):
+            out.append(f"multi-layer final network: PACKED 2:4 EXECUTION DIFFERS from the masked dense float64 path: "
+                       f"max |dz| = {self.packed_max_abs_diff:.3g}")
+        if self.objective_change > self.bound.value + self.tolerance * max(1.0, self.scale):
+            out.append(f"multi-layer (Theorem 5.8): J change {self.objective_change:.6g} > bound {self.bound.value:.6g}")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: jsonable(getattr(self, f.name)) for f in fields(self) if f.name != "steps"}
+        out["steps"] = [step.to_dict() for step in self.steps]
+        out["slack"] = self.slack
+        out["condition"] = self.condition
+        out["violations"] = self.violations()
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class CertificateReport:
+    """Everything :func:`verification.bridge.certify.certify` found (see the module docstring)."""
+
+    mpcert_version: str
+    model: str
+    mask: dict
+    options: dict
+    data: dict
+    calibration: tuple[LayerAudit, ...]
+    heldout: tuple[LayerAudit, ...]
+    multilayer: MultiLayerAudit | None
+    timings: dict = field(default_factory=dict)
+    fits: tuple[MPFit, ...] = ()
+    fit_errors: dict = field(default_factory=dict)
+
+    def sigma_plus(self) -> dict[str, float]:
+        """Fitted ``sigma_plus`` of every masked layer's dense weight (layers whose fit failed are absent)."""
+        return {f.name: f.sigma_plus for f in self.fits}
+
+    def bridges(self) -> dict[str, Bridges]:
+        """The paper's three OR2 bridges (:mod:`verification.bridge.audit_bridges`) per sample set."""
+        sigma = self.sigma_plus()
+        return {audits[0].sample_set: audit_bridges(audits, sigma) for audits in (self.calibration, self.heldout) if audits}
+
+    def execution(self) -> dict[str, Any]:
+        """How the realised side was executed, per layer and sample set, and the worst packed-vs-dense gap."""
+        rows = [{"layer": a.layer, "sample_set": a.sample_set, "execution": a.execution,
+                 "packed_max_abs_diff": a.packed_max_abs_diff, "mismatch": a.packed_mismatch}
+                for a in self.calibration + self.heldout]
+        diffs = [r["packed_max_abs_diff"] for r in rows if r["packed_max_abs_diff"] is not None]
+        ml = self.multilayer
+        if ml is not None and ml.packed_max_abs_diff is not None:
+            diffs.append(ml.packed_max_abs_diff)
+        kinds = sorted({r["execution"] for r in rows} | ({ml.execution} if ml is not None else set()))
+        return {
+            "global": kinds[0] if len(kinds) == 1 else "mixed: " + ", ".join(kinds),
+            "layers": rows,
+            "multilayer_final": None if ml is None else {"execution": ml.execution, "packed_max_abs_diff": ml.packed_max_abs_diff},
+            "max_packed_abs_diff": max(diffs) if diffs else None,
+            "note": "theta-path re-runs (0 < theta <= 1) are float64 masked dense: S + theta R is not 2:4",
+        }
+
+    def violations(self) -> list[str]:
+        out = [v for audit in self.calibration + self.heldout for v in audit.violations()]
+        return out + (self.multilayer.violations() if self.multilayer is not None else [])
+
+    def transfer(self) -> list[dict[str, Any]]:
+        """ALGORITHMS.md 10.2 Bridge 2 done literally: the calibration ``B_T(R)`` beside the realised ``|dCE|`` on
+        the held-out set.  No theorem says one bounds the other (the budget is about ``T`` only)."""
+        held = {a.layer: a for a in self.heldout}
+        return [
+            {"layer": a.layer, "budget_calibration": a.budget.value, "ce_change_heldout": held[a.layer].ce_change,
+             "exceeds": held[a.layer].ce_change > a.budget.value}
+            for a in self.calibration if a.layer in held
+        ]
+
+    def totals(self) -> dict[str, Any]:
+        return {
+            "budget_sum_calibration": float(sum(a.budget.value for a in self.calibration)),
+            "proxy_sum_calibration": float(sum(a.proxy for a in self.calibration)),
+            "proxy_label": NOT_A_BOUND,
+            "layers": len(self.calibration),
+        }
+
+    def lipschitz_labels(self) -> dict[str, int]:
+        """How many single-layer audits (both sample sets) have a ``sound`` and an ``estimate`` ``L_s``."""
+        audits = self.calibration + self.heldout
+        sound = sum(a.is_sound for a in audits)
+        return {"sound": sound, "estimate": len(audits) - sound}
+
+    def label_note(self) -> str:
+        counts = self.lipschitz_labels()
+        if counts["sound"] == 0:
+            return "every L_s is an ESTIMATE (finite differences); no bound here is a certificate"
+        if counts["estimate"] == 0:
+            return "every L_s is SOUND (interval forward mode): every bound here is a certificate"
+        return (f"L_s is SOUND on {counts['sound']} audits (their bounds are certificates) and an ESTIMATE on "
+                f"{counts['estimate']} (no sound enclosure: see sound_unavailable; those bounds are not certificates)")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "mpcert_version": self.mpcert_version,
+            "label_note": self.label_note(),
+            "lipschitz_labels": self.lipschitz_labels(),
+            "model": self.model,
+            "mask": jsonable(self.mask),
+            "options": jsonable(self.options),
+            "data": jsonable(self.data),
+            "calibration": [a.to_dict() for a in self.calibration],
+            "heldout": [a.to_dict() for a in self.heldout],
+            "multilayer": None if self.multilayer is None else self.multilayer.to_dict(),
+            "heldout_transfer": self.transfer(),
+            "heldout_transfer_note": "B_T on T beside |dCE| on held-out data: a comparison, not a theorem",
+            "totals": self.totals(),
+            "execution": jsonable(self.execution()),
+            "bridges": {name: jsonable(b.to_dict()) for name, b in self.bridges().items()},
+            "fits": [f.to_dict() for f in self.fits],
+            "fit_errors": dict(self.fit_errors),
+            "timings": jsonable(self.timings),
+            "violations": self.violations(),
+        }
+
+    def to_markdown(self, figures: Sequence[str] = ()) -> str:
+        """The readable summary; ``figures`` (paths relative to the report folder) are linked at the end."""
+        counts = self.lipschitz_labels()
+        kind = ("ESTIMATES, not certificates" if counts["sound"] == 0 else
+                "certificates: every L_s sound" if counts["estimate"] == 0 else "partly certificates: see the L_s labels")
+        lines = [f"# mpcert certify — literal audit of the Section 5 bounds ({kind})", ""]
+        lines += [f"Model: {self.model}", "", f"Mask: {self.mask.get('method')} ({self.mask.get('pattern')}); realised side executed as "
+                  f"**{self.execution()['global']}**", ""]
+        lines += ["Options: " + ", ".join(f"{k}={v}" for k, v in self.options.items()), ""]
+        lines += ["Data: " + ", ".join(f"{k}={v}" for k, v in self.data.items()), ""]
+        lines += [
+            "An `estimate` `L_s` is the largest directional finite difference of the post-layer map along a",
+            "theta grid (a lower bound on the true local constant, THEORY.md 3.6): bounds built on it are",
+            "labelled `estimate` and are not certificates.  A `sound` `L_s` (interval / Taylor forward mode in",
+            "theta, outward rounding) makes the layer's bounds certificates.  Realised values are checked on a",
+            "finer grid (the estimation grid plus its midpoints).",
+            "",
+            f"**L_s labels:** {self.label_note()}.",
+            "",
+        ]
+        violations = self.violations()
+        if violations:
+            lines += ["## **VIOLATIONS**", ""] + [f"- **{v}**" for v in violations] + [""]
+        else:
+            lines += ["No realised value exceeded its bound.", ""]
+        if counts["sound"]:
+            lines += _sound_lines(self.calibration + self.heldout) + [""]
+        for title, audits in (("Calibration set T", self.calibration), ("Held-out set", self.heldout)):
+            if audits:
+                lines += [f"## {title}: each layer pruned alone", ""] + _layer_table(audits) + [""]
+                lines += _risk_lines(audits) + [""]
+        if self.heldout:
+            lines += ["## Held-out transfer (paper's Bridge 2, literally; a comparison, not a theorem)", "",
+                      "| layer | B_T on T | dCE on held-out | exceeds |", "|---|---|---|---|"]
+            lines += [f"| {t['layer']} | {t['budget_calibration']:.4g} | {t['ce_change_heldout']:.4g} | "
+                      f"{'**yes**' if t['exceeds'] else 'no'} |" for t in self.transfer()] + [""]
+        if self.multilayer is not None:
+            ml = self.multilayer
+            lines += [
+                "## Multi-layer (Theorem 5.8) on the intermediate networks",
+                "",
+                f"Order: {', '.join(ml.order)}",
+                "",
+                *_layer_table(ml.steps),
+                "",
+                f"- sum of step budgets B_j ({ml.bound.label}): {ml.budget_sum:.6g}; removed penalty: {ml.penalty_sum:.6g}",
+                f"- bound on J change ({ml.bound.label}): {ml.bound.value:.6g}; realised: {ml.objective_change:.6g}; slack: {ml.slack:.6g}",
+                f"- CE {ml.ce_dense:.6g} -> {ml.ce_final:.6g}; accuracy {ml.acc_dense:.4f} -> {ml.acc_final:.4f}",
+                f"- verdict: {'estimated decrease of J (sum B_j < removed penalty)' if ml.condition else 'no estimated decrease (sum B_j >= removed penalty)'}",
+                "",
+            ]
+        totals = self.totals()
+        lines += [
+            "## Totals",
+            "",
+            f"- sum of single-layer B_T (labels as above): {totals['budget_sum_calibration']:.6g}",
+            f"- sum of the paper's proxy ||R||_op mean||psi_1||_inf (**not a bound**): {totals['proxy_sum_calibration']:.6g}",
+            "",
+        ]
+        lines += _execution_lines(self.execution())
+        for bridges in self.bridges().values():
+            lines += _bridge_lines(bridges)
+        if self.fit_errors:
+            lines += ["MP fits that failed: " + "; ".join(f"{k}: {v}" for k, v in self.fit_errors.items()), ""]
+        if figures:
+            lines += ["## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures] + [""]
+        return "\n".join(lines) + "\n"
+
+
+_HEADER = (
+    "| layer | removed | L_s | B_T | proxy (not a bound) | dCE real | Lemma 5.1 slack | acc change real / bound "
+    "| J change real / bound | verdict | lambda2 > | lambda1 > |"
+)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _layer_table(audits) -> list[str]:
+    rows = [_HEADER, "|" + "---|" * (_HEADER.count("|") - 1)]
+    for a in audits:
+        tag = "certified" if a.is_sound else "est."
+        verdict = f"decrease ({tag})" if a.elastic_condition else f"no decrease ({tag})"
+        if a.violations():
+            verdict += "; **SOUND BOUND VIOLATED**" if a.is_sound else "; **estimate violated**"
+        rows.append(
+            f"| {a.layer} | {a.removed_fraction:.3f} | {a.lipschitz_label} | {a.budget.value:.4g} | {a.proxy:.4g} | {a.ce_change:.4g} "
+            f"| {a.lemma_slack:.4g} | {a.acc_change:.4f} / {a.acc_change_bound:.4f} "
+            f"| {a.objective_change:.4g} / {a.elastic_bound.value:.4g} | {verdict} "
+            f"| {_fmt(a.lambda2_threshold)} | {_fmt(a.lambda1_threshold)} |"
+        )
+    return rows
+
+
+def _sound_lines(audits) -> list[str]:
+    """Per audit: the sound ``L_s`` against the estimate, and what Corollary 5.2 certifies with it."""
+    lines = [
+        "## Sound L_s (issue 6): certified samples and accuracy change",
+        "",
+        "| layer | set | L_s | median sound / estimate | certified unchanged predictions | certified acc. change bound | realised acc. change |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for a in audits:
+        if a.is_sound:
+            lines.append(f"| {a.layer} | {a.sample_set} | sound | {_fmt(a.sound_to_estimate_median)} "
+                         f"| {a.certified_unchanged} / {a.products.size} | {a.acc_change_bound:.4f} | {a.acc_change:.4f} |")
+        else:
+            reason = (a.sound_unavailable or "not requested").replace("|", "/")
+            lines.append(f"| {a.layer} | {a.sample_set} | estimate | no sound bound: {reason[:120]} | - | - | {a.acc_change:.4f} |")
+    return lines
+
+
+def _risk_lines(audits) -> list[str]:
+    lines = ["At-risk samples (Corollary 5.2 at theta = 0: |Delta_true| <= 2 (eta_s + r_s)):", ""]
+    for a in audits:
+        risk = _indices(a.at_risk_true)
+        changed = _indices(a.correctness_changed)
+        lines.append(f"- {a.layer}: at risk {risk if risk else 'none'}; correctness changed {changed if changed else 'none'}")
+    return lines
+
+
+def _execution_lines(info: dict[str, Any]) -> list[str]:
+    lines = ["## Execution of the realised side (theta = 0)", "", f"- execution: **{info['global']}**"]
+    if info["max_packed_abs_diff"] is not None:
+        mismatched = [r["layer"] + f" ({r['sample_set']})" for r in info["layers"] if r["mismatch"]]
+        lines.append(f"- largest |z_packed - z_masked_dense| over all audits: {info['max_packed_abs_diff']:.3g}"
+                     + (f" — **MISMATCH on {mismatched}**" if mismatched else " (float tolerance)"))
+    lines += [f"- {info['note']}", ""]
+    return lines
+
+
+def _r(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:+.3f}"
+
+
+def _bridge_lines(b: Bridges) -> list[str]:
+    n = len(b.rows)
+    lines = [
+        f"## Audit bridges of the paper (OR2), literally — {b.sample_set} set",
+        "",
+        "Comparisons the paper reports, computed with exact per-sample products; none is a bound.",
+        "",
+        "| layer | B_T | proxy (not a bound) | mean ||R psi_1||_inf | sigma_+ | dCE real | top-1 drop "
+        "| flips to wrong / right | r(b_s, d_s) | dCE > B_T | dCE > proxy |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in b.rows:
+        lines.append(
+            f"| {r.layer} | {r.budget:.4g} | {r.proxy:.4g} | {r.mean_product:.4g} | {_fmt(r.sigma_plus)} | {r.ce_change:.4g} "
+            f"| {r.top1_drop:+.4f} | {r.flips_to_wrong} / {r.flips_to_right} | {_r(r.sample_r)} "
+            f"| {'**yes**' if r.exceeds_budget else 'no'} | {'yes' if r.exceeds_proxy else 'no'} |"
+        )
+    lines += [
+        "",
+        f"- Bridge 1 (budget vs top-1 drop): across layers r(B_T, drop) = {_r(b.r_budget_vs_drop)}, "
+        f"r(proxy, drop) = {_r(b.r_proxy_vs_drop)}; pooled over (layer, sample) r(2 L_s p_s, d_s) = {_r(b.r_sample_pooled)}",
+        f"- Bridge 2 (realised |dCE| vs budget): exceeds B_T on {b.exceedances_budget}/{n} layers; "
+        f"exceeds the paper's proxy (L_s = 1) on {b.exceedances_proxy}/{n} layers",
+        f"- Bridge 3 (log sigma_+ vs log budget, across layers): r with mean ||R psi_1||_inf = "
+        f"{_r(b.r_log_sigma_plus_vs_log_mean_product)}, with the proxy = {_r(b.r_log_sigma_plus_vs_log_proxy)}, "
+        f"with B_T = {_r(b.r_log_sigma_plus_vs_log_budget)}",
+        "",
+    ]
+    return lines
+
+
+def write_report_files(report: CertificateReport, folder: str | Path, *, document: dict[str, Any] | None = None,
+                       plots: bool = True, esd_plots: bool = True) -> dict[str, Any]:
+    """Write ``report.json`` (``document``, default ``report.to_json()``), ``report.md`` and (``plots``) the
+    figures of :mod:`figures.certificate_plots` (the per-layer ESD ones only with ``esd_plots``) into the
+    existing ``folder`` — meant to run inside :func:`verification.bridge.report_folder.staged_folder`, which
+    makes the whole folder atomic.  Returns the document written (``figures``: PNG paths relative to ``folder``)."""
+    folder = Path(folder)
+    document = dict(report.to_json() if document is None else document)
+    figures: list[str] = []
+    if plots:
+        from figures.certificate_plots import write_certificate_plots
+
+        figures = [p.relative_to(folder).as_posix() for p in write_certificate_plots(report, folder, esd=esd_plots)]
+    document["figures"] = figures
+    (folder / "report.json").write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+    (folder / "report.md").write_text(report.to_markdown(figures))
+    return document
+
+
+def write_report(
+    report: CertificateReport,
+    out: str | Path,
+    *,
+    plots: bool = True,
+    force: bool = False,
+    extra_json: Mapping[str, Any] | None = None,
+    extra_files: Mapping[str, Callable[[Path], Any]] | None = None,
+) -> dict[str, Any]:
+    """Write the report folder ``out`` atomically (:func:`verification.bridge.report_folder.staged_folder`):
+    :func:`write_report_files` plus ``extra_files[name](path)`` (e.g. ``{"mask.safetensors": mask.save}``);
+    ``extra_json`` entries are merged into the top level of ``report.json``.  A failure at any step
+    leaves nothing; an existing non-empty ``out`` is refused unless ``force``.  Returns the document.
+    """
+    from verification.bridge.report_folder import check_out, staged_folder
+
+    out = Path(out)
+    check_out(out, force)
+    document = report.to_json()
+    document.update(jsonable(dict(extra_json or {})))
+    with staged_folder(out) as tmp:
+        for name, write in (extra_files or {}).items():
+            write(tmp / name)
+        document = write_report_files(report, tmp, document=document, plots=plots)
+    return document

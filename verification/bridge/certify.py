@@ -1,0 +1,527 @@
+"""``certify(model, mask, data)``: the literal audit of the Section 5 bounds on a real timm model.
+
+For every masked layer (token convention: :mod:`verification.bridge.vit_views`), on the calibration set
+``T`` and on a held-out set:
+
+* ``p_s = ||R psi_1(s)||_inf`` exactly (one batched matmul);
+* ``L_s`` — with ``lipschitz="estimate"`` (default) an **ESTIMATE**: the largest directional finite
+  difference of the post-layer map along the estimation grid ``theta_i = i / G`` of the segment,
+  ``L_s = max_i ||z(theta_{i+1}) - z(theta_i)||_inf / ((theta_{i+1} - theta_i) p_s)`` (``0`` when ``p_s = 0``).
+  By THEORY.md 3.6 an empirical ratio is a *lower* bound on the true local constant, so every
+  quantity built on it is labelled ``estimate`` and never called a certificate.  With
+  ``lipschitz="sound"`` each layer first tries the SOUND bound of interval / Taylor forward mode in
+  theta (:func:`verification.bridge.vit_interval.sound_path_bounds`, issue 6); where that enclosure blows up
+  (``IntervalDomainError``) or meets an unsupported module, the layer keeps the estimate, labelled
+  ``estimate``, and the reason is recorded (``sound_unavailable``).  The finite-difference values are
+  always kept (``lipschitz_estimate``) so that the report can show the ratio sound / estimate;
+* ``eta_s = L_s p_s`` (Corollary 5.2, no factor 2), ``B_T(R) = (2/|T|) sum_s L_s p_s`` (THEORY.md 1.4);
+* Lemma 5.1 ``|L_CE(A_theta) - L_CE(A)| <= (1 - theta) B_T``, the per-sample logit bound
+  ``||z(theta) - z(1)||_inf <= (1 - theta) L_s p_s`` and per-sample CE bound ``|d l_s| <= 2 (1 - theta) L_s p_s``
+  (THEORY.md 3.7), checked on the **check grid** = estimation grid plus midpoints (so the check is
+  not a tautology of the estimate);
+* Corollary 5.2 at ``theta = 0``: at-risk samples (``Delta_pred(z^(1)) <= 2 (eta_s + r_s)``) and the accuracy-change
+  bound; with a sound ``L_s`` the rounding term ``r_s = rho_s(0) + 2 rho_s(1)`` bounds how far the computed
+  logits (float64, or packed 2:4 at ``theta = 0``) lie from the exact ones enclosed by the same interval forward
+  mode (:meth:`certs.intervals.refinement.SegmentBounds.rounding`), so that a sample counted "certified unchanged"
+  can change neither exactly nor as computed (FINDINGS F21); with an estimate ``r_s = 0``;
+* Theorem 5.4 for the given ``lambda1, lambda2`` and the thresholds ``B_T / ||R||_F^2`` (``lambda1 = 0``)
+  and ``B_T / ||R||_1`` (``lambda2 = 0``) above which the condition holds;
+* the paper's proxy ``||R||_op mean_s ||psi_1(s)||_inf`` (not a bound, ALGORITHMS.md 10.3).
+
+**2:4 execution** (the audited network is the one that is executed).  When the mask's pattern is 2:4
+(:class:`pruning.mask.Mask` with ``pattern`` 2:4), the realised side at ``theta = 0`` — the pruned
+logits, hence the realised CE, accuracy, flips and ``J`` change — comes from the network whose pruned
+``nn.Linear`` layers are executed through the packed path (:func:`pruning.packed24.convert_to_24`,
+:class:`pruning.packed24.SparseLinear24`); the report says ``execution: "packed-2:4"`` per layer and
+records ``max |z_packed - z_masked_dense|`` against the float64 masked dense path, which must be at
+float tolerance (else a violation is reported).  The theta-path re-runs (``0 < theta <= 1``) stay in
+float64 masked dense form: ``S + theta R`` at intermediate ``theta`` is not a 2:4 matrix, so it has no
+packed form.  Other layers (and every layer of a non-2:4 mask) run as ``execution: "dense-float64"``.
+In the multi-layer audit, step ``j`` executes the already-pruned layers and the target packed, and so
+does the final network.
+
+Speed: the theta-path re-runs (which dominate the cost) start at the target's restart point — its
+ViT block, MLP branch or the head — from a state cached during the capture, with the target replaced
+by its precomputed ``S psi_1 + theta R psi_1`` (:func:`verification.bridge.vit_views.path_logits`); other
+models re-run in full.
+
+Bridges and fits: the dense weight of every masked layer is fitted with :func:`rmt.fit.fit_mp`
+(``sigma_plus`` for the paper's Bridge 3 and the ESD plots); :mod:`verification.bridge.audit_bridges`
+computes the paper's three bridges on each sample set.
+
+Theorem 5.8: the layers are pruned one at a time in ``order`` (``"forward"`` = the model's module
+order, ``"reverse"``), and each step is audited in the intermediate network with its own ``psi_1``
+and ``L_s`` estimate; the realised ``J(alpha^(M)) - J(alpha^(0))`` is compared with the summed bound.
+
+The user's model is never modified: everything runs on a float64 copy (:func:`vit_views.audit_copy`).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from certs.budget import PerSampleLipschitz, budget_from_products, eta_from_products, upper_sum
+from certs.classification import accuracy, cross_entropy_per_sample, mean_cross_entropy, prediction_margins, true_margins
+from certs.errors import CertificateInputError, UnsupportedLayerError
+from certs.intervals.interval import IntervalDomainError
+from certs.single_layer import PathEvaluation, mask_path_bound, objective_change, same_unique_argmax
+from certs.splits import ElasticNetPenalty, mask_split
+from rmt.bounds import ESTIMATE, SOUND, Bound
+
+from pruning.kn_patterns import PATTERN_24
+from pruning.mask import Mask
+from pruning.packed24 import convert_to_24
+from rmt.errors import MPCertError
+from rmt.fit import MPFit, fit_mp
+
+from .certificate_report import CertificateReport, LayerAudit, MultiLayerAudit
+from .vit_interval import resolve_device, sound_path_bounds
+from .vit_views import CapturedLayer, audit_copy, capture_layer, check_mask_layers, path_logits, supported_layers
+
+__all__ = ["AuditData", "certify", "audit_layer", "multilayer_audit", "estimate_lipschitz", "check_grid", "ORDERS",
+           "LIPSCHITZ_METHODS", "SOUND_BUDGET", "SOUND_BUDGET_CUDA", "check_samples_fit", "parameter_dtype", "PACKED", "DENSE", "packing_mask", "executed_logits", "fit_layers"]
+
+ORDERS = ("forward", "reverse")
+#: ``L_s`` methods of :func:`certify`: finite differences (``estimate``) or interval forward mode (``sound``).
+LIPSCHITZ_METHODS = ("estimate", "sound")
+#: Default sub-intervals of theta per sample for ``lipschitz="sound"`` on the CPU and on CUDA (more reaches earlier
+#: layers, or tightens them, at a cost: on the default model CAST 2:4 ``blocks.0.attn.qkv`` has median / p90 / max
+#: sound / estimate 1.42 / 10.2 / 2.7e5 at 64 (246 s for 64 images on 2 CPU cores) and 1.18 / 1.35 / 1.50 at 256
+#: (342 s; 31 s for 256 images on an H100); benchmarks/RESULTS-sound-lipschitz.md).
+SOUND_BUDGET, SOUND_BUDGET_CUDA = 64, 256
+#: Relative tolerance of every realised-versus-bound comparison (THEORY.md 0.3).
+TOLERANCE = 1e-9
+#: Execution labels of the realised side at theta = 0.
+PACKED, DENSE = "packed-2:4", "dense-float64"
+
+
+@dataclass(frozen=True, eq=False)
+class AuditData:
+    """Images ``(N, C, H, W)`` and integer labels ``(N,)`` of one sample set, with its name."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    name: str
+
+
+def _as_data(data, name: str) -> AuditData:
+    if hasattr(data, "images") and hasattr(data, "labels"):
+        images, labels = data.images, data.labels
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        images, labels = data
+    else:
+        raise CertificateInputError(f"{name}: expected (images, labels) or an object with .images and .labels")
+    images = torch.as_tensor(images)
+    labels = torch.as_tensor(labels)
+    if images.ndim != 4 or images.shape[0] == 0:
+        raise CertificateInputError(f"{name}: images must be a non-empty (N, C, H, W) tensor, got shape {tuple(images.shape)}")
+    if labels.shape != (images.shape[0],) or labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise CertificateInputError(f"{name}: labels must be integers of shape ({images.shape[0]},), got {labels.dtype} {tuple(labels.shape)}")
+    if not torch.isfinite(images).all():
+        raise CertificateInputError(f"{name}: images contain NaN or Inf")
+    return AuditData(images.to(torch.float64), labels.to(torch.int64), name)
+
+
+def parameter_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype of ``model``'s first floating-point parameter (float32 if it has none)."""
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+
+
+def check_samples_fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, name: str) -> int:
+    """One forward pass on ``images[:1]``: the images fit ``model`` and the labels lie in its classes.
+
+    Returns the number of classes ``K`` of the head.  Raises :class:`CertificateInputError` naming
+    ``name`` and the problem: a channel count different from the first convolution's, a shape the
+    model rejects, an output that is not ``(N, K)`` logits, labels outside ``0..K-1``.
+    """
+    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if first is not None and images.ndim == 4 and first.in_channels != images.shape[1]:
+        raise CertificateInputError(
+            f"{name}: images have {images.shape[1]} channels, the model's first convolution expects {first.in_channels}"
+        )
+    try:
+        with torch.no_grad():
+            logits = model(images[:1].to(parameter_dtype(model)))
+    except Exception as exc:  # the model rejects the image shape
+        raise CertificateInputError(
+            f"{name}: images of shape {tuple(images.shape[1:])} do not fit the model ({type(exc).__name__}: {exc})"
+        ) from exc
+    if logits.ndim != 2:
+        raise CertificateInputError(f"model: its output must be logits (N, K), got shape {tuple(logits.shape)}")
+    k = int(logits.shape[1])
+    bad = (labels < 0) | (labels >= k)
+    if bad.any():
+        raise CertificateInputError(
+            f"{name}: labels {sorted(set(labels[bad].tolist()))[:5]} lie outside the head's classes 0..{k - 1}"
+        )
+    return k
+
+
+def check_grid(points: int) -> np.ndarray:
+    """The check grid: ``2 G + 1`` points ``j / (2 G)``; the estimation grid is every second point."""
+    if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or points < 1:
+        raise CertificateInputError(f"grid: must be an integer >= 1, got {points!r}")
+    return np.linspace(0.0, 1.0, 2 * int(points) + 1)
+
+
+def estimate_lipschitz(z: np.ndarray, thetas: np.ndarray, products: np.ndarray) -> np.ndarray:
+    """``L_s = max_i ||z(theta_{i+1}) - z(theta_i)||_inf / ((theta_{i+1} - theta_i) p_s)`` (0 where ``p_s = 0``).
+
+    ``z`` has shape ``(len(thetas), |T|, K)`` on the estimation grid (increasing ``thetas``).
+    """
+    steps = np.abs(np.diff(z, axis=0)).max(axis=2) / np.diff(thetas)[:, None]
+    slope = steps.max(axis=0)
+    return np.where(products > 0, slope / np.where(products > 0, products, 1.0), 0.0)
+
+
+def packing_mask(model: nn.Module, mask, names) -> Mask | None:
+    """The 2:4 sub-mask of the ``nn.Linear`` layers among ``names`` (executed packed), or ``None``.
+
+    ``None`` when ``mask`` is not a 2:4 :class:`pruning.mask.Mask` or no layer of ``names`` is Linear.
+    """
+    if not isinstance(mask, Mask) or mask.pattern != PATTERN_24:
+        return None
+    modules = dict(model.named_modules())
+    linear = [n for n in names if isinstance(modules.get(n), nn.Linear)]
+    if not linear:
+        return None
+    return Mask(keep={n: mask.keep[n] for n in linear}, provenance=mask.provenance, pattern=mask.pattern,
+                permutations={n: p for n, p in mask.permutations.items() if n in linear})
+
+
+def executed_logits(model: nn.Module, packing: Mask, images: torch.Tensor) -> np.ndarray:
+    """Logits of ``model`` with the layers of ``packing`` masked and executed as :class:`SparseLinear24` (a copy)."""
+    packed = convert_to_24(model, packing)
+    with torch.no_grad():
+        return packed(images).numpy().astype(np.float64)
+
+
+def _tick(clock: dict | None, phase: str, start: float) -> float:
+    now = time.perf_counter()
+    if clock is not None:
+        clock[phase] = clock.get(phase, 0.0) + now - start
+    return now
+
+
+def audit_layer(
+    model: nn.Module, name: str, keep: torch.Tensor, data: AuditData, *, grid: int = 16,
+    lambda1: float = 0.0, lambda2: float = 0.0, lipschitz_factor: float = 1.0, packing: Mask | None = None,
+    clock: dict | None = None, lipschitz: str = "estimate", sound_budget: int = SOUND_BUDGET, sound_device: str = "auto",
+) -> LayerAudit:
+    """Single-layer audit of layer ``name`` (pruned by ``keep``) in the float64 ``model`` (see module docstring).
+
+    ``lipschitz_factor`` multiplies the ``L_s`` used (``> 1``: a safety margin; ``< 1``: the
+    known-bad variant used by the tests to show that violations are flagged; a sound ``L_s`` scaled
+    below 1 loses its label).  ``lipschitz``: ``"estimate"`` or ``"sound"`` (module docstring); ``sound_budget``:
+    sub-intervals of theta allowed per sample for the sound ``L_s`` (``max_subintervals`` of
+    :func:`verification.bridge.vit_interval.sound_path_bounds`); ``sound_device``: where it runs (``"auto"``: CUDA when
+    available, :func:`verification.bridge.vit_interval.resolve_device`).  ``packing``: the 2:4
+    sub-mask (:func:`packing_mask`, containing ``name``) whose layers are executed packed for the
+    realised theta = 0 side.  ``clock`` accumulates seconds per phase (``capture``, ``lipschitz``,
+    ``realized``, ``budgets``).
+    """
+    start = time.perf_counter()
+    thetas = check_grid(grid)
+    layer: CapturedLayer = capture_layer(model, name, keep, data.images)
+    start = _tick(clock, "capture", start)
+    estimation = path_logits(model, layer, data.images, thetas[::2])
+    values = estimate_lipschitz(estimation, thetas[::2], layer.products) * float(lipschitz_factor)
+    start = _tick(clock, "lipschitz", start)
+    z = np.empty((thetas.size,) + estimation.shape[1:])
+    z[::2] = estimation
+    z[1::2] = path_logits(model, layer, data.images, thetas[1::2])
+    execution, packed_diff = DENSE, None
+    if packing is not None and name in packing.keep:
+        executed = executed_logits(model, packing, data.images)
+        packed_diff = float(np.max(np.abs(executed - z[0])))
+        z[0] = executed
+        execution = PACKED
+    start = _tick(clock, "realized", start)
+    y = data.labels.numpy()
+    estimated = PerSampleLipschitz(values, ESTIMATE, f"finite-difference-grid-{grid}" + ("" if lipschitz_factor == 1 else f"*{lipschitz_factor:g}"))
+    lip, sound_unavailable, rounding = estimated, None, np.zeros(layer.products.shape)
+    if lipschitz == "sound":
+        try:
+            sound = sound_path_bounds(model, layer, data.images, max_subintervals=sound_budget, device=sound_device)
+        except (IntervalDomainError, UnsupportedLayerError) as exc:
+            sound_unavailable = str(exc)
+        else:
+            lip = sound.lipschitz if lipschitz_factor == 1 else sound.lipschitz.scaled(lipschitz_factor)
+            rounding = np.nextafter(sound.segments.rounding(z[0], 0) + 2.0 * sound.segments.rounding(z[-1], 1), np.inf)
+        start = _tick(clock, "sound_lipschitz", start)
+    width = layer.removed.shape[1]
+    budget = budget_from_products(layer.products, lip, width)
+    eta_path = np.stack([eta_from_products(layer.products, lip, float(t), width) for t in thetas])
+    ce_samples = cross_entropy_per_sample(z, y)
+    ce_path = ce_samples.mean(axis=1)
+    ce_bound_path = np.array([upper_sum([(1.0 - t) * budget.value], n_ops=2) for t in thetas])
+    ce_real_path = np.abs(ce_path - ce_path[-1])
+    tol = TOLERANCE * np.maximum(1.0, np.maximum(ce_bound_path, np.abs(ce_path)))
+    logit_change = np.abs(z - z[-1]).max(axis=2)
+    sample_ce_change = np.abs(ce_samples - ce_samples[-1])
+    eta0 = eta_path[0]
+    allowance = np.nextafter(eta0 + rounding, np.inf)
+    true_dense = true_margins(z[-1], y)
+    correct_pruned = true_margins(z[0], y) > 0
+    split = mask_split(layer.structured + layer.removed, keep.reshape(layer.structured.shape).numpy())
+    penalty = ElasticNetPenalty.create(lambda1, lambda2)
+    path = PathEvaluation(
+        split=split, lipschitz=lip, budget=budget, theta=0.0, products=layer.products,
+        logits_theta=z[0], logits_dense=z[-1], ce_theta=float(ce_path[0]), ce_dense=float(ce_path[-1]),
+    )
+    _, full, quad, lin = mask_path_bound(path, penalty)
+    realized, scale = objective_change(path, penalty)
+    _tick(clock, "budgets", start)
+    return LayerAudit(
+        layer=name,
+        sample_set=data.name,
+        shape=tuple(int(d) for d in layer.removed.shape),
+        tokens=layer.tokens,
+        removed_entries=int(np.count_nonzero(~keep.numpy())),
+        removed_fraction=float((~keep).float().mean()),
+        thetas=thetas,
+        estimation_points=int(thetas[::2].size),
+        products=layer.products,
+        lipschitz=lip.values,
+        lipschitz_method=lip.method,
+        budget=budget,
+        eta=eta0,
+        ce_path=ce_path,
+        ce_bound_path=ce_bound_path,
+        lemma_violation_thetas=tuple(float(t) for t in thetas[ce_real_path > ce_bound_path + tol]),
+        logit_change=logit_change[0],
+        logit_excess=(logit_change - eta_path).max(axis=0),
+        sample_ce_change=sample_ce_change[0],
+        sample_ce_excess=(sample_ce_change - 2.0 * eta_path).max(axis=0),
+        acc_path=accuracy(z, y),
+        rounding=rounding,
+        at_risk_true=np.abs(true_dense) <= 2.0 * allowance,
+        at_risk_prediction=prediction_margins(z[-1]) <= 2.0 * allowance,
+        correctness_changed=(true_dense > 0) != correct_pruned,
+        prediction_changed=~same_unique_argmax(z[-1], z[0]),
+        lambda1=float(lambda1),
+        lambda2=float(lambda2),
+        removed_frobenius_sq=float(np.sum(layer.removed ** 2)),
+        removed_l1=float(np.sum(np.abs(layer.removed))),
+        elastic_bound=Bound(full, lip.label, "theorem-5.4", {"lipschitz": lip.method, "lambda1": lambda1, "lambda2": lambda2}),
+        objective_change=realized,
+        elastic_scale=max(scale, abs(budget.value), quad, lin),
+        input_sup=layer.input_sup,
+        removed_op_norm=float(np.linalg.norm(layer.removed, 2)) if layer.removed.size else 0.0,
+        tolerance=TOLERANCE,
+        true_margin_dense=true_dense,
+        correct_dense=true_dense > 0,
+        execution=execution,
+        packed_max_abs_diff=packed_diff,
+        logit_scale=float(np.max(np.abs(z))),
+        lipschitz_label=lip.label,
+        lipschitz_estimate=values,
+        sound_unavailable=sound_unavailable,
+    )
+
+
+def _apply_keep(model: nn.Module, name: str, keep: torch.Tensor) -> None:
+    weight = dict(model.named_modules())[name].weight
+    with torch.no_grad():
+        weight.mul_(keep.to(weight.dtype))
+
+
+def _objective(model: nn.Module, data: AuditData, names, penalty: ElasticNetPenalty,
+               logits: np.ndarray | None = None) -> tuple[float, float, float]:
+    """``(J, L_CE, acc)`` of ``model`` on ``data`` (or of the given executed ``logits``); ``J`` penalises ``names`` only."""
+    if logits is None:
+        with torch.no_grad():
+            logits = model(data.images).numpy()
+    y = data.labels.numpy()
+    modules = dict(model.named_modules())
+    pen = sum(penalty(modules[n].weight.detach().reshape(modules[n].weight.shape[0], -1).numpy()) for n in names)
+    ce = float(mean_cross_entropy(logits, y))
+    return ce + pen, ce, float(accuracy(logits, y))
+
+
+def multilayer_audit(
+    model: nn.Module, keep: Mapping[str, torch.Tensor], data: AuditData, order: tuple[str, ...], *,
+    grid: int, lambda1: float, lambda2: float, lipschitz_factor: float = 1.0, progress: bool = False,
+    mask=None, clock: dict | None = None, lipschitz: str = "estimate", sound_budget: int = SOUND_BUDGET,
+    sound_device: str = "auto",
+) -> MultiLayerAudit:
+    """Theorem 5.8 on the intermediate networks of the ordered steps (``model`` is modified: pass a copy).
+
+    With a 2:4 ``mask`` the realised theta = 0 side of step ``j`` executes the already-pruned layers
+    ``order[:j]`` and the target packed (:func:`packing_mask`), and so does the final network.
+    """
+    penalty = ElasticNetPenalty.create(lambda1, lambda2)
+    j0, ce0, acc0 = _objective(model, data, order, penalty)
+    steps = []
+    for j, name in enumerate(tqdm(order, desc="certify multi-layer", unit="step", file=sys.stderr, disable=not progress)):
+        steps.append(audit_layer(model, name, keep[name], data, grid=grid, lambda1=lambda1, lambda2=lambda2,
+                                 lipschitz_factor=lipschitz_factor, packing=packing_mask(model, mask, order[:j + 1]),
+                                 clock=clock, lipschitz=lipschitz, sound_budget=sound_budget, sound_device=sound_device))
+        _apply_keep(model, name, keep[name])
+    final_packing = packing_mask(model, mask, order)
+    execution, packed_diff, executed = DENSE, None, None
+    if final_packing is not None:
+        executed = executed_logits(model, final_packing, data.images)
+        with torch.no_grad():
+            packed_diff = float(np.max(np.abs(executed - model(data.images).numpy())))
+        execution = PACKED
+    j1, ce1, acc1 = _objective(model, data, order, penalty, executed)
+    budgets = [s.budget.value for s in steps]
+    penalties = [lambda2 * s.removed_frobenius_sq + lambda1 * s.removed_l1 for s in steps]
+    value = upper_sum(budgets + [-p for p in penalties], n_ops=sum(s.removed_entries for s in steps) + 4 * len(steps))
+    return MultiLayerAudit(
+        order=tuple(order),
+        steps=tuple(steps),
+        bound=Bound(value, SOUND if all(st.lipschitz_label == SOUND for st in steps) else ESTIMATE, "theorem-5.8", {"order": list(order), "lambda1": lambda1, "lambda2": lambda2}),
+        budget_sum=float(sum(budgets)),
+        penalty_sum=float(sum(penalties)),
+        objective_change=j1 - j0,
+        ce_dense=ce0,
+        ce_final=ce1,
+        acc_dense=acc0,
+        acc_final=acc1,
+        scale=max(abs(j0), abs(j1), float(sum(budgets)), float(sum(penalties))),
+        tolerance=TOLERANCE,
+        execution=execution,
+        packed_max_abs_diff=packed_diff,
+        logit_scale=1.0 if executed is None else float(np.max(np.abs(executed))),
+    )
+
+
+def fit_layers(model: nn.Module, names) -> tuple[tuple[MPFit, ...], dict[str, str]]:
+    """:func:`rmt.fit.fit_mp` of the dense weight of every layer in ``names`` (float64); failures by layer."""
+    modules = dict(model.named_modules())
+    fits, errors = [], {}
+    for name in names:
+        try:
+            fits.append(fit_mp(modules[name].weight.detach().to(torch.float64), name=name))
+        except MPCertError as exc:
+            errors[name] = str(exc)
+    return tuple(fits), errors
+
+
+def _version() -> str:
+    try:
+        return metadata.version("mpcert")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def certify(
+    model: nn.Module,
+    mask,
+    data,
+    *,
+    heldout=None,
+    lambda1: float = 0.0,
+    lambda2: float = 0.0,
+    grid: int = 16,
+    order: str = "forward",
+    multilayer: bool = True,
+    lipschitz_factor: float = 1.0,
+    lipschitz: str = "estimate",
+    sound_budget: int | None = None,
+    sound_device: str = "auto",
+    model_description: str | None = None,
+    progress: bool = False,
+    fit: bool = True,
+) -> CertificateReport:
+    """Audit ``mask`` on ``model`` with the calibration ``data`` (and ``heldout``); see the module docstring.
+
+    ``mask``: a :class:`pruning.mask.Mask` or a mapping ``layer name -> keep-tensor``; ``data`` and
+    ``heldout``: ``(images, labels)`` or objects with ``.images``/``.labels``.  Raises
+    :class:`certs.errors.CertificateInputError` / ``UnsupportedLayerError`` naming the bad argument
+    before any work is done.  ``sound_device`` (with ``lipschitz="sound"``): ``"auto"`` (CUDA when available),
+    ``"cpu"`` or ``"cuda[:N]"``; ``sound_budget``: sub-intervals of theta per sample (``None``:
+    :data:`SOUND_BUDGET` on the CPU, :data:`SOUND_BUDGET_CUDA` on CUDA).  ``progress`` shows a tqdm bar per phase on stderr.  ``fit``: MP-fit
+    every masked layer's dense weight (Bridge 3, ESD plots).  ``timings`` records seconds per set,
+    the multi-layer audit, the fits, and per phase summed over all audits (``phase_capture_s``,
+    ``phase_lipschitz_s`` = estimation-grid re-runs, ``phase_realized_s`` = check-grid midpoints and
+    the packed execution, ``phase_budgets_s`` = budgets and bounds).
+    """
+    if order not in ORDERS:
+        raise CertificateInputError(f"order: expected one of {ORDERS}, got {order!r}")
+    for label, value in (("lambda1", lambda1), ("lambda2", lambda2)):
+        if not np.isfinite(value) or value < 0:
+            raise CertificateInputError(f"{label}: must be finite and >= 0, got {value!r}")
+    if lipschitz not in LIPSCHITZ_METHODS:
+        raise CertificateInputError(f"lipschitz: expected one of {LIPSCHITZ_METHODS}, got {lipschitz!r}")
+    if sound_budget is not None and (isinstance(sound_budget, bool) or not isinstance(sound_budget, (int, np.integer))
+                                     or sound_budget < 1):
+        raise CertificateInputError(f"sound_budget: must be an integer >= 1 or None, got {sound_budget!r}")
+    device = resolve_device(sound_device, "sound_device")
+    sound_budget = int(sound_budget) if sound_budget is not None else SOUND_BUDGET_CUDA if device.type == "cuda" else SOUND_BUDGET
+    device = str(device)
+    if not np.isfinite(lipschitz_factor) or lipschitz_factor <= 0:
+        raise CertificateInputError(f"lipschitz_factor: must be finite and > 0, got {lipschitz_factor!r}")
+    check_grid(grid)
+    if not isinstance(model, nn.Module):
+        raise CertificateInputError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    supported = supported_layers(model)
+    keep_map = getattr(mask, "keep", mask)
+    if not isinstance(keep_map, Mapping):
+        raise CertificateInputError(f"mask: expected a pruning.Mask or a mapping of keep-tensors, got {type(mask).__name__}")
+    keep = {name: torch.as_tensor(t).bool() for name, t in keep_map.items()}
+    check_mask_layers(model, keep)
+    unsupported = sorted(name for name in keep if name not in supported)
+    if unsupported:
+        raise UnsupportedLayerError(f"mask: layers {unsupported} are convolutions with non-numeric or non-zero padding")
+    names = [name for name in supported if name in keep]
+    steps = tuple(names[::-1] if order == "reverse" else names)
+    work = audit_copy(model)
+    sets = [_as_data(data, "calibration")] + ([_as_data(heldout, "heldout")] if heldout is not None else [])
+    for s in sets:
+        check_samples_fit(work, s.images, s.labels, s.name)
+    options = dict(lambda1=float(lambda1), lambda2=float(lambda2), grid=int(grid), order=order,
+                   multilayer=bool(multilayer), lipschitz_factor=float(lipschitz_factor), lipschitz=lipschitz,
+                   **({"sound_budget": int(sound_budget), "sound_device": device} if lipschitz == "sound" else {}))
+    clock: dict[str, float] = {}
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    fits, fit_errors = fit_layers(work, names) if fit else ((), {})
+    timings["mp_fit_s"] = time.perf_counter() - start
+    audits: dict[str, list[LayerAudit]] = {}
+    for s in sets:
+        start = time.perf_counter()
+        bar = tqdm(names, desc=f"certify {s.name}", unit="layer", file=sys.stderr, disable=not progress)
+        audits[s.name] = [audit_layer(work, n, keep[n], s, grid=grid, lambda1=lambda1, lambda2=lambda2,
+                                      lipschitz_factor=lipschitz_factor, packing=packing_mask(work, mask, [n]),
+                                      clock=clock, lipschitz=lipschitz, sound_budget=sound_budget, sound_device=device)
+                          for n in bar]
+        timings[f"single_layer_{s.name}_s"] = time.perf_counter() - start
+    ml = None
+    if multilayer:
+        start = time.perf_counter()
+        ml = multilayer_audit(audit_copy(model), keep, sets[0], steps, grid=grid, lambda1=lambda1,
+                              lambda2=lambda2, lipschitz_factor=lipschitz_factor, progress=progress, mask=mask,
+                              clock=clock, lipschitz=lipschitz, sound_budget=sound_budget, sound_device=device)
+        timings["multilayer_s"] = time.perf_counter() - start
+    timings.update({f"phase_{phase}_s": value for phase, value in clock.items()})
+    provenance = getattr(mask, "provenance", None)
+    mask_info: dict[str, Any] = provenance.to_json() if provenance is not None else {"method": "given keep-tensors"}
+    mask_info["pattern"] = getattr(mask, "pattern_name", "unstructured")
+    mask_info["layers"] = names
+    packed = packing_mask(work, mask, names)
+    mask_info["execution"] = {n: (PACKED if packed is not None and n in packed.keep else DENSE) for n in names}
+    return CertificateReport(
+        mpcert_version=_version(),
+        model=model_description or type(model).__name__,
+        mask=mask_info,
+        options=options,
+        data={s.name: {"samples": int(s.images.shape[0]), "shape": list(s.images.shape[1:])} for s in sets},
+        calibration=tuple(audits["calibration"]),
+        heldout=tuple(audits.get("heldout", ())),
+        multilayer=ml,
+        timings=timings,
+        fits=fits,
+        fit_errors=fit_errors,
+    )

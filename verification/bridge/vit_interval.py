@@ -1,0 +1,464 @@
+"""Sound ``L_s`` and logit-change bounds for the prunable layers of a timm ViT (THEORY.md 3.1, 3.7).
+
+Token convention of :mod:`verification.bridge.vit_views`: the target ``A = S + R`` acts on every token,
+``u_s(theta) = (S + theta R) psi_1(s) + bias`` (tokenwise), and ``psi_{2,s}`` is the rest of the network
+with the upstream activations of image ``s`` frozen (the residual stream entering the target's block,
+and after the attention half for MLP targets).  For ``theta`` in a sub-interval ``[a, b]`` the target
+output is enclosed by ``S psi_1 + [a, b] R psi_1 + bias`` (both products as outward-rounded
+enclosures of the exact matrix products of the float64 ``psi_1``) with the point-like tangent
+``R psi_1``; :mod:`certs.intervals` then propagates value and tangent enclosures (order-4 Taylor
+forms in ``theta`` by default, :mod:`certs.intervals.taylor`) through:
+
+* the rest of the target's block: attention core (:func:`certs.intervals.transformer.attention`),
+  ``proj``, ``ls1``/``drop_path1``, the residual add with the frozen stream, ``norm2``, ``fc1``,
+  GELU (exact or tanh) / ReLU, ``fc2``, ``ls2``/``drop_path2``, residual add;
+* for ``patch_embed.proj``: flatten, ``patch_embed.norm``, class/register tokens (constants),
+  position embedding, ``norm_pre``;
+* every later block, the final ``norm``, token pooling (``'token'`` or ``'avg'``), ``fc_norm``, ``head``.
+
+Dropout / DropPath / Identity are identities (the audit copy is in eval mode).  Any other module on
+the way raises :class:`certs.errors.UnsupportedLayerError` naming it, before any bound is computed.
+The float64 ``psi_1`` and frozen activations are taken as exact points: the certificate is about the
+path through the computed activations (the convention of :mod:`certs.lipschitz`).
+
+Each LayerNorm followed by a linear map (``norm1 -> qkv``, ``norm2 -> fc1``, ``mlp.norm -> fc2``,
+``norm -> token -> head``) keeps its two rank-one remainders through that map
+(:mod:`certs.intervals.normed`).  Reach: the box remainders still grow through every block (about 2e3 per
+block on the default model for a point ``theta``, where they hold rounding errors only; 1.7e4 with boxed
+LayerNorms; verification/FINDINGS.md F20), so the earliest layers may exceed ``give_up``; their loose
+sub-intervals are split 4x (2x where 4x would exceed ``max_subintervals``), and what still fails raises
+:class:`certs.intervals.interval.IntervalDomainError` (never a number).  Order 4 (the default) needs far
+fewer sub-intervals than order 2; a layer whose first samples are loose at order 4 switches to order 6
+(``loose_order``), and pieces narrower than the start use it too.  The start products ``S psi_1`` and
+``R psi_1`` are enclosed in extended precision (:mod:`certs.intervals.extended`): their float64 radius was
+the largest rounding source that the blocks amplify.  On the demo's masks every layer is reached at
+budget 64 (18 of 18 Hybrid, 16 of 16 CAST 2:4), median sound / estimate 1.00–1.49; CAST 2:4
+``blocks.0.attn.qkv`` has a long tail there (p90 10.2), which budget 256 removes (p90 1.35)
+(benchmarks/RESULTS-sound-lipschitz.md).
+
+Device: ``device="auto"`` runs the interval forward mode on CUDA when available (else the CPU), after
+capturing ``psi_1`` and the frozen streams on the CPU (the same points as the CPU audit's path).  The
+rounding analysis holds there too: every bound rests on IEEE float64 ``+ - * / sqrt`` (correctly rounded on
+CUDA as on the CPU) and on sums / dot products in *any* order (cuBLAS's tree or split-K reductions
+included); the start products are enclosed on the CPU (extended precision) or, in the float64 fallback, with
+cuDNN disabled for ``patch_embed.proj`` (its FFT / Winograd algorithms have other error bounds than a dot
+product).
+
+``L_s = sup_theta ||z'(theta)||_inf / ||R psi_1(s)||_inf`` (rounded up) is valid for Lemma 5.1 and
+Corollary 5.2; :attr:`SoundPathBounds.logit_change` bounds ``sup_{theta in [0, 1]} ||z(theta) - z(1)||_inf``
+directly (:mod:`certs.intervals.refinement`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from certs.budget import PerSampleLipschitz
+from certs.errors import CertificateInputError, UnsupportedLayerError
+from certs.intervals import extended
+from certs.intervals.blocked import blocked_matmul
+from certs.intervals.dual import Dual
+from certs.intervals.interval import EPS, TINY, U, Interval, IntervalDomainError
+from certs.intervals.normed import layer_norm_normed
+from certs.intervals.refinement import SegmentBounds, path_start, segment_bounds
+from certs.intervals.taylor import TaylorDual
+from certs.intervals.transformer import attention, layer_norm
+
+from .vit_views import CapturedLayer, _layer_op, audit_copy
+
+__all__ = ["SoundPathBounds", "sound_path_bounds", "target_stage", "check_interval_support", "resolve_device",
+           "SOUND_DEVICES", "default_batch", "MAX_BATCH", "BATCH_MEMORY"]
+
+#: Accepted ``device`` values (``"cuda:N"`` too): ``"auto"`` = CUDA when available, else the CPU.
+SOUND_DEVICES = ("auto", "cpu", "cuda")
+#: Most pieces per evaluator call, and the memory one call may take (:func:`default_batch`).
+MAX_BATCH = {"cpu": 256, "cuda": 2048}
+BATCH_MEMORY = {"cpu": 2 * 2 ** 30, "cuda": 16 * 2 ** 30}
+#: Live float64 tensors of the widest activation's size per piece, with margin (the measured peak on the default
+#: model at order 6 is ~16: 3.8 MB per piece for 17 tokens x 256 x 7 coefficients).
+_LIVE_TENSORS = 24
+
+_BLOCK_TARGET = re.compile(r"^blocks\.(\d+)\.(attn\.qkv|attn\.proj|mlp\.fc1|mlp\.fc2)$")
+
+
+@dataclass(frozen=True, eq=False)
+class SoundPathBounds:
+    """Sound per-sample bounds on the pruning path of one layer.
+
+    lipschitz: ``L_s`` labelled ``sound`` (method ``interval-forward-taylor{order}[+{loose_order}]-K{K}[-adaptive]``, ``K`` = 1 / the narrowest piece before refinement).
+    logit_change: ``(B,)`` sound bound of ``sup_{theta in [0, 1]} ||z(theta) - z(1)||_inf``.
+    segments: the sub-intervals and their bounds (``segments.logit_change(theta0)`` for other ranges).
+    products: ``||R psi_1(s)||_inf`` used for ``L_s`` (those of the :class:`CapturedLayer`).
+    """
+
+    layer: str
+    lipschitz: PerSampleLipschitz
+    logit_change: np.ndarray
+    segments: SegmentBounds
+    products: np.ndarray
+
+
+def target_stage(name: str) -> tuple[str, int | None]:
+    """``('embed', None)``, ``('head', None)`` or ``(part, block)`` for ``blocks.i.{attn.qkv, attn.proj, mlp.fc1, mlp.fc2}``."""
+    if name == "patch_embed.proj":
+        return "embed", None
+    if name == "head":
+        return "head", None
+    match = _BLOCK_TARGET.match(name)
+    if match is None:
+        raise UnsupportedLayerError(
+            f"layer {name!r}: interval bounds support patch_embed.proj, blocks.i.attn.qkv/attn.proj/mlp.fc1/mlp.fc2 and head"
+        )
+    return match.group(2), int(match.group(1))
+
+
+# ---------------------------------------------------------------------------- support checks
+
+def _is_identity(module: nn.Module) -> bool:
+    from timm.layers import DropPath
+
+    return isinstance(module, (nn.Identity, nn.Dropout, DropPath))
+
+
+def _check_norm(module: nn.Module, name: str) -> None:
+    if _is_identity(module):
+        return
+    if not isinstance(module, nn.LayerNorm) or len(module.normalized_shape) != 1:
+        raise UnsupportedLayerError(f"module {name!r} ({type(module).__name__}) has no interval rule (LayerNorm over the last dim only)")
+
+
+def _check_scale(module: nn.Module, name: str) -> None:
+    from timm.layers import LayerScale
+
+    if not (_is_identity(module) or isinstance(module, LayerScale)):
+        raise UnsupportedLayerError(f"module {name!r} ({type(module).__name__}) has no interval rule")
+
+
+def _check_block(block: nn.Module, name: str) -> None:
+    from timm.layers import Attention, Mlp
+    from timm.models.vision_transformer import Block
+
+    if type(block) is not Block:
+        raise UnsupportedLayerError(f"module {name!r} ({type(block).__name__}) is not a timm pre-norm Block: no interval rule")
+    attn, mlp = block.attn, block.mlp
+    if type(attn) is not Attention or getattr(attn, "gate", None) is not None:
+        raise UnsupportedLayerError(f"module {name}.attn ({type(attn).__name__}) has no interval rule (plain timm Attention only)")
+    for part in ("q_norm", "k_norm", "norm", "attn_drop", "proj_drop"):
+        if not _is_identity(getattr(attn, part)):
+            raise UnsupportedLayerError(f"module {name}.attn.{part} ({type(getattr(attn, part)).__name__}) has no interval rule")
+    if type(mlp) is not Mlp or not isinstance(mlp.fc1, nn.Linear) or not isinstance(mlp.fc2, nn.Linear):
+        raise UnsupportedLayerError(f"module {name}.mlp ({type(mlp).__name__}) has no interval rule (timm Mlp with Linear layers only)")
+    if not isinstance(mlp.act, (nn.GELU, nn.ReLU)):
+        raise UnsupportedLayerError(f"module {name}.mlp.act ({type(mlp.act).__name__}) has no interval rule (GELU or ReLU)")
+    for part in ("drop1", "drop2"):
+        if not _is_identity(getattr(mlp, part)):
+            raise UnsupportedLayerError(f"module {name}.mlp.{part} has no interval rule")
+    _check_norm(mlp.norm, f"{name}.mlp.norm")
+    _check_norm(block.norm1, f"{name}.norm1")
+    _check_norm(block.norm2, f"{name}.norm2")
+    for part in ("ls1", "ls2"):
+        _check_scale(getattr(block, part), f"{name}.{part}")
+    for part in ("drop_path1", "drop_path2"):
+        if not _is_identity(getattr(block, part)):
+            raise UnsupportedLayerError(f"module {name}.{part} has no interval rule")
+
+
+def check_interval_support(model: nn.Module, name: str) -> None:
+    """Raise :class:`UnsupportedLayerError` naming the first module after ``name`` that has no interval rule."""
+    from timm.layers import PatchEmbed
+    from timm.models.vision_transformer import VisionTransformer
+
+    if not isinstance(model, VisionTransformer):
+        raise UnsupportedLayerError(f"model: {type(model).__name__} is not a timm VisionTransformer (no interval walk)")
+    part, index = target_stage(name)
+    if part == "embed":
+        pe = model.patch_embed
+        if type(pe) is not PatchEmbed or not pe.flatten or getattr(model, "dynamic_img_size", False):
+            raise UnsupportedLayerError("module 'patch_embed' must be a flattening timm PatchEmbed without dynamic image size")
+        _check_norm(pe.norm, "patch_embed.norm")
+        for part_name in ("pos_drop", "patch_drop"):
+            if not _is_identity(getattr(model, part_name)):
+                raise UnsupportedLayerError(f"module {part_name!r} ({type(getattr(model, part_name)).__name__}) has no interval rule")
+        _check_norm(model.norm_pre, "norm_pre")
+    if part != "head":
+        start = 0 if index is None else index
+        for i in range(start, len(model.blocks)):
+            _check_block(model.blocks[i], f"blocks.{i}")
+        _check_norm(model.norm, "norm")
+        if model.attn_pool is not None or model.global_pool not in ("token", "avg"):
+            raise UnsupportedLayerError(f"pooling {model.global_pool!r} / attn_pool has no interval rule ('token' or 'avg')")
+        _check_norm(model.fc_norm, "fc_norm")
+        if not _is_identity(model.head_drop):
+            raise UnsupportedLayerError("module 'head_drop' has no interval rule")
+    if not isinstance(model.head, nn.Linear):
+        raise UnsupportedLayerError(f"module 'head' ({type(model.head).__name__}) has no interval rule (nn.Linear only)")
+
+
+# ---------------------------------------------------------------------------- interval walk
+
+def _params(module: nn.Module) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Detached ``(weight, bias)`` of a LayerNorm or Linear (``None`` where absent)."""
+    return tuple(None if t is None else t.detach() for t in (module.weight, module.bias))
+
+
+def _norm(module: nn.Module, x: Dual) -> Dual:
+    return x if _is_identity(module) else layer_norm(x, *_params(module), module.eps)
+
+
+def _norm_linear(norm: nn.Module, linear: nn.Linear, x: Dual, select=None) -> Dual:
+    """``linear(select(norm(x)))``; a LayerNorm on Taylor duals keeps its rank-one remainders for the linear map
+    (:mod:`certs.intervals.normed`).  ``select``: an indexing of the leading dims (token pooling)."""
+    if isinstance(x, TaylorDual) and not _is_identity(norm):
+        normed = layer_norm_normed(x, *_params(norm), norm.eps)
+        normed = normed if select is None else normed.select(select)
+        return normed.linear(*_params(linear))
+    y = _norm(norm, x)
+    return _linear(linear, y if select is None else y.rearrange(select))
+
+
+def _scale(module: nn.Module, x: Dual) -> Dual:
+    return x if _is_identity(module) else x * module.gamma.detach()
+
+
+def _linear(module: nn.Linear, x: Dual) -> Dual:
+    return x.linear(*_params(module))
+
+
+def _act(module: nn.Module, x: Dual) -> Dual:
+    if isinstance(module, nn.ReLU):
+        return x.relu()
+    return x.gelu_tanh() if module.approximate == "tanh" else x.gelu()
+
+
+def _block(block: nn.Module, start: Dual | None, part: str, frozen: dict[str, torch.Tensor]) -> Dual:
+    """Block output from the dual ``start`` entering at ``part`` (``'input'`` = block input)."""
+    attn, mlp = block.attn, block.mlp
+    stages = ("input", "attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")
+    at = stages.index(part)
+    y = start
+    if at == 0:
+        y = _norm_linear(block.norm1, attn.qkv, start)
+    if at <= 1:
+        y = _linear(attn.proj, attention(y, attn.num_heads, attn.head_dim, float(attn.scale)))
+    if at <= 2:
+        stream = start if at == 0 else frozen["x"]
+        x1 = _scale(block.ls1, y) + stream
+        y = _norm_linear(block.norm2, mlp.fc1, x1)
+    else:
+        x1 = frozen["x1"]
+    if at <= 3:
+        y = _norm_linear(mlp.norm, mlp.fc2, _act(mlp.act, y))
+    return _scale(block.ls2, y) + x1
+
+
+def _embed_tail(model: nn.Module, conv_out: Dual) -> Dual:
+    """From the patch conv output ``(P, C, H, W)`` to the input of block 0."""
+    x = _norm(model.patch_embed.norm, conv_out.rearrange(lambda t: t.flatten(2).transpose(1, 2)))
+    p = x.shape[0]
+    prefix = [tok.detach().expand(p, -1, -1) for tok in (model.cls_token, model.reg_token) if tok is not None]
+    pos = None if model.pos_embed is None else model.pos_embed.detach()
+    kind = type(x)
+    if model.no_embed_class:
+        x = x if pos is None else x + pos
+        x = kind.cat([x.constant_like(t) for t in prefix] + [x], 1) if prefix else x
+    else:
+        x = kind.cat([x.constant_like(t) for t in prefix] + [x], 1) if prefix else x
+        x = x if pos is None else x + pos
+    return _norm(model.norm_pre, x)
+
+
+def _head_tail(model: nn.Module, x: Dual) -> Dual:
+    if model.global_pool == "token" and _is_identity(model.fc_norm):
+        return _norm_linear(model.norm, model.head, x, select=lambda t: t[:, 0])
+    x = _norm(model.norm, x)
+    if model.global_pool == "token":
+        x = x.rearrange(lambda t: t[:, 0])
+    else:
+        x = x if model.pool_include_prefix else x.rearrange(lambda t: t[:, model.num_prefix_tokens:])
+        x = x.mean(1)
+    return _linear(model.head, _norm(model.fc_norm, x))
+
+
+def _capture(model: nn.Module, name: str, part: str, index: int | None, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``psi_1`` (``'psi'``) and the frozen residual streams ``'x'`` (block input) / ``'x1'`` (``norm2`` input)."""
+    modules = dict(model.named_modules())
+    seen: dict[str, list[torch.Tensor]] = {}
+    hooks = {"psi": modules[name]}
+    if index is not None:
+        hooks["x"] = model.blocks[index]
+        hooks["x1"] = model.blocks[index].norm2
+    handles = [m.register_forward_pre_hook(lambda _m, inputs, key=key: seen.setdefault(key, []).append(inputs[0].detach()))
+               for key, m in hooks.items()]
+    try:
+        with torch.no_grad():
+            model(images)
+    finally:
+        for h in handles:
+            h.remove()
+    for key, values in seen.items():
+        if len(values) != 1:
+            raise UnsupportedLayerError(f"module for {key!r} of layer {name!r} is called {len(values)} times per forward (need once)")
+    return {key: values[0] for key, values in seen.items()}
+
+
+def resolve_device(spec: str | torch.device, argument: str = "device") -> torch.device:
+    """The torch device for ``spec`` (:data:`SOUND_DEVICES` or ``"cuda:N"``); :class:`CertificateInputError`
+    naming ``argument`` for an unknown value or CUDA asked for where there is none."""
+    text = str(spec)
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
+        raise CertificateInputError(f"{argument}: expected one of {SOUND_DEVICES} or 'cuda:N', got {spec!r}")
+    device = torch.device(text)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CertificateInputError(f"{argument}: {text!r} asked for, but torch finds no CUDA device (use 'auto' or 'cpu')")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise CertificateInputError(f"{argument}: {text!r} asked for, but torch sees {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+def default_batch(device: torch.device, tokens: int, width: int, order: int) -> int:
+    """Pieces per evaluator call: at most :data:`MAX_BATCH` (CPU: cache-sized; CUDA: fills the GPU), and few enough
+    that ``_LIVE_TENSORS`` Taylor tensors of the widest activation (``tokens x width x (order + 1)`` float64) per
+    piece fit in :data:`BATCH_MEMORY` (on CUDA also in half the free memory).  Default model: 256 / 2048; a
+    ViT-B/16 (197 tokens, width 3072, order 6): 2 / 21."""
+    per_piece = _LIVE_TENSORS * tokens * width * (order + 1) * 8
+    memory = BATCH_MEMORY[device.type]
+    if device.type == "cuda":
+        memory = min(memory, torch.cuda.mem_get_info(device)[0] // 2)
+    return int(max(1, min(MAX_BATCH[device.type], memory // per_piece)))
+
+
+def _widest(model: nn.Module) -> tuple[int, int]:
+    """``(tokens, width)`` of the largest activation on the path: every token, the widest Linear of the blocks."""
+    tokens = model.patch_embed.num_patches + model.num_prefix_tokens
+    width = max([model.embed_dim] + [m.out_features for m in model.blocks.modules() if isinstance(m, nn.Linear)])
+    return int(tokens), int(width)
+
+
+def _product_enclosure(module: nn.Module, psi: torch.Tensor, weight2d: torch.Tensor) -> Interval:
+    """Enclosure of the exact ``op(psi, W)`` (Linear or Conv2d, no bias).
+
+    Where numpy's ``longdouble`` has extended precision: accumulated in it and rounded once,
+    radius ``u |mid|`` plus a ``1e-18`` relative term (:mod:`certs.intervals.extended`; grouped convolutions
+    excepted).  Else float64: float result +- ``(units + 3) u op(|psi|, |W|)`` with ``units = m + 1``
+    (convolution) or the :func:`certs.intervals.blocked.blocked_matmul` units (Linear); the computed
+    magnitude is within ``gamma_m <= (m + 1) u`` of the exact one (hence the extra factor)."""
+    if extended.AVAILABLE and isinstance(module, nn.Linear):
+        return extended.extended_matmul_enclosure(psi, weight2d)
+    if extended.AVAILABLE and module.groups == 1:
+        return extended.extended_conv2d_enclosure(psi, weight2d.reshape(module.weight.shape), module.stride,
+                                                  module.padding, module.dilation)
+    m = weight2d.shape[1]
+    with torch.backends.cudnn.flags(enabled=False):  # no FFT / Winograd convolutions on CUDA (module docstring)
+        if isinstance(module, nn.Linear):
+            mid, units = blocked_matmul(psi, weight2d.T)
+        else:
+            mid, units = _layer_op(module, psi, weight2d), m + 1
+        mag = _layer_op(module, psi.abs(), weight2d.abs())
+    return Interval.around(mid, (units + 3) * U * mag * (1 + (m + 1) * EPS) + (m + 1) * TINY)
+
+
+def sound_path_bounds(
+    model: nn.Module, captured_layer: CapturedLayer, images: torch.Tensor, *, subintervals: int = 8, refine: int = 4,
+    rtol: float = 0.25, max_subintervals: int = 64, batch: int | None = None, device: str | torch.device = "auto",
+    order: int = 4, give_up: float | None = 1e6, loose_order: int | None = 6, probe: int = 4,
+) -> SoundPathBounds:
+    """Sound ``L_s`` and logit-change bounds for ``captured_layer`` on ``images`` (module docstring).
+
+    ``model``: the timm ViT (any dtype; a float64 eval copy is made); ``captured_layer`` from
+    :func:`verification.bridge.vit_views.capture_layer` on the same ``images``; ``subintervals`` / ``refine``
+    / ``rtol`` / ``max_subintervals`` / ``give_up``: see :func:`certs.intervals.refinement.segment_bounds`;
+    ``device``: where the interval forward mode runs (:func:`resolve_device`; ``"auto"``: CUDA when
+    available); ``batch``: pieces per evaluation (``None``: :func:`default_batch`); ``order``: degree of
+    the Taylor forms in ``theta`` (:mod:`certs.intervals.taylor`; default 4), ``0`` = plain intervals
+    (which explode through attention blocks: kept for comparison).  ``loose_order``: with ``give_up`` set,
+    the first ``probe`` samples are tried at ``order`` on the ``subintervals`` start without splitting; if
+    one is loose, the whole layer uses ``loose_order`` instead; otherwise the pieces narrower than the start
+    (loose pieces split 4x, pieces halved by the refinement) use it (method ``taylor4+6``; ``None``: never).  On the default model
+    order 6 is 1.3–1.5x dearer per evaluation but needs far fewer pieces on the attention ``qkv`` layers
+    (e.g. Hybrid ``blocks.1.attn.qkv``: 40 instead of 152 evaluations per sample, 3x faster; CAST 2:4
+    ``blocks.1.attn.qkv`` is only reached at order 6).
+    """
+    for label, value in (("order", order), ("loose_order", 0 if loose_order is None else loose_order)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise CertificateInputError(f"{label}: must be an integer >= 0, got {value!r}")
+    images = torch.as_tensor(images)
+    if images.ndim != 4 or images.shape[0] != captured_layer.products.shape[0]:
+        raise CertificateInputError(
+            f"images: expected (N, C, H, W) with N = {captured_layer.products.shape[0]} (the captured samples), got {tuple(images.shape)}"
+        )
+    device = resolve_device(device)
+    work = audit_copy(model).cpu()
+    check_interval_support(work, captured_layer.name)
+    if batch is None:
+        batch = default_batch(device, *_widest(work), max(order, loose_order or 0))
+    part, index = target_stage(captured_layer.name)
+    frozen = _capture(work, captured_layer.name, part, index, images.to(device="cpu", dtype=torch.float64))
+    frozen = {key: value.to(device) for key, value in frozen.items()}
+    work = work.to(device)
+    module = dict(work.named_modules())[captured_layer.name]
+    psi = frozen.pop("psi")
+    structured = torch.as_tensor(captured_layer.structured, device=device)
+    removed = torch.as_tensor(captured_layer.removed, device=device)
+    if structured.shape[0] != module.weight.shape[0] or structured.numel() != module.weight.numel():
+        raise CertificateInputError(f"captured_layer: S has shape {tuple(structured.shape)}, layer {captured_layer.name!r} has weight {tuple(module.weight.shape)}")
+    with torch.no_grad():
+        base = _product_enclosure(module, psi, structured)
+        step = _product_enclosure(module, psi, removed)
+    bias = None if module.bias is None else module.bias.detach()
+    if bias is not None and isinstance(module, nn.Conv2d):
+        bias = bias[:, None, None]
+    blocks = list(work.blocks)
+
+    def evaluate(owner: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor):
+        shape = (-1,) + (1,) * (psi.ndim - 1 if isinstance(module, nn.Linear) else 3)
+        # a batch of points theta (midpoints, theta = 1) has no tail: order 1 encloses it as tightly, ~4x cheaper;
+        # pieces narrower than the start (loose pieces split 4x, halved pieces) are evaluated at loose_order
+        if torch.equal(lo, hi):
+            degree = min(used[0], 1)
+        elif escalate and float((hi - lo).min()) < 0.99 / subintervals:
+            degree, used[1] = loose_order, True
+        else:
+            degree = used[0]
+        x = path_start(base.rearrange(lambda t: t[owner]), step.rearrange(lambda t: t[owner]),
+                       lo.reshape(shape), hi.reshape(shape), bias, degree)
+        if part == "head":
+            return x
+        rows = {key: value[owner] for key, value in frozen.items()}
+        if part == "embed":
+            x, first = _embed_tail(work, x), 0
+        else:
+            x, first = _block(blocks[index], x, part, rows), index + 1
+        for blk in blocks[first:]:
+            x = _block(blk, x, "input", rows)
+        return _head_tail(work, x)
+
+    used = [order, False]  # the Taylor degree of the start pieces; whether narrower pieces used loose_order
+    escalate = loose_order is not None and loose_order > order
+    n = int(images.shape[0])
+    with torch.no_grad():
+        if give_up is not None and loose_order is not None and loose_order != order and probe > 0:
+            try:
+                segment_bounds(evaluate, min(probe, n), subintervals=subintervals,
+                               max_subintervals=min(subintervals, max_subintervals),
+                               batch=batch, device=device, give_up=give_up, probe=0)
+            except IntervalDomainError:
+                used[0] = loose_order
+        segments = segment_bounds(evaluate, n, subintervals=subintervals, refine=refine, rtol=rtol,
+                                  max_subintervals=max_subintervals, batch=batch, device=device, give_up=give_up,
+                                  probe=probe)
+    degrees = f"{used[0]}+{loose_order}" if used[1] and used[0] != loose_order else f"{used[0]}"
+    method = f"interval-forward-taylor{degrees}-K{segments.subintervals}" + ("-adaptive" if refine else "")
+    return SoundPathBounds(
+        layer=captured_layer.name,
+        lipschitz=segments.lipschitz(captured_layer.products, method),
+        logit_change=segments.logit_change(0.0),
+        segments=segments,
+        products=np.asarray(captured_layer.products, dtype=np.float64),
+    )

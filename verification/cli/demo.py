@@ -1,0 +1,307 @@
+"""``mpcert demo``: the whole chain on the shipped default model, in one command.
+
+    mpcert demo [--out DIR] [--quick]
+
+1. the default Fashion-MNIST ViT (:func:`verification.models.model_source.load_model`) and its MP fits
+   (:func:`pruning.sigma_cache.spectral_cache`, the cache SER / Hybrid use);
+2. two masks: Hybrid Magnitude–SER at ``--sparsity`` (:func:`pruning.hybrid.hybrid_magnitude_ser`,
+   trained on ``--train-images`` class-balanced training images for at most ``--steps`` optimiser
+   steps per phase) and CAST 2:4 (:func:`pruning.cast.cast_kn`, calibrated on the calibration images);
+3. :func:`verification.bridge.certify.certify` of each mask on the **dense** default model (the masks'
+   certificates are about ``R = (1 - M) * A`` of the dense weights; the Hybrid's fine-tuned weights
+   only choose the mask) with the calibration set (class-balanced training images) and the held-out
+   set (seeded test images) of :func:`verification.cli.certify.load_audit_sets`; the CAST mask's
+   realised side runs through the packed 2:4 path;
+4. one report folder per mask (``hybrid/``, ``cast-2of4/``: ``report.json``, ``report.md``, figures,
+   ``mask.safetensors``) and a top-level ``summary.md`` / ``summary.json`` comparing them; the ESD
+   figures with the MP fit of every layer are the same for both masks (dense weights), so they are
+   drawn once, in ``esd/``.
+
+Defaults: 256 calibration and 256 held-out images, ``grid = 8`` (17 theta values per layer on the
+check grid), sparsity 0.5, 256 training images and 20 steps per phase; measured under 10 minutes on
+2 shared CPU cores.  ``--quick`` (tests, a first look): 8 + 8 images, grid 2, 32 training images,
+1 step, no multi-layer audit.  The audit runs many small float64 ops, so by default torch and BLAS use
+one thread (``--threads``), which avoids oversubscription on a shared machine.  The whole ``--out``
+folder is written atomically (:mod:`verification.bridge.report_folder`).  Every ``L_s`` is an estimate:
+the reports are audits, not certificates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
+
+from pruning.registry import build_mask
+from rmt.errors import InvalidParameterError
+from verification.bridge.certificate_report import CertificateReport, write_report_files
+from verification.bridge.certify import LIPSCHITZ_METHODS, SOUND_BUDGET, SOUND_BUDGET_CUDA, certify
+from verification.bridge.vit_interval import resolve_device
+from verification.cli.certify import load_audit_sets
+from verification.models.model_source import load_model
+from verification.bridge.report_folder import check_out, staged_folder
+
+__all__ = ["DemoSettings", "DEFAULT_SETTINGS", "QUICK_SETTINGS", "MASK_FOLDERS", "register", "run_demo"]
+
+#: Report sub-folder of each mask.
+MASK_FOLDERS = {"hybrid": "hybrid", "cast-2:4": "cast-2of4"}
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """Sizes of one demo run (module docstring)."""
+
+    calibration: int = 256
+    heldout: int = 256
+    grid: int = 8
+    sparsity: float = 0.5
+    train_images: int = 256
+    steps: int = 20
+    multilayer: bool = True
+    seed: int = 0
+    lipschitz: str = "estimate"
+    sound_budget: int | None = None  # None: SOUND_BUDGET on the CPU, SOUND_BUDGET_CUDA on CUDA
+    sound_device: str = "auto"
+
+    def check(self) -> "DemoSettings":
+        for name in ("calibration", "heldout", "grid", "train_images", "sound_budget"):
+            value = getattr(self, name)
+            if name == "sound_budget" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidParameterError(f"--{name.replace('_', '-')}: must be an integer >= 1, got {value!r}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
+            raise InvalidParameterError(f"--steps: must be an integer >= 0, got {self.steps!r}")
+        if self.lipschitz not in LIPSCHITZ_METHODS:
+            raise InvalidParameterError(f"--lipschitz: expected one of {LIPSCHITZ_METHODS}, got {self.lipschitz!r}")
+        resolve_device(self.sound_device, "--sound-device")
+        if not 0.0 < self.sparsity < 1.0:  # also NaN
+            raise InvalidParameterError(f"--sparsity: must lie in (0, 1), got {self.sparsity!r}")
+        return self
+
+
+DEFAULT_SETTINGS = DemoSettings()
+QUICK_SETTINGS = DemoSettings(calibration=8, heldout=8, grid=2, train_images=32, steps=1, multilayer=False)
+
+
+def register(subparsers) -> None:
+    """Add the ``demo`` sub-command to the ``mpcert`` parser."""
+    parser = subparsers.add_parser(
+        "demo", help="the whole chain on the default model: MP fit, Hybrid and CAST 2:4 masks, certify both, reports",
+        description=__doc__.split("\n\n")[0],
+    )
+    parser.add_argument("--out", metavar="DIR", default="mpcert-demo", help="report folder (default: %(default)s)")
+    parser.add_argument("--quick", action="store_true", help="small sizes (8 + 8 images, grid 2, no multi-layer audit)")
+    parser.add_argument("--calibration", type=int, help=f"calibration images (default: {DEFAULT_SETTINGS.calibration})")
+    parser.add_argument("--heldout", type=int, help=f"held-out images (default: {DEFAULT_SETTINGS.heldout})")
+    parser.add_argument("--grid", type=int, help=f"theta intervals of the L_s estimate (default: {DEFAULT_SETTINGS.grid})")
+    parser.add_argument("--sparsity", type=float, help=f"Hybrid target sparsity (default: {DEFAULT_SETTINGS.sparsity})")
+    parser.add_argument("--train-images", type=int, help=f"Hybrid training images (default: {DEFAULT_SETTINGS.train_images})")
+    parser.add_argument("--steps", type=int, help=f"Hybrid optimiser steps per phase (default: {DEFAULT_SETTINGS.steps})")
+    parser.add_argument("--seed", type=int, help="seed of the image choice and training (default: 0)")
+    parser.add_argument("--lipschitz", choices=LIPSCHITZ_METHODS,
+                        help="L_s of the audits: 'estimate' (default, finite differences) or 'sound' (interval forward "
+                             "mode where it reaches the logits; ~40 min with --calibration 64 --heldout 64 --threads 2 on 2 CPU cores; on CUDA when available)")
+    parser.add_argument("--sound-budget", type=int, metavar="K",
+                        help=f"with --lipschitz sound: sub-intervals of theta per sample (default: {SOUND_BUDGET} on the CPU, "
+                             f"{SOUND_BUDGET_CUDA} on CUDA)")
+    parser.add_argument("--sound-device", metavar="DEVICE",
+                        help="with --lipschitz sound: 'auto' (CUDA when available), 'cpu' or 'cuda[:N]' (default: auto)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
+    parser.add_argument("--force", action="store_true", help="replace a non-empty existing --out folder")
+    parser.set_defaults(func=_main)
+
+
+def _main(args: argparse.Namespace) -> int:
+    base = QUICK_SETTINGS if args.quick else DEFAULT_SETTINGS
+    overrides = {k: getattr(args, k) for k in ("calibration", "heldout", "grid", "sparsity", "train_images", "steps", "seed",
+                                           "lipschitz", "sound_budget", "sound_device")
+                 if getattr(args, k) is not None}
+    if args.threads < 1:
+        raise InvalidParameterError(f"--threads: must be >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
+    with threadpool_limits(args.threads):
+        summary = run_demo(Path(args.out), replace(base, **overrides), force=args.force, progress=True)
+    for row in summary["masks"]:
+        labels = row["lipschitz_labels"]
+        print(f"{row['mask']}: sparsity {row['sparsity']:.3f}, {row['layers']} layers, L_s sound on {labels['sound']} / "
+              f"estimate on {labels['estimate']} audits, {row['violations']} violation(s), execution {row['execution']}")
+    print(f"demo finished in {summary['wall_time_s']:.1f} s; reports in {args.out} (start with summary.md)")
+    return 0
+
+
+def _hybrid_training_data(settings: DemoSettings) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Hybrid mask's training images: ``train_images`` class-balanced Fashion-MNIST images, seed + 2."""
+    from verification.models.datasets import calibration_subset, load_default_dataset
+
+    train = calibration_subset(load_default_dataset(), settings.train_images, settings.seed + 2)
+    return train.images, train.labels
+
+
+def _summary_row(name: str, mask, report: CertificateReport) -> dict[str, Any]:
+    ml = report.multilayer
+    bridges = report.bridges()
+    cal = bridges["calibration"]
+    held = bridges.get("heldout")
+    return {
+        "mask": name,
+        "folder": MASK_FOLDERS[name],
+        "method": report.mask.get("method"),
+        "pattern": report.mask.get("pattern"),
+        "sparsity": mask.sparsity_report().global_sparsity,
+        "layers": len(report.calibration),
+        "execution": report.execution()["global"],
+        "max_packed_abs_diff": report.execution()["max_packed_abs_diff"],
+        "budget_sum_calibration": report.totals()["budget_sum_calibration"],
+        "proxy_sum_calibration": report.totals()["proxy_sum_calibration"],
+        "largest_single_layer_ce_change": max(a.ce_change for a in report.calibration),
+        "multilayer": None if ml is None else {
+            "bound": ml.bound.value, "objective_change": ml.objective_change, "ce_dense": ml.ce_dense,
+            "ce_final": ml.ce_final, "acc_dense": ml.acc_dense, "acc_final": ml.acc_final},
+        "bridge2_exceedances": {"calibration": cal.exceedances_budget, "heldout": None if held is None else held.exceedances_budget},
+        "bridge3_r_log_sigma_plus_vs_log_mean_product": cal.r_log_sigma_plus_vs_log_mean_product,
+        "violations": len(report.violations()),
+        "lipschitz_labels": report.lipschitz_labels(),
+        "label_note": report.label_note(),
+        "certify_time_s": sum(v for k, v in report.timings.items() if k.endswith("_s") and not k.startswith("phase_")),
+    }
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _summary_markdown(summary: dict[str, Any]) -> str:
+    s = summary["settings"]
+    lines = [
+        f"# mpcert demo — Hybrid Magnitude–SER vs CAST 2:4 on the default model (L_s: {s['lipschitz']})",
+        "",
+        f"Model: {summary['model']}",
+        "",
+        f"Data: {summary['data']}",
+        "",
+        f"Settings: calibration {s['calibration']}, held-out {s['heldout']}, grid {s['grid']}, Hybrid sparsity "
+        f"{s['sparsity']}, Hybrid training {s['train_images']} images / {s['steps']} steps per phase, "
+        f"multi-layer audit {'on' if s['multilayer'] else 'off'}, seed {s['seed']}",
+        "",
+        "Both masks are audited on the dense default model (R = removed part of the dense weights). An",
+        "`estimate` L_s (finite differences) gives estimates, never certificates; a `sound` L_s (interval",
+        "forward mode, `--lipschitz sound`, where it reaches the logits) gives certificates.  Labels per mask:",
+        *[f"- {r['mask']}: {r['label_note']}" for r in summary["masks"]],
+        "",
+        "| | " + " | ".join(f"[{r['mask']}]({r['folder']}/report.md)" for r in summary["masks"]) + " |",
+        "|---|" + "---|" * len(summary["masks"]),
+    ]
+    rows = [
+        ("method / pattern", lambda r: f"{r['method']} / {r['pattern']}"),
+        ("sparsity of the masked layers", lambda r: f"{r['sparsity']:.4f}"),
+        ("layers audited", lambda r: r["layers"]),
+        ("execution of the realised side", lambda r: r["execution"]),
+        ("max abs(z_packed - z_masked_dense)", lambda r: _fmt(r["max_packed_abs_diff"])),
+        ("L_s labels of the audits (sound / estimate)",
+         lambda r: f"{r['lipschitz_labels']['sound']} / {r['lipschitz_labels']['estimate']}"),
+        ("sum of single-layer B_T", lambda r: _fmt(r["budget_sum_calibration"])),
+        ("sum of the paper's proxy (not a bound)", lambda r: _fmt(r["proxy_sum_calibration"])),
+        ("largest single-layer dCE", lambda r: _fmt(r["largest_single_layer_ce_change"])),
+        ("Thm 5.8 bound on J change", lambda r: _fmt(r["multilayer"] and r["multilayer"]["bound"])),
+        ("realised J change, all layers pruned", lambda r: _fmt(r["multilayer"] and r["multilayer"]["objective_change"])),
+        ("accuracy dense -> pruned (calibration)",
+         lambda r: "-" if not r["multilayer"] else f"{r['multilayer']['acc_dense']:.4f} -> {r['multilayer']['acc_final']:.4f}"),
+        ("Bridge 2: layers with dCE > B_T (cal / held-out)",
+         lambda r: f"{r['bridge2_exceedances']['calibration']} / {_fmt(r['bridge2_exceedances']['heldout'])}"),
+        ("Bridge 3: r(log sigma_+, log mean ||R psi_1||)", lambda r: _fmt(r["bridge3_r_log_sigma_plus_vs_log_mean_product"])),
+        ("violations (of estimates, or SOUND in the reports)", lambda r: f"**{r['violations']}**" if r["violations"] else "0"),
+        ("certify time (s)", lambda r: f"{r['certify_time_s']:.1f}"),
+    ]
+    lines += [f"| {label} | " + " | ".join(str(cell(r)) for r in summary["masks"]) + " |" for label, cell in rows]
+    lines += ["", "## MP fits of the dense weights", "", "| layer | shape | sigma_+ | spikes | bulk fraction |", "|---|---|---|---|---|"]
+    lines += [f"| {f['name']} | {f['shape'][0]}x{f['shape'][1]} | {f['sigma_plus']:.4g} | {f['n_spikes']} | {f['bulk_fraction']:.3f} |"
+              for f in summary["mp_fits"]]
+    lines += ["", "ESD with MP fit per layer: " + ", ".join(f"[{Path(p).stem}]({p})" for p in summary["esd_figures"])]
+    lines += ["", "## Wall time per step (s)", ""] + [f"- {k}: {v:.1f}" for k, v in summary["step_times_s"].items()]
+    lines += [f"- total: {summary['wall_time_s']:.1f}", ""]
+    return "\n".join(lines) + "\n"
+
+
+def run_demo(out: Path, settings: DemoSettings = DEFAULT_SETTINGS, *, force: bool = False,
+             progress: bool = False) -> dict[str, Any]:
+    """Run the chain of the module docstring and write the folder ``out`` atomically; return ``summary.json``."""
+    from pruning.sigma_cache import spectral_cache
+
+    settings.check()
+    out = Path(out)
+    check_out(out, force)
+    begin = time.perf_counter()
+    times: dict[str, float] = {}
+
+    def lap(step: str, start: float) -> float:
+        now = time.perf_counter()
+        times[step] = now - start
+        return now
+
+    steps = tqdm(total=5, desc="mpcert demo", unit="step", file=sys.stderr, disable=not progress)
+    start = time.perf_counter()
+    loaded = load_model("default", runnable=True, argument="--model")
+    sets = load_audit_sets("default", settings.calibration, settings.heldout, settings.seed)
+    cache = spectral_cache(loaded.model)
+    start = lap("model, data and MP fits", start)
+    steps.update()
+    masks = {}
+    steps.set_postfix_str("Hybrid Magnitude-SER mask")
+    masks["hybrid"] = build_mask("hybrid", loaded.model, sparsity=settings.sparsity, train_data=_hybrid_training_data(settings),
+                                 cache=cache, steps=settings.steps, batch_size=64, seed=settings.seed)
+    start = lap("Hybrid Magnitude-SER mask", start)
+    steps.update()
+    steps.set_postfix_str("CAST 2:4 mask")
+    masks["cast-2:4"] = build_mask("cast-2:4", loaded.model, calibration_images=sets.calibration[0],
+                                   calibration_source=sets.source)
+    start = lap("CAST 2:4 mask", start)
+    steps.update()
+    reports = {}
+    for name, mask in masks.items():
+        steps.set_postfix_str(f"certify {name}")
+        reports[name] = certify(loaded.model, mask, sets.calibration, heldout=sets.heldout, grid=settings.grid,
+                                multilayer=settings.multilayer, lipschitz=settings.lipschitz,
+                                sound_budget=settings.sound_budget, sound_device=settings.sound_device,
+                                model_description=loaded.description, progress=progress)
+        start = lap(f"certify {name}", start)
+    steps.update()
+    steps.set_postfix_str("reports")
+    summary = {
+        "schema": "mpcert.demo/1",
+        "model": loaded.description,
+        "data": sets.source,
+        "settings": settings.__dict__,
+        "mp_fits": [fit.to_dict() for fit in cache.fits.values()],
+        "mp_unfitted": list(cache.unfitted),
+        "masks": [_summary_row(name, masks[name], reports[name]) for name in masks],
+    }
+    with staged_folder(out) as tmp:
+        from figures.certificate_plots import write_esd_plots
+
+        summary["esd_figures"] = [p.relative_to(tmp).as_posix() for p in write_esd_plots(cache.fits.values(), tmp / "esd")]
+        for name, report in reports.items():
+            folder = tmp / MASK_FOLDERS[name]
+            folder.mkdir()
+            masks[name].save(folder / "mask.safetensors")
+            document = report.to_json()
+            document["data"]["source"] = sets.source
+            write_report_files(report, folder, document=document, esd_plots=False)
+        lap("reports", start)
+        summary["step_times_s"] = times
+        summary["wall_time_s"] = time.perf_counter() - begin
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+        (tmp / "summary.md").write_text(_summary_markdown(summary))
+    steps.update()
+    steps.close()
+    return summary
