@@ -36,6 +36,7 @@ __all__ = [
     "StepRecord",
     "PruningSequence",
     "prune_sequence",
+    "theorem_5_8_bound",
     "MultiLayerCertificate",
     "multilayer_certificate",
     "MultiLayerStationarityCertificate",
@@ -116,6 +117,7 @@ class StepRecord:
     eta: np.ndarray
     objective_change: float
     logit_change: np.ndarray
+    removed_entries: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -161,6 +163,7 @@ def prune_sequence(
             eta=lipschitz_values.values * products,
             objective_change=j_next - j_prev,
             logit_change=np.abs(z_next - z_prev).max(axis=1),
+            removed_entries=int(np.count_nonzero(split.removed)),
         ))
         scale = max(scale, step_scale)
         z_prev, j_prev = z_next, j_next
@@ -179,16 +182,27 @@ class MultiLayerCertificate(CertificateResult):
     step_bounds: tuple[float, ...]
 
 
+def theorem_5_8_bound(budgets, penalties, removed_entries) -> float:
+    """``sum_j [B_j(R_j) - P_j]`` rounded up, ``P_j = lambda2_j ||R_j||_F^2 + lambda1_j ||R_j||_1`` (Theorem 5.8).
+
+    The one rounding rule of Theorem 5.8 (the timm bridge uses it too): each ``P_j`` is a float sum over the
+    step's removed entries, so the margin of :func:`certs.budget.upper_sum` counts
+    ``n_ops = sum_j removed_entries_j + 4 M`` operations for ``M`` steps.
+    """
+    terms = [*map(float, budgets), *(-float(p) for p in penalties)]
+    return upper_sum(terms, n_ops=int(sum(removed_entries)) + 4 * len(budgets))
+
+
 def multilayer_certificate(
     network: PrunableNetwork, X, labels, steps, lipschitz: LipschitzSpec = "D", penalties: Mapping[int, Any] | None = None
 ) -> MultiLayerCertificate:
     """Theorem 5.8: ``J(alpha^(M)) <= J(alpha^(0)) - sum_j lambda2_j ||R_j||_F^2 - sum_j lambda1_j ||R_j||_1 + sum_j B_j(R_j)``,
     every ``B_j`` computed in the intermediate network of step ``j`` (masks may repeat a layer)."""
     seq = prune_sequence(network, X, labels, steps, lipschitz, penalties)
-    n_ops = sum(step.eta.size for step in seq.steps) + 8
-    step_bounds = tuple(upper_sum([s.budget.value, -s.removed_quadratic, -s.removed_linear], n_ops) for s in seq.steps)
+    penalties = [s.removed_quadratic + s.removed_linear for s in seq.steps]
+    step_bounds = tuple(theorem_5_8_bound([s.budget.value], [p], [s.removed_entries]) for s, p in zip(seq.steps, penalties))
     terms = [t for s in seq.steps for t in (s.budget.value, -s.removed_quadratic, -s.removed_linear)]
-    value = upper_sum(terms, n_ops)
+    value = theorem_5_8_bound([s.budget.value for s in seq.steps], penalties, [s.removed_entries for s in seq.steps])
     return MultiLayerCertificate(
         theorem="Theorem 5.8",
         statement="J(alpha^M) - J(alpha^0) <= sum_j [B_j(R_j) - lambda2_j ||R_j||_F^2 - lambda1_j ||R_j||_1]",

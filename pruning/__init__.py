@@ -13,7 +13,7 @@ from .errors import (
     PatternError,
     PruningError,
     PruningParameterError,
-    UnsupportedLayerError,
+    IneligibleLayerError,
 )
 from .finetune import FinetuneConfig, FinetuneResult, finetune
 from .hybrid import hybrid_magnitude_ser, hybrid_schedule
@@ -59,7 +59,7 @@ __all__ = [
     "vit_mac_report",
     "PruningError",
     "PruningParameterError",
-    "UnsupportedLayerError",
+    "IneligibleLayerError",
     "InvalidWeightError",
     "PatternError",
     "CalibrationError",

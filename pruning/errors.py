@@ -10,11 +10,12 @@ from rmt.errors import InvalidMatrixError, InvalidParameterError, MPCertError
 __all__ = [
     "PruningError",
     "PruningParameterError",
-    "UnsupportedLayerError",
+    "IneligibleLayerError",
     "InvalidWeightError",
     "PatternError",
     "CalibrationError",
     "MaskMismatchError",
+    "InvalidMaskError",
     "KernelUnavailableError",
 ]
 
@@ -27,8 +28,12 @@ class PruningParameterError(PruningError, InvalidParameterError):
     """A scalar or option is outside its domain (sparsity outside [0, 1), unknown scope, k >= n...)."""
 
 
-class UnsupportedLayerError(PruningError):
-    """A named layer does not exist, is not an ``nn.Linear`` / ``nn.Conv2d``, or is not eligible."""
+class IneligibleLayerError(PruningError):
+    """A named layer does not exist, is not an ``nn.Linear`` / ``nn.Conv2d``, or is not eligible for the method.
+
+    (Not :class:`certs.errors.UnsupportedLayerError`, which names a module *after* an audited layer that has
+    no sound rule.)
+    """
 
 
 class InvalidWeightError(PruningError, InvalidMatrixError):
@@ -45,6 +50,10 @@ class CalibrationError(PruningError):
 
 class MaskMismatchError(PruningError):
     """A mask does not fit the model it is applied to (missing layer, other shape, bad permutation)."""
+
+
+class InvalidMaskError(PruningError):
+    """A mask is malformed in itself: a keep-tensor not holding only 0/1, a non-integer permutation, bad file metadata."""
 
 
 class KernelUnavailableError(PruningError):

@@ -23,7 +23,7 @@ from typing import Iterable, Mapping
 import torch
 from torch import nn
 
-from .errors import PruningParameterError, UnsupportedLayerError
+from .errors import PruningParameterError, IneligibleLayerError
 from .kn_patterns import KNPattern
 
 __all__ = ["MacReport", "ViTMacModel", "layer_macs", "kn_mac_report", "vit_macs", "vit_mac_report"]
@@ -85,7 +85,7 @@ def kn_mac_report(macs: Mapping[str, int], eligible: Iterable[str], pattern: str
     names = list(eligible)
     missing = [n for n in names if n not in macs]
     if missing:
-        raise UnsupportedLayerError(f"eligible: layers {missing} have no MAC count")
+        raise IneligibleLayerError(f"eligible: layers {missing} have no MAC count")
     dense = Fraction(sum(macs.values()))
     eligible_macs = Fraction(sum(macs[n] for n in names))
     sparse = dense - (1 - Fraction(pat.k, pat.n)) * eligible_macs

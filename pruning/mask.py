@@ -33,12 +33,12 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from .errors import MaskMismatchError, PruningError, UnsupportedLayerError
+from .errors import InvalidMaskError, MaskMismatchError, PruningError, IneligibleLayerError
 from .kn_patterns import KNPattern, check_kn_groups
 from .target_layers import SUPPORTED_LAYER_TYPES, prunable_layers
 
 __all__ = ["Provenance", "Mask", "SparsityReport", "sparsity_report", "weight_sparsity", "restoration_source",
-           "flat_column_permutation", "FORMAT_VERSION"]
+           "flat_column_permutation", "binary_keep", "integer_permutation", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 _METADATA_KEY = "mpcert_mask"
@@ -106,13 +106,52 @@ def flat_column_permutation(channel_perm: torch.Tensor, taps: int) -> torch.Tens
     return (channel_perm[:, None] * taps + torch.arange(taps)).reshape(-1)
 
 
+def _as_cpu_tensor(name: str, value: Any, what: str) -> torch.Tensor:
+    try:
+        return torch.as_tensor(value).detach().to("cpu")
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise InvalidMaskError(f"{name}: {what} is not a tensor ({type(value).__name__}: {exc})") from exc
+
+
+def binary_keep(name: str, keep: Any) -> torch.Tensor:
+    """The boolean keep-tensor of layer ``name`` (``True`` = kept, ALGORITHMS.md 0.2).
+
+    ``keep`` must be bool, or an integer / floating tensor whose entries are exactly 0 or 1.  Any
+    other entry (a soft 0.5, -1, 2, NaN) or a complex dtype raises :class:`InvalidMaskError`
+    naming the layer: ``.bool()`` would read it as "kept" and the mask would silently prune nothing.
+    """
+    tensor = _as_cpu_tensor(name, keep, "keep-tensor")
+    if tensor.dtype == torch.bool:
+        return tensor
+    if tensor.is_complex():
+        raise InvalidMaskError(f"{name}: keep-tensor has complex dtype {tensor.dtype}; expected bool or exactly 0/1 entries")
+    binary = (tensor == 0) | (tensor == 1)
+    if not bool(binary.all()):
+        bad = tensor[~binary]
+        raise InvalidMaskError(
+            f"{name}: keep-tensor ({tensor.dtype}) must hold only 0 and 1 (or be bool); "
+            f"{bad.numel()} entries do not, e.g. {bad[0].item()!r}"
+        )
+    return tensor != 0
+
+
+def integer_permutation(name: str, perm: Any) -> torch.Tensor:
+    """The input-channel permutation of layer ``name`` as int64; a bool, float or complex tensor
+    raises :class:`InvalidMaskError` (a float permutation would be truncated silently)."""
+    tensor = _as_cpu_tensor(name, perm, "permutation")
+    if tensor.dtype == torch.bool or tensor.is_floating_point() or tensor.is_complex():
+        raise InvalidMaskError(f"{name}: permutation must be an integer tensor, got dtype {tensor.dtype}")
+    return tensor.long()
+
+
 @dataclass(frozen=True)
 class Mask:
     """Per-layer boolean keep-tensors with pattern, input permutations and provenance.
 
     ``keep[name]`` has the shape of that layer's weight; ``True`` = kept.  ``pattern`` is ``None``
     for unstructured masks.  ``permutations[name]`` (optional) is a permutation of the layer's input
-    channels defining the k:n group layout (module docstring).
+    channels defining the k:n group layout (module docstring).  Keep-tensors are checked by
+    :func:`binary_keep` and permutations by :func:`integer_permutation` (:class:`InvalidMaskError`).
     """
 
     keep: Mapping[str, torch.Tensor]
@@ -122,8 +161,8 @@ class Mask:
     group_axis: str = "input"
 
     def __post_init__(self) -> None:
-        keep = {name: torch.as_tensor(t).detach().to("cpu").bool() for name, t in self.keep.items()}
-        perms = {name: torch.as_tensor(p).detach().to("cpu").long() for name, p in self.permutations.items()}
+        keep = {name: binary_keep(name, t) for name, t in self.keep.items()}
+        perms = {name: integer_permutation(name, p) for name, p in self.permutations.items()}
         extra = sorted(set(perms) - set(keep))
         if extra:
             raise MaskMismatchError(f"permutations: layers {extra} have a permutation but no keep-tensor")
@@ -157,7 +196,7 @@ class Mask:
     def validate(self, model: nn.Module) -> None:
         """Check the mask against ``model``: layers exist and are supported, shapes, permutations, k:n.
 
-        Raises :class:`MaskMismatchError` / :class:`UnsupportedLayerError` / :class:`PatternError`
+        Raises :class:`MaskMismatchError` / :class:`IneligibleLayerError` / :class:`PatternError`
         naming the layer.
         """
         modules = dict(model.named_modules())
@@ -166,7 +205,7 @@ class Mask:
             if module is None:
                 raise MaskMismatchError(f"{name}: the mask names a layer the model does not have")
             if not isinstance(module, SUPPORTED_LAYER_TYPES):
-                raise UnsupportedLayerError(f"{name}: {type(module).__name__} is not an nn.Linear or nn.Conv2d")
+                raise IneligibleLayerError(f"{name}: {type(module).__name__} is not an nn.Linear or nn.Conv2d")
             if tuple(keep.shape) != tuple(module.weight.shape):
                 raise MaskMismatchError(
                     f"{name}: keep-tensor shape {tuple(keep.shape)} != weight shape {tuple(module.weight.shape)}"
@@ -219,27 +258,75 @@ class Mask:
 
     @classmethod
     def load(cls, path: str | Path, model: nn.Module | None = None) -> "Mask":
-        """Read a mask written by :meth:`save`; with ``model``, also :meth:`validate` against it."""
+        """Read a mask written by :meth:`save`; with ``model``, also :meth:`validate` against it.
+
+        The metadata must be the JSON object of :meth:`save` and name exactly the file's keep-tensors;
+        anything else (invalid JSON, a missing key, a listed layer without tensor, a tensor not listed,
+        an unknown provenance field) raises :class:`InvalidMaskError` naming the file.
+        """
         path = Path(path)
         try:
             with safe_open(str(path), framework="pt") as handle:
                 raw = (handle.metadata() or {}).get(_METADATA_KEY)
                 if raw is None:
                     raise PruningError(f"{path}: not an mpcert mask file (no {_METADATA_KEY!r} metadata)")
-                meta = json.loads(raw)
                 tensors = {key: handle.get_tensor(key) for key in handle.keys()}
         except (SafetensorError, OSError) as exc:
             raise PruningError(f"{path}: cannot read mask file ({exc})") from exc
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise PruningError(f"{path}: unsupported mask format_version {meta.get('format_version')!r}")
-        pattern = None if meta["pattern"] == "unstructured" else KNPattern.parse(meta["pattern"])
+        meta = _read_metadata(path, raw)
+        if meta["format_version"] != FORMAT_VERSION:
+            raise PruningError(f"{path}: unsupported mask format_version {meta['format_version']!r}")
+        _check_tensor_keys(path, meta["layers"], tensors)
+        try:
+            pattern = None if meta["pattern"] == "unstructured" else KNPattern.parse(meta["pattern"])
+            provenance = Provenance(**meta["provenance"])
+        except PruningError as exc:
+            raise InvalidMaskError(f"{path}: metadata {exc}") from exc
+        except TypeError as exc:
+            raise InvalidMaskError(f"{path}: metadata 'provenance' has unknown or missing fields ({exc})") from exc
         mask = cls(
             keep={n: tensors[f"keep/{n}"] for n in meta["layers"]},
             permutations={k[len("perm/"):]: v for k, v in tensors.items() if k.startswith("perm/")},
             pattern=pattern,
             group_axis=meta["group_axis"],
-            provenance=Provenance(**meta["provenance"]),
+            provenance=provenance,
         )
         if model is not None:
             mask.validate(model)
         return mask
+
+
+#: Keys of the mask-file metadata and the JSON type each must have (:meth:`Mask.save`).
+_METADATA_FIELDS = {"format_version": int, "pattern": str, "group_axis": str, "layers": list, "provenance": dict}
+
+
+def _read_metadata(path: Path, raw: str) -> dict[str, Any]:
+    """The ``mpcert_mask`` metadata of ``path`` as a dict with every field of :data:`_METADATA_FIELDS`."""
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidMaskError(f"{path}: metadata {_METADATA_KEY!r} is not valid JSON ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise InvalidMaskError(f"{path}: metadata {_METADATA_KEY!r} must be a JSON object, got {type(meta).__name__}")
+    for key, kind in _METADATA_FIELDS.items():
+        if key not in meta:
+            raise InvalidMaskError(f"{path}: metadata has no {key!r}")
+        if not isinstance(meta[key], kind) or isinstance(meta[key], bool):
+            raise InvalidMaskError(f"{path}: metadata {key!r} must be a JSON {kind.__name__}, got {meta[key]!r}")
+    if not all(isinstance(name, str) for name in meta["layers"]):
+        raise InvalidMaskError(f"{path}: metadata 'layers' must list layer names (strings)")
+    return meta
+
+
+def _check_tensor_keys(path: Path, layers: list[str], tensors: Mapping[str, torch.Tensor]) -> None:
+    """The file's tensors are exactly ``keep/<layer>`` for the listed ``layers`` plus optional ``perm/<layer>``."""
+    missing = [name for name in layers if f"keep/{name}" not in tensors]
+    if missing:
+        raise InvalidMaskError(f"{path}: metadata lists layers {missing} with no keep-tensor in the file")
+    listed = {f"keep/{name}" for name in layers}
+    unlisted = sorted(key for key in tensors if key.startswith("keep/") and key not in listed)
+    if unlisted:
+        raise InvalidMaskError(f"{path}: keep-tensors {unlisted} are not listed in the metadata 'layers'")
+    foreign = sorted(key for key in tensors if not key.startswith(("keep/", "perm/")))
+    if foreign:
+        raise InvalidMaskError(f"{path}: tensors {foreign} are neither keep/<layer> nor perm/<layer>")

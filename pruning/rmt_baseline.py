@@ -219,11 +219,16 @@ class RegulariserConfig:
 def regulariser_loss(
     modules: Mapping[str, nn.Module], strengths: Mapping[str, float], config: RegulariserConfig
 ) -> torch.Tensor:
-    """``R = sum_l lambda_l lasso_scale ||W_l||_F + l1 sum |W| + l2 sum W^2`` over ``modules`` (module doc)."""
+    """``R = sum_l lambda_l lasso_scale ||W_l||_F + l1 sum |W| + l2 sum W^2`` over ``modules`` (module doc).
+
+    At ``W_l = 0`` the norm's gradient is undefined (``sqrt`` backward gives ``inf``, times 0 = NaN); the
+    term is then left out, i.e. the subgradient 0 is taken, so an all-zero layer stays finite.
+    """
     loss = torch.zeros((), dtype=torch.float64)
     for name, module in modules.items():
         w = module.weight
-        loss = loss + (strengths.get(name, 0.0) * config.lasso_scale * w.pow(2).sum().sqrt()
+        lasso = w.pow(2).sum().sqrt() if bool(w.detach().any()) else torch.zeros((), dtype=w.dtype)
+        loss = loss + (strengths.get(name, 0.0) * config.lasso_scale * lasso
                        + config.l1 * w.abs().sum() + config.l2 * w.pow(2).sum()).to(loss)
     return loss
 

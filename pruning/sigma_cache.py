@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 from torch import nn
 
-from rmt.errors import InvalidMatrixError, InvalidParameterError
+from rmt.errors import InvalidMatrixError, InvalidParameterError, WeightOverflowError
 from rmt.fit import MPFit, fit_mp
 
 from .target_layers import select_layers, weight_matrix
@@ -66,6 +66,8 @@ def fit_if_possible(matrix: np.ndarray, name: str, **options: Any) -> MPFit | No
     """:func:`rmt.fit.fit_mp` of ``matrix``, or ``None`` when it is too small / of too low rank to fit [I]."""
     try:
         return fit_mp(matrix, name=name, **options)
+    except WeightOverflowError:
+        raise  # bad input, not a layer too small to fit
     except InvalidMatrixError:
         return None
     except InvalidParameterError as exc:

@@ -16,7 +16,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from .errors import InvalidWeightError, PatternError, UnsupportedLayerError
+from .errors import InvalidWeightError, PatternError, IneligibleLayerError
 from .kn_patterns import KNPattern
 
 __all__ = [
@@ -45,14 +45,14 @@ def select_layers(model: nn.Module, layers: Iterable[str] | None) -> dict[str, n
     out: dict[str, nn.Module] = {}
     for name in layers:
         if name not in modules:
-            raise UnsupportedLayerError(f"layers: model has no module named {name!r}")
+            raise IneligibleLayerError(f"layers: model has no module named {name!r}")
         if not isinstance(modules[name], SUPPORTED_LAYER_TYPES):
-            raise UnsupportedLayerError(
+            raise IneligibleLayerError(
                 f"layers: {name!r} is a {type(modules[name]).__name__}; only nn.Linear and nn.Conv2d are supported"
             )
         out[name] = modules[name]
     if not out:
-        raise UnsupportedLayerError("layers: the selection is empty")
+        raise IneligibleLayerError("layers: the selection is empty")
     return out
 
 
@@ -85,7 +85,7 @@ def kn_layers(
     head = classifier_name(model) if exclude_classifier else None
     chosen = {name: m for name, m in prunable_layers(model).items() if name != head and kn_eligible(m, pattern)}
     if not chosen:
-        raise UnsupportedLayerError(f"model: no layer is eligible for pattern {pattern}")
+        raise IneligibleLayerError(f"model: no layer is eligible for pattern {pattern}")
     return chosen
 
 
@@ -100,9 +100,11 @@ def _describe(module: nn.Module) -> str:
 def weight_matrix(module: nn.Module, name: str) -> torch.Tensor:
     """The layer weight as a float64 ``(d_out, fan_in)`` matrix (conv flattened row-major, 0.2).
 
-    Raises :class:`InvalidWeightError` naming the layer when the weight has NaN / Inf entries.
+    Raises :class:`InvalidWeightError` naming the layer when the weight is empty or has NaN / Inf entries.
     """
     w = module.weight.detach()
+    if w.numel() == 0:
+        raise InvalidWeightError(f"{name}: weight is empty (shape {tuple(w.shape)}); there is nothing to prune")
     if not torch.isfinite(w).all():
         raise InvalidWeightError(f"{name}: weight has NaN or Inf entries")
     return w.to(device="cpu", dtype=torch.float64).reshape(w.shape[0], -1)

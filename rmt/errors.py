@@ -16,5 +16,9 @@ class InvalidMatrixError(MPCertError):
     """A weight matrix or tensor cannot be analysed (wrong rank, dtype, NaN/Inf, empty, all zero)."""
 
 
+class WeightOverflowError(InvalidMatrixError):
+    """A finite weight so large that its squared singular values (the MP spectrum) overflow float64."""
+
+
 class InvalidParameterError(MPCertError):
     """A scalar parameter is outside its domain (e.g. a ratio <= 0 or a probability outside (0, 1))."""

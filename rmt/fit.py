@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidMatrixError, InvalidParameterError
+from .errors import InvalidMatrixError, InvalidParameterError, WeightOverflowError
 from .mp_law import MarchenkoPastur
 from .tracy_widom import tw1_ppf
 from .weights import as_weight_matrix
@@ -62,6 +62,7 @@ from .weights import as_weight_matrix
 __all__ = [
     "MPFit",
     "fit_mp",
+    "check_spectrum_range",
     "singular_values",
     "bema_window",
     "unit_quantiles",
@@ -217,6 +218,30 @@ def singular_values(matrix: np.ndarray, lo: int = 0) -> np.ndarray:
     return np.linalg.svd(matrix, compute_uv=False)
 
 
+#: log2 of the largest ``max|W|^2 d_out d_in`` accepted (:func:`check_spectrum_range`).
+_LOG2_SPECTRUM_LIMIT = 500.0
+
+
+def check_spectrum_range(matrix: np.ndarray, label: str) -> None:
+    """Refuse a finite ``matrix`` whose spectrum is too large for the float64 arithmetic of the fit.
+
+    Every eigenvalue-sized quantity — Gram entries, ``s_max^2``, ``lambda = s^2 / n``, ``sigma2`` and the
+    MP edges — is at most ``max|W|^2 d_out d_in``, and the closed-form MP CDF multiplies two of them
+    (``(lambda_+ - x)(x - lambda_-)``).  So the bound must stay below the square root of the float64
+    range: ``max|W|^2 d_out d_in <= 2^500``.  Beyond it the Gram eigensolver fails (``LinAlgError``) or,
+    earlier, the CDF overflows and ``mp_fit_error`` comes out wrong without an error.  Raises
+    :class:`WeightOverflowError` naming the layer and the largest usable entry.
+    """
+    d_out, d_in = matrix.shape
+    peak = float(np.max(np.abs(matrix)))
+    if 2.0 * np.log2(peak) + np.log2(float(d_out) * float(d_in)) > _LOG2_SPECTRUM_LIMIT:
+        limit = 2.0 ** ((_LOG2_SPECTRUM_LIMIT - np.log2(float(d_out) * float(d_in))) / 2.0)
+        raise WeightOverflowError(
+            f"{label}: entries up to {peak:.3g} are too large for an MP fit of a {d_out}x{d_in} weight: its spectrum "
+            f"overflows float64 arithmetic (entries must stay below about {limit:.3g}); rescale the weight"
+        )
+
+
 def _check_options(method: str, alpha_bema: float, beta_tw: float, tw_form: str) -> None:
     if method not in METHODS:
         raise InvalidParameterError(f"method must be one of {METHODS}, got {method!r}")
@@ -260,7 +285,8 @@ def fit_mp(
         Unknown ``method``/``tw_form``, ``alpha_bema``/``beta_tw`` out of range, or a matrix so
         small that the window is empty (``hi - lo < 1``).
     InvalidMatrixError
-        Bad weights (see :func:`rmt.weights.as_weight_matrix`), or a spectrum whose fitted variance
+        Bad weights (see :func:`rmt.weights.as_weight_matrix`), finite weights too large for float64
+        squared singular values (:class:`rmt.errors.WeightOverflowError`, :func:`check_spectrum_range`), or a spectrum whose fitted variance
         is 0 or whose whole window is numerically zero (below ``1e-9 lambda_max``, THEORY.md 2.1):
         the rank is too low for an MP bulk.
     """
@@ -268,6 +294,7 @@ def fit_mp(
     _check_options(method, alpha_bema, beta_tw, tw_form)
     alpha_bema, beta_tw = float(alpha_bema), float(beta_tw)
     matrix = as_weight_matrix(W, name=label)
+    check_spectrum_range(matrix, label)
     d_out, d_in = matrix.shape
     p, n = min(d_out, d_in), max(d_out, d_in)
     gamma = p / n

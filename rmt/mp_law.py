@@ -24,6 +24,7 @@ THEORY.md 2.4.
 
 from __future__ import annotations
 
+import numbers
 from functools import lru_cache
 from math import comb
 
@@ -47,11 +48,41 @@ _BISECTION_STEPS = 80
 _QUAD_NODES = 48
 
 
+#: Largest output of ``rvs`` in bytes (``size * min(N, M) * 8``); more is refused with the figure.
+MAX_RVS_BYTES = 2**30
+
+
 def _check_positive(name: str, value: float) -> float:
+    """``value`` as a finite float > 0; a bool, string, array or other non-real raises :class:`InvalidParameterError`."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise InvalidParameterError(f"{name} must be a real number > 0, got {type(value).__name__} {value!r}")
     value = float(value)
     if not np.isfinite(value) or value <= 0.0:
         raise InvalidParameterError(f"{name} must be a finite number > 0, got {value!r}")
     return value
+
+
+def _check_count(name: str, value: object, minimum: int) -> int:
+    """``value`` as an ``int >= minimum``; a float (``2.5``), bool or string raises :class:`InvalidParameterError`."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise InvalidParameterError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _nan_where_nan(x: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` with NaN wherever the argument ``x`` is NaN (as ``scipy.stats`` does)."""
+    return np.where(np.isnan(x), np.nan, values)
+
+
+def _sample_count(size: int | None, row_length: int) -> int:
+    """The number of simulated matrices of ``rvs``; refuses an output above :data:`MAX_RVS_BYTES`."""
+    count = 1 if size is None else _check_count("size", size, 0)
+    if count * row_length * 8 > MAX_RVS_BYTES:
+        raise InvalidParameterError(
+            f"size={count}: the output of {count} x {row_length} float64 values ({count * row_length * 8 / 2**30:.3g} GiB) "
+            f"exceeds the limit of {MAX_RVS_BYTES / 2**30:.3g} GiB; draw it in batches"
+        )
+    return count
 
 
 def mp_edges(ratio: float, sigma2: float = 1.0) -> tuple[float, float]:
@@ -130,7 +161,33 @@ def _rng(random_state) -> np.random.Generator:
     return np.random.default_rng(random_state)
 
 
-class MarchenkoPastur:
+def _checked_probabilities(q) -> np.ndarray:
+    """``q`` as a float64 array in ``[0, 1]`` (the argument of ``ppf``); a typed error otherwise (NaN included)."""
+    q = np.asarray(q, dtype=np.float64)
+    if np.any((q < 0.0) | (q > 1.0) | np.isnan(q)):
+        raise InvalidParameterError("ppf: probabilities must lie in [0, 1]")
+    return q
+
+
+class _MomentLaw:
+    """What both laws share, as scipy's frozen distributions do: ``mean``, ``var``, ``std`` from :meth:`moment`."""
+
+    def moment(self, k) -> float:  # pragma: no cover - each law defines its own
+        raise NotImplementedError
+
+    def mean(self) -> float:
+        """``E[X] = moment(1)``."""
+        return self.moment(1)
+
+    def var(self) -> float:
+        """``Var[X] = moment(2) - moment(1)^2``."""
+        return self.moment(2) - self.moment(1) ** 2
+
+    def std(self) -> float:
+        return float(np.sqrt(self.var()))
+
+
+class MarchenkoPastur(_MomentLaw):
     """Frozen Marchenko–Pastur eigenvalue law of ``X = W^T W / N`` (Theorem 2.2).
 
     Parameters
@@ -139,6 +196,8 @@ class MarchenkoPastur:
         ``c = M / N`` = columns / rows of ``W``; any value in ``(0, inf)``.
     sigma2:
         Entry variance of ``W`` (``sigma^2`` in the paper).
+
+    Moments come from the Narayana polynomials: ``mean() = sigma2``, ``var() = sigma2^2 c``.
 
     Examples
     --------
@@ -179,7 +238,7 @@ class MarchenkoPastur:
         dens = np.where(inside, dens, 0.0)
         if lm == 0.0:  # c == 1: integrable singularity at 0
             dens = np.where(x == 0.0, np.inf, dens)
-        return dens
+        return _nan_where_nan(x, dens)
 
     def _core_cdf(self, x: np.ndarray) -> np.ndarray:
         """CDF of the continuous part, normalised to total mass 1 (closed form, exact at the edges)."""
@@ -195,20 +254,18 @@ class MarchenkoPastur:
         x = np.asarray(x, dtype=np.float64)
         core = self._core_cdf(x)
         out = np.where(x >= 0.0, self.atom + (1.0 - self.atom) * core, 0.0)
-        return np.where(x >= self.lambda_plus, 1.0, out)
+        return _nan_where_nan(x, np.where(x >= self.lambda_plus, 1.0, out))
 
     def sf(self, x) -> np.ndarray:
         """Survival function ``P(X > x)``, computed from the upper tail without cancellation."""
         x = np.asarray(x, dtype=np.float64)
         core_sf = 1.0 - self._core_cdf(x)
         out = np.where(x >= 0.0, (1.0 - self.atom) * core_sf, 1.0)
-        return np.where(x >= self.lambda_plus, 0.0, out)
+        return _nan_where_nan(x, np.where(x >= self.lambda_plus, 0.0, out))
 
     def ppf(self, q) -> np.ndarray:
         """Quantile function (left-continuous inverse of :meth:`cdf`); ``ppf(q) = 0`` for ``q <= atom``."""
-        q = np.asarray(q, dtype=np.float64)
-        if np.any((q < 0.0) | (q > 1.0) | np.isnan(q)):
-            raise InvalidParameterError("ppf: probabilities must lie in [0, 1]")
+        q = _checked_probabilities(q)
         if self.atom > 0.0:
             u = np.clip((q - self.atom) / (1.0 - self.atom), 0.0, 1.0)
         else:
@@ -220,17 +277,6 @@ class MarchenkoPastur:
     def moment(self, k: int) -> float:
         """Non-central moment ``E[X^k]`` (atom included) from the Narayana polynomial."""
         return narayana_moment(k, self.ratio, self.sigma2)
-
-    def mean(self) -> float:
-        """``E[X] = sigma2``."""
-        return self.moment(1)
-
-    def var(self) -> float:
-        """``Var[X] = sigma2^2 * c``."""
-        return self.moment(2) - self.moment(1) ** 2
-
-    def std(self) -> float:
-        return float(np.sqrt(self.var()))
 
     def expect_continuous(self, func) -> float:
         """``int func(x) dmu_ac(x)`` over the continuous part, by Gauss–Legendre quadrature after
@@ -250,9 +296,7 @@ class MarchenkoPastur:
     # -- sampling and conversion -----------------------------------------------------------
     def n_cols_for(self, n_rows: int) -> int:
         """Number of columns ``M = c N`` of a simulated ``W`` with ``N = n_rows`` rows."""
-        n_rows = int(n_rows)
-        if n_rows < 1:
-            raise InvalidParameterError(f"n_rows must be >= 1, got {n_rows}")
+        n_rows = _check_count("n_rows", n_rows, 1)
         m = self.ratio * n_rows
         if abs(m - round(m)) > 1e-9 * max(1.0, m) or round(m) < 1:
             raise InvalidParameterError(
@@ -266,8 +310,8 @@ class MarchenkoPastur:
         Returns an array of shape ``(M,)`` (sorted ascending), or ``(size, M)`` when ``size`` is given.
         """
         m = self.n_cols_for(n_rows)
+        count = _sample_count(size, m)
         rng = _rng(random_state)
-        count = 1 if size is None else int(size)
         out = np.empty((count, m))
         for i in range(count):
             w = rng.standard_normal((n_rows, m)) * np.sqrt(self.sigma2)
@@ -279,7 +323,7 @@ class MarchenkoPastur:
         return MarchenkoPasturSingular(self.ratio, self.sigma2, n_rows)
 
 
-class MarchenkoPasturSingular:
+class MarchenkoPasturSingular(_MomentLaw):
     """Frozen law of the ``min(N, M)`` singular values of ``W`` (``N x M``, entry variance ``sigma2``).
 
     ``y = sqrt(N x)`` with ``x`` drawn from the non-zero part of :class:`MarchenkoPastur`
@@ -289,7 +333,7 @@ class MarchenkoPasturSingular:
 
     def __init__(self, ratio: float, sigma2: float, n_rows: int):
         self.eigen = MarchenkoPastur(ratio, sigma2)
-        self.n_rows = int(_check_positive("n_rows", n_rows))
+        self.n_rows = _check_count("n_rows", n_rows, 1)
         self.ratio = self.eigen.ratio
         self.sigma2 = self.eigen.sigma2
         self.sigma_minus = float(np.sqrt(self.n_rows * self.eigen.lambda_minus))
@@ -312,22 +356,20 @@ class MarchenkoPasturSingular:
     def pdf(self, y) -> np.ndarray:
         y = np.asarray(y, dtype=np.float64)
         dens = 2.0 * y / self.n_rows * self.eigen.pdf(self._to_eig(y)) / self._mass
-        return np.where(y >= 0.0, dens, 0.0)
+        return _nan_where_nan(y, np.where(y >= 0.0, dens, 0.0))
 
     def cdf(self, y) -> np.ndarray:
         y = np.asarray(y, dtype=np.float64)
         out = np.where(y >= 0.0, self.eigen._core_cdf(self._to_eig(y)), 0.0)
-        return np.where(y >= self.sigma_plus, 1.0, out)
+        return _nan_where_nan(y, np.where(y >= self.sigma_plus, 1.0, out))
 
     def sf(self, y) -> np.ndarray:
         y = np.asarray(y, dtype=np.float64)
         out = np.where(y >= 0.0, 1.0 - self.eigen._core_cdf(self._to_eig(y)), 1.0)
-        return np.where(y >= self.sigma_plus, 0.0, out)
+        return _nan_where_nan(y, np.where(y >= self.sigma_plus, 0.0, out))
 
     def ppf(self, q) -> np.ndarray:
-        q = np.asarray(q, dtype=np.float64)
-        if np.any((q < 0.0) | (q > 1.0) | np.isnan(q)):
-            raise InvalidParameterError("ppf: probabilities must lie in [0, 1]")
+        q = _checked_probabilities(q)
         lo, hi = self.eigen.lambda_minus, self.eigen.lambda_plus
         x = _bisect_quantile(self.eigen._core_cdf, q, lo, hi)
         return np.sqrt(self.n_rows * x)
@@ -339,20 +381,11 @@ class MarchenkoPasturSingular:
         n = self.n_rows
         return self.eigen.expect_continuous(lambda x: (n * x) ** (k / 2.0)) / self._mass
 
-    def mean(self) -> float:
-        return self.moment(1)
-
-    def var(self) -> float:
-        return self.moment(2) - self.mean() ** 2
-
-    def std(self) -> float:
-        return float(np.sqrt(self.var()))
-
     def rvs(self, size: int | None = None, random_state=None) -> np.ndarray:
         """Singular values (ascending) of simulated Gaussian ``W`` of shape ``(N, c N)``."""
         m = self.eigen.n_cols_for(self.n_rows)
+        count = _sample_count(size, min(self.n_rows, m))
         rng = _rng(random_state)
-        count = 1 if size is None else int(size)
         out = np.empty((count, min(self.n_rows, m)))
         for i in range(count):
             w = rng.standard_normal((self.n_rows, m)) * np.sqrt(self.sigma2)

@@ -6,12 +6,15 @@ checked on small hand-made networks whose values are known in closed form.
 
 import json
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from certs.errors import CertificateInputError
-from certs.multilayer import multilayer_certificate, multilayer_margin_stability, multilayer_stationarity
+from certs.multilayer import multilayer_certificate, theorem_5_8_bound, multilayer_margin_stability, multilayer_stationarity
 from certs.prune_restore import prune_restore_certificate, restore_comparison
 from certs.single_layer import (
     ce_path_bound,
@@ -174,3 +177,12 @@ def test_multilayer_stationarity_needs_distinct_layers_and_h_in_range():
         multilayer_certificate(NET, X, LABELS, ())
     with pytest.raises(CertificateInputError, match="penalties"):
         multilayer_certificate(NET, X, LABELS, steps, "G", {0: (1.0,)})
+
+
+@given(budgets=st.lists(st.floats(0, 1e6), min_size=1, max_size=6), data=st.data())
+def test_theorem_5_8_bound_encloses_the_exact_sum(budgets, data):
+    """The one rounding rule of Theorem 5.8 (certs and the timm bridge): never below the exact rational sum."""
+    penalties = data.draw(st.lists(st.floats(0, 1e6), min_size=len(budgets), max_size=len(budgets)))
+    entries = data.draw(st.lists(st.integers(0, 10_000), min_size=len(budgets), max_size=len(budgets)))
+    exact = sum(map(Fraction, budgets)) - sum(map(Fraction, penalties))
+    assert Fraction(theorem_5_8_bound(budgets, penalties, entries)) >= exact

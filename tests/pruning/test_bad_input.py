@@ -10,7 +10,7 @@ from torch import nn
 from pruning.calibration import ActivationCapture
 from pruning.cast import cast_kn
 from pruning.errors import (CalibrationError, InvalidWeightError, MaskMismatchError, PatternError,
-                            PruningError, PruningParameterError, UnsupportedLayerError)
+                            PruningError, PruningParameterError, IneligibleLayerError)
 from pruning.kn_patterns import KNPattern
 from pruning.magnitude import magnitude, magnitude_kn
 from rmt.errors import MPCertError
@@ -23,7 +23,7 @@ def model():
 
 def test_every_pruning_error_is_an_mpcert_error():
     for err in (CalibrationError, InvalidWeightError, MaskMismatchError, PatternError, PruningParameterError,
-                UnsupportedLayerError):
+                IneligibleLayerError):
         assert issubclass(err, PruningError) and issubclass(err, MPCertError)
 
 
@@ -36,11 +36,11 @@ def test_sparsity_outside_unit_interval(s):
 def test_unknown_scope_and_unsupported_or_missing_layers():
     with pytest.raises(PruningParameterError, match="scope"):
         magnitude(model(), 0.5, scope="blockwise")
-    with pytest.raises(UnsupportedLayerError, match="'1' is a LayerNorm"):
+    with pytest.raises(IneligibleLayerError, match="'1' is a LayerNorm"):
         magnitude(model(), 0.5, layers=["1"])
-    with pytest.raises(UnsupportedLayerError, match="no module named 'blocks.9'"):
+    with pytest.raises(IneligibleLayerError, match="no module named 'blocks.9'"):
         magnitude(model(), 0.5, layers=["blocks.9"])
-    with pytest.raises(UnsupportedLayerError, match="no layer is eligible"):
+    with pytest.raises(IneligibleLayerError, match="no layer is eligible"):
         magnitude_kn(nn.Sequential(nn.Linear(6, 6), nn.Linear(6, 2)), "2:4")
 
 
@@ -131,7 +131,7 @@ def test_every_method_names_the_bad_argument_or_layer(method):
     for s in (-0.1, 1.0, math.nan):
         with pytest.raises(PruningParameterError, match="target_sparsity"):
             _run(method, model(), s)
-    with pytest.raises(UnsupportedLayerError, match="'1' is a LayerNorm"):
+    with pytest.raises(IneligibleLayerError, match="'1' is a LayerNorm"):
         _run(method, model(), 0.3, layers=["0", "1"])
     bad = model()
     with torch.no_grad():

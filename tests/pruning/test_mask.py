@@ -10,7 +10,7 @@ from torch import nn
 
 from pruning.calibration import ActivationCapture
 from pruning.cast import cast_kn
-from pruning.errors import MaskMismatchError, PatternError, PruningError, UnsupportedLayerError
+from pruning.errors import MaskMismatchError, PatternError, PruningError, IneligibleLayerError
 from pruning.kn_patterns import KNPattern
 from pruning.magnitude import magnitude
 from pruning.mask import Mask, Provenance, weight_sparsity
@@ -92,11 +92,11 @@ def test_a_mask_saved_for_another_model_is_refused(tmp_path):
 def test_validate_catches_unsupported_layers_bad_permutations_and_k_n_violations():
     model, _ = model_and_input()
     prov = Provenance(method="test")
-    with pytest.raises(UnsupportedLayerError, match="1: LayerNorm"):
+    with pytest.raises(IneligibleLayerError, match="1: LayerNorm"):
         Mask(keep={"1": torch.ones(32, dtype=torch.bool)}, provenance=prov).validate(model)
     keep = torch.ones(32, 16, dtype=torch.bool)
     with pytest.raises(MaskMismatchError, match="0: permutation"):
-        Mask(keep={"0": keep}, permutations={"0": torch.zeros(16)}, provenance=prov).validate(model)
+        Mask(keep={"0": keep}, permutations={"0": torch.zeros(16, dtype=torch.long)}, provenance=prov).validate(model)
     with pytest.raises(PatternError, match="0: row 0, group 0 keeps 4"):
         Mask(keep={"0": keep}, pattern=KNPattern(2, 4), provenance=prov).validate(model)
     with pytest.raises(MaskMismatchError, match="no keep-tensor"):

@@ -209,3 +209,17 @@ def test_haar_sv_sparsify_matches_the_loop_formula():
     assert not np.allclose(haar_sv_sparsify(w, sigma_plus, z), loop_haar(w, sigma_plus, z, swap_dims=True), atol=1e-6)
     # spikes (s_i >= sigma_+) are never thresholded: with the edge below the whole spectrum nothing changes
     np.testing.assert_allclose(haar_sv_sparsify(w, s[-1], 100.0), w, atol=1e-12)
+
+
+def test_an_all_zero_layer_under_the_reference_regulariser_stays_finite():
+    """Known-bad: ``d sqrt(sum W^2) / dW`` at ``W = 0`` is NaN, so the zero layer was reported as having NaN weights."""
+    from torch import nn
+
+    from pruning.rmt_baseline import RegulariserConfig, classical_rmt
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(24, 24), nn.Linear(24, 24), nn.Linear(24, 4))
+    with torch.no_grad():
+        model[1].weight.zero_()
+    mask = classical_rmt(model, 0.5, compat="reference", regulariser=RegulariserConfig(steps=2))
+    assert set(mask.keep) == {"0", "1", "2"} and not bool(mask.keep["1"].any())

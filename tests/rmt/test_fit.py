@@ -429,3 +429,33 @@ def test_any_nonfinite_entry_raises_typed(bad, i, j):
     W[i, j] = bad
     with pytest.raises(InvalidMatrixError, match="layer7"):
         fit_mp(W, name="layer7")
+
+
+@given(st.floats(-300.0, 300.0), st.integers(2, 40), st.integers(2, 40))
+def test_huge_finite_weights_are_refused_exactly_when_the_spectrum_could_overflow(log10_peak, d_out, d_in):
+    """``check_spectrum_range`` refuses iff ``2 log2 max|W| + log2(d_out d_in) > 500``; the known-bad cases are
+    the old path, where ``W * 1e200`` reached LAPACK and failed with ``LinAlgError`` and ``W * 2^300`` gave
+    ``mp_fit_error = 0.75`` (an overflowing CDF) without an error."""
+    from rmt.errors import WeightOverflowError
+    from rmt.fit import check_spectrum_range
+
+    matrix = np.full((d_out, d_in), 10.0**log10_peak)
+    too_large = 2 * np.log2(10.0**log10_peak) + np.log2(d_out * d_in) > 500
+    if too_large:
+        with pytest.raises(WeightOverflowError, match="too large for an MP fit"):
+            check_spectrum_range(matrix, "fc")
+    else:
+        check_spectrum_range(matrix, "fc")
+
+
+def test_fit_of_huge_weights_is_a_typed_error_and_large_ones_scale_exactly():
+    from rmt.errors import WeightOverflowError
+
+    w = np.random.default_rng(0).standard_normal((40, 60))
+    with pytest.raises(WeightOverflowError, match="^fc: entries up to"):
+        fit_mp(w * 1e200, name="fc")
+    with pytest.raises(WeightOverflowError):
+        fit_mp(w * 2.0**300, name="fc")
+    base, scaled = fit_mp(w), fit_mp(w * 2.0**200)  # a power of two: every singular value scales exactly
+    assert scaled.sigma2 == pytest.approx(base.sigma2 * 2.0**400, rel=1e-12) and scaled.n_spikes == base.n_spikes
+    assert scaled.mp_fit_error == pytest.approx(base.mp_fit_error, rel=1e-9)

@@ -325,3 +325,51 @@ def test_cdf_is_exactly_the_atom_at_the_lower_edge_regression():
     law = MarchenkoPastur(ratio, sigma2)
     lm, _ = mp_edges(ratio, sigma2)
     assert float(law.cdf(lm)) == law.atom
+
+
+# --- bad input (issue 19, item 10) ------------------------------------------------------------------
+
+
+@given(st.floats(0.05, 4.0), st.lists(st.one_of(st.floats(-1.0, 12.0), st.just(float("nan"))), min_size=1, max_size=8))
+def test_nan_arguments_give_nan_like_scipy(ratio, values):
+    """NaN in, NaN out at exactly those positions; the other entries are the NaN-free evaluation.
+    Known-bad: the old ``np.where`` chains turned NaN into pdf 0, cdf 0, sf 1."""
+    from rmt.mp_law import MarchenkoPasturSingular
+
+    x = np.asarray(values)
+    nan = np.isnan(x)
+    for law in (MarchenkoPastur(ratio, 1.3), MarchenkoPasturSingular(ratio, 1.3, 20)):
+        for method in (law.pdf, law.cdf, law.sf):
+            out = method(x)
+            assert np.array_equal(np.isnan(out), nan), (method, x, out)
+            assert np.array_equal(out[~nan], method(x[~nan]))
+
+
+@pytest.mark.parametrize("ratio", ["0.5", True, np.array([0.5, 1.0]), None, np.bool_(True)])
+def test_a_ratio_that_is_not_a_real_number_is_refused(ratio):
+    with pytest.raises(InvalidParameterError, match="ratio must be a real number > 0"):
+        MarchenkoPastur(ratio)
+
+
+@pytest.mark.parametrize("n_rows", [2.5, 2.0, "3", True, 0])
+def test_n_rows_must_be_a_whole_number(n_rows):
+    """Known-bad: ``MarchenkoPasturSingular(0.5, 1, 2.5)`` used 2 rows silently."""
+    from rmt.mp_law import MarchenkoPasturSingular
+
+    with pytest.raises(InvalidParameterError, match="n_rows must be an integer >= 1"):
+        MarchenkoPasturSingular(0.5, 1.0, n_rows)
+    with pytest.raises(InvalidParameterError, match="n_rows must be an integer >= 1"):
+        MarchenkoPastur(0.5).n_cols_for(n_rows)
+
+
+def test_rvs_refuses_an_output_beyond_the_limit_with_its_size():
+    from rmt.mp_law import MAX_RVS_BYTES, MarchenkoPasturSingular
+
+    with pytest.raises(InvalidParameterError, match=r"size=1000000000: the output of 1000000000 x 2 float64 values"):
+        MarchenkoPasturSingular(0.5, 1.0, 4).rvs(10**9)
+    with pytest.raises(InvalidParameterError, match="size=1000000000"):
+        MarchenkoPastur(0.5).rvs(4, size=10**9)
+    with pytest.raises(InvalidParameterError, match="size must be an integer >= 0"):
+        MarchenkoPastur(0.5).rvs(4, size=-1)
+    assert MarchenkoPastur(0.5).rvs(4, size=3, random_state=0).shape == (3, 2)
+    assert MAX_RVS_BYTES >= 2**20

@@ -586,7 +586,7 @@ def write_report(
     check_out(out, force)
     document = report.to_json()
     document.update(jsonable(dict(extra_json or {})))
-    with staged_folder(out) as tmp:
+    with staged_folder(out, force) as tmp:
         for name, write in (extra_files or {}).items():
             write(tmp / name)
         document = write_report_files(report, tmp, document=document, plots=plots)

@@ -73,12 +73,13 @@ from certs.budget import PerSampleLipschitz, budget_from_products, eta_from_prod
 from certs.classification import accuracy, cross_entropy_per_sample, mean_cross_entropy, prediction_margins, true_margins
 from certs.errors import CertificateInputError, UnsupportedLayerError
 from certs.intervals.interval import IntervalDomainError
+from certs.multilayer import theorem_5_8_bound
 from certs.single_layer import PathEvaluation, mask_path_bound, objective_change, same_unique_argmax
 from certs.splits import ElasticNetPenalty, mask_split
 from rmt.bounds import ESTIMATE, SOUND, Bound
 
 from pruning.kn_patterns import PATTERN_24
-from pruning.mask import Mask
+from pruning.mask import Mask, binary_keep
 from pruning.packed24 import convert_to_24
 from rmt.errors import MPCertError
 from rmt.fit import MPFit, fit_mp
@@ -87,17 +88,19 @@ from .certificate_report import CertificateReport, LayerAudit, MultiLayerAudit
 from .vit_interval import resolve_device, sound_path_bounds
 from .vit_views import CapturedLayer, audit_copy, capture_layer, check_mask_layers, path_logits, supported_layers
 
-__all__ = ["AuditData", "certify", "audit_layer", "multilayer_audit", "estimate_lipschitz", "check_grid", "ORDERS",
+__all__ = ["AuditData", "certify", "audit_layer", "multilayer_audit", "estimate_lipschitz", "check_grid", "MAX_GRID", "MAX_SOUND_BUDGET", "ORDERS",
            "LIPSCHITZ_METHODS", "SOUND_BUDGET", "SOUND_BUDGET_CUDA", "check_samples_fit", "parameter_dtype", "PACKED", "DENSE", "packing_mask", "executed_logits", "fit_layers"]
 
 ORDERS = ("forward", "reverse")
 #: ``L_s`` methods of :func:`certify`: finite differences (``estimate``) or interval forward mode (``sound``).
 LIPSCHITZ_METHODS = ("estimate", "sound")
-#: Default sub-intervals of theta per sample for ``lipschitz="sound"`` on the CPU and on CUDA (more reaches earlier
-#: layers, or tightens them, at a cost: on the default model CAST 2:4 ``blocks.0.attn.qkv`` has median / p90 / max
-#: sound / estimate 1.42 / 10.2 / 2.7e5 at 64 (246 s for 64 images on 2 CPU cores) and 1.18 / 1.35 / 1.50 at 256
-#: (342 s; 31 s for 256 images on an H100); benchmarks/RESULTS-sound-lipschitz.md).
+#: Default sub-intervals of theta per sample for ``lipschitz="sound"`` on the CPU and on CUDA: more reaches earlier
+#: layers, or tightens them, at a cost (measured tightness and cost per budget: benchmarks/RESULTS-sound-lipschitz.md).
 SOUND_BUDGET, SOUND_BUDGET_CUDA = 64, 256
+#: Largest accepted ``sound_budget`` (sub-intervals of theta per sample; the enclosure cost grows linearly in it).
+MAX_SOUND_BUDGET = 65536
+#: Largest accepted theta grid ``G`` (:func:`check_grid`).
+MAX_GRID = 1024
 #: Relative tolerance of every realised-versus-bound comparison (THEORY.md 0.3).
 TOLERANCE = 1e-9
 #: Execution labels of the realised side at theta = 0.
@@ -166,10 +169,19 @@ def check_samples_fit(model: nn.Module, images: torch.Tensor, labels: torch.Tens
     return k
 
 
-def check_grid(points: int) -> np.ndarray:
-    """The check grid: ``2 G + 1`` points ``j / (2 G)``; the estimation grid is every second point."""
+def check_grid(points: int, argument: str = "grid") -> np.ndarray:
+    """The check grid: ``2 G + 1`` points ``j / (2 G)``; the estimation grid is every second point.
+
+    ``G`` must lie in ``1 .. MAX_GRID``: each layer audit runs ``2 G + 1`` forward passes per sample, so a
+    larger ``G`` would run for days (and a theta step of ``1 / 2048`` is far finer than the bounds need).
+    """
     if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or points < 1:
-        raise CertificateInputError(f"grid: must be an integer >= 1, got {points!r}")
+        raise CertificateInputError(f"{argument}: must be an integer >= 1, got {points!r}")
+    if points > MAX_GRID:
+        raise CertificateInputError(
+            f"{argument} {points}: at most {MAX_GRID} (each layer audit would run 2 G + 1 = {2 * int(points) + 1} "
+            "forward passes per sample)"
+        )
     return np.linspace(0.0, 1.0, 2 * int(points) + 1)
 
 
@@ -377,7 +389,7 @@ def multilayer_audit(
     j1, ce1, acc1 = _objective(model, data, order, penalty, executed)
     budgets = [s.budget.value for s in steps]
     penalties = [lambda2 * s.removed_frobenius_sq + lambda1 * s.removed_l1 for s in steps]
-    value = upper_sum(budgets + [-p for p in penalties], n_ops=sum(s.removed_entries for s in steps) + 4 * len(steps))
+    value = theorem_5_8_bound(budgets, penalties, [s.removed_entries for s in steps])
     return MultiLayerAudit(
         order=tuple(order),
         steps=tuple(steps),
@@ -456,8 +468,8 @@ def certify(
     if lipschitz not in LIPSCHITZ_METHODS:
         raise CertificateInputError(f"lipschitz: expected one of {LIPSCHITZ_METHODS}, got {lipschitz!r}")
     if sound_budget is not None and (isinstance(sound_budget, bool) or not isinstance(sound_budget, (int, np.integer))
-                                     or sound_budget < 1):
-        raise CertificateInputError(f"sound_budget: must be an integer >= 1 or None, got {sound_budget!r}")
+                                     or not 1 <= sound_budget <= MAX_SOUND_BUDGET):
+        raise CertificateInputError(f"sound_budget: must be an integer in 1..{MAX_SOUND_BUDGET} or None, got {sound_budget!r}")
     device = resolve_device(sound_device, "sound_device")
     sound_budget = int(sound_budget) if sound_budget is not None else SOUND_BUDGET_CUDA if device.type == "cuda" else SOUND_BUDGET
     device = str(device)
@@ -470,7 +482,7 @@ def certify(
     keep_map = getattr(mask, "keep", mask)
     if not isinstance(keep_map, Mapping):
         raise CertificateInputError(f"mask: expected a pruning.Mask or a mapping of keep-tensors, got {type(mask).__name__}")
-    keep = {name: torch.as_tensor(t).bool() for name, t in keep_map.items()}
+    keep = {name: binary_keep(f"mask: layer {name}", t) for name, t in keep_map.items()}
     check_mask_layers(model, keep)
     unsupported = sorted(name for name in keep if name not in supported)
     if unsupported:

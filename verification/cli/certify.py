@@ -46,10 +46,13 @@ import torch
 from torch import nn
 
 from certs.errors import CertificateInputError
+from pruning.arguments import check_sparsity
 from pruning.registry import build_mask, list_pruners, pruner_spec
 from rmt.errors import InvalidParameterError
 from verification.bridge.certificate_report import write_report
-from verification.bridge.certify import LIPSCHITZ_METHODS, ORDERS, SOUND_BUDGET, SOUND_BUDGET_CUDA, certify, check_samples_fit
+from verification.bridge.certify import (LIPSCHITZ_METHODS, MAX_SOUND_BUDGET, ORDERS, SOUND_BUDGET, SOUND_BUDGET_CUDA,
+                                         certify, check_grid, check_samples_fit)
+from verification.cli.arguments import check_integer, check_seed
 from verification.models.datasets import calibration_subset, load_default_dataset
 from verification.models.model_source import LoadedModel, load_model
 from verification.bridge.report_folder import check_out
@@ -136,10 +139,8 @@ class AuditSets:
 
 
 def _check_counts(calibration: int, heldout: int, available: int | None = None) -> None:
-    if isinstance(calibration, bool) or not isinstance(calibration, (int, np.integer)) or calibration < 1:
-        raise InvalidParameterError(f"--calibration: must be an integer >= 1, got {calibration!r}")
-    if isinstance(heldout, bool) or not isinstance(heldout, (int, np.integer)) or heldout < 0:
-        raise InvalidParameterError(f"--heldout: must be an integer >= 0, got {heldout!r}")
+    check_integer(calibration, "--calibration", 1)
+    check_integer(heldout, "--heldout", 0)
     if available is not None and calibration + heldout > available:
         raise InvalidParameterError(
             f"--calibration {calibration} + --heldout {heldout} exceed the {available} samples of --data"
@@ -149,7 +150,7 @@ def _check_counts(calibration: int, heldout: int, available: int | None = None) 
 def _heldout_from_dataset(dataset, n: int, seed: int):
     total = int(dataset.test_labels.shape[0])
     if n > total:
-        raise InvalidParameterError(f"--heldout {n} must lie in 0..{total} (the test split size)")
+        raise InvalidParameterError(f"--heldout {n}: at most {total} test images exist (the test split size)")
     if n == 0:
         return None
     idx = torch.from_numpy(np.sort(np.random.default_rng(seed).choice(total, n, replace=False)))
@@ -158,6 +159,7 @@ def _heldout_from_dataset(dataset, n: int, seed: int):
 
 def load_audit_sets(data: str, calibration: int, heldout: int, seed: int) -> AuditSets:
     """Resolve ``--data`` to the calibration and held-out sets (module docstring); typed errors on bad counts."""
+    check_seed(seed)
     if is_sample_file(data):
         samples = load_sample_file(data)
         _check_counts(calibration, heldout, len(samples))
@@ -170,7 +172,7 @@ def load_audit_sets(data: str, calibration: int, heldout: int, seed: int) -> Aud
         )
     _check_counts(calibration, heldout)
     dataset = load_default_dataset(None if data == "default" else data)
-    cal = calibration_subset(dataset, calibration, seed)
+    cal = calibration_subset(dataset, calibration, seed, "--calibration")
     return AuditSets(
         calibration=(cal.images, cal.labels), heldout=_heldout_from_dataset(dataset, heldout, seed + 1), seed=seed,
         source=f"{dataset.name} ({dataset.source}); calibration: {calibration} class-balanced training images, "
@@ -222,9 +224,8 @@ def select_mask_layers(mask, supported: list[str], globs: list[str] | None, spec
 def _check_lipschitz(lipschitz: str, sound_budget: int | None = None, sound_device: str = "auto") -> None:
     if lipschitz not in LIPSCHITZ_METHODS:
         raise InvalidParameterError(f"--lipschitz: expected one of {LIPSCHITZ_METHODS}, got {lipschitz!r}")
-    if sound_budget is not None and (isinstance(sound_budget, bool) or not isinstance(sound_budget, (int, np.integer))
-                                     or sound_budget < 1):
-        raise InvalidParameterError(f"--sound-budget: must be an integer >= 1, got {sound_budget!r}")
+    if sound_budget is not None:
+        check_integer(sound_budget, "--sound-budget", 1, MAX_SOUND_BUDGET)
     resolve_device(sound_device, "--sound-device")
 
 
@@ -241,6 +242,7 @@ def certify_to_folder(
     is written atomically by :func:`verification.bridge.certificate_report.write_report`.
     """
     _check_lipschitz(lipschitz, sound_budget, sound_device)
+    check_grid(grid, "--grid")
     out = Path(out)
     check_out(out, force)
     supported = list(supported_layers(loaded.model))  # UnsupportedLayerError when the model has none
@@ -271,6 +273,9 @@ def run_certify(
 ) -> dict:
     """``mpcert certify``: load ``model`` and ``data``, then :func:`certify_to_folder` (see the module docstring)."""
     _check_lipschitz(lipschitz, sound_budget, sound_device)
+    check_grid(grid, "--grid")
+    if mask in list_pruners() and pruner_spec(mask).takes == "sparsity":
+        check_sparsity(sparsity, "--sparsity")
     check_out(Path(out), force)
     loaded = load_model(model, checkpoint, runnable=True, argument="--model")
     sets = load_audit_sets(data, calibration, heldout, seed)

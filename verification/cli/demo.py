@@ -43,8 +43,9 @@ from tqdm import tqdm
 from pruning.registry import build_mask
 from rmt.errors import InvalidParameterError
 from verification.bridge.certificate_report import CertificateReport, write_report_files
-from verification.bridge.certify import LIPSCHITZ_METHODS, SOUND_BUDGET, SOUND_BUDGET_CUDA, certify
+from verification.bridge.certify import LIPSCHITZ_METHODS, MAX_SOUND_BUDGET, SOUND_BUDGET, SOUND_BUDGET_CUDA, certify, check_grid
 from verification.bridge.vit_interval import resolve_device
+from verification.cli.arguments import check_integer, check_seed
 from verification.cli.certify import load_audit_sets
 from verification.models.model_source import load_model
 from verification.bridge.report_folder import check_out, staged_folder
@@ -72,14 +73,13 @@ class DemoSettings:
     sound_device: str = "auto"
 
     def check(self) -> "DemoSettings":
-        for name in ("calibration", "heldout", "grid", "train_images", "sound_budget"):
-            value = getattr(self, name)
-            if name == "sound_budget" and value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidParameterError(f"--{name.replace('_', '-')}: must be an integer >= 1, got {value!r}")
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
-            raise InvalidParameterError(f"--steps: must be an integer >= 0, got {self.steps!r}")
+        for name in ("calibration", "heldout", "train_images"):
+            check_integer(getattr(self, name), f"--{name.replace('_', '-')}", 1)
+        check_grid(self.grid, "--grid")
+        if self.sound_budget is not None:
+            check_integer(self.sound_budget, "--sound-budget", 1, MAX_SOUND_BUDGET)
+        check_integer(self.steps, "--steps", 0)
+        check_seed(self.seed)
         if self.lipschitz not in LIPSCHITZ_METHODS:
             raise InvalidParameterError(f"--lipschitz: expected one of {LIPSCHITZ_METHODS}, got {self.lipschitz!r}")
         resolve_device(self.sound_device, "--sound-device")
@@ -142,7 +142,7 @@ def _hybrid_training_data(settings: DemoSettings) -> tuple[torch.Tensor, torch.T
     """The Hybrid mask's training images: ``train_images`` class-balanced Fashion-MNIST images, seed + 2."""
     from verification.models.datasets import calibration_subset, load_default_dataset
 
-    train = calibration_subset(load_default_dataset(), settings.train_images, settings.seed + 2)
+    train = calibration_subset(load_default_dataset(), settings.train_images, settings.seed + 2, "--train-images")
     return train.images, train.labels
 
 
@@ -249,10 +249,10 @@ def run_demo(out: Path, settings: DemoSettings = DEFAULT_SETTINGS, *, force: boo
         times[step] = now - start
         return now
 
-    steps = tqdm(total=5, desc="mpcert demo", unit="step", file=sys.stderr, disable=not progress)
     start = time.perf_counter()
     loaded = load_model("default", runnable=True, argument="--model")
-    sets = load_audit_sets("default", settings.calibration, settings.heldout, settings.seed)
+    sets = load_audit_sets("default", settings.calibration, settings.heldout, settings.seed)  # typed errors before the bar
+    steps = tqdm(total=5, desc="mpcert demo", unit="step", file=sys.stderr, disable=not progress)
     cache = spectral_cache(loaded.model)
     start = lap("model, data and MP fits", start)
     steps.update()
@@ -286,7 +286,7 @@ def run_demo(out: Path, settings: DemoSettings = DEFAULT_SETTINGS, *, force: boo
         "mp_unfitted": list(cache.unfitted),
         "masks": [_summary_row(name, masks[name], reports[name]) for name in masks],
     }
-    with staged_folder(out) as tmp:
+    with staged_folder(out, force) as tmp:
         from figures.certificate_plots import write_esd_plots
 
         summary["esd_figures"] = [p.relative_to(tmp).as_posix() for p in write_esd_plots(cache.fits.values(), tmp / "esd")]

@@ -145,7 +145,7 @@ def run_fit(
     check_out(out, force)
     loaded = load_model(source, checkpoint=checkpoint, argument="SOURCE")
     description, weights = loaded.description, loaded.prunable_weights()
-    with staged_folder(out) as tmp:
+    with staged_folder(out, force) as tmp:
         fits: list[MPFit] = []
         figures: list[str | None] = []
         if plots:

@@ -25,15 +25,15 @@ writes the 2:4 checkpoint: the ``state_dict`` of the masked model converted by
 ``input_permutation``, the permutation folded into the packed order as in ``SparseLinear24``; every
 other tensor as in the masked model), which :func:`pruning.packed24.load_24` loads into a freshly
 built model of the source's architecture as the 2:4-executing model (then ``.to("cuda",
-torch.bfloat16)`` and :func:`pruning.fallback24.tune_24` on a GPU).  Files are written to a temporary
-sibling and renamed into place; an existing ``--out`` / ``--packed-out`` is refused unless ``--force``.
+torch.bfloat16)`` and :func:`pruning.fallback24.tune_24` on a GPU).  Both files are written to temporary
+siblings first and then put into place (:func:`verification.bridge.report_folder.staged_file`); an
+existing ``--out`` / ``--packed-out`` is refused unless ``--force``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
@@ -41,6 +41,8 @@ import torch
 from pruning.errors import PruningParameterError
 from pruning.registry import PrunerSpec, build_mask, list_pruners, pruner_spec
 from pruning.rmt_baseline import RMT_COMPATS
+from verification.bridge.report_folder import check_out, staged_file
+from verification.cli.arguments import check_integer, check_seed
 from verification.errors import ModelSourceError
 from verification.models.model_source import load_model
 
@@ -126,9 +128,9 @@ def _dataset_parts(need: str, data: str, calibration: int, train_images: int, se
 
     dataset = load_default_dataset(None if data == "default" else data)
     if need == "calibration":
-        cal = calibration_subset(dataset, calibration, seed)
+        cal = calibration_subset(dataset, calibration, seed, "--calibration")
         return {"calibration": (cal.images, f"{dataset.name} train, {calibration} class-balanced images, seed {seed}")}
-    train = calibration_subset(dataset, train_images, seed)
+    train = calibration_subset(dataset, train_images, seed, "--train-images")
     return {"train": (train.images, train.labels),
             "source": f"{dataset.name} train, {train_images} class-balanced images, seed {seed}"}
 
@@ -146,12 +148,12 @@ def run_prune(
         raise PruningParameterError(f"--method: expected one of {METHODS}, got {method!r}")
     spec = pruner_spec(method)
     _check_arguments(spec, sparsity, pattern, packed_out)
-    if steps < 0:
-        raise PruningParameterError(f"--steps: must be >= 0, got {steps}")
+    check_integer(steps, "--steps", 0)
+    check_seed(seed)
     out = Path(out)
-    for flag, path in (("--out", out), ("--packed-out", packed_out)):
-        if path is not None and Path(path).exists() and not force:
-            raise PruningParameterError(f"{flag}: {str(path)!r} exists; use --force to replace it")
+    outputs = {"--out": out, **({"--packed-out": Path(packed_out)} if packed_out is not None else {})}
+    for flag, path in outputs.items():
+        check_out(path, force, kind="file", argument=flag)
     loaded = load_model(source, checkpoint, argument="SOURCE")
     model, description = loaded.model, loaded.description
     if compat not in RMT_COMPATS:
@@ -178,9 +180,11 @@ def run_prune(
         sparsity=provenance.sparsity, seed=seed,
         calibration_source=provenance.calibration_source or parts.get("source"),
     ))
-    if packed_out is not None:
-        _write_atomically(Path(packed_out), lambda tmp: _save_packed(model, mask, tmp, description))
-    _write_atomically(out, mask.save)
+    with ExitStack() as stack:  # both files are written before either is put into place
+        staged = {flag: stack.enter_context(staged_file(path, force, flag)) for flag, path in outputs.items()}
+        if packed_out is not None:
+            _save_packed(model, mask, str(staged["--packed-out"]), description)
+        mask.save(staged["--out"])
     return mask, description
 
 
@@ -195,15 +199,3 @@ def _save_packed(model, mask, path: str, description: str) -> None:
     save_file(state, path, metadata={"format": "mpcert-packed-2:4", "source": description,
                                      "method": mask.provenance.method, "loader": "pruning.packed24.load_24"})
 
-
-def _write_atomically(out: Path, write) -> None:
-    """``write(tmp)`` into a temporary sibling of ``out``, then rename it into place (nothing half-written)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{out.name}.tmp-", suffix=".safetensors", dir=out.parent)
-    os.close(handle)
-    try:
-        write(tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -20,9 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from rmt.errors import InvalidParameterError
+from verification.bridge.report_folder import check_out, staged_file
+from verification.cli.arguments import check_seed
 from verification.errors import MissingExtraError
 
 __all__ = ["PROFILES", "HEADER", "register", "run_verify", "format_row"]
@@ -105,7 +111,29 @@ def _check_ids(args: argparse.Namespace, checks) -> list[str]:
     return list(args.only) if args.only else list(checks)
 
 
+@contextmanager
+def _hypothesis_storage_outside_the_working_directory() -> Iterator[None]:
+    """Point hypothesis' storage (``.hypothesis/``: its caches; the checks keep no example database) at a
+    temporary folder removed afterwards, unless ``HYPOTHESIS_STORAGE_DIRECTORY`` names one."""
+    if os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+        yield
+        return
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    with tempfile.TemporaryDirectory(prefix="mpcert-verify-hypothesis-") as home:
+        set_hypothesis_home_dir(home)
+        try:
+            yield
+        finally:
+            set_hypothesis_home_dir(None)
+
+
 def run_verify(args: argparse.Namespace) -> int:
+    """``mpcert verify``: ``--json`` is checked before any check runs and written atomically after them all;
+    hypothesis keeps its storage out of the working directory."""
+    if args.json is not None:
+        check_out(args.json, force=True, kind="file", argument="--json")
+    check_seed(args.seed)
     # the checks draw their instances with hypothesis (a test extra): imported only when verify runs
     try:
         from verification.theorems.theorem_checks import CHECKS, run_check
@@ -114,12 +142,17 @@ def run_verify(args: argparse.Namespace) -> int:
             raise
         raise MissingExtraError("mpcert verify needs hypothesis: install the test extra (pip install 'mpcert[test]')") from exc
 
+    with _hypothesis_storage_outside_the_working_directory():
+        return _run_verify(args, CHECKS, run_check)
+
+
+def _run_verify(args: argparse.Namespace, checks, run_check) -> int:
     examples, derandomize = PROFILES[args.profile]
     experiment_ids = _experiment_ids(args)
     reports = []
     print(HEADER + "\n" + "-" * len(HEADER), flush=True)
-    for check_id in _check_ids(args, CHECKS):
-        reports.append(run_check(CHECKS[check_id], examples, derandomize=derandomize, seed=args.seed))
+    for check_id in _check_ids(args, checks):
+        reports.append(run_check(checks[check_id], examples, derandomize=derandomize, seed=args.seed))
         print(format_row(reports[-1]), flush=True)
     failed = [r for r in reports if r.violations]
     for r in failed:
@@ -132,5 +165,6 @@ def run_verify(args: argparse.Namespace) -> int:
                    "checks": [r.to_dict() for r in reports]}
         if args.asymptotic is not None:
             payload["experiments"] = [experiment_record(run) for run in runs]
-        args.json.write_text(json.dumps(payload, indent=2))
+        with staged_file(args.json, force=True, argument="--json") as tmp:
+            tmp.write_text(json.dumps(payload, indent=2))
     return 1 if failed or any(run.result.violations for run in runs) else 0

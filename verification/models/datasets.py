@@ -265,8 +265,10 @@ def load_default_dataset(
     return load_digits_dataset()
 
 
-def calibration_subset(dataset: ImageDataset, n: int, seed: int) -> CalibrationSubset:
+def calibration_subset(dataset: ImageDataset, n: int, seed: int, argument: str = "calibration size n") -> CalibrationSubset:
     """``n`` class-balanced training images chosen with ``numpy.random.default_rng(seed)``.
+
+    ``argument`` names ``n`` in error messages (the command-line flag, e.g. ``--calibration``).
 
     Class ``c`` (in ``0..K-1``) gets ``n // K`` images, plus one for ``c < n % K``; within a class
     the images are a seeded random choice without replacement.  The result is shuffled with the
@@ -275,7 +277,7 @@ def calibration_subset(dataset: ImageDataset, n: int, seed: int) -> CalibrationS
     """
     total = int(dataset.train_labels.shape[0])
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= total:
-        raise DatasetError(f"calibration size n={n!r} must be an integer in 1..{total} (the training split size)")
+        raise DatasetError(f"{argument} {n!r}: must be an integer in 1..{total} (the training split size)")
     rng = np.random.default_rng(seed)
     labels = dataset.train_labels.numpy()
     k = dataset.num_classes
@@ -285,7 +287,7 @@ def calibration_subset(dataset: ImageDataset, n: int, seed: int) -> CalibrationS
         members = np.flatnonzero(labels == c)
         if want > members.size:
             raise DatasetError(
-                f"calibration size n={n} needs {want} images of class {c}, but the training split of "
+                f"{argument} {n}: needs {want} images of class {c}, but the training split of "
                 f"{dataset.name!r} has only {members.size}"
             )
         chosen.append(rng.choice(members, size=want, replace=False))

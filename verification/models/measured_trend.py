@@ -88,7 +88,7 @@ SMALL_CONFIG = MeasuredConfig(
     seeds=(0,), train_images=300, epochs=1, batch_size=64, test_images=200, finetune_images=64, finetune_batch=32,
     grid=(0.20, 0.50, 0.60, 0.70), calibration_images=8, certify_grid=1,
 )
-#: Sized for ~25 min on the shared 2-core machine: four members, the 0.10-step grid, three seeds.
+#: The committed measurement: four members, the 0.10-step grid, three seeds (its run time is in the ledger's record).
 FULL_CONFIG = MeasuredConfig(
     name="full",
     members=(FamilyMember(32, 2, 2), FamilyMember(48, 3, 3), FamilyMember(64, 4, 4), FamilyMember(96, 4, 4)),

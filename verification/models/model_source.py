@@ -25,6 +25,7 @@ The prunable layers of every source are its ``nn.Linear`` and ``nn.Conv2d`` weig
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ import torch
 from torch import nn
 
 from verification.errors import ModelSourceError
-from verification.models.state_dicts import load_state_dict_strictly, read_state_dict
+from verification.models.state_dicts import load_state_dict_strictly, read_state_dict, shorten_keys
 
 __all__ = [
     "DEFAULT_SOURCE",
@@ -91,8 +92,8 @@ def prunable_weights(model: nn.Module) -> dict[str, torch.Tensor]:
     }
 
 
-def _is_prunable_key(key: str, tensor: Any) -> bool:
-    if not (isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and tensor.ndim in (2, 4)):
+def _is_layer_weight_key(key: str, tensor: Any) -> bool:
+    if not (isinstance(tensor, torch.Tensor) and tensor.ndim in (2, 4)):
         return False
     if not key.endswith(".weight"):
         return False
@@ -102,28 +103,62 @@ def _is_prunable_key(key: str, tensor: Any) -> bool:
 
 def state_dict_weights(state: dict[str, Any]) -> dict[str, torch.Tensor]:
     """Prunable weights of a bare state dict, selected by the name/shape rule of the module docstring."""
-    return {key: value.detach() for key, value in state.items() if _is_prunable_key(key, value)}
+    return {key: value.detach() for key, value in state.items()
+            if _is_layer_weight_key(key, value) and value.is_floating_point()}
+
+
+def _no_prunable_weights(argument: str, source: str, state: dict[str, Any]) -> ModelSourceError:
+    """The error for a source without prunable weights; it names layer weights refused for their dtype."""
+    refused = [f"{key} ({value.dtype})" for key, value in state.items()
+               if _is_layer_weight_key(key, value) and not value.is_floating_point()]
+    if refused:
+        return ModelSourceError(f"{argument}: {source!r} has no prunable weights: unsupported dtype of the layer "
+                                f"weights {shorten_keys(refused)} (only floating-point weights are analysed)")
+    return ModelSourceError(f"{argument}: {source!r} has no prunable (Linear / Conv2d) weights")
+
+
+def _layer_paths(weights: dict[str, torch.Tensor]) -> dict[str, list[str]]:
+    """``key -> module path`` of every weight key.  An empty module name, a name that is an attribute of every
+    ``nn.Module`` (``training``, ``forward``), or a layer that is also the container of another key
+    (``a.weight`` with ``a.b.weight``, in any order) raises :class:`ModelSourceError` naming the key."""
+    paths = {key: key[: -len(".weight")].split(".") for key in weights}
+    reserved = nn.Module()
+    for key, path in paths.items():
+        if "" in path:
+            raise ModelSourceError(f"state-dict key {key!r}: a module name in it is empty (leading, trailing or doubled '.')")
+        clash = [part for part in path if hasattr(reserved, part)]
+        if clash:
+            raise ModelSourceError(f"state-dict key {key!r}: module name {clash[0]!r} is an attribute of every "
+                                   "torch.nn.Module, so no module tree can hold it; rename the key")
+    layers = {tuple(path): key for key, path in paths.items()}
+    for key, path in paths.items():
+        for depth in range(1, len(path)):
+            if tuple(path[:depth]) in layers:
+                raise ModelSourceError(f"state-dict keys {layers[tuple(path[:depth])]!r} and {key!r}: module "
+                                       f"{'.'.join(path[:depth])} is both a layer and a container")
+    return paths
 
 
 def weights_module(weights: dict[str, torch.Tensor]) -> nn.Module:
     """A module tree holding ``weights`` (``"<module path>.weight"``) as bias-free Linear / Conv2d layers.
 
     Each layer has its weight's dtype and exact values (a weights-only shell: not a runnable network).
+    Key problems are typed errors (:func:`_layer_paths`).
     """
     root = nn.Module()
-    for key, w in weights.items():
-        path = key[: -len(".weight")].split(".")
+    for key, path in _layer_paths(weights).items():
+        w = weights[key]
         parent = root
         for part in path[:-1]:
-            if not hasattr(parent, part):
+            if part not in parent._modules:
                 parent.add_module(part, nn.Module())
-            parent = getattr(parent, part)
-        if hasattr(parent, path[-1]):
-            raise ModelSourceError(f"{key}: module {'.'.join(path)} is both a layer and a container in the state dict")
-        if w.ndim == 2:
-            layer = nn.Linear(w.shape[1], w.shape[0], bias=False, device="meta", dtype=w.dtype)
-        else:
-            layer = nn.Conv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]), bias=False, device="meta", dtype=w.dtype)
+            parent = parent._modules[part]
+        with warnings.catch_warnings():  # a zero-size weight: its initialisation is a no-op, said by a warning
+            warnings.filterwarnings("ignore", "Initializing zero-element tensors", UserWarning)
+            if w.ndim == 2:
+                layer = nn.Linear(w.shape[1], w.shape[0], bias=False, device="meta", dtype=w.dtype)
+            else:
+                layer = nn.Conv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]), bias=False, device="meta", dtype=w.dtype)
         layer.weight = nn.Parameter(w.detach().clone(), requires_grad=False)
         parent.add_module(path[-1], layer)
     return root
@@ -148,9 +183,14 @@ def build_timm(name: str, argument: str = "source") -> nn.Module:
 
 
 def _load_default(checkpoint: str | None) -> LoadedModel:
-    from verification.models.default_model import DEFAULT_WEIGHTS_NAME, build_default_model
+    from verification.models.default_model import DEFAULT_WEIGHTS_NAME, DefaultModelError, build_default_model
 
-    model = build_default_model(weights_path=checkpoint)
+    try:
+        model = build_default_model(weights_path=checkpoint)
+    except DefaultModelError as exc:
+        if checkpoint is None:
+            raise
+        raise DefaultModelError(f"--checkpoint: {exc}") from exc
     weights = f"weights {checkpoint} (loaded strictly)" if checkpoint else f"shipped trained weights {DEFAULT_WEIGHTS_NAME}"
     return LoadedModel(
         model=model, source=DEFAULT_SOURCE, kind="default", checkpoint=checkpoint, trained_default=checkpoint is None,
@@ -180,7 +220,7 @@ def _load_state_dict_file(source: str, argument: str) -> LoadedModel:
     state = read_state_dict(source, what=f"{argument} model file")
     weights = state_dict_weights(state)
     if not weights:
-        raise ModelSourceError(f"{argument}: {source!r} has no prunable (Linear / Conv2d) weights")
+        raise _no_prunable_weights(argument, source, state)
     return LoadedModel(
         model=weights_module(weights).eval(), source=source, kind="state-dict", checkpoint=None, trained_default=False,
         description=f"state-dict file {source} ({len(state)} tensors; {len(weights)} prunable by the name/shape rule; "

@@ -58,14 +58,24 @@ def _read(path: Path, argument: str) -> tuple[object, object]:
     return content["images"], content["labels"]
 
 
+def _as_tensor(raw: object, what: str) -> torch.Tensor:
+    """``raw`` as a tensor; strings, objects and other non-numeric arrays raise :class:`DatasetError`."""
+    if isinstance(raw, torch.Tensor):
+        return raw
+    array = np.asarray(raw)
+    if array.dtype.kind not in "biuf":
+        raise DatasetError(f"{what} must be numeric, got an array of dtype {array.dtype}")
+    return torch.as_tensor(array)
+
+
 def load_sample_file(path: str | Path, argument: str = "--data") -> SampleFile:
     """Read and check a sample file (module docstring); :class:`DatasetError` naming ``argument`` and the problem."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{argument} {str(path)!r}: the file does not exist")
     raw_images, raw_labels = _read(path, argument)
-    images = torch.as_tensor(np.asarray(raw_images) if not isinstance(raw_images, torch.Tensor) else raw_images)
-    labels = torch.as_tensor(np.asarray(raw_labels) if not isinstance(raw_labels, torch.Tensor) else raw_labels)
+    images = _as_tensor(raw_images, f"{argument} {str(path)!r}: images")
+    labels = _as_tensor(raw_labels, f"{argument} {str(path)!r}: labels")
     if images.ndim != 4 or images.shape[0] == 0 or not images.is_floating_point():
         raise DatasetError(
             f"{argument} {str(path)!r}: images must be a non-empty floating (N, C, H, W) array, "

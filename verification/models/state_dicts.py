@@ -19,7 +19,7 @@ import torch
 
 from verification.errors import ModelSourceError
 
-__all__ = ["read_state_dict", "state_dict_mismatches", "load_state_dict_strictly", "MAX_KEYS_SHOWN"]
+__all__ = ["read_state_dict", "state_dict_mismatches", "load_state_dict_strictly", "shorten_keys", "MAX_KEYS_SHOWN"]
 
 #: Longest list of keys quoted in one error message (the count of the rest is given).
 MAX_KEYS_SHOWN = 8
@@ -53,7 +53,8 @@ def read_state_dict(
     return state
 
 
-def _shorten(keys: list[str]) -> str:
+def shorten_keys(keys: list[str]) -> str:
+    """At most :data:`MAX_KEYS_SHOWN` of ``keys``, comma-separated, with the count of all when cut."""
     shown = ", ".join(keys[:MAX_KEYS_SHOWN])
     return shown + (f", ... ({len(keys)} in all)" if len(keys) > MAX_KEYS_SHOWN else "")
 
@@ -62,7 +63,10 @@ def state_dict_mismatches(model: torch.nn.Module, state: dict[str, torch.Tensor]
     """Every difference between ``state`` and ``model.state_dict()``: one line per kind, empty when they match.
 
     The kinds are ``missing keys`` (in the model, not in ``state``), ``unexpected keys`` (in
-    ``state`` only) and ``shape mismatches`` (``key (file shape) != (model shape)``).
+    ``state`` only), ``shape mismatches`` (``key (file shape) != (model shape)``) and ``unsupported
+    dtypes`` (``key file dtype != model dtype`` where the kinds differ: a complex, integer or bool tensor
+    for a floating one, or the reverse; ``load_state_dict`` would cast it, dropping imaginary parts).
+    A floating tensor of another precision is accepted (cast on copy).
     """
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
@@ -72,11 +76,25 @@ def state_dict_mismatches(model: torch.nn.Module, state: dict[str, torch.Tensor]
         for k in set(state) & set(expected)
         if tuple(state[k].shape) != tuple(expected[k].shape)
     )
+    wrong_dtype = sorted(
+        f"{k} {str(state[k].dtype).removeprefix('torch.')} != {str(expected[k].dtype).removeprefix('torch.')}"
+        for k in set(state) & set(expected)
+        if _dtype_kind(state[k]) != _dtype_kind(expected[k])
+    )
     return [
-        f"{title}: {_shorten(keys)}"
-        for title, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong_shape))
+        f"{title}: {shorten_keys(keys)}"
+        for title, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong_shape),
+                            ("unsupported dtypes", wrong_dtype))
         if keys
     ]
+
+
+def _dtype_kind(tensor: torch.Tensor) -> str:
+    if tensor.is_complex():
+        return "complex"
+    if tensor.is_floating_point():
+        return "floating"
+    return "bool" if tensor.dtype == torch.bool else "integer"
 
 
 def load_state_dict_strictly(
@@ -90,9 +108,15 @@ def load_state_dict_strictly(
     """Copy ``state`` into ``model`` if and only if keys and shapes match exactly.
 
     Otherwise raise ``error("{label} do not match {target}: missing keys ...; unexpected keys ...;
-    shape mismatches ...")`` and leave ``model`` untouched.
+    shape mismatches ...; unsupported dtypes ...")`` and leave ``model`` untouched.  Tensors with NaN
+    or Inf entries are refused too (``error("{label} have NaN or Inf entries: ...")``): every later step
+    (fit, prune, certify) would fail on them far from the file that caused it.
     """
     problems = state_dict_mismatches(model, state)
     if problems:
         raise error(f"{label} do not match {target}: " + "; ".join(problems))
+    non_finite = sorted(k for k, v in state.items()
+                        if (v.is_floating_point() or v.is_complex()) and not bool(torch.isfinite(v).all()))
+    if non_finite:
+        raise error(f"{label} have NaN or Inf entries: {shorten_keys(non_finite)}")
     model.load_state_dict(state, strict=True)

@@ -241,10 +241,13 @@ def haar_frame(rng: np.random.Generator, n: int, r: int) -> np.ndarray:
     return q * signs
 
 
-def _spikes(sigma, r_max: int, what: str) -> np.ndarray:
+def _spikes(sigma, r_max: int, what: str, exactly: int | None = None) -> np.ndarray:
+    """``sigma`` as at most ``r_max`` finite non-negative spikes (exactly ``exactly`` of them when given)."""
     s = np.atleast_1d(np.asarray(sigma, dtype=np.float64))
     if s.ndim != 1 or s.size > r_max or np.any(~np.isfinite(s)) or np.any(s < 0):
         raise InvalidParameterError(f"sigma must be at most {r_max} finite non-negative spikes ({what}), got {sigma!r}")
+    if exactly is not None and s.size != exactly:
+        raise InvalidParameterError(f"sigma must hold r={exactly} spikes, got {s.size}")
     return s
 
 
@@ -322,18 +325,14 @@ def spiked_gaussian_weights(
     if variant == "generic":
         if r > N:
             raise InvalidParameterError(f"r must be <= N for the generic variant, got r={r}, N={N}")
-        s = _spikes(sigma, r, "generic")
-        if s.size != r:
-            raise InvalidParameterError(f"sigma must hold r={r} spikes, got {s.size}")
+        s = _spikes(sigma, r, "generic", exactly=r)
         W1 = rng.standard_normal((N, d)) / np.sqrt(d)
         W3 = rng.standard_normal((K, N)) / np.sqrt(N)
         S2 = (haar_frame(rng, N, r) * s) @ haar_frame(rng, N, r).T
     elif variant == "embedded":
         if not (1 <= r <= d <= N):
             raise InvalidParameterError(f"embedded variant needs 1 <= r <= d <= N, got r={r}, d={d}, N={N}")
-        s = _spikes(sigma, r, "embedded")
-        if s.size != r:
-            raise InvalidParameterError(f"sigma must hold r={r} spikes, got {s.size}")
+        s = _spikes(sigma, r, "embedded", exactly=r)
         B = rng.standard_normal((d, d)) / np.sqrt(d)
         C = rng.standard_normal((K, r)) / np.sqrt(r)
         G = (haar_frame(rng, r, r) * s) @ haar_frame(rng, d, r).T

@@ -215,8 +215,10 @@ def test_calibration_subset_depends_on_seed(digits):
 
 @pytest.mark.parametrize("n", [0, -3, 1443, 2.5, True])
 def test_calibration_subset_rejects_bad_sizes(digits, n):
-    with pytest.raises(DatasetError, match="n="):
+    with pytest.raises(DatasetError, match=r"^calibration size n .*: must be an integer in 1\.\."):
         calibration_subset(digits, n, 0)
+    with pytest.raises(DatasetError, match="^--calibration "):
+        calibration_subset(digits, n, 0, "--calibration")
 
 
 def test_calibration_subset_too_few_images_of_a_class(digits):

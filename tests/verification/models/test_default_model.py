@@ -26,7 +26,7 @@ from verification.models.default_model import (
 )
 from verification.models.train_default import evaluate_accuracy, main
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ACCURACY_SLICE = 2000
 ACCURACY_TOLERANCE = 0.015
 

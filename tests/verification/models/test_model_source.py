@@ -168,3 +168,71 @@ def test_state_dict_rule_directly():
         "odd.weight": torch.randn(2, 2, 2),
     }
     assert set(state_dict_weights(state)) == {"patch_embed.proj.weight", "fc.weight"}
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.int8, torch.bool])
+def test_checkpoint_of_a_non_floating_dtype_is_refused(tmp_path, test_vit, dtype):
+    """Known-bad: ``load_state_dict`` casts a complex checkpoint (dropping the imaginary parts, a warning only)
+    and an int8 one silently; the strict load must refuse them, naming the keys and dtypes."""
+    state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in test_vit.state_dict().items()}
+    path = tmp_path / "odd.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    name = str(dtype).removeprefix("torch.")
+    with pytest.raises(ModelSourceError, match=f"unsupported dtypes: blocks.0.attn.proj.bias {name} != float32"):
+        load_model("test_vit", str(path))
+    float64 = tmp_path / "double.safetensors"
+    save_file({k: v.double() if v.is_floating_point() else v for k, v in test_vit.state_dict().items()}, str(float64))
+    assert load_model("test_vit", str(float64)).model.blocks[0].attn.proj.bias.dtype == torch.float32
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, torch.complex64])
+def test_state_dict_file_with_only_non_floating_layer_weights_says_unsupported_dtype(tmp_path, dtype):
+    path = tmp_path / "quantised.safetensors"
+    save_file({"fc.weight": torch.ones(4, 3, dtype=dtype), "head.weight": torch.ones(2, 4, dtype=dtype)}, str(path))
+    with pytest.raises(ModelSourceError, match=rf"no prunable weights: unsupported dtype .* fc.weight \(torch.{str(dtype)[6:]}\)"):
+        load_model(str(path))
+
+
+@pytest.mark.parametrize("keys", [["a.weight", "a.b.weight"], ["a.b.weight", "a.weight"]])
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_a_layer_that_is_also_a_container_is_refused_in_any_key_order(tmp_path, keys, suffix):
+    """Known-bad: with ``a.weight`` first, the old loader hung ``b`` under the Linear ``a`` from a ``.pt``."""
+    state = {key: torch.randn(4, 4) for key in keys}
+    path = tmp_path / f"w{suffix}"
+    save_file(state, str(path)) if suffix == ".safetensors" else torch.save(state, str(path))
+    with pytest.raises(ModelSourceError, match="module a is both a layer and a container"):
+        load_model(str(path))
+
+
+def test_module_names_that_are_nn_module_attributes_are_named_as_such(tmp_path):
+    """``training`` / ``forward`` are attributes of every ``nn.Module`` (``eval()`` sets ``training``): the old
+    message called a lone ``training.weight`` "both a layer and a container"."""
+    for key in ("training.weight", "forward.x.weight"):
+        path = tmp_path / "w.safetensors"
+        save_file({key: torch.randn(4, 3), "ok.weight": torch.randn(4, 3)}, str(path))
+        with pytest.raises(ModelSourceError, match=f"{key.split('.')[0]!r} is an attribute of every torch.nn.Module"):
+            load_model(str(path))
+
+
+@pytest.mark.parametrize("key", [".weight", "a..b.weight", "a.weight.", "a. .weight"])
+def test_keys_with_an_empty_module_name_are_refused(tmp_path, key):
+    path = tmp_path / "w.safetensors"
+    save_file({key: torch.randn(4, 3), "ok.weight": torch.randn(4, 3)}, str(path))
+    if key.endswith("."):  # not a ".weight" key at all: ignored by the name rule
+        assert set(load_model(str(path)).prunable_weights()) == {"ok.weight"}
+        return
+    if " " in key:  # a blank but not empty name is a name
+        assert len(load_model(str(path)).prunable_weights()) == 2
+        return
+    with pytest.raises(ModelSourceError, match="module name in it is empty"):
+        load_model(str(path))
+
+
+def test_zero_size_layers_load_without_a_torch_warning(tmp_path):
+    import warnings
+
+    path = tmp_path / "w.safetensors"
+    save_file({"a.weight": torch.randn(4, 3), "z.weight": torch.zeros(0, 3)}, str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_model(str(path)).prunable_weights()["z.weight"].shape == (0, 3)
