@@ -29,9 +29,9 @@ from .budget import PerSampleLipschitz, budget_from_products, eta_from_products,
 from .classification import accuracy, mean_cross_entropy, prediction_margins, true_margins
 from .errors import CertificateInputError
 from .layer_view import LayerView, PiecewiseLinearTail
+from .logit_rounding import tail_rounding
 from .path import max_abs_rows, path_logits_from_outputs, validated_thetas
 from .results import CertificateResult, HypothesisCheck
-from .logit_rounding import tail_rounding
 from .splits import AdditiveSplit, ElasticNetPenalty, frobenius_inner, frobenius_sq
 
 __all__ = [
