@@ -9,6 +9,11 @@ Run with ``bash scripts/bench.sh`` (installs requirements-bench.txt, then ``pyte
   ``analyze(mp_fit=True)`` on the same model, then a head-to-head test that times both tools
   interleaved (medians of ``REPEATS`` runs, reported as a ratio) and compares their noise-variance
   errors on the same planted spiked matrices.
+* ``test_spike_counts_against_weightwatcher`` (issue 20): spike counts of mpcert's calibrated test
+  (``spike_test="calibrated"``, alpha 0.05), mpcert's paper count (``"paper"``) and WeightWatcher's
+  ``num_spikes`` on the same pure-noise and planted matrices (shapes of the issue's transformer,
+  384 x 384 and 384 x 1536) and on the default model's layers, with the noise-variance errors; prints a
+  markdown table (``benchmarks/RESULTS-fit.md``).
 
 WeightWatcher's units (DESIGN.md): eigenvalues of ``W^T W`` (not divided by N), rescaled to mean 1
 before fitting; ``sigma_mp`` is the MP scale in those units.  With ``N = max``, ``M = min`` the
@@ -94,8 +99,9 @@ def ww_analyze(ww, model):
     return ww.WeightWatcher(model=model).analyze(mp_fit=True)
 
 
-def ww_noise_variance(ww, W):
-    """Entry-variance estimate of WeightWatcher's MP fit, converted from its units (module docstring)."""
+def ww_mp_fit(ww, W):
+    """``(entry variance, num_spikes)`` of WeightWatcher's MP fit, the variance converted from its units
+    (module docstring)."""
     layer = torch.nn.Linear(W.shape[1], W.shape[0], bias=False)
     with torch.no_grad():
         layer.weight.copy_(torch.from_numpy(W))
@@ -104,7 +110,7 @@ def ww_noise_variance(ww, W):
     from_sigma = row["sigma_mp"] ** 2 * float(np.sum(W**2)) / (n * m)
     from_edge = row["bulk_max"] / (n * (1 + math.sqrt(m / n)) ** 2)
     assert from_sigma == pytest.approx(from_edge, rel=1e-6)
-    return from_sigma
+    return from_sigma, int(row["num_spikes"])
 
 
 @pytest.mark.benchmark(group="fit-model")
@@ -127,7 +133,7 @@ def test_speed_and_accuracy_against_weightwatcher(weightwatcher, vit_tiny, recor
     for seed in PLANTED_SEEDS:
         W = planted(seed)
         our_err.append(abs(fit_mp(W).sigma2 / V - 1))
-        ww_err.append(abs(ww_noise_variance(weightwatcher, W) / V - 1))
+        ww_err.append(abs(ww_mp_fit(weightwatcher, W)[0] / V - 1))
     summary = {
         "ours_model_s": statistics.median(ours),
         "weightwatcher_model_s": statistics.median(theirs),
@@ -143,3 +149,72 @@ def test_speed_and_accuracy_against_weightwatcher(weightwatcher, vit_tiny, recor
     print("\nfit comparison:", ", ".join(f"{k}={v:.4g}" for k, v in summary.items()))
     assert ratio >= 20.0
     assert statistics.median(our_err) <= statistics.median(ww_err)
+
+
+# -- spike counts, same run (issue 20) ------------------------------------------------------------------
+#: planted strengths in units of theta_c (all >= 1.5 theta_c: every tool should count them exactly)
+COUNT_STRENGTHS = np.array([1.5, 2.0, 3.0, 4.0, 6.0])
+COUNT_SHAPES = [(384, 384), (384, 1536)]
+COUNT_SEEDS = range(6)
+
+
+def planted_unit(shape, strengths, seed):
+    """Unit-variance noise of ``shape`` plus a rank-``len(strengths)`` signal (strengths in theta_c units)."""
+    rng = np.random.default_rng(seed)
+    theta = np.asarray(strengths) * (shape[0] * shape[1]) ** 0.25
+    noise = rng.standard_normal(shape)
+    if theta.size == 0:
+        return noise
+    u = np.linalg.qr(rng.standard_normal((shape[0], theta.size)))[0]
+    w = np.linalg.qr(rng.standard_normal((shape[1], theta.size)))[0]
+    return (u * theta) @ w.T + noise
+
+
+def _counts_row(label, planted_k, calibrated, paper, ww, our_err, ww_err):
+    def cell(counts):
+        return f"{min(counts)}-{max(counts)} (exact {sum(c == planted_k for c in counts)}/{len(counts)})"
+    return (f"| {label} | {planted_k} | {cell(calibrated)} | {cell(paper)} | {cell(ww)} | "
+            f"{100 * statistics.median(our_err):.2f} % | {100 * statistics.median(ww_err):.2f} % |")
+
+
+def test_spike_counts_against_weightwatcher(weightwatcher, record_property):
+    from verification.models.model_source import load_model
+
+    lines = ["| matrices | planted spikes | mpcert calibrated (alpha 0.05) | mpcert paper | WeightWatcher | "
+             "sigma2 error mpcert (both modes) | sigma2 error WeightWatcher |", "|---|---|---|---|---|---|---|"]
+    exact = {"calibrated": 0, "paper": 0, "ww": 0}
+    total = 0
+    for shape in COUNT_SHAPES:
+        for strengths in (np.array([]), COUNT_STRENGTHS):
+            calibrated, paper, ww, our_err, ww_err = [], [], [], [], []
+            for seed in COUNT_SEEDS:
+                W = planted_unit(shape, strengths, seed)
+                fit, fit_paper = fit_mp(W), fit_mp(W, spike_test="paper")
+                assert fit.sigma2 == fit_paper.sigma2
+                ww_v, ww_k = ww_mp_fit(weightwatcher, W)
+                calibrated.append(fit.n_spikes), paper.append(fit_paper.n_spikes), ww.append(ww_k)
+                our_err.append(abs(fit.sigma2 - 1.0)), ww_err.append(abs(ww_v - 1.0))
+            k = strengths.size
+            label = f"{shape[0]}x{shape[1]}, {'pure noise' if k == 0 else 'planted'}, {len(COUNT_SEEDS)} seeds"
+            lines.append(_counts_row(label, k, calibrated, paper, ww, our_err, ww_err))
+            for key, counts in (("calibrated", calibrated), ("paper", paper), ("ww", ww)):
+                exact[key] += sum(c == k for c in counts)
+            total += len(calibrated)
+
+    loaded = load_model("default")
+    ww_layers = ww_analyze(weightwatcher, loaded.model)
+    ours = [(name, fit_mp(w, name=name), fit_mp(w, name=name, spike_test="paper"))
+            for name, w in loaded.prunable_weights().items()]
+    assert len(ww_layers) == len(ours)
+    model_lines = ["| layer | shape | mpcert calibrated | mpcert paper | WeightWatcher | WW sigma2 / mpcert sigma2 |",
+                   "|---|---|---|---|---|---|"]
+    for (name, fit, fit_paper), (_, row) in zip(ours, ww_layers.iterrows()):
+        n, m = float(row["N"]), float(row["M"])
+        ww_v = row["bulk_max"] / (n * (1 + math.sqrt(m / n)) ** 2)
+        calibrated = f"{fit.n_spikes}+" if fit.spikes_capped else str(fit.n_spikes)
+        model_lines.append(f"| {name} | {fit.shape[0]}x{fit.shape[1]} | {calibrated} | {fit_paper.n_spikes} | "
+                           f"{int(row['num_spikes'])} (as {int(n)}x{int(m)}) | {ww_v / fit.sigma2:.3g} |")
+    for key, value in exact.items():
+        record_property(f"exact_{key}", value / total)
+    print("\nspike counts, same run:\n" + "\n".join(lines) + "\n\ndefault model:\n" + "\n".join(model_lines))
+    assert exact["calibrated"] >= max(exact["paper"], exact["ww"])

@@ -8,7 +8,7 @@ a method name ``'G' | 'P' | 'S' | 'D'`` evaluated on it (:mod:`certs.budget`).
 * :func:`ce_path_bound` — Lemma 5.1: ``|L_CE(A_theta) - L_CE(A)| <= (1 - theta) B_T(R)``.
 * :func:`margin_stability` — Corollary 5.2: flips only where ``Delta_pred <= 2 (eta_s(theta) + r_s)``;
   ``|acc(A_theta) - acc(A)| <= #{s : |Delta_true(s)| <= 2 (eta_s(theta) + r_s)} / |T|``, with the float64
-  rounding term ``r_s`` of :mod:`certs.logit_rounding` (FINDINGS F21).
+  rounding term ``r_s`` of :mod:`certs.logit_rounding` (FINDINGS F23).
 * :func:`frobenius_certificate` — Theorem 5.3 (any additive split, cross term kept).
 * :func:`elastic_net_certificate` — Theorem 5.4 (mask split, ``S ⊙ R = 0``).
 * :func:`weighted_mask_certificate` — OR1 Corollary 1.1 (entrywise weights ``Gamma``).
@@ -267,7 +267,7 @@ def margin_stability(view: LayerView, split: AdditiveSplit, lipschitz, theta=0.0
     holds), and ``Delta_pred`` / ``Delta_true`` are 2-Lipschitz in ``l_inf``, so both the *computed* and the
     *exact* (``z_theta`` vs ``z_1``, margin ``>= Delta^ - 2 rho(1)``) predictions of a sample outside the
     at-risk set keep the same unique argmax.  Without the rounding term a dense tie computed as a one-ulp
-    margin is "certified" (FINDINGS F21).  The bound is ``sound`` only if ``L_s`` is and ``psi_2`` is a
+    margin is "certified" (FINDINGS F23).  The bound is ``sound`` only if ``L_s`` is and ``psi_2`` is a
     :class:`PiecewiseLinearTail` (else ``r_s = 0`` and the label is ``estimate``).
     """
     path = evaluate_path(view, split, lipschitz, theta)

@@ -3,7 +3,8 @@
 The histogram is of the eigenvalues ``lambda_i = s_i^2 / n`` (the ``n``-normalisation of
 ALGORITHMS.md 1.3, so the fitted law is ``MarchenkoPastur(gamma, sigma2)`` with no atom); the curve
 is its density, the dashed line the fitted edge ``lambda_plus`` (with the Tracy–Widom margin), the
-dotted line the asymptotic edge, and red ticks mark the spikes.  The x-axis shows the bulk region
+dotted line the asymptotic edge, the red dash-dotted line (calibrated count only) the threshold of the
+spike test's last step (:mod:`rmt.spike_test`), and red ticks mark the spikes.  The x-axis shows the bulk region
 ``[0, 1.6 lambda_plus]``; spikes beyond it are listed in the legend.  Drawn with matplotlib's Agg
 canvas directly (no pyplot state), so it is safe in any process.
 """
@@ -46,6 +47,9 @@ def plot_esd(fit: MPFit, path: str | Path, *, dpi: int = 110) -> Path:
     ax.axvline(fit.lambda_plus, color="black", linestyle="--", linewidth=1.0,
                label=f"edge $\\lambda_+$={fit.lambda_plus:.3g} ($\\sigma_+$={fit.sigma_plus:.3g})")
     ax.axvline(fit.lambda_plus_asymptotic, color="gray", linestyle=":", linewidth=1.0, label="asymptotic edge")
+    if fit.spike_test == "calibrated":
+        ax.axvline(fit.spike_threshold**2 / fit.n, color="#c0392b", linestyle="-.", linewidth=1.0,
+                   label=f"spike-test threshold (TW, $\\alpha$={fit.spike_alpha:g})")
     inside = spikes[spikes <= x_max]
     if inside.size:
         ax.plot(inside, np.zeros_like(inside), "|", color="red", markersize=16, markeredgewidth=2,

@@ -1,8 +1,8 @@
 """rmt — the Marchenko–Pastur layer of mpcert (numpy + scipy only).
 
 The MP law and its conventions (:mod:`rmt.mp_law`), the Tracy–Widom edge law
-(:mod:`rmt.tracy_widom`), MP fits of weight spectra (:mod:`rmt.fit`), spikes and BBP maps
-(:mod:`rmt.spikes`) and the Gaussian / sub-Gaussian data-path budgets (:mod:`rmt.budgets`)::
+(:mod:`rmt.tracy_widom`), MP fits of weight spectra (:mod:`rmt.fit`) with their calibrated spike count
+(:mod:`rmt.spike_test`), spikes and BBP maps (:mod:`rmt.spikes`) and the Gaussian / sub-Gaussian data-path budgets (:mod:`rmt.budgets`)::
 
     from rmt import MarchenkoPastur, fit_mp
     fit = fit_mp(weight)              # MPFit: noise variance, edges, spikes
@@ -34,6 +34,7 @@ from .budgets import (
 )
 from .esd import EmpiricalSpectrum, eig_esd, ks_distance, sv_esd
 from .fit import MPFit, fit_mp, singular_values
+from .spike_test import SpikeTestResult, sequential_tw_test
 from .spikes import RectangularOutlierMap, bbp_edge, bbp_location, bbp_overlap, bbp_threshold, inverse_bbp
 from .tracy_widom import WishartEdgeScaling, tw1_cdf, tw1_ppf, wishart_edge_scaling
 
@@ -61,6 +62,8 @@ __all__ = [
     "fit_mp",
     "MPFit",
     "singular_values",
+    "sequential_tw_test",
+    "SpikeTestResult",
     "EmpiricalSpectrum",
     "sv_esd",
     "eig_esd",

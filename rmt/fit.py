@@ -30,7 +30,16 @@ With ``lambda`` sorted ascending, window ``lo = floor(alpha p)``, ``hi = floor((
 With the default ``beta_tw = 0.8`` our Tracy–Widom implementation gives
 ``t = tw1_ppf(0.2) = -2.28316`` (the spec quotes -2.2833), so the margin is negative and the edge
 sits slightly below the asymptotic one.  The method ``"median"`` is the plain median-matching
-baseline ``sigma2 = median(lambda) / Q(1/2; gamma)`` with the same edge formula.
+baseline ``sigma2 = median(lambda) / Q(1/2; gamma)`` with the same edge formula.  Both estimators
+live in :mod:`rmt.noise_variance`.
+
+Spike count (``spike_test``)
+----------------------------
+``"calibrated"`` (default): the sequential Tracy–Widom test of :mod:`rmt.spike_test` (Kritchman–Nadler,
+noise variance re-estimated from the remaining bulk) at family-wise false-alarm rate ``spike_alpha = 0.05``.
+``"paper"``: ``#{s_i > sigma_plus}`` of section 1.5, which with ``beta_tw = 0.8`` flags pure noise in
+62–99.7 % of draws (FINDINGS F8, F21).  ``sigma2`` and the edge ``sigma_plus`` (the SEB/SER signal) are
+the same in both modes; only ``n_spikes``, ``spikes``, ``bulk_fraction`` and ``spike_energy_fraction`` differ.
 
 Eigenvalues (the spectral fast path)
 ------------------------------------
@@ -49,13 +58,14 @@ on CPU was measured 1.6-2x slower than numpy on the same Gram matrices, so it is
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from .errors import InvalidMatrixError, InvalidParameterError, WeightOverflowError
 from .mp_law import MarchenkoPastur
+from .noise_variance import METHODS, bema_window, least_squares_scale, noise_variance, unit_quantiles
+from .spike_test import DEFAULT_SPIKE_ALPHA, SPIKE_TESTS, sequential_tw_test
 from .tracy_widom import tw1_ppf
 from .weights import as_weight_matrix
 
@@ -73,9 +83,9 @@ __all__ = [
     "GRAM_MIN_RATIO",
     "METHODS",
     "TW_FORMS",
+    "SPIKE_TESTS",
 ]
 
-METHODS = ("bema", "median")
 TW_FORMS = ("reference", "paper")
 #: Smallest ``lambda_lo / lambda_max`` for which Gram eigenvalues are trusted (module docstring).
 GRAM_MIN_RATIO = 1e-5
@@ -92,8 +102,22 @@ class MPFit:
 
     ``sigma2`` is the noise variance in the ``n``-normalisation (``lambda = s^2 / n``);
     ``lambda_plus`` / ``sigma_plus`` include the Tracy–Widom margin ``tw_margin`` (eigenvalue
-    units: ``lambda_plus = lambda_plus_asymptotic + tw_margin``); ``spikes`` are the singular
-    values above ``sigma_plus`` (descending); ``singular_values`` is the whole spectrum (descending).
+    units: ``lambda_plus = lambda_plus_asymptotic + tw_margin``); ``singular_values`` is the whole
+    spectrum (descending).
+
+    ``spikes`` (descending), ``n_spikes``, ``bulk_fraction`` and ``spike_energy_fraction`` follow the
+    spike count of ``spike_test`` (:mod:`rmt.spike_test`):
+
+    * ``"calibrated"``: the top ``n_spikes`` singular values rejected by the sequential Tracy–Widom
+      test at family-wise level ``spike_alpha``; ``spike_pvalues`` holds the p-value of every step run,
+      ``spike_threshold`` the singular-value threshold of the last step; ``bulk_fraction = 1 - n_spikes / p``;
+      ``spikes_capped`` says the test stopped at its cap ``p - floor((1 - alpha_bema) p)`` with every step
+      a rejection (the spectrum has at least that many values above an MP bulk: read the count as "at least");
+    * ``"paper"`` (ALGORITHMS.md 1.5): the values above ``sigma_plus``; ``spike_alpha`` is ``None``,
+      ``spike_pvalues`` empty, ``spike_threshold = sigma_plus``, ``bulk_fraction = #{s_i < sigma_plus} / p``,
+      ``spikes_capped`` False.
+
+    Either count is an estimate (no false-alarm guarantee for ``"paper"``: FINDINGS F8, F21).
     """
 
     name: str
@@ -114,6 +138,11 @@ class MPFit:
     spike_energy_fraction: float
     hill_alpha: float
     method: str
+    spike_test: str
+    spike_alpha: float | None
+    spike_pvalues: tuple[float, ...]
+    spike_threshold: float
+    spikes_capped: bool
     options: dict[str, Any] = field(compare=False)
     singular_values: np.ndarray = field(repr=False, compare=False)
 
@@ -138,33 +167,16 @@ class MPFit:
             "spike_energy_fraction": self.spike_energy_fraction,
             "hill_alpha": self.hill_alpha,
             "method": self.method,
+            "spike_test": self.spike_test,
+            "spike_alpha": self.spike_alpha,
+            "spike_pvalues": list(self.spike_pvalues),
+            "spike_threshold": self.spike_threshold,
+            "spikes_capped": self.spikes_capped,
             "options": dict(self.options),
         }
         if include_spectrum:
             out["singular_values"] = self.singular_values.tolist()
         return out
-
-
-def bema_window(p: int, alpha_bema: float) -> tuple[int, int]:
-    """Window ``(lo, hi) = (floor(alpha p), floor((1 - alpha) p))``, indices ``lo .. hi-1`` (section 1.4)."""
-    return int(np.floor(alpha_bema * p)), int(np.floor((1.0 - alpha_bema) * p))
-
-
-@lru_cache(maxsize=256)
-def _cached_unit_quantiles(p: int, gamma: float, lo: int, hi: int) -> np.ndarray:
-    q = MarchenkoPastur(gamma, 1.0).ppf(np.arange(lo, hi, dtype=np.float64) / p)
-    q.setflags(write=False)
-    return q
-
-
-def unit_quantiles(levels: np.ndarray, gamma: float) -> np.ndarray:
-    """``Q(u; gamma)``: quantiles of the unit-variance MP law ``MarchenkoPastur(gamma, 1)``."""
-    return MarchenkoPastur(gamma, 1.0).ppf(np.asarray(levels, dtype=np.float64))
-
-
-def least_squares_scale(q: np.ndarray, lam: np.ndarray) -> float:
-    """Least squares through the origin: ``argmin_s sum (lam_i - s q_i)^2 = sum q lam / sum q^2``."""
-    return float(np.dot(q, lam) / np.dot(q, q))
 
 
 def edge_lambda_plus(sigma2: float, gamma: float, n: int, t: float, tw_form: str) -> tuple[float, float]:
@@ -242,15 +254,20 @@ def check_spectrum_range(matrix: np.ndarray, label: str) -> None:
         )
 
 
-def _check_options(method: str, alpha_bema: float, beta_tw: float, tw_form: str) -> None:
-    if method not in METHODS:
-        raise InvalidParameterError(f"method must be one of {METHODS}, got {method!r}")
-    if tw_form not in TW_FORMS:
-        raise InvalidParameterError(f"tw_form must be one of {TW_FORMS}, got {tw_form!r}")
-    if not (isinstance(alpha_bema, (int, float)) and 0.0 < float(alpha_bema) < 0.5):
-        raise InvalidParameterError(f"alpha_bema must lie in the open interval (0, 1/2), got {alpha_bema!r}")
-    if not (isinstance(beta_tw, (int, float)) and 0.0 < float(beta_tw) < 1.0):
-        raise InvalidParameterError(f"beta_tw must lie in the open interval (0, 1), got {beta_tw!r}")
+def _in_open_interval(value, low: float, high: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and low < float(value) < high
+
+
+def _check_options(method: str, alpha_bema: float, beta_tw: float, tw_form: str, spike_test: str,
+                   spike_alpha: float) -> None:
+    for option, value, allowed in (("method", method, METHODS), ("tw_form", tw_form, TW_FORMS),
+                                   ("spike_test", spike_test, SPIKE_TESTS)):
+        if value not in allowed:
+            raise InvalidParameterError(f"{option} must be one of {allowed}, got {value!r}")
+    for option, value, high, label in (("alpha_bema", alpha_bema, 0.5, "(0, 1/2)"), ("beta_tw", beta_tw, 1.0, "(0, 1)"),
+                                       ("spike_alpha", spike_alpha, 1.0, "(0, 1)")):
+        if not _in_open_interval(value, 0.0, high):
+            raise InvalidParameterError(f"{option} must lie in the open interval {label}, got {value!r}")
 
 
 def fit_mp(
@@ -260,6 +277,8 @@ def fit_mp(
     alpha_bema: float = 0.25,
     beta_tw: float = 0.8,
     tw_form: str = "reference",
+    spike_test: str = "calibrated",
+    spike_alpha: float = DEFAULT_SPIKE_ALPHA,
     name: str | None = None,
 ) -> MPFit:
     """Fit the MP law to the spectrum of one weight (ALGORITHMS.md 1.4-1.7; see the module docstring).
@@ -276,13 +295,21 @@ def fit_mp(
         Tracy–Widom level in ``(0, 1)``; the margin uses ``t = TW1_quantile(1 - beta_tw)``.
     tw_form:
         ``"reference"`` (authors' code, default) or ``"paper"`` (OR2), ALGORITHMS.md 11 C1.
+    spike_test:
+        How spikes are counted (:class:`MPFit`, :mod:`rmt.spike_test`): ``"calibrated"`` (default; the
+        sequential Tracy–Widom test at family-wise false-alarm rate ``spike_alpha``) or ``"paper"``
+        (``#{s_i > sigma_plus}``, ALGORITHMS.md 1.5, the paper's count).
+        ``sigma2``, ``lambda_plus`` and ``sigma_plus`` do not depend on it.
+    spike_alpha:
+        Family-wise false-alarm rate in ``(0, 1)`` of the calibrated test (ignored by ``"paper"``).
     name:
         Layer name carried into the result and into error messages.
 
     Raises
     ------
     InvalidParameterError
-        Unknown ``method``/``tw_form``, ``alpha_bema``/``beta_tw`` out of range, or a matrix so
+        Unknown ``method``/``tw_form``/``spike_test``, ``alpha_bema``/``beta_tw``/``spike_alpha`` out of
+        range, or a matrix so
         small that the window is empty (``hi - lo < 1``).
     InvalidMatrixError
         Bad weights (see :func:`rmt.weights.as_weight_matrix`), finite weights too large for float64
@@ -291,8 +318,8 @@ def fit_mp(
         the rank is too low for an MP bulk.
     """
     label = "weight" if name is None else str(name)
-    _check_options(method, alpha_bema, beta_tw, tw_form)
-    alpha_bema, beta_tw = float(alpha_bema), float(beta_tw)
+    _check_options(method, alpha_bema, beta_tw, tw_form, spike_test, spike_alpha)
+    alpha_bema, beta_tw, spike_alpha = float(alpha_bema), float(beta_tw), float(spike_alpha)
     matrix = as_weight_matrix(W, name=label)
     check_spectrum_range(matrix, label)
     d_out, d_in = matrix.shape
@@ -305,10 +332,7 @@ def fit_mp(
         )
     s_desc = singular_values(matrix, lo)
     lam = (s_desc[::-1] ** 2) / n  # ascending, n-normalised
-    if method == "bema":
-        sigma2 = least_squares_scale(_cached_unit_quantiles(p, gamma, lo, hi), lam[lo:hi])
-    else:
-        sigma2 = float(np.median(lam) / unit_quantiles(0.5, gamma))
+    sigma2 = noise_variance(lam, gamma, method, alpha_bema)
     if not sigma2 > 0.0 or lam[hi - 1] <= _ZERO_RATIO * lam[-1]:
         raise InvalidMatrixError(
             f"{label}: the central part of the spectrum is zero (rank too low for an MP fit, fitted sigma2 = 0)"
@@ -317,7 +341,14 @@ def fit_mp(
     lambda_asym, margin = edge_lambda_plus(sigma2, gamma, n, t, tw_form)
     lambda_plus = lambda_asym + margin
     sigma_plus = float(np.sqrt(n * lambda_plus)) if lambda_plus > 0.0 else 0.0
-    spikes = s_desc[s_desc > sigma_plus]
+    if spike_test == "calibrated":
+        test = sequential_tw_test(s_desc, n, spike_alpha, method=method, alpha_bema=alpha_bema)
+        n_spikes, bulk_fraction = test.n_spikes, 1.0 - test.n_spikes / p
+        recorded_alpha, pvalues, threshold, capped = spike_alpha, test.pvalues, test.threshold, test.capped
+    else:
+        n_spikes = int(np.count_nonzero(s_desc > sigma_plus))
+        bulk_fraction = float(np.count_nonzero(s_desc < sigma_plus) / p)
+        recorded_alpha, pvalues, threshold, capped = None, (), sigma_plus, False
     energy = s_desc**2
     return MPFit(
         name=label,
@@ -331,13 +362,19 @@ def fit_mp(
         lambda_plus_asymptotic=lambda_asym,
         sigma_plus_asymptotic=float(np.sqrt(n * lambda_asym)),
         tw_margin=margin,
-        n_spikes=int(spikes.size),
-        spikes=tuple(float(x) for x in spikes),
-        bulk_fraction=float(np.count_nonzero(s_desc < sigma_plus) / p),
+        n_spikes=int(n_spikes),
+        spikes=tuple(float(x) for x in s_desc[:n_spikes]),
+        bulk_fraction=float(bulk_fraction),
         mp_fit_error=mp_fit_error(lam[lo:hi], sigma2, gamma, alpha_bema),
-        spike_energy_fraction=float(np.sum(energy[: spikes.size]) / np.sum(energy)),
+        spike_energy_fraction=float(np.sum(energy[:n_spikes]) / np.sum(energy)),
         hill_alpha=hill_alpha(s_desc),
         method=method,
-        options={"alpha_bema": alpha_bema, "beta_tw": beta_tw, "tw_form": tw_form, "tw_quantile": t},
+        spike_test=spike_test,
+        spike_alpha=recorded_alpha,
+        spike_pvalues=tuple(float(v) for v in pvalues),
+        spike_threshold=float(threshold),
+        spikes_capped=bool(capped),
+        options={"alpha_bema": alpha_bema, "beta_tw": beta_tw, "tw_form": tw_form, "tw_quantile": t,
+                 "spike_test": spike_test, "spike_alpha": recorded_alpha},
         singular_values=s_desc,
     )

@@ -1,4 +1,4 @@
-"""The rounding term of Corollary 5.2 (certs/logit_rounding.py, FINDINGS F21).
+"""The rounding term of Corollary 5.2 (certs/logit_rounding.py, FINDINGS F23).
 
 ``rho_s(theta)`` must bound the distance between any two of: the exact logits ``psi_2((S + theta R) v)``, the
 exact logits ``psi_2(p^ + theta q^)`` on the computed layer outputs, and the computed float64 logits.  Both

@@ -97,7 +97,10 @@ def test_pure_noise_tolerances(noise_fits, shape):
     assert within_noise_tolerances(fit, shape)
     assert fit.shape == shape and fit.p == min(shape) and fit.n == max(shape)
     assert fit.gamma == min(shape) / max(shape)
-    assert fit.n_spikes == len(fit.spikes) == int(np.sum(fit.singular_values > fit.sigma_plus))
+    assert fit.n_spikes == len(fit.spikes) and fit.spikes == tuple(fit.singular_values[: fit.n_spikes])
+    paper = fit_mp(W, spike_test="paper")
+    assert paper.n_spikes == len(paper.spikes) == int(np.sum(paper.singular_values > paper.sigma_plus))
+    assert (paper.sigma2, paper.sigma_plus) == (fit.sigma2, fit.sigma_plus)  # the count alone differs
 
 
 @pytest.mark.parametrize("shape", [(3072, 768), (1000, 768)])
@@ -237,10 +240,10 @@ def test_rank5_spiked_model_of_section_1_8():
 
 
 def test_rank5_spiked_model_over_seeds_keeps_the_planted_spikes_on_top():
-    """The TW margin is negative (t = -2.28), so a noise eigenvalue may cross the threshold: the
-    count is 5 or a few more on other seeds, never fewer, and the bulk fraction stays >= 0.99."""
+    """The paper's count: the TW margin is negative (t = -2.28), so a noise eigenvalue may cross the
+    threshold: the count is 5 or a few more on other seeds, never fewer, and the bulk fraction stays >= 0.99."""
     for seed in range(1, 5):
-        fit = fit_mp(planted((768, 3072), [10.0, 8.0, 6.0, 4.0, 3.0], seed=seed))
+        fit = fit_mp(planted((768, 3072), [10.0, 8.0, 6.0, 4.0, 3.0], seed=seed), spike_test="paper")
         assert 5 <= fit.n_spikes and fit.bulk_fraction >= 0.99
         assert fit.singular_values[4] > 2.0 > fit.singular_values[5]
 
@@ -399,6 +402,12 @@ def test_to_dict_is_json_and_omits_spectrum_by_default(noise_fits):
         ({"beta_tw": "0.8"}, "beta_tw"),
         ({"method": "mle"}, "method"),
         ({"tw_form": "exact"}, "tw_form"),
+        ({"spike_test": "bema"}, "spike_test"),
+        ({"spike_alpha": 0.0}, "spike_alpha"),
+        ({"spike_alpha": 1.0}, "spike_alpha"),
+        ({"spike_alpha": float("nan")}, "spike_alpha"),
+        ({"spike_alpha": "0.05"}, "spike_alpha"),
+        ({"spike_alpha": True}, "spike_alpha"),
     ],
 )
 def test_bad_parameters_raise(kwargs, fragment):

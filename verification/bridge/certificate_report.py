@@ -1,17 +1,21 @@
 """The typed result of :func:`verification.bridge.certify.certify`: JSON (versioned schema) and Markdown.
 
-Schema ``mpcert.certify/1`` (``report.json``): ``schema``, ``mpcert_version``, ``model``, ``mask``
+Schema ``mpcert.certify/2`` (``report.json``): ``schema``, ``mpcert_version``, ``model``, ``mask``
 (provenance), ``options``, ``data`` (sizes, sources), ``calibration`` and ``heldout`` (one
 :class:`LayerAudit` per masked layer, each layer pruned alone in the dense network),
-``multilayer`` (:class:`MultiLayerAudit`, Theorem 5.8 in the stated pruning order), ``totals``
-and ``violations``.
+``multilayer`` (:class:`MultiLayerAudit`, Theorem 5.8 in the stated pruning order), ``totals``,
+``certified`` (:meth:`CertificateReport.certified`), ``violations`` and ``estimate_diagnostics``.
+Version 2 split the version-1 ``violations`` into the last two.
 
-Every layer's ``L_s`` carries a label.  ``estimate`` (finite differences along the path, THEORY.md 3.6
-chain: an empirical ratio is a lower bound on the true local constant): every budget and bound built
-on it is labelled ``estimate`` and never called a certificate, and a realised value above it is a
-"violation of the estimate".  ``sound`` (``certify(..., lipschitz="sound")``: interval / Taylor forward
-mode, :mod:`verification.bridge.vit_interval`): the layer's bounds are certificates, and a realised value
-above one is a VIOLATION OF A SOUND BOUND (a bug, reported loudly).
+Every layer's ``L_s`` carries a label.  ``sound`` (interval / Taylor forward mode,
+:mod:`verification.bridge.vit_interval`; the default of ``certify``): the layer's bounds are certificates.
+``estimate`` (finite differences along the path, THEORY.md 3.6: an empirical ratio is a lower bound on the
+true local constant): every budget and bound built on it is labelled ``estimate`` and never called a
+certificate.  Vocabulary: a **violation** is a realised value above a ``sound`` bound, or a failed literal
+check (the packed 2:4 execution against the float64 masked dense path) — it must not happen, it is a bug or
+a finding, and it is reported loudly.  A realised value above a bound built on an ``estimate`` is a
+**diagnostic of the estimate** (FINDINGS F11): counted and listed in its own section, never in the
+violations or the headline.  ``report.md`` leads with what is certified.
 The paper's proxy ``||R||_op * mean_s ||psi_1(s)||_inf`` (ALGORITHMS.md 10.2 step 3) is shown beside
 ``B_T`` and labelled ``not-a-bound`` (ALGORITHMS.md 10.3, THEORY.md 11.2-11.3).
 
@@ -40,7 +44,7 @@ from .audit_bridges import Bridges, audit_bridges
 
 __all__ = ["SCHEMA", "LayerAudit", "MultiLayerAudit", "CertificateReport", "write_report_files", "write_report"]
 
-SCHEMA = "mpcert.certify/1"
+SCHEMA = "mpcert.certify/2"
 NOT_A_BOUND = "not-a-bound"
 
 
@@ -59,7 +63,7 @@ class LayerAudit:
     Path arrays are over ``thetas`` (the check grid, ``theta = 1`` dense last); per-sample arrays
     over the ``|T|`` samples.  ``*_excess`` arrays are ``realized - bound`` maxima over the path
     (``> 0`` is a violation of the estimate).  ``rounding``: the float rounding term ``r_s`` of Corollary 5.2
-    (FINDINGS F21; 0 with an estimated ``L_s``); a sample is at risk when its margin is ``<= 2 (eta_s + r_s)``.
+    (FINDINGS F23; 0 with an estimated ``L_s``); a sample is at risk when its margin is ``<= 2 (eta_s + r_s)``.
     """
 
     layer: str
@@ -187,14 +191,10 @@ class LayerAudit:
         """The packed 2:4 execution differs from the float64 masked dense path beyond float tolerance."""
         return _packed_mismatch(self.packed_max_abs_diff, self.tolerance, self.logit_scale)
 
-    def violations(self) -> list[str]:
-        """Every realised value above its bound (and a packed-execution mismatch), in words; a bound labelled
-        ``sound`` that is exceeded is said in capitals."""
-        where = f"{self.layer} ({self.sample_set}, " + ("SOUND BOUND VIOLATED" if self.is_sound else "estimate") + ")"
+    def _exceedances(self) -> list[str]:
+        """Every realised value above a bound of this audit on the check grid, in words (whatever the label)."""
+        where = f"{self.layer} ({self.sample_set}, " + ("SOUND BOUND VIOLATED" if self.is_sound else "estimate exceeded") + ")"
         out = []
-        if self.packed_mismatch:
-            out.append(f"{where}: PACKED 2:4 EXECUTION DIFFERS from the masked dense float64 path: "
-                       f"max |dz| = {self.packed_max_abs_diff:.3g} (a wrongly packed layer?)")
         if self.lemma_violation_thetas:
             out.append(f"{where}: Lemma 5.1 |dCE| > (1-theta) B_T at theta in {list(self.lemma_violation_thetas)}")
         for label, excess, scale in (("logit change > (1-theta) L_s p_s", self.logit_excess, self.eta),
@@ -212,6 +212,22 @@ class LayerAudit:
             out.append(f"{where}: Theorem 5.4 J(S) - J(A) = {self.objective_change:.6g} > bound {self.elastic_bound.value:.6g}")
         return out
 
+    def violations(self) -> list[str]:
+        """Broken ``sound`` bounds and failed literal checks, in words (must be empty: each is a bug or a finding):
+        a packed 2:4 execution that differs from the float64 masked dense path, and — where ``L_s`` is sound —
+        every realised value above its bound on the check grid (said in capitals)."""
+        out = []
+        if self.packed_mismatch:
+            out.append(f"{self.layer} ({self.sample_set}): PACKED 2:4 EXECUTION DIFFERS from the masked dense float64 path: "
+                       f"max |dz| = {self.packed_max_abs_diff:.3g} (a wrongly packed layer?)")
+        return out + (self._exceedances() if self.is_sound else [])
+
+    def estimate_diagnostics(self) -> list[str]:
+        """Where ``L_s`` is an ``estimate``: the realised values above the bounds built on it, in words.  A finite
+        difference is a lower bound on the local constant (THEORY.md 3.6, FINDINGS F11), so an exceeded estimate
+        says how far the estimate falls short — a diagnostic of the estimate, never a violation."""
+        return [] if self.is_sound else self._exceedances()
+
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: jsonable(getattr(self, f.name)) for f in fields(self)}
         for name in ("ce_dense", "ce_pruned", "ce_change", "lemma_slack", "acc_change", "acc_change_bound",
@@ -221,6 +237,7 @@ class LayerAudit:
         out["proxy_label"] = NOT_A_BOUND
         out["at_risk_samples"] = _indices(self.at_risk_true)
         out["violations"] = self.violations()
+        out["estimate_diagnostics"] = self.estimate_diagnostics()
         return out
 
 
@@ -258,14 +275,28 @@ class MultiLayerAudit:
         """``sum_j B_j < sum_j`` removed penalties (estimated decrease of ``J``)."""
         return self.bound.value < 0
 
+    @property
+    def is_sound(self) -> bool:
+        """Every step's ``L_s`` is sound, hence the Theorem 5.8 bound is a certificate."""
+        return self.bound.label == "sound"
+
+    def _bound_exceeded(self) -> list[str]:
+        if self.objective_change > self.bound.value + self.tolerance * max(1.0, self.scale):
+            kind = "SOUND BOUND VIOLATED" if self.is_sound else "estimate exceeded"
+            return [f"multi-layer (Theorem 5.8, {kind}): J change {self.objective_change:.6g} > bound {self.bound.value:.6g}"]
+        return []
+
     def violations(self) -> list[str]:
+        """The steps' violations, a packed mismatch of the final network and, with a sound bound, ``J`` change above it."""
         out = [v for step in self.steps for v in step.violations()]
         if _packed_mismatch(self.packed_max_abs_diff, self.tolerance, self.logit_scale):
             out.append(f"multi-layer final network: PACKED 2:4 EXECUTION DIFFERS from the masked dense float64 path: "
                        f"max |dz| = {self.packed_max_abs_diff:.3g}")
-        if self.objective_change > self.bound.value + self.tolerance * max(1.0, self.scale):
-            out.append(f"multi-layer (Theorem 5.8): J change {self.objective_change:.6g} > bound {self.bound.value:.6g}")
-        return out
+        return out + (self._bound_exceeded() if self.is_sound else [])
+
+    def estimate_diagnostics(self) -> list[str]:
+        """The steps' diagnostics and, with an estimated bound, ``J`` change above it (not violations)."""
+        return [d for step in self.steps for d in step.estimate_diagnostics()] + ([] if self.is_sound else self._bound_exceeded())
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: jsonable(getattr(self, f.name)) for f in fields(self) if f.name != "steps"}
@@ -273,6 +304,7 @@ class MultiLayerAudit:
         out["slack"] = self.slack
         out["condition"] = self.condition
         out["violations"] = self.violations()
+        out["estimate_diagnostics"] = self.estimate_diagnostics()
         return out
 
 
@@ -320,8 +352,46 @@ class CertificateReport:
         }
 
     def violations(self) -> list[str]:
+        """Broken sound bounds and failed literal checks of every audit (must be empty: a bug or a finding)."""
         out = [v for audit in self.calibration + self.heldout for v in audit.violations()]
         return out + (self.multilayer.violations() if self.multilayer is not None else [])
+
+    def estimate_diagnostics(self) -> list[str]:
+        """Realised values above bounds built on an ``estimate`` ``L_s`` (diagnostics of the estimate, not violations)."""
+        out = [d for audit in self.calibration + self.heldout for d in audit.estimate_diagnostics()]
+        return out + (self.multilayer.estimate_diagnostics() if self.multilayer is not None else [])
+
+    def certified(self) -> dict[str, Any]:
+        """What is certified, per sample set: the layers with a sound ``L_s`` and, for each, the samples whose
+        prediction provably stays (Corollary 5.2: margin ``> 2 eta_s``), the certified accuracy-change bound beside
+        the realised change and ``B_T`` (Lemma 5.1 at theta = 0) beside the realised ``|dCE|``; the layers without
+        a sound ``L_s`` with the reason; the Theorem 5.8 bound beside the realised ``J`` change."""
+        sets = {}
+        for audits in (self.calibration, self.heldout):
+            if not audits:
+                continue
+            sound = [a for a in audits if a.is_sound]
+            sets[audits[0].sample_set] = {
+                "samples": int(audits[0].products.size),
+                "layers": len(audits),
+                "layers_sound": len(sound),
+                "not_sound": {a.layer: a.sound_unavailable or "sound L_s not requested" for a in audits if not a.is_sound},
+                "min_certified_unchanged": min((a.certified_unchanged for a in sound), default=None),
+                "max_acc_change_bound": max((a.acc_change_bound for a in sound), default=None),
+                "max_acc_change": max((a.acc_change for a in sound), default=None),
+                "rows": [{"layer": a.layer, "certified_unchanged": a.certified_unchanged, "acc_change_bound": a.acc_change_bound,
+                          "acc_change": a.acc_change, "budget": a.budget.value, "ce_change": a.ce_change,
+                          "sound_to_estimate_median": a.sound_to_estimate_median} for a in sound],
+            }
+        ml = self.multilayer
+        return {
+            "sets": sets,
+            "multilayer": None if ml is None else {"label": ml.bound.label, "bound": ml.bound.value,
+                                                   "objective_change": ml.objective_change,
+                                                   "ce_change": ml.ce_final - ml.ce_dense},
+            "violations": len(self.violations()),
+            "estimate_diagnostics": len(self.estimate_diagnostics()),
+        }
 
     def transfer(self) -> list[dict[str, Any]]:
         """ALGORITHMS.md 10.2 Bridge 2 done literally: the calibration ``B_T(R)`` beside the realised ``|dCE|`` on
@@ -377,7 +447,9 @@ class CertificateReport:
             "fits": [f.to_dict() for f in self.fits],
             "fit_errors": dict(self.fit_errors),
             "timings": jsonable(self.timings),
+            "certified": jsonable(self.certified()),
             "violations": self.violations(),
+            "estimate_diagnostics": self.estimate_diagnostics(),
         }
 
     def to_markdown(self, figures: Sequence[str] = ()) -> str:
@@ -386,6 +458,7 @@ class CertificateReport:
         kind = ("ESTIMATES, not certificates" if counts["sound"] == 0 else
                 "certificates: every L_s sound" if counts["estimate"] == 0 else "partly certificates: see the L_s labels")
         lines = [f"# mpcert certify — literal audit of the Section 5 bounds ({kind})", ""]
+        lines += _certified_lines(self.certified()) + _violation_lines(self.violations())
         lines += [f"Model: {self.model}", "", f"Mask: {self.mask.get('method')} ({self.mask.get('pattern')}); realised side executed as "
                   f"**{self.execution()['global']}**", ""]
         lines += ["Options: " + ", ".join(f"{k}={v}" for k, v in self.options.items()), ""]
@@ -400,13 +473,10 @@ class CertificateReport:
             f"**L_s labels:** {self.label_note()}.",
             "",
         ]
-        violations = self.violations()
-        if violations:
-            lines += ["## **VIOLATIONS**", ""] + [f"- **{v}**" for v in violations] + [""]
-        else:
-            lines += ["No realised value exceeded its bound.", ""]
-        if counts["sound"]:
-            lines += _sound_lines(self.calibration + self.heldout) + [""]
+        if counts["estimate"]:
+            lines += ["Where `L_s` is an estimate, a realised value above a bound built on it is a *diagnostic of the",
+                      "estimate* (FINDINGS F11), listed in its own section below, never a violation.", ""]
+        lines += _diagnostic_lines(self.estimate_diagnostics())
         for title, audits in (("Calibration set T", self.calibration), ("Held-out set", self.heldout)):
             if audits:
                 lines += [f"## {title}: each layer pruned alone", ""] + _layer_table(audits) + [""]
@@ -444,6 +514,10 @@ class CertificateReport:
             lines += _bridge_lines(bridges)
         if self.fit_errors:
             lines += ["MP fits that failed: " + "; ".join(f"{k}: {v}" for k, v in self.fit_errors.items()), ""]
+        if self.timings:
+            lines += ["## Timings (s)", "", "; ".join(f"{k.removesuffix('_s')} {v:.1f}" if k.endswith("_s") else f"{k} {v}"
+                                                  for k, v in self.timings.items()), "",
+                      "(`phase_*`: seconds summed over all audits and ranks; `audit_wall`: all audit units, wall clock)", ""]
         if figures:
             lines += ["## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures] + [""]
         return "\n".join(lines) + "\n"
@@ -465,7 +539,9 @@ def _layer_table(audits) -> list[str]:
         tag = "certified" if a.is_sound else "est."
         verdict = f"decrease ({tag})" if a.elastic_condition else f"no decrease ({tag})"
         if a.violations():
-            verdict += "; **SOUND BOUND VIOLATED**" if a.is_sound else "; **estimate violated**"
+            verdict += "; **VIOLATED**"
+        elif a.estimate_diagnostics():
+            verdict += "; estimate exceeded"
         rows.append(
             f"| {a.layer} | {a.removed_fraction:.3f} | {a.lipschitz_label} | {a.budget.value:.4g} | {a.proxy:.4g} | {a.ce_change:.4g} "
             f"| {a.lemma_slack:.4g} | {a.acc_change:.4f} / {a.acc_change_bound:.4f} "
@@ -475,22 +551,52 @@ def _layer_table(audits) -> list[str]:
     return rows
 
 
-def _sound_lines(audits) -> list[str]:
-    """Per audit: the sound ``L_s`` against the estimate, and what Corollary 5.2 certifies with it."""
-    lines = [
-        "## Sound L_s (issue 6): certified samples and accuracy change",
-        "",
-        "| layer | set | L_s | median sound / estimate | certified unchanged predictions | certified acc. change bound | realised acc. change |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for a in audits:
-        if a.is_sound:
-            lines.append(f"| {a.layer} | {a.sample_set} | sound | {_fmt(a.sound_to_estimate_median)} "
-                         f"| {a.certified_unchanged} / {a.products.size} | {a.acc_change_bound:.4f} | {a.acc_change:.4f} |")
-        else:
-            reason = (a.sound_unavailable or "not requested").replace("|", "/")
-            lines.append(f"| {a.layer} | {a.sample_set} | estimate | no sound bound: {reason[:120]} | - | - | {a.acc_change:.4f} |")
+def _certified_lines(certified: dict[str, Any]) -> list[str]:
+    """The report's first section: what is certified (:meth:`CertificateReport.certified`)."""
+    lines = ["## What is certified", ""]
+    if not any(info["layers_sound"] for info in certified["sets"].values()):
+        return lines + ["**Nothing**: every `L_s` is an estimate (finite differences), so no bound below is a certificate.",
+                        f"Violations (failed literal checks): **{certified['violations']}**; diagnostics of the estimate: "
+                        f"{certified['estimate_diagnostics']}.", ""]
+    for name, info in certified["sets"].items():
+        lines.append(f"- {name} set ({info['samples']} samples): **{info['layers_sound']} of {info['layers']} layers "
+                     f"certified sound**" + (f"; fewest samples certified unchanged (Corollary 5.2) "
+                                             f"{info['min_certified_unchanged']} / {info['samples']}; largest certified "
+                                             f"accuracy-change bound {info['max_acc_change_bound']:.4f} (realised "
+                                             f"{info['max_acc_change']:.4f})" if info["layers_sound"] else ""))
+        for layer, reason in info["not_sound"].items():
+            lines.append(f"  - {layer}: estimate only ({reason.replace('|', '/')[:240]})")
+    ml = certified["multilayer"]
+    if ml is not None:
+        lines.append(f"- Theorem 5.8, all layers pruned in order ({ml['label']}): J change <= {ml['bound']:.6g}; "
+                     f"realised {ml['objective_change']:.6g} (CE change {ml['ce_change']:.6g})")
+    lines += [f"- violations (broken sound bounds, failed literal checks): **{certified['violations']}**; "
+              f"diagnostics of the estimate: {certified['estimate_diagnostics']}", ""]
+    for name, info in certified["sets"].items():
+        if info["rows"]:
+            lines += [f"### Certified per layer — {name} set", "",
+                      "| layer | samples certified unchanged | acc. change bound / realised | B_T / realised dCE "
+                      "| median sound / estimate L_s |", "|---|---|---|---|---|"]
+            lines += [f"| {r['layer']} | {r['certified_unchanged']} / {info['samples']} | {r['acc_change_bound']:.4f} / "
+                      f"{r['acc_change']:.4f} | {r['budget']:.4g} / {r['ce_change']:.4g} | {_fmt(r['sound_to_estimate_median'])} |"
+                      for r in info["rows"]] + [""]
     return lines
+
+
+def _violation_lines(violations: list[str]) -> list[str]:
+    if not violations:
+        return ["No violation: no sound bound is broken and every literal check held.", ""]
+    return ["## **VIOLATIONS** (a broken sound bound or a failed literal check: a bug or a finding)", ""] + \
+        [f"- **{v}**" for v in violations] + [""]
+
+
+def _diagnostic_lines(diagnostics: list[str]) -> list[str]:
+    if not diagnostics:
+        return []
+    return [f"## Diagnostics of the estimate ({len(diagnostics)})", "",
+            "Realised values above bounds built on an `estimate` `L_s` on the check grid: the finite difference",
+            "under-estimates the local constant there (FINDINGS F11).  Not violations: no certificate is involved.", ""] + \
+        [f"- {d}" for d in diagnostics] + [""]
 
 
 def _risk_lines(audits) -> list[str]:

@@ -4,16 +4,16 @@ For every masked layer (token convention: :mod:`verification.bridge.vit_views`),
 ``T`` and on a held-out set:
 
 * ``p_s = ||R psi_1(s)||_inf`` exactly (one batched matmul);
-* ``L_s`` — with ``lipschitz="estimate"`` (default) an **ESTIMATE**: the largest directional finite
-  difference of the post-layer map along the estimation grid ``theta_i = i / G`` of the segment,
+* ``L_s`` — with ``lipschitz="sound"`` (the default) each layer first tries the SOUND bound of interval /
+  Taylor forward mode in theta (:func:`verification.bridge.vit_interval.sound_path_bounds`, issue 6); where
+  that enclosure blows up (``IntervalDomainError``) or meets an unsupported module, the layer keeps the
+  estimate below, labelled ``estimate``, and the reason is recorded (``sound_unavailable``).  With
+  ``lipschitz="estimate"`` every layer takes the ESTIMATE: the largest directional finite difference of the
+  post-layer map along the estimation grid ``theta_i = i / G`` of the segment,
   ``L_s = max_i ||z(theta_{i+1}) - z(theta_i)||_inf / ((theta_{i+1} - theta_i) p_s)`` (``0`` when ``p_s = 0``).
   By THEORY.md 3.6 an empirical ratio is a *lower* bound on the true local constant, so every
-  quantity built on it is labelled ``estimate`` and never called a certificate.  With
-  ``lipschitz="sound"`` each layer first tries the SOUND bound of interval / Taylor forward mode in
-  theta (:func:`verification.bridge.vit_interval.sound_path_bounds`, issue 6); where that enclosure blows up
-  (``IntervalDomainError``) or meets an unsupported module, the layer keeps the estimate, labelled
-  ``estimate``, and the reason is recorded (``sound_unavailable``).  The finite-difference values are
-  always kept (``lipschitz_estimate``) so that the report can show the ratio sound / estimate;
+  quantity built on it is labelled ``estimate`` and never called a certificate.  The finite-difference
+  values are always kept (``lipschitz_estimate``) so that the report can show the ratio sound / estimate;
 * ``eta_s = L_s p_s`` (Corollary 5.2, no factor 2), ``B_T(R) = (2/|T|) sum_s L_s p_s`` (THEORY.md 1.4);
 * Lemma 5.1 ``|L_CE(A_theta) - L_CE(A)| <= (1 - theta) B_T``, the per-sample logit bound
   ``||z(theta) - z(1)||_inf <= (1 - theta) L_s p_s`` and per-sample CE bound ``|d l_s| <= 2 (1 - theta) L_s p_s``
@@ -23,7 +23,7 @@ For every masked layer (token convention: :mod:`verification.bridge.vit_views`),
   bound; with a sound ``L_s`` the rounding term ``r_s = rho_s(0) + 2 rho_s(1)`` bounds how far the computed
   logits (float64, or packed 2:4 at ``theta = 0``) lie from the exact ones enclosed by the same interval forward
   mode (:meth:`certs.intervals.refinement.SegmentBounds.rounding`), so that a sample counted "certified unchanged"
-  can change neither exactly nor as computed (FINDINGS F21); with an estimate ``r_s = 0``;
+  can change neither exactly nor as computed (FINDINGS F23); with an estimate ``r_s = 0``;
 * Theorem 5.4 for the given ``lambda1, lambda2`` and the thresholds ``B_T / ||R||_F^2`` (``lambda1 = 0``)
   and ``B_T / ||R||_1`` (``lambda2 = 0``) above which the condition holds;
 * the paper's proxy ``||R||_op mean_s ||psi_1(s)||_inf`` (not a bound, ALGORITHMS.md 10.3).
@@ -51,14 +51,18 @@ computes the paper's three bridges on each sample set.
 
 Theorem 5.8: the layers are pruned one at a time in ``order`` (``"forward"`` = the model's module
 order, ``"reverse"``), and each step is audited in the intermediate network with its own ``psi_1``
-and ``L_s`` estimate; the realised ``J(alpha^(M)) - J(alpha^(0))`` is compared with the summed bound.
+and ``L_s`` (:func:`multilayer_step`; step 0 is the calibration audit of the first layer, reused); the
+realised ``J(alpha^(M)) - J(alpha^(0))`` is compared with the summed bound (:func:`multilayer_audit`).
+
+Scale-out: every single-layer audit and every multi-layer step is an independent unit
+(:class:`AuditUnit`), shared among ``torch.distributed`` ranks by :mod:`verification.bridge.distributed`
+(``certify(..., workers=N)``, or any process group such as ``torchrun``'s).
 
 The user's model is never modified: everything runs on a float64 copy (:func:`vit_views.audit_copy`).
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -67,7 +71,6 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from certs.budget import PerSampleLipschitz, budget_from_products, eta_from_products, upper_sum
 from certs.classification import accuracy, cross_entropy_per_sample, mean_cross_entropy, prediction_margins, true_margins
@@ -85,11 +88,12 @@ from rmt.errors import MPCertError
 from rmt.fit import MPFit, fit_mp
 
 from .certificate_report import CertificateReport, LayerAudit, MultiLayerAudit
+from .distributed import launch, rank_and_size, run_units
 from .vit_interval import resolve_device, sound_path_bounds
 from .vit_views import CapturedLayer, audit_copy, capture_layer, check_mask_layers, path_logits, supported_layers
 
-__all__ = ["AuditData", "certify", "audit_layer", "multilayer_audit", "estimate_lipschitz", "check_grid", "MAX_GRID", "MAX_SOUND_BUDGET", "ORDERS",
-           "LIPSCHITZ_METHODS", "SOUND_BUDGET", "SOUND_BUDGET_CUDA", "check_samples_fit", "parameter_dtype", "PACKED", "DENSE", "packing_mask", "executed_logits", "fit_layers"]
+__all__ = ["AuditData", "AuditUnit", "certify", "audit_layer", "multilayer_step", "multilayer_audit", "estimate_lipschitz", "check_grid", "MAX_GRID", "MAX_SOUND_BUDGET", "ORDERS",
+           "LIPSCHITZ_METHODS", "SOUND_BUDGET", "SOUND_BUDGET_CUDA", "SOUND_START", "check_samples_fit", "parameter_dtype", "PACKED", "DENSE", "packing_mask", "executed_logits", "fit_layers"]
 
 ORDERS = ("forward", "reverse")
 #: ``L_s`` methods of :func:`certify`: finite differences (``estimate``) or interval forward mode (``sound``).
@@ -97,6 +101,13 @@ LIPSCHITZ_METHODS = ("estimate", "sound")
 #: Default sub-intervals of theta per sample for ``lipschitz="sound"`` on the CPU and on CUDA: more reaches earlier
 #: layers, or tightens them, at a cost (measured tightness and cost per budget: benchmarks/RESULTS-sound-lipschitz.md).
 SOUND_BUDGET, SOUND_BUDGET_CUDA = 64, 256
+#: Sub-intervals of theta that the sound enclosure starts from (``subintervals`` of
+#: :func:`verification.bridge.vit_interval.sound_path_bounds`).  Two, not that function's 8: a layer whose path is
+#: nearly linear in theta (most layers after block 0) is then done in 5 evaluations per sample instead of 17 with the
+#: same bound (``blocks.2.mlp.fc1``: median sound / estimate 1.0047 vs 1.0040), the refinement halves where the bound
+#: is loose, and loose layers end in the same cover (``patch_embed.proj``, ``blocks.0.attn.qkv``: same bounds,
+#: 69 / 46 evaluations per sample vs 65 / 41); benchmarks/RESULTS-sound-lipschitz.md, "start cover".
+SOUND_START = 2
 #: Largest accepted ``sound_budget`` (sub-intervals of theta per sample; the enclosure cost grows linearly in it).
 MAX_SOUND_BUDGET = 65536
 #: Largest accepted theta grid ``G`` (:func:`check_grid`).
@@ -227,7 +238,7 @@ def _tick(clock: dict | None, phase: str, start: float) -> float:
 def audit_layer(
     model: nn.Module, name: str, keep: torch.Tensor, data: AuditData, *, grid: int = 16,
     lambda1: float = 0.0, lambda2: float = 0.0, lipschitz_factor: float = 1.0, packing: Mask | None = None,
-    clock: dict | None = None, lipschitz: str = "estimate", sound_budget: int = SOUND_BUDGET, sound_device: str = "auto",
+    clock: dict | None = None, lipschitz: str = "sound", sound_budget: int = SOUND_BUDGET, sound_device: str = "auto",
 ) -> LayerAudit:
     """Single-layer audit of layer ``name`` (pruned by ``keep``) in the float64 ``model`` (see module docstring).
 
@@ -263,7 +274,8 @@ def audit_layer(
     lip, sound_unavailable, rounding = estimated, None, np.zeros(layer.products.shape)
     if lipschitz == "sound":
         try:
-            sound = sound_path_bounds(model, layer, data.images, max_subintervals=sound_budget, device=sound_device)
+            sound = sound_path_bounds(model, layer, data.images, subintervals=min(SOUND_START, sound_budget),
+                                      max_subintervals=sound_budget, device=sound_device)
         except (IntervalDomainError, UnsupportedLayerError) as exc:
             sound_unavailable = str(exc)
         else:
@@ -360,33 +372,41 @@ def _objective(model: nn.Module, data: AuditData, names, penalty: ElasticNetPena
     return ce + pen, ce, float(accuracy(logits, y))
 
 
-def multilayer_audit(
-    model: nn.Module, keep: Mapping[str, torch.Tensor], data: AuditData, order: tuple[str, ...], *,
-    grid: int, lambda1: float, lambda2: float, lipschitz_factor: float = 1.0, progress: bool = False,
-    mask=None, clock: dict | None = None, lipschitz: str = "estimate", sound_budget: int = SOUND_BUDGET,
-    sound_device: str = "auto",
-) -> MultiLayerAudit:
-    """Theorem 5.8 on the intermediate networks of the ordered steps (``model`` is modified: pass a copy).
+def multilayer_step(
+    model: nn.Module, keep: Mapping[str, torch.Tensor], data: AuditData, order: tuple[str, ...], step: int, *,
+    mask=None, **options,
+) -> LayerAudit:
+    """Step ``step`` of Theorem 5.8: :func:`audit_layer` of ``order[step]`` in the network where ``order[:step]`` are
+    pruned (a float64 copy of ``model``; ``model`` is not modified).  With a 2:4 ``mask`` the realised theta = 0
+    side executes ``order[:step + 1]`` packed (:func:`packing_mask`).  ``options``: those of :func:`audit_layer`.
+    Step 0 is the single-layer audit of ``order[0]`` on ``data``."""
+    net = audit_copy(model)
+    for name in order[:step]:
+        _apply_keep(net, name, keep[name])
+    name = order[step]
+    return audit_layer(net, name, keep[name], data, packing=packing_mask(net, mask, order[:step + 1]), **options)
 
-    With a 2:4 ``mask`` the realised theta = 0 side of step ``j`` executes the already-pruned layers
-    ``order[:j]`` and the target packed (:func:`packing_mask`), and so does the final network.
-    """
+
+def multilayer_audit(
+    model: nn.Module, keep: Mapping[str, torch.Tensor], data: AuditData, order: tuple[str, ...],
+    steps: tuple[LayerAudit, ...], *, lambda1: float, lambda2: float, mask=None,
+) -> MultiLayerAudit:
+    """Theorem 5.8 from the audited ``steps`` (:func:`multilayer_step`, in ``order``): the summed bound against the
+    realised ``J(alpha^(M)) - J(alpha^(0))`` of the network with every layer of ``order`` pruned (a float64 copy of
+    ``model``).  With a 2:4 ``mask`` the final network executes the layers of ``order`` packed (:func:`packing_mask`)."""
     penalty = ElasticNetPenalty.create(lambda1, lambda2)
-    j0, ce0, acc0 = _objective(model, data, order, penalty)
-    steps = []
-    for j, name in enumerate(tqdm(order, desc="certify multi-layer", unit="step", file=sys.stderr, disable=not progress)):
-        steps.append(audit_layer(model, name, keep[name], data, grid=grid, lambda1=lambda1, lambda2=lambda2,
-                                 lipschitz_factor=lipschitz_factor, packing=packing_mask(model, mask, order[:j + 1]),
-                                 clock=clock, lipschitz=lipschitz, sound_budget=sound_budget, sound_device=sound_device))
-        _apply_keep(model, name, keep[name])
-    final_packing = packing_mask(model, mask, order)
+    net = audit_copy(model)
+    j0, ce0, acc0 = _objective(net, data, order, penalty)
+    for name in order:
+        _apply_keep(net, name, keep[name])
+    final_packing = packing_mask(net, mask, order)
     execution, packed_diff, executed = DENSE, None, None
     if final_packing is not None:
-        executed = executed_logits(model, final_packing, data.images)
+        executed = executed_logits(net, final_packing, data.images)
         with torch.no_grad():
-            packed_diff = float(np.max(np.abs(executed - model(data.images).numpy())))
+            packed_diff = float(np.max(np.abs(executed - net(data.images).numpy())))
         execution = PACKED
-    j1, ce1, acc1 = _objective(model, data, order, penalty, executed)
+    j1, ce1, acc1 = _objective(net, data, order, penalty, executed)
     budgets = [s.budget.value for s in steps]
     penalties = [lambda2 * s.removed_frobenius_sq + lambda1 * s.removed_l1 for s in steps]
     value = theorem_5_8_bound(budgets, penalties, [s.removed_entries for s in steps])
@@ -407,6 +427,24 @@ def multilayer_audit(
         packed_max_abs_diff=packed_diff,
         logit_scale=1.0 if executed is None else float(np.max(np.abs(executed))),
     )
+
+
+@dataclass(frozen=True)
+class AuditUnit:
+    """One independent audit of :func:`certify`: ``layer`` on the sample set ``sets[set_index]``, alone in the dense
+    network (``step`` None) or as step ``step`` of the multi-layer audit (calibration set)."""
+
+    layer: str
+    set_index: int
+    step: int | None = None
+
+
+def _unit_cost(unit: AuditUnit, names: list[str], samples: int) -> float:
+    """Rough relative cost, for claiming the dearest units first: the sound enclosure is carried through every later
+    block, and ``patch_embed.proj`` / ``attn.qkv`` need ~3x the pieces (benchmarks/RESULTS-sound-lipschitz.md)."""
+    downstream = len(names) - names.index(unit.layer)
+    dear = unit.layer == "patch_embed.proj" or unit.layer.endswith("attn.qkv")
+    return samples * downstream * (3.0 if dear else 1.0)
 
 
 def fit_layers(model: nn.Module, names) -> tuple[tuple[MPFit, ...], dict[str, str]]:
@@ -440,13 +478,14 @@ def certify(
     order: str = "forward",
     multilayer: bool = True,
     lipschitz_factor: float = 1.0,
-    lipschitz: str = "estimate",
+    lipschitz: str = "sound",
     sound_budget: int | None = None,
     sound_device: str = "auto",
     model_description: str | None = None,
     progress: bool = False,
     fit: bool = True,
-) -> CertificateReport:
+    workers: int = 1,
+) -> CertificateReport | None:
     """Audit ``mask`` on ``model`` with the calibration ``data`` (and ``heldout``); see the module docstring.
 
     ``mask``: a :class:`pruning.mask.Mask` or a mapping ``layer name -> keep-tensor``; ``data`` and
@@ -454,12 +493,24 @@ def certify(
     :class:`certs.errors.CertificateInputError` / ``UnsupportedLayerError`` naming the bad argument
     before any work is done.  ``sound_device`` (with ``lipschitz="sound"``): ``"auto"`` (CUDA when available),
     ``"cpu"`` or ``"cuda[:N]"``; ``sound_budget``: sub-intervals of theta per sample (``None``:
-    :data:`SOUND_BUDGET` on the CPU, :data:`SOUND_BUDGET_CUDA` on CUDA).  ``progress`` shows a tqdm bar per phase on stderr.  ``fit``: MP-fit
+    :data:`SOUND_BUDGET` on the CPU, :data:`SOUND_BUDGET_CUDA` on CUDA).  ``progress`` shows a tqdm bar of the whole audit on stderr (rank 0).  ``fit``: MP-fit
     every masked layer's dense weight (Bridge 3, ESD plots).  ``timings`` records seconds per set,
     the multi-layer audit, the fits, and per phase summed over all audits (``phase_capture_s``,
     ``phase_lipschitz_s`` = estimation-grid re-runs, ``phase_realized_s`` = check-grid midpoints and
-    the packed execution, ``phase_budgets_s`` = budgets and bounds).
+    the packed execution, ``phase_sound_lipschitz_s`` = the sound enclosures, ``phase_budgets_s`` = budgets and
+    bounds), ``audit_wall_s`` (all units, wall clock) and ``workers`` (ranks).
+
+    Scale-out (:mod:`verification.bridge.distributed`): the single-layer audits and the multi-layer steps are
+    independent units.  ``workers=N > 1`` launches ``N`` local ranks (``torch.distributed``, gloo on the CPU,
+    nccl when the sound bounds run on CUDA; this process's torch threads are shared out among them) and
+    returns rank 0's report.  Called with ``workers=1`` inside a process group (e.g. every rank of
+    ``torchrun ... -m verification.cli certify``), the units are shared among the group's ranks; rank 0 returns
+    the report, the other ranks ``None``.  Every unit is computed as a single process computes it, so the
+    report does not depend on the number of ranks (timings aside); a failing rank raises
+    :class:`verification.bridge.distributed.WorkerError` on every rank.
     """
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise CertificateInputError(f"workers: must be an integer >= 1, got {workers!r}")
     if order not in ORDERS:
         raise CertificateInputError(f"order: expected one of {ORDERS}, got {order!r}")
     for label, value in (("lambda1", lambda1), ("lambda2", lambda2)):
@@ -493,31 +544,55 @@ def certify(
     sets = [_as_data(data, "calibration")] + ([_as_data(heldout, "heldout")] if heldout is not None else [])
     for s in sets:
         check_samples_fit(work, s.images, s.labels, s.name)
+    rank, size = rank_and_size()
+    if workers > 1:
+        if size > 1:
+            raise CertificateInputError(f"workers: this process is already rank {rank} of a group of {size}; pass workers=1")
+        return launch(workers, certify, (model, mask, data), dict(
+            heldout=heldout, lambda1=lambda1, lambda2=lambda2, grid=grid, order=order, multilayer=multilayer,
+            lipschitz_factor=lipschitz_factor, lipschitz=lipschitz, sound_budget=sound_budget, sound_device=device,
+            model_description=model_description, progress=progress, fit=fit), cuda=lipschitz == "sound" and device.startswith("cuda"))
+    if size > 1 and device.startswith("cuda"):
+        device = f"cuda:{torch.cuda.current_device()}"
     options = dict(lambda1=float(lambda1), lambda2=float(lambda2), grid=int(grid), order=order,
                    multilayer=bool(multilayer), lipschitz_factor=float(lipschitz_factor), lipschitz=lipschitz,
                    **({"sound_budget": int(sound_budget), "sound_device": device} if lipschitz == "sound" else {}))
-    clock: dict[str, float] = {}
-    timings: dict[str, float] = {}
+    audit_options = dict(grid=grid, lambda1=lambda1, lambda2=lambda2, lipschitz_factor=lipschitz_factor,
+                         lipschitz=lipschitz, sound_budget=sound_budget, sound_device=device)
+    units = [AuditUnit(n, i) for i in range(len(sets)) for n in names]
+    units += [AuditUnit(steps[j], 0, j) for j in range(1, len(steps))] if multilayer else []  # step 0: the calibration audit
+    units.sort(key=lambda u: -_unit_cost(u, names, int(sets[u.set_index].images.shape[0])))
+
+    def run(unit: AuditUnit) -> tuple[LayerAudit, dict[str, float], float]:
+        clock: dict[str, float] = {}
+        begin = time.perf_counter()
+        if unit.step is None:
+            audit = audit_layer(work, unit.layer, keep[unit.layer], sets[unit.set_index],
+                                packing=packing_mask(work, mask, [unit.layer]), clock=clock, **audit_options)
+        else:
+            audit = multilayer_step(model, keep, sets[0], steps, unit.step, mask=mask, clock=clock, **audit_options)
+        return audit, clock, time.perf_counter() - begin
+
+    begin = time.perf_counter()
+    results = dict(zip(units, run_units(units, run, progress=progress, desc=f"certify ({size} rank{'s' * (size > 1)})")))
+    timings: dict[str, float] = {"audit_wall_s": time.perf_counter() - begin, "workers": size}
+    if rank != 0:
+        return None
     start = time.perf_counter()
     fits, fit_errors = fit_layers(work, names) if fit else ((), {})
     timings["mp_fit_s"] = time.perf_counter() - start
-    audits: dict[str, list[LayerAudit]] = {}
-    for s in sets:
-        start = time.perf_counter()
-        bar = tqdm(names, desc=f"certify {s.name}", unit="layer", file=sys.stderr, disable=not progress)
-        audits[s.name] = [audit_layer(work, n, keep[n], s, grid=grid, lambda1=lambda1, lambda2=lambda2,
-                                      lipschitz_factor=lipschitz_factor, packing=packing_mask(work, mask, [n]),
-                                      clock=clock, lipschitz=lipschitz, sound_budget=sound_budget, sound_device=device)
-                          for n in bar]
-        timings[f"single_layer_{s.name}_s"] = time.perf_counter() - start
+    audits = {s.name: [results[AuditUnit(n, i)][0] for n in names] for i, s in enumerate(sets)}
+    for i, s in enumerate(sets):
+        timings[f"single_layer_{s.name}_s"] = sum(results[AuditUnit(n, i)][2] for n in names)
     ml = None
     if multilayer:
         start = time.perf_counter()
-        ml = multilayer_audit(audit_copy(model), keep, sets[0], steps, grid=grid, lambda1=lambda1,
-                              lambda2=lambda2, lipschitz_factor=lipschitz_factor, progress=progress, mask=mask,
-                              clock=clock, lipschitz=lipschitz, sound_budget=sound_budget, sound_device=device)
-        timings["multilayer_s"] = time.perf_counter() - start
-    timings.update({f"phase_{phase}_s": value for phase, value in clock.items()})
+        audited = [results[AuditUnit(steps[0], 0)][0]] + [results[AuditUnit(steps[j], 0, j)][0] for j in range(1, len(steps))]
+        ml = multilayer_audit(model, keep, sets[0], steps, tuple(audited), lambda1=lambda1, lambda2=lambda2, mask=mask)
+        timings["multilayer_s"] = time.perf_counter() - start + sum(t for u, (_, _, t) in results.items() if u.step is not None)
+    for _, clock, _ in results.values():
+        for phase, value in clock.items():
+            timings[f"phase_{phase}_s"] = timings.get(f"phase_{phase}_s", 0.0) + value
     provenance = getattr(mask, "provenance", None)
     mask_info: dict[str, Any] = provenance.to_json() if provenance is not None else {"method": "given keep-tensors"}
     mask_info["pattern"] = getattr(mask, "pattern_name", "unstructured")

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -71,8 +72,8 @@ from certs.intervals.transformer import attention, layer_norm
 
 from .vit_views import CapturedLayer, _layer_op, audit_copy
 
-__all__ = ["SoundPathBounds", "sound_path_bounds", "target_stage", "check_interval_support", "resolve_device",
-           "SOUND_DEVICES", "default_batch", "MAX_BATCH", "BATCH_MEMORY"]
+__all__ = ["SoundPathBounds", "sound_path_bounds", "target_stage", "path_stages", "capture_streams", "PathWalk", "path_walk",
+           "BLOCK_SUBSTAGES", "block_substages", "check_interval_support", "resolve_device", "SOUND_DEVICES", "default_batch", "MAX_BATCH", "BATCH_MEMORY"]
 
 #: Accepted ``device`` values (``"cuda:N"`` too): ``"auto"`` = CUDA when available, else the CPU.
 SOUND_DEVICES = ("auto", "cpu", "cuda")
@@ -235,25 +236,50 @@ def _act(module: nn.Module, x: Dual) -> Dual:
     return x.gelu_tanh() if module.approximate == "tanh" else x.gelu()
 
 
-def _block(block: nn.Module, start: Dual | None, part: str, frozen: dict[str, torch.Tensor]) -> Dual:
-    """Block output from the dual ``start`` entering at ``part`` (``'input'`` = block input)."""
+#: The sub-stages of a block that :func:`_block` reports to its observer, in order (timm module names).
+BLOCK_SUBSTAGES = ("attn.qkv", "attn.core", "attn.proj", "norm2.input", "mlp.fc1", "mlp.act", "mlp.fc2", "output")
+
+
+def _block(block: nn.Module, start: Dual | None, part: str, frozen: dict[str, torch.Tensor],
+           observe: Callable[[str, Dual], None] | None = None) -> Dual:
+    """Block output from the dual ``start`` entering at ``part`` (``'input'`` = block input); ``observe(label, dual)``
+    (optional) receives the outputs of the sub-stages :data:`BLOCK_SUBSTAGES` that are computed."""
     attn, mlp = block.attn, block.mlp
     stages = ("input", "attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")
     at = stages.index(part)
+    seen = observe if observe is not None else (lambda label, dual: None)
     y = start
     if at == 0:
         y = _norm_linear(block.norm1, attn.qkv, start)
+        seen("attn.qkv", y)
     if at <= 1:
-        y = _linear(attn.proj, attention(y, attn.num_heads, attn.head_dim, float(attn.scale)))
+        core = attention(y, attn.num_heads, attn.head_dim, float(attn.scale))
+        seen("attn.core", core)
+        y = _linear(attn.proj, core)
+        seen("attn.proj", y)
     if at <= 2:
         stream = start if at == 0 else frozen["x"]
         x1 = _scale(block.ls1, y) + stream
+        seen("norm2.input", x1)
         y = _norm_linear(block.norm2, mlp.fc1, x1)
+        seen("mlp.fc1", y)
     else:
         x1 = frozen["x1"]
     if at <= 3:
-        y = _norm_linear(mlp.norm, mlp.fc2, _act(mlp.act, y))
-    return _scale(block.ls2, y) + x1
+        y = _act(mlp.act, y)
+        seen("mlp.act", y)
+        y = _norm_linear(mlp.norm, mlp.fc2, y)
+        seen("mlp.fc2", y)
+    out = _scale(block.ls2, y) + x1
+    seen("output", out)
+    return out
+
+
+def block_substages(block: nn.Module, x: Dual) -> list[tuple[str, Dual]]:
+    """The sub-stage outputs (:data:`BLOCK_SUBSTAGES`) of a whole block entered at its input ``x``."""
+    seen: list[tuple[str, Dual]] = []
+    _block(block, x, "input", {}, lambda label, dual: seen.append((label, dual)))
+    return seen
 
 
 def _embed_tail(model: nn.Module, conv_out: Dual) -> Dual:
@@ -284,8 +310,34 @@ def _head_tail(model: nn.Module, x: Dual) -> Dual:
     return _linear(model.head, _norm(model.fc_norm, x))
 
 
-def _capture(model: nn.Module, name: str, part: str, index: int | None, images: torch.Tensor) -> dict[str, torch.Tensor]:
-    """``psi_1`` (``'psi'``) and the frozen residual streams ``'x'`` (block input) / ``'x1'`` (``norm2`` input)."""
+#: One step of the walk: ``(dual, frozen rows) -> dual`` (the frozen streams of the pieces' samples).
+Stage = Callable[[Dual, dict[str, torch.Tensor]], Dual]
+
+
+def path_stages(model: nn.Module, name: str) -> list[tuple[str, Stage]]:
+    """The walk from the output of target ``name`` to the logits as named stages (module docstring):
+    ``'embed'`` (patch conv output to the input of block 0), ``'blocks.i'`` (the rest of the target's block, then
+    every later block, each to its output), ``'head'`` (final norm, pooling, head); none for ``head``.  Composing
+    them is the evaluator of :func:`sound_path_bounds`; :mod:`verification.bridge.remainder_trace` observes the
+    remainders between them."""
+    part, index = target_stage(name)
+    if part == "head":
+        return []
+    blocks = list(model.blocks)
+    if part == "embed":
+        stages: list[tuple[str, Stage]] = [("embed", lambda x, rows: _embed_tail(model, x))]
+        first = 0
+    else:
+        stages = [(f"blocks.{index}", lambda x, rows: _block(blocks[index], x, part, rows))]
+        first = index + 1
+    stages += [(f"blocks.{i}", lambda x, rows, blk=blocks[i]: _block(blk, x, "input", rows)) for i in range(first, len(blocks))]
+    return stages + [("head", lambda x, rows: _head_tail(model, x))]
+
+
+def capture_streams(model: nn.Module, name: str, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``psi_1`` (``'psi'``) of target ``name`` and the frozen residual streams ``'x'`` (block input) / ``'x1'``
+    (``norm2`` input) of its block, on ``images`` (one forward pass of ``model``)."""
+    _, index = target_stage(name)
     modules = dict(model.named_modules())
     seen: dict[str, list[torch.Tensor]] = {}
     hooks = {"psi": modules[name]}
@@ -364,6 +416,52 @@ def _product_enclosure(module: nn.Module, psi: torch.Tensor, weight2d: torch.Ten
     return Interval.around(mid, (units + 3) * U * mag * (1 + (m + 1) * EPS) + (m + 1) * TINY)
 
 
+@dataclass(frozen=True, eq=False)
+class PathWalk:
+    """Everything the evaluator of :func:`sound_path_bounds` needs, on ``device``: the float64 eval copy ``model``,
+    the enclosures ``base`` / ``step`` of the exact ``S psi_1`` / ``R psi_1`` (:func:`_product_enclosure`), the
+    target's ``bias`` (shaped for its output), the frozen streams (:func:`capture_streams`) and the
+    :func:`path_stages`."""
+
+    model: nn.Module
+    base: Interval
+    step: Interval
+    bias: torch.Tensor | None
+    frozen: dict[str, torch.Tensor]
+    stages: list[tuple[str, Stage]]
+
+    def start(self, owner: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, degree: int) -> tuple[Dual, dict[str, torch.Tensor]]:
+        """The target output on the pieces ``(owner[j], [lo[j], hi[j]])`` (:func:`path_start` at ``degree``) and the
+        frozen rows of their samples."""
+        shape = (-1,) + (1,) * (self.base.lo.ndim - 1)
+        x = path_start(self.base.rearrange(lambda t: t[owner]), self.step.rearrange(lambda t: t[owner]),
+                       lo.reshape(shape), hi.reshape(shape), self.bias, degree)
+        return x, {key: value[owner] for key, value in self.frozen.items()}
+
+
+def path_walk(model: nn.Module, captured_layer: CapturedLayer, images: torch.Tensor, device: torch.device) -> PathWalk:
+    """The :class:`PathWalk` of ``captured_layer`` on ``images`` (checked: :func:`check_interval_support`, the shapes
+    of ``S``).  ``psi_1`` and the frozen streams are captured on the CPU, then moved to ``device``."""
+    work = audit_copy(model).cpu()
+    check_interval_support(work, captured_layer.name)
+    frozen = capture_streams(work, captured_layer.name, images.to(device="cpu", dtype=torch.float64))
+    frozen = {key: value.to(device) for key, value in frozen.items()}
+    work = work.to(device)
+    module = dict(work.named_modules())[captured_layer.name]
+    psi = frozen.pop("psi")
+    structured = torch.as_tensor(captured_layer.structured, device=device)
+    removed = torch.as_tensor(captured_layer.removed, device=device)
+    if structured.shape[0] != module.weight.shape[0] or structured.numel() != module.weight.numel():
+        raise CertificateInputError(f"captured_layer: S has shape {tuple(structured.shape)}, layer {captured_layer.name!r} has weight {tuple(module.weight.shape)}")
+    with torch.no_grad():
+        base = _product_enclosure(module, psi, structured)
+        step = _product_enclosure(module, psi, removed)
+    bias = None if module.bias is None else module.bias.detach()
+    if bias is not None and isinstance(module, nn.Conv2d):
+        bias = bias[:, None, None]
+    return PathWalk(work, base, step, bias, frozen, path_stages(work, captured_layer.name))
+
+
 def sound_path_bounds(
     model: nn.Module, captured_layer: CapturedLayer, images: torch.Tensor, *, subintervals: int = 8, refine: int = 4,
     rtol: float = 0.25, max_subintervals: int = 64, batch: int | None = None, device: str | torch.device = "auto",
@@ -394,30 +492,11 @@ def sound_path_bounds(
             f"images: expected (N, C, H, W) with N = {captured_layer.products.shape[0]} (the captured samples), got {tuple(images.shape)}"
         )
     device = resolve_device(device)
-    work = audit_copy(model).cpu()
-    check_interval_support(work, captured_layer.name)
+    walk = path_walk(model, captured_layer, images, device)
     if batch is None:
-        batch = default_batch(device, *_widest(work), max(order, loose_order or 0))
-    part, index = target_stage(captured_layer.name)
-    frozen = _capture(work, captured_layer.name, part, index, images.to(device="cpu", dtype=torch.float64))
-    frozen = {key: value.to(device) for key, value in frozen.items()}
-    work = work.to(device)
-    module = dict(work.named_modules())[captured_layer.name]
-    psi = frozen.pop("psi")
-    structured = torch.as_tensor(captured_layer.structured, device=device)
-    removed = torch.as_tensor(captured_layer.removed, device=device)
-    if structured.shape[0] != module.weight.shape[0] or structured.numel() != module.weight.numel():
-        raise CertificateInputError(f"captured_layer: S has shape {tuple(structured.shape)}, layer {captured_layer.name!r} has weight {tuple(module.weight.shape)}")
-    with torch.no_grad():
-        base = _product_enclosure(module, psi, structured)
-        step = _product_enclosure(module, psi, removed)
-    bias = None if module.bias is None else module.bias.detach()
-    if bias is not None and isinstance(module, nn.Conv2d):
-        bias = bias[:, None, None]
-    blocks = list(work.blocks)
+        batch = default_batch(device, *_widest(walk.model), max(order, loose_order or 0))
 
     def evaluate(owner: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor):
-        shape = (-1,) + (1,) * (psi.ndim - 1 if isinstance(module, nn.Linear) else 3)
         # a batch of points theta (midpoints, theta = 1) has no tail: order 1 encloses it as tightly, ~4x cheaper;
         # pieces narrower than the start (loose pieces split 4x, halved pieces) are evaluated at loose_order
         if torch.equal(lo, hi):
@@ -426,18 +505,10 @@ def sound_path_bounds(
             degree, used[1] = loose_order, True
         else:
             degree = used[0]
-        x = path_start(base.rearrange(lambda t: t[owner]), step.rearrange(lambda t: t[owner]),
-                       lo.reshape(shape), hi.reshape(shape), bias, degree)
-        if part == "head":
-            return x
-        rows = {key: value[owner] for key, value in frozen.items()}
-        if part == "embed":
-            x, first = _embed_tail(work, x), 0
-        else:
-            x, first = _block(blocks[index], x, part, rows), index + 1
-        for blk in blocks[first:]:
-            x = _block(blk, x, "input", rows)
-        return _head_tail(work, x)
+        x, rows = walk.start(owner, lo, hi, degree)
+        for _, stage in walk.stages:
+            x = stage(x, rows)
+        return x
 
     used = [order, False]  # the Taylor degree of the start pieces; whether narrower pieces used loose_order
     escalate = loose_order is not None and loose_order > order

@@ -27,10 +27,20 @@ typed :class:`rmt.errors.MPCertError` naming the problem before anything is writ
 built in a temporary sibling and renamed into place (:mod:`verification.bridge.report_folder`); an
 existing non-empty ``--out`` is refused unless ``--force``.
 
-``--lipschitz``: ``estimate`` (finite differences on the theta grid, THEORY.md 3.6 — every bound
-labelled ``estimate``) or ``sound`` (interval / Taylor forward mode, :mod:`verification.bridge.vit_interval`:
+``--lipschitz``: ``sound`` (the default: interval / Taylor forward mode, :mod:`verification.bridge.vit_interval`;
 layers where the enclosure cannot be carried to the logits keep the estimate, labelled as such, and
-the report says why); ``--sound-device``: where the sound bound runs (``auto``: CUDA when available).
+the report says why) or ``estimate`` (finite differences on the theta grid, THEORY.md 3.6 — every bound
+labelled ``estimate``); ``--sound-device``: where the sound bound runs (``auto``: CUDA when available).
+The command prints the violations (broken sound bounds, failed literal checks: must be 0; exit status 1 when
+there is one, the report is still written) apart from the diagnostics of the estimate (realised values above
+bounds built on an estimate ``L_s``, FINDINGS F11).
+
+``--workers N`` (default: every core this process may use) shares the audits among ``N`` local
+``torch.distributed`` ranks (:mod:`verification.bridge.distributed`; gloo on the CPU, nccl on CUDA), the cores
+shared out among them.  Multi-node, each node runs ``torchrun --nnodes M --nproc-per-node N
+--rdzv-backend c10d --rdzv-endpoint HOST:PORT -m verification.cli certify ... --out DIR``: the command joins
+``torchrun``'s group, every rank audits its share, and rank 0 gathers them and writes the one folder.  A failing
+rank fails the run with its error, and nothing is written.
 """
 
 from __future__ import annotations
@@ -50,6 +60,7 @@ from pruning.arguments import check_sparsity
 from pruning.registry import build_mask, list_pruners, pruner_spec
 from rmt.errors import InvalidParameterError
 from verification.bridge.certificate_report import write_report
+from verification.bridge.distributed import available_cores, in_torchrun, init_from_env
 from verification.bridge.certify import (LIPSCHITZ_METHODS, MAX_SOUND_BUDGET, ORDERS, SOUND_BUDGET, SOUND_BUDGET_CUDA,
                                          certify, check_grid, check_samples_fit)
 from verification.cli.arguments import check_integer, check_seed
@@ -79,10 +90,10 @@ def register(subparsers) -> None:
     """Add the ``certify`` sub-command to the ``mpcert`` parser."""
     parser = subparsers.add_parser(
         "certify",
-        help="audit the Section 5 bounds of a mask on a model (L_s estimated: estimates, not certificates)",
+        help="certify the Section 5 bounds of a mask on a model (sound L_s by default)",
         description=__doc__.split("\n\n")[0],
     )
-    parser.add_argument("--model", default="default", help="'default' or a timm model name (default: %(default)s)")
+    parser.add_argument("--model", default="default", help="'default', 'deep' or a timm model name (default: %(default)s)")
     parser.add_argument("--checkpoint", metavar="FILE", help="weights for --model (.safetensors or .pt, loaded strictly)")
     parser.add_argument("--mask", required=True, metavar="FILE_OR_METHOD",
                         help=f"a mask file, or one of {', '.join(MASK_METHODS)}")
@@ -97,14 +108,16 @@ def register(subparsers) -> None:
     parser.add_argument("--lambda1", type=float, default=0.0, help="elastic-net lambda1 (default: %(default)s)")
     parser.add_argument("--lambda2", type=float, default=0.0, help="elastic-net lambda2 (default: %(default)s)")
     parser.add_argument("--grid", type=int, default=16, help="theta intervals of the L_s estimate (default: %(default)s)")
-    parser.add_argument("--lipschitz", choices=LIPSCHITZ_METHODS, default="estimate",
-                        help="L_s method: 'estimate' (finite differences) or 'sound' (interval forward mode; "
-                             "layers it cannot reach keep the estimate, labelled)")
+    parser.add_argument("--lipschitz", choices=LIPSCHITZ_METHODS, default="sound",
+                        help="L_s method: 'sound' (default: interval forward mode; layers it cannot reach keep the "
+                             "estimate, labelled) or 'estimate' (finite differences: estimates, not certificates)")
     parser.add_argument("--sound-budget", type=int, metavar="K",
                         help="with --lipschitz sound: sub-intervals of theta per sample; more reaches earlier layers at "
                              f"a cost (default: {SOUND_BUDGET} on the CPU, {SOUND_BUDGET_CUDA} on CUDA)")
     parser.add_argument("--sound-device", default="auto", metavar="DEVICE",
                         help="with --lipschitz sound: 'auto' (CUDA when available), 'cpu' or 'cuda[:N]' (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=available_cores(), metavar="N",
+                        help="local torch.distributed ranks sharing the audits (default: the cores available, %(default)s)")
     parser.add_argument("--order", choices=ORDERS, default="forward", help="multi-layer pruning order (default: %(default)s)")
     parser.add_argument("--no-multilayer", action="store_true", help="skip the Theorem 5.8 audit")
     parser.add_argument("--no-plots", action="store_true", help="do not draw the report figures")
@@ -118,14 +131,18 @@ def _main(args: argparse.Namespace) -> int:
         model=args.model, checkpoint=args.checkpoint, mask=args.mask, sparsity=args.sparsity, layers=args.layers,
         data=args.data, calibration=args.calibration, heldout=args.heldout, seed=args.seed, lambda1=args.lambda1,
         lambda2=args.lambda2, grid=args.grid, lipschitz=args.lipschitz, sound_budget=args.sound_budget,
-        sound_device=args.sound_device, order=args.order, multilayer=not args.no_multilayer, plots=not args.no_plots, out=Path(args.out), force=args.force,
+        sound_device=args.sound_device, order=args.order, multilayer=not args.no_multilayer, plots=not args.no_plots,
+        out=Path(args.out), force=args.force, workers=args.workers,
     )
-    violations = report["violations"]
-    print(f"{len(report['calibration'])} layers audited; {len(violations)} violation(s) of the estimate")
+    if report is None:  # a rank other than 0 of a torchrun group: rank 0 writes and prints
+        return 0
+    labels, violations = report["lipschitz_labels"], report["violations"]
+    print(f"{len(report['calibration'])} layers audited; L_s sound on {labels['sound']} / estimate on {labels['estimate']} "
+          f"audits; {len(violations)} violation(s); {len(report['estimate_diagnostics'])} diagnostic(s) of the estimate")
     for line in violations[:20]:
         print(f"  VIOLATION: {line}")
     print(f"report written to {args.out}")
-    return 0
+    return 1 if violations else 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -232,17 +249,23 @@ def _check_lipschitz(lipschitz: str, sound_budget: int | None = None, sound_devi
 def certify_to_folder(
     loaded: LoadedModel, sets: AuditSets, *, mask: str, out: Path, sparsity: float = 0.5,
     layers: list[str] | None = None, lambda1: float = 0.0, lambda2: float = 0.0, grid: int = 16,
-    lipschitz: str = "estimate", sound_budget: int | None = None, sound_device: str = "auto", order: str = "forward",
-    multilayer: bool = True, plots: bool = True, force: bool = False,
-) -> dict:
+    lipschitz: str = "sound", sound_budget: int | None = None, sound_device: str = "auto", order: str = "forward",
+    multilayer: bool = True, plots: bool = True, force: bool = False, workers: int = 1,
+) -> dict | None:
     """Check every input, run :func:`verification.bridge.certify.certify`, write the folder ``out``; return ``report.json``.
 
     Every check (supported layers, data fit, mask, options) runs before the first file is written;
     the folder (``report.json``, ``report.md``, the figures unless ``plots=False``, ``mask.safetensors``)
-    is written atomically by :func:`verification.bridge.certificate_report.write_report`.
+    is written atomically by :func:`verification.bridge.certificate_report.write_report`.  ``workers``: local
+    ranks (module docstring); under ``torchrun`` the process joins its group instead, and only rank 0 writes
+    (the other ranks return ``None``).
     """
     _check_lipschitz(lipschitz, sound_budget, sound_device)
     check_grid(grid, "--grid")
+    check_integer(workers, "--workers", 1)
+    if in_torchrun():
+        init_from_env(cuda=lipschitz == "sound" and resolve_device(sound_device).type == "cuda")
+        workers = 1
     out = Path(out)
     check_out(out, force)
     supported = list(supported_layers(loaded.model))  # UnsupportedLayerError when the model has none
@@ -255,7 +278,9 @@ def certify_to_folder(
     the_mask = select_mask_layers(the_mask, supported, layers, mask)
     report = certify(loaded.model, the_mask, sets.calibration, heldout=sets.heldout, lambda1=lambda1, lambda2=lambda2,
                      grid=grid, order=order, multilayer=multilayer, lipschitz=lipschitz, sound_budget=sound_budget,
-                     sound_device=sound_device, model_description=loaded.description, progress=True)
+                     sound_device=sound_device, model_description=loaded.description, progress=True, workers=workers)
+    if report is None:
+        return None
     document = write_report(
         report, out, plots=plots, force=force,
         extra_json={"data": {**report.data, "source": sets.source, "seed": sets.seed}},
@@ -268,17 +293,20 @@ def certify_to_folder(
 def run_certify(
     *, model: str, mask: str, out: Path, checkpoint: str | None = None, sparsity: float = 0.5,
     layers: list[str] | None = None, data: str = "default", calibration: int = 32, heldout: int = 32, seed: int = 0,
-    lambda1: float = 0.0, lambda2: float = 0.0, grid: int = 16, lipschitz: str = "estimate", sound_budget: int | None = None,
+    lambda1: float = 0.0, lambda2: float = 0.0, grid: int = 16, lipschitz: str = "sound", sound_budget: int | None = None,
     sound_device: str = "auto", order: str = "forward", multilayer: bool = True, plots: bool = True, force: bool = False,
-) -> dict:
+    workers: int = 1,
+) -> dict | None:
     """``mpcert certify``: load ``model`` and ``data``, then :func:`certify_to_folder` (see the module docstring)."""
     _check_lipschitz(lipschitz, sound_budget, sound_device)
     check_grid(grid, "--grid")
     if mask in list_pruners() and pruner_spec(mask).takes == "sparsity":
         check_sparsity(sparsity, "--sparsity")
+    check_integer(workers, "--workers", 1)
     check_out(Path(out), force)
     loaded = load_model(model, checkpoint, runnable=True, argument="--model")
     sets = load_audit_sets(data, calibration, heldout, seed)
     return certify_to_folder(loaded, sets, mask=mask, out=out, sparsity=sparsity, layers=layers, lambda1=lambda1,
                              lambda2=lambda2, grid=grid, lipschitz=lipschitz, sound_budget=sound_budget,
-                             sound_device=sound_device, order=order, multilayer=multilayer, plots=plots, force=force)
+                             sound_device=sound_device, order=order, multilayer=multilayer, plots=plots, force=force,
+                             workers=workers)

@@ -18,12 +18,14 @@
    drawn once, in ``esd/``.
 
 Defaults: 256 calibration and 256 held-out images, ``grid = 8`` (17 theta values per layer on the
-check grid), sparsity 0.5, 256 training images and 20 steps per phase; measured under 10 minutes on
-2 shared CPU cores.  ``--quick`` (tests, a first look): 8 + 8 images, grid 2, 32 training images,
-1 step, no multi-layer audit.  The audit runs many small float64 ops, so by default torch and BLAS use
-one thread (``--threads``), which avoids oversubscription on a shared machine.  The whole ``--out``
-folder is written atomically (:mod:`verification.bridge.report_folder`).  Every ``L_s`` is an estimate:
-the reports are audits, not certificates.
+check grid), sparsity 0.5, 256 training images and 20 steps per phase (wall times in the README and
+benchmarks/RESULTS-sound-lipschitz.md).  ``--quick`` (tests, a first look): 8 + 8 images, grid 2, 32 training
+images, 1 step, no multi-layer audit.  The audit runs many small float64 ops, so one rank of one thread per
+core (the default) uses the cores better than one rank of many threads.  The whole ``--out``
+folder is written atomically (:mod:`verification.bridge.report_folder`).  ``L_s`` is ``sound`` by default
+(``--lipschitz estimate`` for the finite-difference estimate): the summary and each report lead with what is
+certified.  ``--workers N`` (default: every core available) shares each mask's audits among ``N`` local
+``torch.distributed`` ranks of ``max(1, --threads / N)`` threads (:mod:`verification.bridge.distributed`).
 """
 
 from __future__ import annotations
@@ -43,10 +45,12 @@ from tqdm import tqdm
 from pruning.registry import build_mask
 from rmt.errors import InvalidParameterError
 from verification.bridge.certificate_report import CertificateReport, write_report_files
+from verification.bridge.distributed import available_cores
 from verification.bridge.certify import LIPSCHITZ_METHODS, MAX_SOUND_BUDGET, SOUND_BUDGET, SOUND_BUDGET_CUDA, certify, check_grid
 from verification.bridge.vit_interval import resolve_device
 from verification.cli.arguments import check_integer, check_seed
 from verification.cli.certify import load_audit_sets
+from verification.cli.fit import spike_count_cell
 from verification.models.model_source import load_model
 from verification.bridge.report_folder import check_out, staged_folder
 
@@ -68,7 +72,7 @@ class DemoSettings:
     steps: int = 20
     multilayer: bool = True
     seed: int = 0
-    lipschitz: str = "estimate"
+    lipschitz: str = "sound"
     sound_budget: int | None = None  # None: SOUND_BUDGET on the CPU, SOUND_BUDGET_CUDA on CUDA
     sound_device: str = "auto"
 
@@ -108,14 +112,17 @@ def register(subparsers) -> None:
     parser.add_argument("--steps", type=int, help=f"Hybrid optimiser steps per phase (default: {DEFAULT_SETTINGS.steps})")
     parser.add_argument("--seed", type=int, help="seed of the image choice and training (default: 0)")
     parser.add_argument("--lipschitz", choices=LIPSCHITZ_METHODS,
-                        help="L_s of the audits: 'estimate' (default, finite differences) or 'sound' (interval forward "
-                             "mode where it reaches the logits; ~40 min with --calibration 64 --heldout 64 --threads 2 on 2 CPU cores; on CUDA when available)")
+                        help="L_s of the audits: 'sound' (default: interval forward mode where it reaches the logits, "
+                             "on CUDA when available) or 'estimate' (finite differences: estimates, not certificates)")
     parser.add_argument("--sound-budget", type=int, metavar="K",
                         help=f"with --lipschitz sound: sub-intervals of theta per sample (default: {SOUND_BUDGET} on the CPU, "
                              f"{SOUND_BUDGET_CUDA} on CUDA)")
     parser.add_argument("--sound-device", metavar="DEVICE",
                         help="with --lipschitz sound: 'auto' (CUDA when available), 'cpu' or 'cuda[:N]' (default: auto)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
+    parser.add_argument("--threads", type=int, help="torch threads, shared out among the workers "
+                        "(default: the cores available)")
+    parser.add_argument("--workers", type=int, default=available_cores(), metavar="N",
+                        help="local torch.distributed ranks sharing each mask's audits (default: the cores available, %(default)s)")
     parser.add_argument("--force", action="store_true", help="replace a non-empty existing --out folder")
     parser.set_defaults(func=_main)
 
@@ -125,15 +132,16 @@ def _main(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k) for k in ("calibration", "heldout", "grid", "sparsity", "train_images", "steps", "seed",
                                            "lipschitz", "sound_budget", "sound_device")
                  if getattr(args, k) is not None}
-    if args.threads < 1:
-        raise InvalidParameterError(f"--threads: must be >= 1, got {args.threads}")
-    torch.set_num_threads(args.threads)
-    with threadpool_limits(args.threads):
-        summary = run_demo(Path(args.out), replace(base, **overrides), force=args.force, progress=True)
+    threads = check_integer(available_cores() if args.threads is None else args.threads, "--threads", 1)
+    check_integer(args.workers, "--workers", 1)
+    torch.set_num_threads(threads)
+    with threadpool_limits(threads):
+        summary = run_demo(Path(args.out), replace(base, **overrides), force=args.force, progress=True, workers=args.workers)
     for row in summary["masks"]:
         labels = row["lipschitz_labels"]
         print(f"{row['mask']}: sparsity {row['sparsity']:.3f}, {row['layers']} layers, L_s sound on {labels['sound']} / "
-              f"estimate on {labels['estimate']} audits, {row['violations']} violation(s), execution {row['execution']}")
+              f"estimate on {labels['estimate']} audits, {row['violations']} violation(s), "
+              f"{row['estimate_diagnostics']} diagnostic(s) of the estimate, execution {row['execution']}")
     print(f"demo finished in {summary['wall_time_s']:.1f} s; reports in {args.out} (start with summary.md)")
     return 0
 
@@ -169,9 +177,12 @@ def _summary_row(name: str, mask, report: CertificateReport) -> dict[str, Any]:
         "bridge2_exceedances": {"calibration": cal.exceedances_budget, "heldout": None if held is None else held.exceedances_budget},
         "bridge3_r_log_sigma_plus_vs_log_mean_product": cal.r_log_sigma_plus_vs_log_mean_product,
         "violations": len(report.violations()),
+        "estimate_diagnostics": len(report.estimate_diagnostics()),
+        "certified": report.certified(),
         "lipschitz_labels": report.lipschitz_labels(),
         "label_note": report.label_note(),
-        "certify_time_s": sum(v for k, v in report.timings.items() if k.endswith("_s") and not k.startswith("phase_")),
+        "workers": report.timings.get("workers", 1),
+        "phase_times_s": {k[len("phase_"):-2]: v for k, v in report.timings.items() if k.startswith("phase_")},
     }
 
 
@@ -181,10 +192,59 @@ def _fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def _set_cell(name: str, cell):
+    """A summary cell from the ``certified`` block of sample set ``name`` (``-`` where the set is absent)."""
+    def render(row: dict[str, Any]) -> str:
+        info = row["certified"]["sets"].get(name)
+        return "-" if info is None else cell(info)
+    return render
+
+
+def _largest_budget(info: dict[str, Any]) -> str:
+    if not info["rows"]:
+        return "-"
+    row = max(info["rows"], key=lambda r: r["budget"])
+    return f"{row['budget']:.4g} / {row['ce_change']:.4g} ({row['layer']})"
+
+
+def _multilayer_cell(row: dict[str, Any]) -> str:
+    ml = row["certified"]["multilayer"]
+    return "-" if ml is None else f"{_fmt(ml['bound'])} ({ml['label']}) / {_fmt(ml['objective_change'])}"
+
+
+#: The summary's first table: what each mask's audit certifies (:meth:`CertificateReport.certified`).
+_CERTIFIED_ROWS = (
+    ("layers certified sound (calibration)", _set_cell("calibration", lambda i: f"**{i['layers_sound']} / {i['layers']}**")),
+    ("layers certified sound (held-out)", _set_cell("heldout", lambda i: f"{i['layers_sound']} / {i['layers']}")),
+    ("samples certified unchanged, fewest over layers (Cor. 5.2, calibration)",
+     _set_cell("calibration", lambda i: f"{_fmt(i['min_certified_unchanged'])} / {i['samples']}")),
+    ("certified accuracy-change bound / realised, largest over layers (calibration)",
+     _set_cell("calibration", lambda i: f"{_fmt(i['max_acc_change_bound'])} / {_fmt(i['max_acc_change'])}")),
+    ("B_T / realised dCE, the sound layer of largest B_T (calibration)", _set_cell("calibration", _largest_budget)),
+    ("Thm 5.8 bound on the J change (label) / realised, all layers pruned", _multilayer_cell),
+    ("violations (broken sound bounds, failed literal checks)", lambda r: f"**{r['violations']}**" if r["violations"] else "0"),
+    ("diagnostics of the estimate", lambda r: r["estimate_diagnostics"]),
+)
+
+
 def _summary_markdown(summary: dict[str, Any]) -> str:
     s = summary["settings"]
+    masks = summary["masks"]
     lines = [
         f"# mpcert demo — Hybrid Magnitude–SER vs CAST 2:4 on the default model (L_s: {s['lipschitz']})",
+        "",
+        "## What is certified",
+        "",
+        "| | " + " | ".join(f"[{r['mask']}]({r['folder']}/report.md)" for r in masks) + " |",
+        "|---|" + "---|" * len(masks),
+    ]
+    lines += [f"| {label} | " + " | ".join(str(cell(r)) for r in masks) + " |" for label, cell in _CERTIFIED_ROWS]
+    lines += [
+        "",
+        "A violation is a broken sound bound or a failed literal check (must be 0: a bug or a finding).  Where a",
+        "layer's `L_s` is an estimate (its report says why), a realised value above a bound built on it is a",
+        "diagnostic of the estimate (FINDINGS F11), counted apart.  Labels per mask:",
+        *[f"- {r['mask']}: {r['label_note']}" for r in masks],
         "",
         f"Model: {summary['model']}",
         "",
@@ -192,15 +252,14 @@ def _summary_markdown(summary: dict[str, Any]) -> str:
         "",
         f"Settings: calibration {s['calibration']}, held-out {s['heldout']}, grid {s['grid']}, Hybrid sparsity "
         f"{s['sparsity']}, Hybrid training {s['train_images']} images / {s['steps']} steps per phase, "
-        f"multi-layer audit {'on' if s['multilayer'] else 'off'}, seed {s['seed']}",
+        f"multi-layer audit {'on' if s['multilayer'] else 'off'}, seed {s['seed']}, {summary['workers']} worker(s)",
         "",
-        "Both masks are audited on the dense default model (R = removed part of the dense weights). An",
-        "`estimate` L_s (finite differences) gives estimates, never certificates; a `sound` L_s (interval",
-        "forward mode, `--lipschitz sound`, where it reaches the logits) gives certificates.  Labels per mask:",
-        *[f"- {r['mask']}: {r['label_note']}" for r in summary["masks"]],
+        "Both masks are audited on the dense default model (R = removed part of the dense weights).",
         "",
-        "| | " + " | ".join(f"[{r['mask']}]({r['folder']}/report.md)" for r in summary["masks"]) + " |",
-        "|---|" + "---|" * len(summary["masks"]),
+        "## Audit details",
+        "",
+        "| | " + " | ".join(f"[{r['mask']}]({r['folder']}/report.md)" for r in masks) + " |",
+        "|---|" + "---|" * len(masks),
     ]
     rows = [
         ("method / pattern", lambda r: f"{r['method']} / {r['pattern']}"),
@@ -213,29 +272,33 @@ def _summary_markdown(summary: dict[str, Any]) -> str:
         ("sum of single-layer B_T", lambda r: _fmt(r["budget_sum_calibration"])),
         ("sum of the paper's proxy (not a bound)", lambda r: _fmt(r["proxy_sum_calibration"])),
         ("largest single-layer dCE", lambda r: _fmt(r["largest_single_layer_ce_change"])),
-        ("Thm 5.8 bound on J change", lambda r: _fmt(r["multilayer"] and r["multilayer"]["bound"])),
-        ("realised J change, all layers pruned", lambda r: _fmt(r["multilayer"] and r["multilayer"]["objective_change"])),
         ("accuracy dense -> pruned (calibration)",
          lambda r: "-" if not r["multilayer"] else f"{r['multilayer']['acc_dense']:.4f} -> {r['multilayer']['acc_final']:.4f}"),
         ("Bridge 2: layers with dCE > B_T (cal / held-out)",
          lambda r: f"{r['bridge2_exceedances']['calibration']} / {_fmt(r['bridge2_exceedances']['heldout'])}"),
         ("Bridge 3: r(log sigma_+, log mean ||R psi_1||)", lambda r: _fmt(r["bridge3_r_log_sigma_plus_vs_log_mean_product"])),
-        ("violations (of estimates, or SOUND in the reports)", lambda r: f"**{r['violations']}**" if r["violations"] else "0"),
-        ("certify time (s)", lambda r: f"{r['certify_time_s']:.1f}"),
     ]
-    lines += [f"| {label} | " + " | ".join(str(cell(r)) for r in summary["masks"]) + " |" for label, cell in rows]
+    lines += [f"| {label} | " + " | ".join(str(cell(r)) for r in masks) + " |" for label, cell in rows]
     lines += ["", "## MP fits of the dense weights", "", "| layer | shape | sigma_+ | spikes | bulk fraction |", "|---|---|---|---|---|"]
-    lines += [f"| {f['name']} | {f['shape'][0]}x{f['shape'][1]} | {f['sigma_plus']:.4g} | {f['n_spikes']} | {f['bulk_fraction']:.3f} |"
-              for f in summary["mp_fits"]]
+    lines += [f"| {f['name']} | {f['shape'][0]}x{f['shape'][1]} | {f['sigma_plus']:.4g} | {spike_count_cell(f)} | "
+              f"{f['bulk_fraction']:.3f} |" for f in summary["mp_fits"]]
+    alphas = sorted({f["spike_alpha"] for f in summary["mp_fits"] if f["spike_test"] == "calibrated"})
+    lines += ["", f"Spikes: the sequential Tracy-Widom test of `rmt.spike_test` at family-wise false-alarm rate "
+              f"alpha = {', '.join(f'{a:g}' for a in alphas) or '-'} ('k+': the test's cap, every value tested was a "
+              "spike); the paper's count #{s > sigma_+} is `mpcert fit --spike-test paper`."]
     lines += ["", "ESD with MP fit per layer: " + ", ".join(f"[{Path(p).stem}]({p})" for p in summary["esd_figures"])]
     lines += ["", "## Wall time per step (s)", ""] + [f"- {k}: {v:.1f}" for k, v in summary["step_times_s"].items()]
     lines += [f"- total: {summary['wall_time_s']:.1f}", ""]
+    lines += ["Audit phases, seconds summed over all audits and ranks: "
+              + "; ".join(f"{r['mask']}: " + ", ".join(f"{k} {v:.1f}" for k, v in r["phase_times_s"].items()) for r in masks), ""]
     return "\n".join(lines) + "\n"
 
 
 def run_demo(out: Path, settings: DemoSettings = DEFAULT_SETTINGS, *, force: bool = False,
-             progress: bool = False) -> dict[str, Any]:
-    """Run the chain of the module docstring and write the folder ``out`` atomically; return ``summary.json``."""
+             progress: bool = False, workers: int = 1) -> dict[str, Any]:
+    """Run the chain of the module docstring and write the folder ``out`` atomically; return ``summary.json``.
+
+    ``workers``: local ``torch.distributed`` ranks per certification (:func:`verification.bridge.certify.certify`)."""
     from pruning.sigma_cache import spectral_cache
 
     settings.check()
@@ -273,7 +336,7 @@ def run_demo(out: Path, settings: DemoSettings = DEFAULT_SETTINGS, *, force: boo
         reports[name] = certify(loaded.model, mask, sets.calibration, heldout=sets.heldout, grid=settings.grid,
                                 multilayer=settings.multilayer, lipschitz=settings.lipschitz,
                                 sound_budget=settings.sound_budget, sound_device=settings.sound_device,
-                                model_description=loaded.description, progress=progress)
+                                model_description=loaded.description, progress=progress, workers=workers)
         start = lap(f"certify {name}", start)
     steps.update()
     steps.set_postfix_str("reports")
@@ -285,6 +348,7 @@ def run_demo(out: Path, settings: DemoSettings = DEFAULT_SETTINGS, *, force: boo
         "mp_fits": [fit.to_dict() for fit in cache.fits.values()],
         "mp_unfitted": list(cache.unfitted),
         "masks": [_summary_row(name, masks[name], reports[name]) for name in masks],
+        "workers": workers,
     }
     with staged_folder(out, force) as tmp:
         from figures.certificate_plots import write_esd_plots

@@ -2,11 +2,17 @@
 
 The report folder (``--out``, default ``mpcert-report``) holds
 
-* ``fits.json`` — schema ``mpcert.fit/1``: mpcert version, source and its description, the fit
-  options, and one :meth:`rmt.fit.MPFit.to_dict` record per layer (ALGORITHMS.md 1.2);
+* ``fits.json`` — schema ``mpcert.fit/2``: mpcert version, source and its description, the fit
+  options (``spike_test`` and ``spike_alpha`` among them), and one :meth:`rmt.fit.MPFit.to_dict` record
+  per layer (ALGORITHMS.md 1.2; with the spike test, its ``alpha``, per-step p-values and threshold);
 * ``esd/NNN_<layer>.png`` — one ESD figure per layer (:func:`figures.esd_plot.plot_esd`),
   unless ``--no-plots``;
 * ``report.md`` — the per-layer table and links to the figures.
+
+The spike count is the calibrated sequential Tracy–Widom test at family-wise false-alarm rate
+``--spike-alpha`` (default 0.05, :mod:`rmt.spike_test`) unless ``--spike-test paper`` asks for the
+paper's ``#{s_i > sigma_plus}`` (schema ``mpcert.fit/1`` counted that way); the table's ``spike test``
+column says which.
 
 ``SOURCE`` is resolved by :func:`verification.models.model_source.load_model` (``default`` = the trained
 default model, a timm name with ``--checkpoint``, or a state-dict file).  The folder is written
@@ -26,14 +32,15 @@ from pathlib import Path
 from tqdm import tqdm
 
 from figures.esd_plot import plot_esd
-from rmt.fit import METHODS, TW_FORMS, MPFit, fit_mp
+from rmt.fit import METHODS, SPIKE_TESTS, TW_FORMS, MPFit, fit_mp
+from rmt.spike_test import DEFAULT_SPIKE_ALPHA
 from verification.models.model_source import load_model
 from verification.bridge.report_folder import check_out, staged_folder
 
-__all__ = ["register", "run_fit", "format_table", "SCHEMA"]
+__all__ = ["register", "run_fit", "format_table", "spike_count_cell", "SCHEMA"]
 
-SCHEMA = "mpcert.fit/1"
-_COLUMNS = ("layer", "shape", "sigma2", "sigma_plus", "spikes", "bulk %", "fit error")
+SCHEMA = "mpcert.fit/2"
+_COLUMNS = ("layer", "shape", "sigma2", "sigma_plus", "spikes", "spike test", "bulk %", "fit error")
 
 
 def register(subparsers) -> None:
@@ -43,7 +50,7 @@ def register(subparsers) -> None:
         help="fit the Marchenko-Pastur law to every Linear/Conv2d weight of a model",
         description=__doc__.split("\n\n")[0],
     )
-    parser.add_argument("source", help="a .safetensors/.pt/.pth state dict, a timm model name, or 'default'")
+    parser.add_argument("source", help="a .safetensors/.pt/.pth state dict, a timm model name, 'default' or 'deep'")
     parser.add_argument("--checkpoint", metavar="FILE", help="local weights for a timm model name (loaded strictly)")
     parser.add_argument("--out", metavar="DIR", default="mpcert-report", help="report folder (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="replace a non-empty existing --out folder")
@@ -51,6 +58,11 @@ def register(subparsers) -> None:
     parser.add_argument("--alpha-bema", type=float, default=0.25, help="BEMA window trim in (0, 1/2) (default: %(default)s)")
     parser.add_argument("--beta-tw", type=float, default=0.8, help="Tracy-Widom level in (0, 1) (default: %(default)s)")
     parser.add_argument("--tw-form", choices=TW_FORMS, default="reference", help="TW margin form (default: %(default)s)")
+    parser.add_argument("--spike-test", choices=SPIKE_TESTS, default="calibrated",
+                        help="spike count: sequential Tracy-Widom test at --spike-alpha, or the paper's "
+                             "#{s > sigma_plus} (default: %(default)s)")
+    parser.add_argument("--spike-alpha", type=float, default=DEFAULT_SPIKE_ALPHA,
+                        help="family-wise false-alarm rate of the calibrated spike test (default: %(default)s)")
     parser.add_argument("--no-plots", action="store_true", help="do not draw the per-layer ESD figures")
     parser.add_argument("--json-only", action="store_true",
                         help="print the fits.json document to stdout instead of the table (the folder is still written)")
@@ -66,6 +78,8 @@ def _main(args: argparse.Namespace) -> int:
         alpha_bema=args.alpha_bema,
         beta_tw=args.beta_tw,
         tw_form=args.tw_form,
+        spike_test=args.spike_test,
+        spike_alpha=args.spike_alpha,
         plots=not args.no_plots,
         force=args.force,
     )
@@ -91,14 +105,25 @@ def _row(layer: dict) -> tuple[str, ...]:
         "x".join(str(d) for d in layer["shape"]),
         f"{layer['sigma2']:.4g}",
         f"{layer['sigma_plus']:.4g}",
-        str(layer["n_spikes"]),
+        spike_count_cell(layer),
+        _spike_test_label(layer),
         f"{100 * layer['bulk_fraction']:.2f}",
         f"{layer['mp_fit_error']:.4f}",
     )
 
 
+def spike_count_cell(layer: dict) -> str:
+    """``n_spikes`` of an :meth:`rmt.fit.MPFit.to_dict` record; ``"k+"`` when the test stopped at its cap."""
+    return f"{layer['n_spikes']}+" if layer["spikes_capped"] else str(layer["n_spikes"])
+
+
+def _spike_test_label(layer: dict) -> str:
+    """``"TW alpha=0.05"`` for the calibrated test, ``"paper"`` for the count above ``sigma_plus``."""
+    return f"TW alpha={layer['spike_alpha']:g}" if layer["spike_test"] == "calibrated" else "paper"
+
+
 def format_table(layers: list[dict]) -> str:
-    """Plain-text per-layer table (name, shape, sigma2, sigma_plus, spikes, bulk %, fit error)."""
+    """Plain-text per-layer table (name, shape, sigma2, sigma_plus, spikes, spike test, bulk %, fit error)."""
     rows = [_COLUMNS] + [_row(layer) for layer in layers]
     widths = [max(len(r[i]) for r in rows) for i in range(len(_COLUMNS))]
     lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths))) for r in rows]
@@ -116,7 +141,11 @@ def _markdown(document: dict, figures: list[str | None]) -> str:
     return (
         f"# MP fit report\n\nSource: {document['description']}\n\nmpcert {document['mpcert_version']}; {opts}.\n\n"
         "sigma2 is the noise variance in the n = max(d_out, d_in) normalisation; sigma_plus the bulk edge in "
-        "singular-value units with the Tracy-Widom margin (ALGORITHMS.md 1.3-1.5).\n\n" + head + body
+        "singular-value units with the Tracy-Widom margin (ALGORITHMS.md 1.3-1.5).  spikes: 'TW alpha=a' is the "
+        "sequential Tracy-Widom test (noise variance re-estimated from the remaining bulk) whose chance of "
+        "flagging any spike in pure noise is a; 'paper' counts the singular values above sigma_plus, which "
+        "flags pure noise most of the time (FINDINGS F8, F21); 'k+' means the test stopped at its cap (the top "
+        "alpha_bema share of the spectrum) with every value a spike.\n\n" + head + body
     )
 
 
@@ -133,6 +162,8 @@ def run_fit(
     alpha_bema: float = 0.25,
     beta_tw: float = 0.8,
     tw_form: str = "reference",
+    spike_test: str = "calibrated",
+    spike_alpha: float = DEFAULT_SPIKE_ALPHA,
     plots: bool = True,
     force: bool = False,
 ) -> dict:
@@ -151,7 +182,8 @@ def run_fit(
         if plots:
             (tmp / "esd").mkdir()
         for index, (name, weight) in enumerate(tqdm(weights.items(), desc="mpcert fit", unit="layer", file=sys.stderr)):
-            fit = fit_mp(weight, method, alpha_bema=alpha_bema, beta_tw=beta_tw, tw_form=tw_form, name=name)
+            fit = fit_mp(weight, method, alpha_bema=alpha_bema, beta_tw=beta_tw, tw_form=tw_form,
+                         spike_test=spike_test, spike_alpha=spike_alpha, name=name)
             fits.append(fit)
             figure = _figure_name(index, name) if plots else None
             if figure:
@@ -163,7 +195,8 @@ def run_fit(
             "source": str(source),
             "checkpoint": checkpoint,
             "description": description,
-            "options": {"method": method, "alpha_bema": alpha_bema, "beta_tw": beta_tw, "tw_form": tw_form},
+            "options": {"method": method, "alpha_bema": alpha_bema, "beta_tw": beta_tw, "tw_form": tw_form,
+                        "spike_test": spike_test, "spike_alpha": spike_alpha if spike_test == "calibrated" else None},
             "layers": [fit.to_dict() for fit in fits],
         }
         for layer, figure in zip(document["layers"], figures):

@@ -58,7 +58,7 @@ def register(subparsers) -> None:
     """Add the ``prune`` sub-command to the ``mpcert`` parser."""
     parser = subparsers.add_parser("prune", help="build a pruning mask (magnitude, classical RMT, SEB, SER, Hybrid, CAST)",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("source", metavar="SOURCE", help="'default', a timm model name, or a state-dict file")
+    parser.add_argument("source", metavar="SOURCE", help="'default', 'deep', a timm model name, or a state-dict file")
     parser.add_argument("--method", required=True, choices=METHODS)
     parser.add_argument("--sparsity", type=float, help="target global sparsity in [0, 1) (unstructured methods)")
     parser.add_argument("--pattern", help="k:n pattern for --method cast (default 2:4) or magnitude (instead of --sparsity)")

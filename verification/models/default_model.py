@@ -16,7 +16,7 @@ import importlib.resources
 import json
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
@@ -33,6 +33,8 @@ __all__ = [
     "build_default_model",
     "load_default_weights",
     "default_model_card",
+    "load_embedded_weights",
+    "read_embedded_card",
 ]
 
 DEFAULT_CONFIG = MappingProxyType(
@@ -79,15 +81,17 @@ def load_default_weights(model: torch.nn.Module, path: str | Path) -> None:
     Raises :class:`DefaultModelError` naming ``path`` and the missing, unexpected or wrongly
     shaped keys.
     """
+    load_embedded_weights(model, path, "default model", "DEFAULT_CONFIG", "python -m verification.models.train_default")
+
+
+def load_embedded_weights(model: torch.nn.Module, path: str | Path, label: str, target: str, script: str) -> None:
+    """Strict loading of an embedded model's weights (``label``: e.g. ``"default model"``; ``target``: the config's
+    name; ``script``: the command that writes them), :class:`DefaultModelError` naming ``path`` otherwise."""
     path = Path(path)
     if not path.is_file():
-        raise DefaultModelError(
-            f"default model weights {str(path)!r} do not exist (run python -m verification.models.train_default)"
-        )
-    state = read_state_dict(path, what="default model weights", error=DefaultModelError)
-    load_state_dict_strictly(
-        model, state, label=f"default model weights {str(path)!r}", target="DEFAULT_CONFIG", error=DefaultModelError
-    )
+        raise DefaultModelError(f"{label} weights {str(path)!r} do not exist (run {script})")
+    state = read_state_dict(path, what=f"{label} weights", error=DefaultModelError)
+    load_state_dict_strictly(model, state, label=f"{label} weights {str(path)!r}", target=target, error=DefaultModelError)
 
 
 def build_default_model(pretrained: bool = True, weights_path: str | Path | None = None) -> torch.nn.Module:
@@ -109,15 +113,18 @@ def default_model_card(card_path: str | Path | None = None) -> dict[str, Any]:
     differs from :data:`DEFAULT_CONFIG`.
     """
     path = Path(card_path) if card_path is not None else default_assets_dir() / DEFAULT_CARD_NAME
+    return read_embedded_card(path, DEFAULT_CONFIG, "default model", "DEFAULT_CONFIG")
+
+
+def read_embedded_card(path: Path, config: Mapping[str, Any], label: str, target: str) -> dict[str, Any]:
+    """The JSON card at ``path`` of an embedded model whose ``config`` must equal ``config`` (named ``target``)."""
     if not path.is_file():
-        raise DefaultModelError(f"default model card {str(path)!r} does not exist")
+        raise DefaultModelError(f"{label} card {str(path)!r} does not exist")
     try:
         card = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise DefaultModelError(f"default model card {str(path)!r} is not readable JSON: {exc}") from exc
-    if not isinstance(card, dict) or card.get("config") != dict(DEFAULT_CONFIG):
+        raise DefaultModelError(f"{label} card {str(path)!r} is not readable JSON: {exc}") from exc
+    if not isinstance(card, dict) or card.get("config") != dict(config):
         found = card.get("config") if isinstance(card, dict) else card
-        raise DefaultModelError(
-            f"default model card {str(path)!r} has config {found!r}, expected DEFAULT_CONFIG {dict(DEFAULT_CONFIG)!r}"
-        )
+        raise DefaultModelError(f"{label} card {str(path)!r} has config {found!r}, expected {target} {dict(config)!r}")
     return card

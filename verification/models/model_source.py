@@ -4,6 +4,10 @@ Sources (never any network access):
 
 * ``"default"``: the **trained** embedded default model (:func:`verification.models.default_model.build_default_model`,
   weights shipped in ``verification/models/assets``); ``checkpoint=FILE`` replaces its weights (strictly).
+* ``"deep"``: the embedded deep model (:func:`verification.models.deep_model.build_deep_model`: 12 blocks of
+  width 192 at the default input), weights ``deep_vit.safetensors`` from ``python -m verification.models.train_deep``
+  (a :class:`~verification.models.default_model.DefaultModelError` naming the script where they are missing);
+  ``checkpoint=FILE`` as for ``"default"``.
 * **a timm model name**, built offline with ``timm.create_model(name, pretrained=False)``; with
   ``checkpoint=FILE`` (``.safetensors`` or a ``.pt`` / ``.pth`` state dict) its weights are loaded
   strictly, and a file that does not match the architecture raises
@@ -38,6 +42,7 @@ from verification.models.state_dicts import load_state_dict_strictly, read_state
 
 __all__ = [
     "DEFAULT_SOURCE",
+    "DEEP_SOURCE",
     "SOURCE_KINDS",
     "WEIGHT_FILE_SUFFIXES",
     "LoadedModel",
@@ -49,8 +54,10 @@ __all__ = [
 ]
 
 DEFAULT_SOURCE = "default"
+#: The embedded deep model (:mod:`verification.models.deep_model`; its weights are written by its training script).
+DEEP_SOURCE = "deep"
 #: ``LoadedModel.kind`` values.
-SOURCE_KINDS = ("default", "timm", "state-dict")
+SOURCE_KINDS = ("default", "deep", "timm", "state-dict")
 WEIGHT_FILE_SUFFIXES = (".safetensors", ".pt", ".pth")
 _EXCLUDED_MODULE_WORDS = ("norm", "emb", "wte", "wpe")
 #: Seed of the random initialisation of a timm model loaded without a checkpoint.
@@ -198,6 +205,17 @@ def _load_default(checkpoint: str | None) -> LoadedModel:
     )
 
 
+def _load_deep(checkpoint: str | None) -> LoadedModel:
+    from verification.models.deep_model import DEEP_WEIGHTS_NAME, build_deep_model
+
+    model = build_deep_model(weights_path=checkpoint)
+    weights = f"weights {checkpoint} (loaded strictly)" if checkpoint else f"embedded trained weights {DEEP_WEIGHTS_NAME}"
+    return LoadedModel(
+        model=model, source=DEEP_SOURCE, kind="deep", checkpoint=checkpoint, trained_default=False,
+        description=f"deep Fashion-MNIST ViT (timm VisionTransformer, 12 blocks of width 192; {weights})",
+    )
+
+
 def _load_timm(name: str, checkpoint: str | None, argument: str) -> LoadedModel:
     if checkpoint is None:
         with torch.random.fork_rng(devices=[]):
@@ -231,7 +249,7 @@ def _load_state_dict_file(source: str, argument: str) -> LoadedModel:
 def load_model(
     source: str, checkpoint: str | None = None, *, runnable: bool = False, argument: str = "source"
 ) -> LoadedModel:
-    """Resolve ``source`` (``"default"``, a timm name, or a state-dict file) to a :class:`LoadedModel`.
+    """Resolve ``source`` (``"default"``, ``"deep"``, a timm name, or a state-dict file) to a :class:`LoadedModel`.
 
     ``runnable=True`` refuses a state-dict file (a command that runs the network, e.g. ``certify``).
     ``argument`` is the command-line name used in error messages (``"--model"``, ``"SOURCE"``).
@@ -254,7 +272,12 @@ def load_model(
                 f"{DEFAULT_SOURCE!r} or a timm model name with --checkpoint {source}"
             )
         return _load_state_dict_file(source, argument)
-    loaded = _load_default(checkpoint) if source == DEFAULT_SOURCE else _load_timm(source, checkpoint, argument)
+    if source == DEFAULT_SOURCE:
+        loaded = _load_default(checkpoint)
+    elif source == DEEP_SOURCE:
+        loaded = _load_deep(checkpoint)
+    else:
+        loaded = _load_timm(source, checkpoint, argument)
     if not loaded.prunable_weights():
         raise ModelSourceError(f"{argument}: {source!r} has no prunable (Linear / Conv2d) weights")
     return loaded

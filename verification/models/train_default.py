@@ -44,7 +44,7 @@ from verification.models.default_model import (
 
 __all__ = [
     "TrainingRecipe", "train_default_model", "train_vision_transformer", "evaluate_accuracy", "mean_loss",
-    "write_outputs", "main",
+    "write_outputs", "run_training", "main",
 ]
 
 CARD_FORMAT_VERSION = 1
@@ -225,22 +225,22 @@ def _train(
     return model.eval(), card
 
 
-def write_outputs(model: torch.nn.Module, card: dict[str, Any], out: Path) -> tuple[Path, Path]:
-    """Write ``DEFAULT_WEIGHTS_NAME`` (safetensors) and ``DEFAULT_CARD_NAME`` (JSON, with the weights' sha256)."""
+def write_outputs(model: torch.nn.Module, card: dict[str, Any], out: Path, weights_name: str = DEFAULT_WEIGHTS_NAME,
+                  card_name: str = DEFAULT_CARD_NAME) -> tuple[Path, Path]:
+    """Write ``weights_name`` (safetensors) and ``card_name`` (JSON, with the weights' sha256) into ``out``."""
     from safetensors.torch import save_file
 
     out.mkdir(parents=True, exist_ok=True)
-    weights_path, card_path = out / DEFAULT_WEIGHTS_NAME, out / DEFAULT_CARD_NAME
+    weights_path, card_path = out / weights_name, out / card_name
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(weights_path), metadata={"format": "pt", "card": DEFAULT_CARD_NAME})
-    card = {**card, "weights_file": DEFAULT_WEIGHTS_NAME, "weights_sha256": hashlib.sha256(weights_path.read_bytes()).hexdigest()}
+    save_file(state, str(weights_path), metadata={"format": "pt", "card": card_name})
+    card = {**card, "weights_file": weights_name, "weights_sha256": hashlib.sha256(weights_path.read_bytes()).hexdigest()}
     card_path.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return weights_path, card_path
 
 
-def _parser() -> argparse.ArgumentParser:
-    defaults = TrainingRecipe()
-    parser = argparse.ArgumentParser(prog="python -m verification.models.train_default", description=__doc__.split("\n")[0])
+def _parser(prog: str, description: str, defaults: TrainingRecipe) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.lr)
@@ -253,23 +253,34 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def run_training(argv: Sequence[str] | None, *, prog: str, description: str, config: Mapping[str, Any],
+                 defaults: TrainingRecipe, weights_name: str, card_name: str) -> int:
+    """The command line of a training script: parse ``argv`` (defaults from ``defaults``), train
+    ``VisionTransformer(**config)`` (:func:`train_vision_transformer`) and write ``weights_name`` / ``card_name``."""
+    parser = _parser(prog, description, defaults)
+    args = parser.parse_args(argv)
     if args.epochs < 1 or args.batch_size < 1 or args.threads < 1 or args.lr <= 0:
-        _parser().error("--epochs, --batch-size, --threads must be >= 1 and --lr > 0")
+        parser.error("--epochs, --batch-size, --threads must be >= 1 and --lr > 0")
     recipe = TrainingRecipe(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         subset=args.subset, test_limit=args.test_limit, threads=args.threads,
     )
     dataset = load_fashion_mnist(args.data)
-    model, card = train_default_model(dataset, recipe, progress=print)
-    weights_path, card_path = write_outputs(model, card, args.out if args.out is not None else default_assets_dir())
+    model, card = train_vision_transformer(config, dataset, recipe, progress=print)
+    out = args.out if args.out is not None else default_assets_dir()
+    weights_path, card_path = write_outputs(model, card, out, weights_name, card_name)
     print(
         f"test accuracy {card['test_accuracy']:.4f} on {card['data']['test_images']} images; "
         f"wall {card['timing']['wall_time_s']} s, cpu {card['timing']['cpu_time_s']} s; "
         f"wrote {weights_path} and {card_path}"
     )
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_training(argv, prog="python -m verification.models.train_default", description=__doc__.split("\n")[0],
+                        config=DEFAULT_CONFIG, defaults=TrainingRecipe(), weights_name=DEFAULT_WEIGHTS_NAME,
+                        card_name=DEFAULT_CARD_NAME)
 
 
 if __name__ == "__main__":

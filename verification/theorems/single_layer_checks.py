@@ -176,7 +176,7 @@ def check_corollary_5_2(inst: SingleLayerInstance, mutation: str | None = None) 
     one without the dense argmax as *unique* argmax) and no tolerance: ``r_s`` is the proven rounding term.
 
     Mutations: ``eta-halved`` (an extra 1/2), ``rounding-dropped`` (``r_s = 0``, the paper's literal
-    statement read on float logits; FINDINGS F21)."""
+    statement read on float logits; FINDINGS F23)."""
     out = []
     for _, lip, theta in segment_points(inst, mutation, halving="eta-halved"):
         r = margin_stability(inst.view, inst.split, lip, theta)

@@ -29,7 +29,7 @@ def env():
 @pytest.fixture(scope="module")
 def packed_report(env):
     model, cal, mask = env
-    return certify(model, mask, cal, heldout=cal, grid=2, fit=False)
+    return certify(model, mask, cal, heldout=cal, grid=2, fit=False, lipschitz="estimate")
 
 
 def test_every_layer_runs_packed_at_float_tolerance(packed_report):
@@ -81,7 +81,7 @@ def _wrongly_packed(model, mask, **kwargs):
 def test_a_wrongly_packed_layer_is_flagged(env, monkeypatch):
     model, cal, mask = env
     monkeypatch.setattr(certify_module, "convert_to_24", _wrongly_packed)
-    report = certify(model, mask, cal, grid=2, fit=False, multilayer=True)
+    report = certify(model, mask, cal, grid=2, fit=False, multilayer=True, lipschitz="estimate")
     for audit in report.calibration:
         assert audit.packed_mismatch and audit.packed_max_abs_diff > 1e-6
     assert any("PACKED 2:4 EXECUTION DIFFERS" in v for v in report.violations())
@@ -93,7 +93,7 @@ def test_unstructured_masks_run_dense(env):
     model, cal, _ = env
     mask = magnitude(model, 0.5, layers=["blocks.1.mlp.fc1"])
     assert packing_mask(audit_copy(model), mask, mask.layer_names) is None
-    report = certify(model, mask, cal, grid=2, fit=False, multilayer=False)
+    report = certify(model, mask, cal, grid=2, fit=False, multilayer=False, lipschitz="estimate")
     audit = report.calibration[0]
     assert audit.execution == DENSE and audit.packed_max_abs_diff is None and not audit.packed_mismatch
     assert report.execution()["global"] == DENSE and report.execution()["max_packed_abs_diff"] is None

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from certs.errors import CertificateInputError
-from pruning.mask import Mask
+from pruning.magnitude import magnitude
+from pruning.mask import Mask, Provenance
 from verification.bridge import certify as certify_module
 from verification.bridge.certify import certify
 from verification.models.datasets import calibration_subset, load_default_dataset
@@ -14,8 +15,8 @@ from verification.models.default_model import build_default_model
 from tests.verification.cast_masks import cast_24_subset
 from tests.verification.single_thread import one_thread  # noqa: F401  (autouse)
 
-#: A late block (within the enclosure's reach on the default model), the head, and block 0 (beyond it at budget 8:
-#: its 8-piece start blows up in block 0's softmax and no piece may be split).
+#: A late block (within the enclosure's reach on the default model), the head, and block 0 (beyond it at budget 2:
+#: its 2-piece start blows up in block 0's softmax and no piece may be split).
 LAYERS = ("blocks.3.mlp.fc1", "head", "blocks.0.attn.qkv")
 
 
@@ -28,19 +29,19 @@ def env():
 
 def test_sound_layers_are_certificates_and_the_rest_say_why(env):
     model, cal, mask = env
-    report = certify(model, mask, cal, grid=2, fit=False, lipschitz="sound", sound_budget=8)
+    report = certify(model, mask, cal, grid=2, fit=False, lipschitz="sound", sound_budget=2)
     by_layer = {a.layer: a for a in report.calibration}
     late = by_layer["blocks.3.mlp.fc1"]
     assert late.is_sound and late.budget.label == "sound" and late.elastic_bound.label == "sound"
     assert np.all(late.lipschitz >= late.lipschitz_estimate * (1 - 1e-12))
     assert late.sound_to_estimate_median >= 1.0 and late.violations() == []
     assert late.certified_unchanged == int(np.count_nonzero(~late.at_risk_prediction))
-    # the rounding term of the computed logits against the engine's exact enclosures (FINDINGS F21) enters the risk test
+    # the rounding term of the computed logits against the engine's exact enclosures (FINDINGS F23) enters the risk test
     assert np.all(np.isfinite(late.rounding)) and np.all(late.rounding > 0)
     allowance = np.nextafter(late.eta + late.rounding, np.inf)
     assert np.array_equal(late.at_risk_true, np.abs(late.true_margin_dense) <= 2.0 * allowance)
     early = by_layer["blocks.0.attn.qkv"]
-    assert not early.is_sound and early.budget.label == "estimate" and "max_subintervals=8" in early.sound_unavailable
+    assert not early.is_sound and early.budget.label == "estimate" and "max_subintervals=2" in early.sound_unavailable
     assert np.all(early.rounding == 0.0)  # an estimate has no rounding term
     assert report.multilayer.bound.label == "estimate"  # one step without a sound L_s
     assert report.lipschitz_labels()["sound"] >= 1 and "partly certificates" in report.to_markdown()
@@ -88,3 +89,41 @@ def test_a_larger_sound_budget_reaches_an_earlier_layer(env):
     audit = large.calibration[0]
     assert audit.is_sound and audit.violations() == [] and audit.lipschitz_method == "interval-forward-taylor6-K32-adaptive"
     assert np.all(audit.lipschitz >= audit.lipschitz_estimate * (1 - 1e-12))
+
+
+def test_sound_is_the_default_of_certify_and_of_the_commands():
+    import inspect
+
+    from verification.cli.main import build_parser
+
+    assert inspect.signature(certify).parameters["lipschitz"].default == "sound"
+    assert inspect.signature(certify_module.audit_layer).parameters["lipschitz"].default == "sound"
+    parser = build_parser()
+    assert parser.parse_args(["certify", "--mask", "magnitude", "--out", "x"]).lipschitz == "sound"
+    from verification.cli.demo import DEFAULT_SETTINGS, QUICK_SETTINGS
+
+    assert DEFAULT_SETTINGS.lipschitz == QUICK_SETTINGS.lipschitz == "sound"
+    assert parser.parse_args(["demo"]).lipschitz is None  # None: the settings' default (sound)
+
+
+def test_a_halved_sound_lipschitz_is_reported_as_a_violation(env, monkeypatch):
+    """Known-bad: the head's sound L_s (= 1: the post-layer map is the identity) halved but still labelled sound
+    must be a violation — counted in the headline — and the unhalved run (the default ``lipschitz``) has none."""
+    model, cal, _ = env
+    head = Mask(keep={"head": magnitude(model, 0.5, layers=["head"]).keep["head"]}, provenance=Provenance("test"))
+    good = certify(model, head, cal, grid=2, fit=False, multilayer=False)
+    assert good.calibration[0].is_sound and good.violations() == [] and good.certified()["violations"] == 0
+    real = certify_module.sound_path_bounds
+
+    def halved(*args, **kwargs):
+        bounds = real(*args, **kwargs)
+        lip = bounds.lipschitz
+        return dataclasses.replace(bounds, lipschitz=type(lip)(lip.values * 0.5, lip.label, lip.method + "-halved"))
+
+    monkeypatch.setattr(certify_module, "sound_path_bounds", halved)
+    bad = certify(model, head, cal, grid=2, fit=False, multilayer=False)
+    assert bad.calibration[0].is_sound and bad.estimate_diagnostics() == []
+    assert any(v.startswith("head (calibration, SOUND BOUND VIOLATED): per-sample logit change") for v in bad.violations())
+    assert bad.certified()["violations"] == len(bad.violations()) > 0
+    md = bad.to_markdown()
+    assert md.index("## **VIOLATIONS**") < md.index("Model:") and f"**{len(bad.violations())}**" in md

@@ -23,7 +23,9 @@ from verification.models.default_model import build_default_model
 from verification.models.model_source import LoadedModel
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-FAST = ["--calibration", "4", "--heldout", "0", "--grid", "1", "--no-multilayer", "--no-plots"]
+#: Plumbing and bad input: one process, the finite-difference L_s (the sound default is tested in the bridge tests).
+FAST = ["--calibration", "4", "--heldout", "0", "--grid", "1", "--no-multilayer", "--no-plots", "--workers", "1",
+        "--lipschitz", "estimate"]
 
 
 def leftovers(parent):
@@ -56,7 +58,7 @@ def default_samples(tmp_path_factory):
 
 def test_sample_file_and_layer_glob_on_the_default_model(tmp_path, default_samples, capsys):
     out = tmp_path / "report"
-    code = main(["certify", "--mask", "magnitude", "--sparsity", "0.4", "--data", default_samples,
+    code = main(["certify", "--workers", "1", "--lipschitz", "estimate", "--mask", "magnitude", "--sparsity", "0.4", "--data", default_samples,
                  "--calibration", "3", "--heldout", "1", "--grid", "1", "--layers", "blocks.3.mlp.*", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     doc = json.loads((out / "report.json").read_text())
@@ -78,7 +80,7 @@ def test_prune_default_then_certify_its_mask_file(tmp_path, default_samples, cap
     mask_path = tmp_path / "seb.safetensors"
     assert main(["prune", "default", "--method", "seb", "--sparsity", "0.3", "--out", str(mask_path)]) == 0
     out = tmp_path / "report"
-    code = main(["certify", "--model", "default", "--mask", str(mask_path), "--data", default_samples,
+    code = main(["certify", "--workers", "1", "--lipschitz", "estimate", "--model", "default", "--mask", str(mask_path), "--data", default_samples,
                  "--calibration", "2", "--heldout", "0", "--grid", "1", "--no-multilayer", "--no-plots",
                  "--out", str(out)])
     assert code == 0, capsys.readouterr().err
@@ -108,7 +110,7 @@ def test_full_size_vit_tiny_through_checkpoint(tmp_path, capsys):
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(checkpoint))
     data = sample_file(tmp_path / "imgs.npz", shape=(2, 3, 224, 224), labels=(17, 999))
     out = tmp_path / "report"
-    code = main(["certify", "--model", "vit_tiny_patch16_224", "--checkpoint", str(checkpoint), "--mask", "magnitude",
+    code = main(["certify", "--workers", "1", "--lipschitz", "estimate", "--model", "vit_tiny_patch16_224", "--checkpoint", str(checkpoint), "--mask", "magnitude",
                  "--sparsity", "0.5", "--data", data, "--calibration", "2", "--heldout", "0", "--grid", "1",
                  "--no-multilayer", "--layers", "blocks.11.mlp.fc2", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
@@ -116,7 +118,7 @@ def test_full_size_vit_tiny_through_checkpoint(tmp_path, capsys):
     assert {"mask.safetensors", "report.json", "report.md"} <= {p.name for p in out.iterdir()}
     assert doc["figures"] and all((out / f).read_bytes()[:8] == PNG_MAGIC for f in doc["figures"])
     assert "esd/blocks.11.mlp.fc2.png" in doc["figures"]
-    assert doc["schema"] == "mpcert.certify/1"
+    assert doc["schema"] == "mpcert.certify/2"
     assert "vit_tiny_patch16_224" in doc["model"] and str(checkpoint) in doc["model"]
     assert doc["data"]["calibration"] == {"samples": 2, "shape": [3, 224, 224]}
     (audit,) = doc["calibration"]
@@ -189,7 +191,7 @@ def test_data_with_the_wrong_channel_count(tmp_path, capsys):
 def test_labels_outside_the_heads_classes(tmp_path, capsys):
     data = sample_file(tmp_path / "labels.npz", labels=(0, 1, 10, -1))
     out = tmp_path / "report"
-    code = main(["certify", "--no-plots", "--mask", "magnitude", "--data", data, "--calibration", "2", "--heldout", "2",
+    code = main(["certify", "--no-plots", "--workers", "1", "--mask", "magnitude", "--data", data, "--calibration", "2", "--heldout", "2",
                  "--grid", "1", "--out", str(out)])
     assert_nothing_written(code, capsys, out, "held-out", "[-1, 10]", "0..9")
 
@@ -264,4 +266,11 @@ def test_sound_lipschitz_labels_each_layer(tmp_path, default_samples):
     early = rows["blocks.0.attn.qkv"]
     assert early["lipschitz_label"] == "estimate" and "max_subintervals=1" in early["sound_unavailable"]
     assert document["lipschitz_labels"] == {"sound": 2, "estimate": 1}
-    assert "Sound L_s" in (out / "report.md").read_text()
+    md = (out / "report.md").read_text()
+    assert "## What is certified" in md and "2 of 3 layers certified sound" in md and "blocks.0.attn.qkv: estimate only" in md
+
+
+def test_bad_worker_count_is_refused_before_anything_is_written(tmp_path, default_samples, capsys):
+    out = tmp_path / "report"
+    code = main(["certify", *FAST, "--mask", "magnitude", "--workers", "0", "--data", default_samples, "--out", str(out)])
+    assert_nothing_written(code, capsys, out, "--workers", ">= 1")

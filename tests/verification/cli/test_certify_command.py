@@ -8,7 +8,8 @@ from pruning.mask import Mask
 from verification.cli import main
 from verification.models.default_model import build_default_model
 
-SMALL = ["--calibration", "8", "--heldout", "4", "--grid", "2", "--no-plots"]
+#: One process, the finite-difference L_s (the sound default is tested in the bridge tests).
+SMALL = ["--calibration", "8", "--heldout", "4", "--grid", "2", "--no-plots", "--workers", "1", "--lipschitz", "estimate"]
 
 
 def leftovers(parent):
@@ -27,7 +28,7 @@ def test_certify_writes_json_markdown_and_mask(magnitude_run, capsys):
     assert code == 0
     assert sorted(p.name for p in out.iterdir()) == ["mask.safetensors", "report.json", "report.md"]
     doc = json.loads((out / "report.json").read_text())
-    assert doc["schema"] == "mpcert.certify/1"
+    assert doc["schema"] == "mpcert.certify/2"
     assert doc["options"]["lambda2"] == 0.01 and doc["options"]["grid"] == 2
     assert doc["data"]["calibration"]["samples"] == 8 and doc["data"]["heldout"]["samples"] == 4
     assert doc["mask"]["method"] == "magnitude" and doc["mask"]["sparsity"] == 0.3

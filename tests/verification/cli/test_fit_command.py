@@ -43,8 +43,9 @@ def test_fit_writes_json_pngs_and_report(tmp_path, weight_file, capsys):
     assert main(["fit", str(weight_file), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     doc = json.loads((out / "fits.json").read_text())
-    assert doc["schema"] == "mpcert.fit/1" and doc["mpcert_version"]
-    assert doc["options"] == {"method": "bema", "alpha_bema": 0.25, "beta_tw": 0.8, "tw_form": "reference"}
+    assert doc["schema"] == "mpcert.fit/2" and doc["mpcert_version"]
+    assert doc["options"] == {"method": "bema", "alpha_bema": 0.25, "beta_tw": 0.8, "tw_form": "reference",
+                              "spike_test": "calibrated", "spike_alpha": 0.05}
     weights = make_weights()
     assert {layer["name"] for layer in doc["layers"]} == set(weights)
     for layer in doc["layers"]:
@@ -55,11 +56,13 @@ def test_fit_writes_json_pngs_and_report(tmp_path, weight_file, capsys):
         assert png.read_bytes()[:8] == PNG_MAGIC
         assert imread(png).shape[0] > 100
         assert layer["name"] in printed
+        assert layer["spike_test"] == "calibrated" and layer["spike_alpha"] == 0.05 and layer["spike_pvalues"]
     assert doc["layers"][0]["shape"] in ([96, 32], [32, 48], [10, 32])
     conv = next(layer for layer in doc["layers"] if layer["name"] == "patch_embed.proj.weight")
     assert conv["shape"] == [32, 48]
     report = (out / "report.md").read_text()
-    assert "patch_embed.proj.weight" in report and "png" in report
+    assert "patch_embed.proj.weight" in report and "png" in report and "TW alpha=0.05" in report
+    assert "spike test" in printed.splitlines()[1] and "TW alpha=0.05" in printed
     assert leftovers(tmp_path) == []
 
 
@@ -140,10 +143,32 @@ def test_refuses_non_empty_out_unless_force(tmp_path, weight_file, capsys):
     assert main(["fit", str(weight_file), "--out", str(empty), "--no-plots"]) == 0
 
 
+def test_spike_test_options_reach_every_layer_and_the_table(tmp_path, weight_file, capsys):
+    out = tmp_path / "r"
+    assert main(["fit", str(weight_file), "--out", str(out), "--json-only", "--no-plots", "--spike-alpha", "0.2"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["options"]["spike_alpha"] == 0.2
+    weights = make_weights()
+    for layer in doc["layers"]:
+        expected = fit_mp(weights[layer["name"]], spike_alpha=0.2)
+        assert (layer["n_spikes"], layer["spike_pvalues"]) == (expected.n_spikes, list(expected.spike_pvalues))
+    paper = tmp_path / "paper"
+    assert main(["fit", str(weight_file), "--out", str(paper), "--no-plots", "--spike-test", "paper"]) == 0
+    printed = capsys.readouterr().out
+    doc = json.loads((paper / "fits.json").read_text())
+    assert doc["options"]["spike_test"] == "paper" and doc["options"]["spike_alpha"] is None
+    for layer in doc["layers"]:
+        expected = fit_mp(weights[layer["name"]], spike_test="paper")
+        assert layer["n_spikes"] == expected.n_spikes and layer["spike_test"] == "paper"
+        assert any(line.startswith(layer["name"]) and " paper " in line for line in printed.splitlines())
+
+
 def test_bad_option_exit_code_two(tmp_path, weight_file, capsys):
     out = tmp_path / "r"
     assert main(["fit", str(weight_file), "--out", str(out), "--alpha-bema", "0.7"]) == 2
     assert "alpha_bema" in capsys.readouterr().err and not out.exists()
+    assert main(["fit", str(weight_file), "--out", str(out), "--spike-alpha", "1.5"]) == 2
+    assert "spike_alpha" in capsys.readouterr().err and not out.exists()
     with pytest.raises(SystemExit) as info:  # argparse rejects unknown choices itself
         main(["fit", str(weight_file), "--method", "mle"])
     assert info.value.code == 2

@@ -24,6 +24,8 @@ from verification.models.default_model import (
     default_model_card,
     new_default_model,
 )
+from verification.models.deep_model import DEEP_CARD_NAME, DEEP_CONFIG, DEEP_WEIGHTS_NAME, build_deep_model, deep_model_card
+from verification.models.train_deep import main as deep_main
 from verification.models.train_default import evaluate_accuracy, main
 
 REPO = Path(__file__).resolve().parents[3]
@@ -144,15 +146,26 @@ def test_bad_cards_raise(tmp_path, text):
 # --- the training script ---------------------------------------------------------------------
 
 
+# (script main, card reader, model builder, weights file, card file, config, training subset): both embedded models
+TRAINING_SCRIPTS = {
+    "default": (main, default_model_card, build_default_model, DEFAULT_WEIGHTS_NAME, DEFAULT_CARD_NAME, DEFAULT_CONFIG, 512),
+    "deep": (deep_main, deep_model_card, build_deep_model, DEEP_WEIGHTS_NAME, DEEP_CARD_NAME, DEEP_CONFIG, 128),
+}
+
+
 @needs_debian
-def test_training_script_writes_loadable_weights_and_card(tmp_path):
+@pytest.mark.parametrize("which", sorted(TRAINING_SCRIPTS))
+def test_training_script_writes_loadable_weights_and_card(tmp_path, which):
+    script, read_card, build, weights_name, card_name, config, subset = TRAINING_SCRIPTS[which]
     previous_threads = torch.get_num_threads()
-    argv = ["--epochs", "1", "--subset", "512", "--test-limit", "1000", "--threads", "1", "--out", str(tmp_path)]
-    assert main(argv) == 0
+    test_images = 1000 if which == "default" else 100
+    argv = ["--epochs", "1", "--subset", str(subset), "--test-limit", str(test_images), "--threads", "1", "--out", str(tmp_path)]
+    assert script(argv) == 0
     assert torch.get_num_threads() == previous_threads
-    card = default_model_card(tmp_path / DEFAULT_CARD_NAME)
-    model = build_default_model(weights_path=tmp_path / DEFAULT_WEIGHTS_NAME)
-    assert card["data"]["train_images"] == 512 and card["data"]["test_images"] == 1000
+    card = read_card(tmp_path / card_name)
+    model = build(weights_path=tmp_path / weights_name)
+    assert card["config"] == dict(config) and card["parameters"] == sum(p.numel() for p in model.parameters())
+    assert card["data"]["train_images"] == subset and card["data"]["test_images"] == test_images
     assert card["training"]["probe_loss_after"] < card["training"]["probe_loss_before"]
-    assert card["weights_sha256"] == hashlib.sha256((tmp_path / DEFAULT_WEIGHTS_NAME).read_bytes()).hexdigest()
+    assert card["weights_sha256"] == hashlib.sha256((tmp_path / weights_name).read_bytes()).hexdigest()
     assert 0.0 <= card["test_accuracy"] <= 1.0 and not model.training

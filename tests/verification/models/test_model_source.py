@@ -236,3 +236,19 @@ def test_zero_size_layers_load_without_a_torch_warning(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert load_model(str(path)).prunable_weights()["z.weight"].shape == (0, 3)
+
+
+def test_deep_source_loads_its_checkpoint_or_names_the_training_script(tmp_path, monkeypatch):
+    import verification.models.deep_model as deep_model
+    from verification.models.deep_model import DEEP_SCRIPT, new_deep_model
+
+    monkeypatch.setattr(deep_model, "default_assets_dir", lambda: tmp_path)  # no trained deep weights there
+    with pytest.raises(ModelSourceError, match=DEEP_SCRIPT):
+        load_model("deep", runnable=True, argument="--model")
+    source = new_deep_model(seed=2)
+    path = tmp_path / "deep.safetensors"
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
+    loaded = load_model("deep", str(path), runnable=True)
+    assert loaded.kind == "deep" and not loaded.trained_default and loaded.runnable and "deep.safetensors" in loaded.description
+    assert len(loaded.prunable_weights()) == 4 * 12 + 2
+    assert all(torch.equal(loaded.model.state_dict()[k], v) for k, v in source.state_dict().items())
