@@ -6,8 +6,9 @@ Setting (THEORY.md 4): a target layer ``A = S + R`` inside a frozen network, sam
 a method name ``'G' | 'P' | 'S' | 'D'`` evaluated on it (:mod:`certs.budget`).
 
 * :func:`ce_path_bound` — Lemma 5.1: ``|L_CE(A_theta) - L_CE(A)| <= (1 - theta) B_T(R)``.
-* :func:`margin_stability` — Corollary 5.2: flips only where ``Delta_pred <= 2 eta_s(theta)``;
-  ``|acc(A_theta) - acc(A)| <= #{s : |Delta_true(s)| <= 2 eta_s(theta)} / |T|``.
+* :func:`margin_stability` — Corollary 5.2: flips only where ``Delta_pred <= 2 (eta_s(theta) + r_s)``;
+  ``|acc(A_theta) - acc(A)| <= #{s : |Delta_true(s)| <= 2 (eta_s(theta) + r_s)} / |T|``, with the float64
+  rounding term ``r_s`` of :mod:`certs.logit_rounding` (FINDINGS F23).
 * :func:`frobenius_certificate` — Theorem 5.3 (any additive split, cross term kept).
 * :func:`elastic_net_certificate` — Theorem 5.4 (mask split, ``S ⊙ R = 0``).
 * :func:`weighted_mask_certificate` — OR1 Corollary 1.1 (entrywise weights ``Gamma``).
@@ -22,12 +23,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rmt.bounds import SOUND, Bound
+from rmt.bounds import ESTIMATE, SOUND, Bound
 
 from .budget import PerSampleLipschitz, budget_from_products, eta_from_products, resolve_lipschitz, upper_sum
 from .classification import accuracy, mean_cross_entropy, prediction_margins, true_margins
 from .errors import CertificateInputError
-from .layer_view import LayerView
+from .layer_view import LayerView, PiecewiseLinearTail
+from .logit_rounding import tail_rounding
 from .path import max_abs_rows, path_logits_from_outputs, validated_thetas
 from .results import CertificateResult, HypothesisCheck
 from .splits import AdditiveSplit, ElasticNetPenalty, frobenius_inner, frobenius_sq
@@ -40,6 +42,7 @@ __all__ = [
     "ce_path_bound",
     "MarginStabilityCertificate",
     "margin_stability",
+    "evaluation_rounding",
     "FrobeniusCertificate",
     "frobenius_certificate",
     "ElasticNetCertificate",
@@ -211,7 +214,10 @@ def same_unique_argmax(z_dense: np.ndarray, z_moved: np.ndarray) -> np.ndarray:
 class MarginStabilityCertificate(CertificateResult):
     """Corollary 5.2 result.
 
-    ``at_risk_prediction[s]``: ``Delta_pred_{A_1}(s) <= 2 eta_s``; ``at_risk_true[s]``: ``|Delta_true_{A_1}(s)| <= 2 eta_s``.
+    ``rounding[s] = rho_s(theta) + 2 rho_s(1)`` (:mod:`certs.logit_rounding`); ``prediction_margin`` / ``true_margin``:
+    ``Delta_pred`` / ``Delta_true`` of the computed dense logits ``z^_1``;
+    ``at_risk_prediction[s]``: ``Delta_pred_{A_1}(s) <= 2 (eta_s + rounding_s)``; ``at_risk_true[s]``: ``|Delta_true_{A_1}(s)| <= 2 (eta_s + rounding_s)``
+    (margins of the computed dense logits).
     ``prediction_changed[s]``: ``A_theta`` does not have the same unique argmax as ``A_1``;
     ``correctness_changed[s]``: the sign test ``Delta_true > 0`` differs between ``A_1`` and ``A_theta``.
     ``bound`` is the accuracy-change bound ``#at_risk_true / |T|``; ``realized`` is ``|acc(A_theta) - acc(A_1)|``.
@@ -219,6 +225,9 @@ class MarginStabilityCertificate(CertificateResult):
 
     theta: float
     eta: np.ndarray
+    rounding: np.ndarray
+    prediction_margin: np.ndarray
+    true_margin: np.ndarray
     at_risk_prediction: np.ndarray
     at_risk_true: np.ndarray
     prediction_changed: np.ndarray
@@ -226,39 +235,68 @@ class MarginStabilityCertificate(CertificateResult):
 
     @property
     def unexplained_prediction_changes(self) -> int:
-        """Samples whose prediction changed although their margin exceeded ``2 eta_s`` (0 if sound)."""
+        """Samples whose prediction changed although their margin exceeded ``2 (eta_s + rounding_s)`` (0 if sound)."""
         return int(np.count_nonzero(self.prediction_changed & ~self.at_risk_prediction))
 
     @property
     def unexplained_correctness_changes(self) -> int:
-        """Samples whose correctness changed although ``|Delta_true| > 2 eta_s`` (0 if sound)."""
+        """Samples whose correctness changed although ``|Delta_true| > 2 (eta_s + rounding_s)`` (0 if sound)."""
         return int(np.count_nonzero(self.correctness_changed & ~self.at_risk_true))
 
 
-def margin_stability(view: LayerView, split: AdditiveSplit, lipschitz, theta=0.0) -> MarginStabilityCertificate:
-    """Corollary 5.2 with ``eta_s(theta) = (1 - theta) L_s ||R psi_1(s)||_inf`` (no factor 2).
+def evaluation_rounding(view: LayerView, split: AdditiveSplit, theta: float) -> tuple[np.ndarray, HypothesisCheck]:
+    """``rho_s(theta) + 2 rho_s(1)`` (:func:`certs.logit_rounding.tail_rounding`), rounded up, and whether it is proven
+    (``psi_2`` a :class:`PiecewiseLinearTail`); zeros and a failed hypothesis for an opaque ``psi_2``."""
+    name = "float evaluation error of the logits bounded"
+    if not isinstance(view.tail, PiecewiseLinearTail):
+        return np.zeros(view.n_samples), HypothesisCheck(name, False, "psi_2 is opaque: rounding not bounded")
+    moved = tail_rounding(view, split.structured, split.removed, theta)
+    dense = tail_rounding(view, split.structured, split.removed, 1.0)
+    return np.nextafter(moved + 2.0 * dense, np.inf), HypothesisCheck(name, True, "rho_s(theta) + 2 rho_s(1), certs.logit_rounding")
 
-    (a) a prediction can change only if ``Delta_pred_{A_1}(s) <= 2 eta_s``;
-    (b) ``|acc(A_theta) - acc(A_1)| <= #{s : |Delta_true_{A_1}(s)| <= 2 eta_s} / |T|`` (strict ``> 0`` accuracy).
+
+def margin_stability(view: LayerView, split: AdditiveSplit, lipschitz, theta=0.0) -> MarginStabilityCertificate:
+    """Corollary 5.2 with ``eta_s(theta) = (1 - theta) L_s ||R psi_1(s)||_inf`` (no factor 2), made sound for
+    float64 logits by the rounding term ``r_s = rho_s(theta) + 2 rho_s(1)`` of :mod:`certs.logit_rounding`:
+
+    (a) a prediction can change only if ``Delta_pred_{A_1}(s) <= 2 (eta_s + r_s)``;
+    (b) ``|acc(A_theta) - acc(A_1)| <= #{s : |Delta_true_{A_1}(s)| <= 2 (eta_s + r_s)} / |T|`` (strict ``> 0`` accuracy).
+
+    Margins are those of the computed dense logits ``z^_1``.  Proof of the float form: ``||z^_theta - z^_1||_inf
+    <= rho(theta) + eta + rho(1)`` (``rho`` bounds the distance of ``z^`` to ``zeta``, on whose segment ``L_s``
+    holds), and ``Delta_pred`` / ``Delta_true`` are 2-Lipschitz in ``l_inf``, so both the *computed* and the
+    *exact* (``z_theta`` vs ``z_1``, margin ``>= Delta^ - 2 rho(1)``) predictions of a sample outside the
+    at-risk set keep the same unique argmax.  Without the rounding term a dense tie computed as a one-ulp
+    margin is "certified" (FINDINGS F23).  The bound is ``sound`` only if ``L_s`` is and ``psi_2`` is a
+    :class:`PiecewiseLinearTail` (else ``r_s = 0`` and the label is ``estimate``).
     """
     path = evaluate_path(view, split, lipschitz, theta)
     eta = path.eta
-    risk_pred = prediction_margins(path.logits_dense) <= 2.0 * eta
+    rounding, rounding_check = evaluation_rounding(view, split, path.theta)
+    allowance = np.nextafter(eta + rounding, np.inf)
+    margin = prediction_margins(path.logits_dense)
+    risk_pred = margin <= 2.0 * allowance
     true_dense = true_margins(path.logits_dense, view.labels)
-    risk_true = np.abs(true_dense) <= 2.0 * eta
+    risk_true = np.abs(true_dense) <= 2.0 * allowance
     correct_moved = true_margins(path.logits_theta, view.labels) > 0
     acc_change = abs(float(accuracy(path.logits_theta, view.labels)) - float(accuracy(path.logits_dense, view.labels)))
+    bound = _bound(float(np.count_nonzero(risk_true)) / view.n_samples, path, "corollary-5.2", theta=path.theta)
+    if not rounding_check.holds:
+        bound = Bound(value=bound.value, label=ESTIMATE, method=bound.method, options=bound.options)
     return MarginStabilityCertificate(
         theorem="Corollary 5.2",
-        statement="|acc(A_theta) - acc(A)| <= #{s : |Delta_true(s)| <= 2 eta_s(theta)} / |T|",
-        bound=_bound(float(np.count_nonzero(risk_true)) / view.n_samples, path, "corollary-5.2", theta=path.theta),
+        statement="|acc(A_theta) - acc(A)| <= #{s : |Delta_true(s)| <= 2 (eta_s(theta) + r_s)} / |T|",
+        bound=bound,
         realized=acc_change,
         scale=1.0,
-        condition="no sample at risk: Delta_pred(s) > 2 eta_s(theta) for all s (every prediction certified)",
+        condition="no sample at risk: Delta_pred(s) > 2 (eta_s(theta) + r_s) for all s (every prediction certified)",
         condition_holds=not bool(np.any(risk_pred)),
-        hypotheses=(path.sound_lipschitz,),
+        hypotheses=(path.sound_lipschitz, rounding_check),
         theta=path.theta,
         eta=eta,
+        rounding=rounding,
+        prediction_margin=margin,
+        true_margin=true_dense,
         at_risk_prediction=risk_pred,
         at_risk_true=risk_true,
         prediction_changed=~same_unique_argmax(path.logits_dense, path.logits_theta),

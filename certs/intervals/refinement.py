@@ -61,6 +61,7 @@ class SegmentBounds:
     subintervals: the resolution of the cover before refinement, ``1 / narrowest piece`` (``K`` times a power of 2
     where loose pieces were split, see :func:`segment_bounds`).
     evaluations: number of (sample, sub-interval or point) evaluations done; rounds: refinement rounds run.
+    ends_lo, ends_hi: ``(2, B, K)`` point enclosures of the exact ``z(0)`` (row 0) and ``z(1)`` (row 1).
     """
 
     owner: np.ndarray
@@ -75,6 +76,19 @@ class SegmentBounds:
     subintervals: int
     evaluations: int
     rounds: int
+    ends_lo: np.ndarray
+    ends_hi: np.ndarray
+
+    def rounding(self, computed: np.ndarray, theta: int) -> np.ndarray:
+        """``max_k max(z^_k - lo_k, hi_k - z^_k)`` rounded up, per sample: bounds ``||z^ - z(theta)||_inf`` for computed
+        logits ``z^`` (any float evaluation, ``(B, K)``) against the exact ``z(theta)`` enclosed at ``theta`` in {0, 1}."""
+        if theta not in (0, 1):
+            raise CertificateInputError(f"theta: the ends are 0 and 1, got {theta!r}")
+        z = np.asarray(computed, dtype=np.float64)
+        if z.shape != self.ends_lo.shape[1:]:
+            raise CertificateInputError(f"computed logits: expected shape {self.ends_lo.shape[1:]}, got {z.shape}")
+        gap = np.maximum(z - self.ends_lo[theta], self.ends_hi[theta] - z).max(axis=1)
+        return np.nextafter(np.maximum(gap, 0.0), np.inf)
 
     def logit_change(self, theta0: float = 0.0) -> np.ndarray:
         """Sound bound of ``sup_{theta in [theta0, 1]} ||z(theta) - z(1)||_inf`` per sample."""
@@ -280,8 +294,9 @@ def segment_bounds(
     samples = np.arange(n)
     ones = np.ones(n)
     end, _ = _run(evaluate, samples, ones, ones, batch, device)
+    start, _ = _run(evaluate, samples, np.zeros(n), np.zeros(n), batch, device)
     owner, lo, hi, slope, change, t_lo, t_hi, points = _uniform_pass(evaluate, n, k, end, batch, device)
-    evaluations = n + 2 * owner.size
+    evaluations = 2 * n + 2 * owner.size
     chunk = probe  # the first split of loose pieces runs on a few samples: a layer that cannot be enclosed fails early
     while give_up is not None:
         gap = _gap(_scatter_max(slope, owner, n), points.reference)
@@ -339,4 +354,5 @@ def segment_bounds(
         owner=owner, theta_lo=lo, theta_hi=hi, slope=slope, change=change, tangent_lo=t_lo, tangent_hi=t_hi,
         derivative=derivative, derivative_lower=points.lower,
         subintervals=finest, evaluations=int(evaluations), rounds=rounds,
+        ends_lo=np.stack([start.lo.numpy(), end.lo.numpy()]), ends_hi=np.stack([start.hi.numpy(), end.hi.numpy()]),
     )

@@ -62,7 +62,8 @@ class LayerAudit:
 
     Path arrays are over ``thetas`` (the check grid, ``theta = 1`` dense last); per-sample arrays
     over the ``|T|`` samples.  ``*_excess`` arrays are ``realized - bound`` maxima over the path
-    (``> 0`` is a violation of the estimate).
+    (``> 0`` is a violation of the estimate).  ``rounding``: the float rounding term ``r_s`` of Corollary 5.2
+    (FINDINGS F23; 0 with an estimated ``L_s``); a sample is at risk when its margin is ``<= 2 (eta_s + r_s)``.
     """
 
     layer: str
@@ -86,6 +87,7 @@ class LayerAudit:
     sample_ce_change: np.ndarray
     sample_ce_excess: np.ndarray
     acc_path: np.ndarray
+    rounding: np.ndarray
     at_risk_true: np.ndarray
     at_risk_prediction: np.ndarray
     correctness_changed: np.ndarray
@@ -134,7 +136,7 @@ class LayerAudit:
 
     @property
     def acc_change_bound(self) -> float:
-        """Corollary 5.2 (b) at theta = 0: ``#{s : |Delta_true(s)| <= 2 eta_s} / |T|``."""
+        """Corollary 5.2 (b) at theta = 0: ``#{s : |Delta_true(s)| <= 2 (eta_s + r_s)} / |T|``."""
         return float(np.count_nonzero(self.at_risk_true)) / self.products.size
 
     @property
@@ -172,7 +174,8 @@ class LayerAudit:
 
     @property
     def certified_unchanged(self) -> int | None:
-        """Samples whose prediction provably stays (Corollary 5.2 with a sound ``L_s``: margin ``> 2 eta_s``)."""
+        """Samples whose prediction provably stays, exactly and as computed (Corollary 5.2 with a sound ``L_s``:
+        margin ``> 2 (eta_s + r_s)``)."""
         return int(np.count_nonzero(~self.at_risk_prediction)) if self.is_sound else None
 
     @property
@@ -597,7 +600,7 @@ def _diagnostic_lines(diagnostics: list[str]) -> list[str]:
 
 
 def _risk_lines(audits) -> list[str]:
-    lines = ["At-risk samples (Corollary 5.2 at theta = 0: |Delta_true| <= 2 eta_s):", ""]
+    lines = ["At-risk samples (Corollary 5.2 at theta = 0: |Delta_true| <= 2 (eta_s + r_s)):", ""]
     for a in audits:
         risk = _indices(a.at_risk_true)
         changed = _indices(a.correctness_changed)

@@ -19,7 +19,11 @@ For every masked layer (token convention: :mod:`verification.bridge.vit_views`),
   ``||z(theta) - z(1)||_inf <= (1 - theta) L_s p_s`` and per-sample CE bound ``|d l_s| <= 2 (1 - theta) L_s p_s``
   (THEORY.md 3.7), checked on the **check grid** = estimation grid plus midpoints (so the check is
   not a tautology of the estimate);
-* Corollary 5.2 at ``theta = 0``: at-risk samples and the accuracy-change bound;
+* Corollary 5.2 at ``theta = 0``: at-risk samples (``Delta_pred(z^(1)) <= 2 (eta_s + r_s)``) and the accuracy-change
+  bound; with a sound ``L_s`` the rounding term ``r_s = rho_s(0) + 2 rho_s(1)`` bounds how far the computed
+  logits (float64, or packed 2:4 at ``theta = 0``) lie from the exact ones enclosed by the same interval forward
+  mode (:meth:`certs.intervals.refinement.SegmentBounds.rounding`), so that a sample counted "certified unchanged"
+  can change neither exactly nor as computed (FINDINGS F23); with an estimate ``r_s = 0``;
 * Theorem 5.4 for the given ``lambda1, lambda2`` and the thresholds ``B_T / ||R||_F^2`` (``lambda1 = 0``)
   and ``B_T / ||R||_1`` (``lambda2 = 0``) above which the condition holds;
 * the paper's proxy ``||R||_op mean_s ||psi_1(s)||_inf`` (not a bound, ALGORITHMS.md 10.3).
@@ -267,15 +271,16 @@ def audit_layer(
     start = _tick(clock, "realized", start)
     y = data.labels.numpy()
     estimated = PerSampleLipschitz(values, ESTIMATE, f"finite-difference-grid-{grid}" + ("" if lipschitz_factor == 1 else f"*{lipschitz_factor:g}"))
-    lip, sound_unavailable = estimated, None
+    lip, sound_unavailable, rounding = estimated, None, np.zeros(layer.products.shape)
     if lipschitz == "sound":
         try:
-            lip = sound_path_bounds(model, layer, data.images, subintervals=min(SOUND_START, sound_budget),
-                                    max_subintervals=sound_budget, device=sound_device).lipschitz
+            sound = sound_path_bounds(model, layer, data.images, subintervals=min(SOUND_START, sound_budget),
+                                      max_subintervals=sound_budget, device=sound_device)
         except (IntervalDomainError, UnsupportedLayerError) as exc:
             sound_unavailable = str(exc)
         else:
-            lip = lip if lipschitz_factor == 1 else lip.scaled(lipschitz_factor)
+            lip = sound.lipschitz if lipschitz_factor == 1 else sound.lipschitz.scaled(lipschitz_factor)
+            rounding = np.nextafter(sound.segments.rounding(z[0], 0) + 2.0 * sound.segments.rounding(z[-1], 1), np.inf)
         start = _tick(clock, "sound_lipschitz", start)
     width = layer.removed.shape[1]
     budget = budget_from_products(layer.products, lip, width)
@@ -288,6 +293,7 @@ def audit_layer(
     logit_change = np.abs(z - z[-1]).max(axis=2)
     sample_ce_change = np.abs(ce_samples - ce_samples[-1])
     eta0 = eta_path[0]
+    allowance = np.nextafter(eta0 + rounding, np.inf)
     true_dense = true_margins(z[-1], y)
     correct_pruned = true_margins(z[0], y) > 0
     split = mask_split(layer.structured + layer.removed, keep.reshape(layer.structured.shape).numpy())
@@ -321,8 +327,9 @@ def audit_layer(
         sample_ce_change=sample_ce_change[0],
         sample_ce_excess=(sample_ce_change - 2.0 * eta_path).max(axis=0),
         acc_path=accuracy(z, y),
-        at_risk_true=np.abs(true_dense) <= 2.0 * eta0,
-        at_risk_prediction=prediction_margins(z[-1]) <= 2.0 * eta0,
+        rounding=rounding,
+        at_risk_true=np.abs(true_dense) <= 2.0 * allowance,
+        at_risk_prediction=prediction_margins(z[-1]) <= 2.0 * allowance,
         correctness_changed=(true_dense > 0) != correct_pruned,
         prediction_changed=~same_unique_argmax(z[-1], z[0]),
         lambda1=float(lambda1),

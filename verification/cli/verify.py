@@ -5,8 +5,8 @@
 
 One row per theorem: examples tried, violations, median and worst slack ratio (bound / realized, over
 each example's tightest inequality), seconds.  Profile ``ci`` runs 60 derandomized examples per check;
-``thorough`` runs 10,000 randomized examples per check.  Exit status 1 if any sound or exact check has
-a violation.
+``thorough`` runs 10,000 randomized examples per check, drawn from the random seed ``--seed`` (default 0), so a
+run is reproducible.  Exit status 1 if any sound or exact check has a violation.
 
 ``--asymptotic`` also runs the finite-N experiments of THEORY.md 10 (all, or the listed ids such as
 ``E3``) at the profile's size (``ci``: reduced; ``thorough``: full) and adds one row per experiment
@@ -45,7 +45,8 @@ def register(subparsers) -> None:
     parser.add_argument("--asymptotic", nargs="*", metavar="EID",
                         help="also run the finite-N experiments of THEORY.md 10 (all, or these ids, e.g. E3)")
     parser.add_argument("--skip-checks", action="store_true", help="run only the experiments (with --asymptotic)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the experiments (default 0)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the thorough checks' random examples and of the experiments (default 0)")
     parser.add_argument("--figures", type=Path, metavar="DIR", help="draw each experiment's figure into DIR")
     parser.set_defaults(func=run_verify)
 
@@ -151,7 +152,7 @@ def _run_verify(args: argparse.Namespace, checks, run_check) -> int:
     reports = []
     print(HEADER + "\n" + "-" * len(HEADER), flush=True)
     for check_id in _check_ids(args, checks):
-        reports.append(run_check(checks[check_id], examples, derandomize=derandomize))
+        reports.append(run_check(checks[check_id], examples, derandomize=derandomize, seed=args.seed))
         print(format_row(reports[-1]), flush=True)
     failed = [r for r in reports if r.violations]
     for r in failed:
@@ -160,7 +161,8 @@ def _run_verify(args: argparse.Namespace, checks, run_check) -> int:
     if args.json is not None:
         from verification.asymptotics.ledger import experiment_record
 
-        payload = {"profile": args.profile, "examples_per_check": examples, "checks": [r.to_dict() for r in reports]}
+        payload = {"profile": args.profile, "examples_per_check": examples, "seed": None if derandomize else args.seed,
+                   "checks": [r.to_dict() for r in reports]}
         if args.asymptotic is not None:
             payload["experiments"] = [experiment_record(run) for run in runs]
         with staged_file(args.json, force=True, argument="--json") as tmp:

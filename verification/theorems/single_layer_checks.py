@@ -9,7 +9,7 @@ sharp) and Method G.  The same functions run under pytest and ``mpcert verify``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator
 
 import numpy as np
@@ -170,11 +170,19 @@ def check_lemma_5_1(inst: SingleLayerInstance, mutation: str | None = None) -> l
 
 
 def check_corollary_5_2(inst: SingleLayerInstance, mutation: str | None = None) -> list[CheckOutcome]:
-    """Corollary 5.2: no prediction (correctness) change outside ``Delta_pred <= 2 eta_s`` (``|Delta_true| <= 2 eta_s``);
-    ``|acc(A_theta) - acc(A)| <= #{|Delta_true| <= 2 eta_s} / |T|``.  Mutation: ``eta-halved`` (an extra 1/2)."""
+    """Corollary 5.2: no prediction (correctness) change outside ``Delta_pred <= 2 (eta_s + r_s)``
+    (``|Delta_true| <= 2 (eta_s + r_s)``); ``|acc(A_theta) - acc(A)| <= #{|Delta_true| <= 2 (eta_s + r_s)} / |T|``.
+    Changes are read on the computed float64 logits, with the tie rule of FINDINGS F4 (a changed prediction is
+    one without the dense argmax as *unique* argmax) and no tolerance: ``r_s`` is the proven rounding term.
+
+    Mutations: ``eta-halved`` (an extra 1/2), ``rounding-dropped`` (``r_s = 0``, the paper's literal
+    statement read on float logits; FINDINGS F23)."""
     out = []
     for _, lip, theta in segment_points(inst, mutation, halving="eta-halved"):
         r = margin_stability(inst.view, inst.split, lip, theta)
+        if mutation == "rounding-dropped":
+            r = replace(r, rounding=np.zeros_like(r.rounding), at_risk_prediction=r.prediction_margin <= 2.0 * r.eta,
+                        at_risk_true=np.abs(r.true_margin) <= 2.0 * r.eta)
         out.append(inequality(r.unexplained_prediction_changes, 0.0))
         out.append(inequality(r.unexplained_correctness_changes, 0.0))
         out.append(inequality(r.realized, r.bound.value, 1.0))

@@ -36,8 +36,13 @@ def test_sound_layers_are_certificates_and_the_rest_say_why(env):
     assert np.all(late.lipschitz >= late.lipschitz_estimate * (1 - 1e-12))
     assert late.sound_to_estimate_median >= 1.0 and late.violations() == []
     assert late.certified_unchanged == int(np.count_nonzero(~late.at_risk_prediction))
+    # the rounding term of the computed logits against the engine's exact enclosures (FINDINGS F23) enters the risk test
+    assert np.all(np.isfinite(late.rounding)) and np.all(late.rounding > 0)
+    allowance = np.nextafter(late.eta + late.rounding, np.inf)
+    assert np.array_equal(late.at_risk_true, np.abs(late.true_margin_dense) <= 2.0 * allowance)
     early = by_layer["blocks.0.attn.qkv"]
     assert not early.is_sound and early.budget.label == "estimate" and "max_subintervals=2" in early.sound_unavailable
+    assert np.all(early.rounding == 0.0)  # an estimate has no rounding term
     assert report.multilayer.bound.label == "estimate"  # one step without a sound L_s
     assert report.lipschitz_labels()["sound"] >= 1 and "partly certificates" in report.to_markdown()
 
