@@ -91,7 +91,7 @@ def test_assets_are_package_data():
     for name in (DEFAULT_WEIGHTS_NAME, DEFAULT_CARD_NAME):
         assert (default_assets_dir() / name).is_file()
         assert any(fnmatch.fnmatch(name, pattern) for pattern in globs)
-    assert default_assets_dir().resolve() == (REPO / "verification" / "assets").resolve()
+    assert default_assets_dir().resolve() == (REPO / "verification" / "models" / "assets").resolve()
 
 
 # --- strict loading and typed errors ---------------------------------------------------------
