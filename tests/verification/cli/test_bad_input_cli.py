@@ -248,25 +248,17 @@ def hostile_files(tmp_path_factory):
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_input_is_one_typed_line_and_nothing_is_written(case, hostile_files, samples, tmp_path, monkeypatch, capsys):
-    """In-process ``main`` (the same code as the entry point, without the interpreter start-up per case)."""
-    from verification.cli.app import main
-
+def test_bad_input_is_one_typed_line_and_nothing_is_written(case, hostile_files, samples, tmp_path):
+    """The real entry point (``python -m verification.cli``) in a subprocess: exit 2, one line, nothing written."""
     args, command, fragments = CASES[case]
     args = [re.sub(r"\{([^}]+)\}", lambda m: hostile_files[m.group(1)], a) for a in args]
     if "--data" not in args and command == "certify":
         args += ["--data", samples]
     if "--out" not in args:
         args += ["--out", str(tmp_path / ("out.safetensors" if command == "prune" else "out"))]
-    monkeypatch.chdir(tmp_path)
     before = sorted(p.name for p in tmp_path.iterdir())
     existing = Path(hostile_files["existing"])
-    code = main(args)
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith(f"mpcert {command}: error: ")]
-    assert code == 2 and len(lines) == 1, err
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
+    assert_refused(mpcert(*args, cwd=tmp_path), command, *fragments)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert [p.name for p in existing.iterdir()] == ["keep.txt"]
 
