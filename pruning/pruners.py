@@ -48,6 +48,11 @@ def _budget(config: FinetuneConfig, steps: int | None, batch_size: int | None) -
     return replace(config, **changes)
 
 
+def _cache_for(model: nn.Module, cache: SpectralCache | None) -> SpectralCache:
+    """The given MP spectral cache, or one computed from ``model``'s weights."""
+    return cache if cache is not None else spectral_cache(model)
+
+
 def _required(value: Any, name: str, pruner: str) -> Any:
     if value is None:
         raise CalibrationError(f"pruner {pruner!r} needs {name}")
@@ -76,14 +81,14 @@ def _rmt(model: nn.Module, *, sparsity: float, compat: str = "paper", train_data
 
 @register_pruner("seb", summary="spectral edge budget (no Haar SV preprocessing: the mask is what is audited)")
 def _seb(model: nn.Module, *, sparsity: float, cache: SpectralCache | None = None) -> Mask:
-    return seb(model, sparsity, cache=cache if cache is not None else spectral_cache(model), sv_z_base=None)
+    return seb(model, sparsity, cache=_cache_for(model, cache), sv_z_base=None)
 
 
 @register_pruner("ser", summary="spectral edge regulariser with keep fine-tuning", needs="train")
 def _ser(model: nn.Module, *, sparsity: float, train_data=None, cache: SpectralCache | None = None,
          steps: int | None = None, batch_size: int | None = None, seed: int = 0) -> Mask:
     return ser(model, sparsity, data=_required(train_data, "train_data", "ser"),
-               cache=cache if cache is not None else spectral_cache(model), seed=seed,
+               cache=_cache_for(model, cache), seed=seed,
                selection=_budget(SELECTION_DEFAULT, steps, batch_size), keep_ft=_budget(KEEP_FT_DEFAULT, steps, batch_size))
 
 
@@ -92,7 +97,7 @@ def _hybrid(model: nn.Module, *, sparsity: float, train_data=None, cache: Spectr
             steps: int | None = None, batch_size: int | None = None, seed: int = 0) -> Mask:
     return hybrid_magnitude_ser(
         model, sparsity, data=_required(train_data, "train_data", "hybrid"),
-        cache=cache if cache is not None else spectral_cache(model), seed=seed,
+        cache=_cache_for(model, cache), seed=seed,
         selection=_budget(SELECTION_DEFAULT, steps, batch_size), keep_ft=_budget(KEEP_FT_DEFAULT, steps, batch_size),
         magnitude_ft=_budget(MAGNITUDE_FT_DEFAULT, steps, batch_size),
     )

@@ -46,6 +46,10 @@ class PrunerSpec:
         params = list(inspect.signature(self.builder).parameters.values())[1:]
         return tuple(p.name for p in params)
 
+    def accepted(self, **offered: Any) -> dict[str, Any]:
+        """The offered options this pruner takes (``None`` values dropped): what a caller holding many passes on."""
+        return {k: v for k, v in offered.items() if k in self.options and v is not None}
+
     def data_need(self, **options: Any) -> DataNeed:
         """What data :func:`build_mask` must be given for these options (e.g. ``rmt`` needs none with ``compat="reference"``)."""
         return self.needs({**self.fixed, **options})

@@ -104,3 +104,10 @@ def test_building_a_mask_never_changes_the_model():
 
 def test_the_package_face_is_the_registry():
     assert pruning.build_mask is build_mask and pruning.list_pruners is list_pruners
+
+
+def test_accepted_keeps_only_the_pruners_options():
+    """Known-bad guard: passing everything offered would hit build_mask's unknown-option error."""
+    offered = dict(sparsity=0.5, pattern=None, compat="paper", calibration_images=None, steps=3)
+    assert pruner_spec("magnitude").accepted(**offered) == {"sparsity": 0.5}
+    assert pruner_spec("rmt").accepted(**offered) == {"sparsity": 0.5, "compat": "paper", "steps": 3}

@@ -137,8 +137,8 @@ def _make_mask(spec: str, model: nn.Module, sparsity: float, images: torch.Tenso
         if pruner.data_need() not in ("none", "calibration"):
             raise InvalidParameterError(f"--mask {spec}: this method trains on labelled data; build the mask with "
                                         f"`mpcert prune ... --method {spec}` and pass the file")
-        offered = {"sparsity": sparsity, "calibration_images": images, "calibration_source": source}
-        return build_mask(spec, model, **{k: v for k, v in offered.items() if k in pruner.options})
+        return build_mask(spec, model, **pruner.accepted(sparsity=sparsity, calibration_images=images,
+                                                         calibration_source=source))
     path = Path(spec)
     if not path.is_file():
         raise InvalidParameterError(f"--mask {spec!r} is neither a file nor one of {MASK_METHODS}")

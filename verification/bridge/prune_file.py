@@ -77,10 +77,9 @@ def _check_arguments(spec: PrunerSpec, sparsity: float | None, pattern: str | No
 
 def _mask_options(spec: PrunerSpec, args: dict, parts: dict) -> dict:
     """The registry options of ``spec`` from the command's arguments and the loaded data parts."""
-    offered = {**args, "batch_size": 64, "train_data": parts.get("train"),
-               "calibration_images": parts.get("calibration", (None, None))[0],
-               "calibration_source": parts.get("calibration", (None, None))[1]}
-    return {k: v for k, v in offered.items() if k in spec.options and v is not None}
+    images, source = parts.get("calibration", (None, None))
+    return spec.accepted(**args, batch_size=64, train_data=parts.get("train"), calibration_images=images,
+                         calibration_source=source)
 
 
 def _dataset_parts(need: str, data: str, calibration: int, train_images: int, seed: int) -> dict:
