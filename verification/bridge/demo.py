@@ -118,9 +118,9 @@ def _summary_row(name: str, mask, report: CertificateReport) -> dict[str, Any]:
         "max_packed_abs_diff": report.execution()["max_packed_abs_diff"],
         "budget_sum_calibration": report.totals()["budget_sum_calibration"],
         "proxy_sum_calibration": report.totals()["proxy_sum_calibration"],
-        "largest_single_layer_ce_change": max(a.ce_change for a in report.calibration),
+        "largest_single_layer_ce_change": max(a.lemma_5_1.realized for a in report.calibration),
         "multilayer": None if ml is None else {
-            "bound": ml.bound.value, "objective_change": ml.objective_change, "ce_dense": ml.ce_dense,
+            "bound": ml.theorem_5_8.bound.value, "objective_change": ml.theorem_5_8.realized, "ce_dense": ml.ce_dense,
             "ce_final": ml.ce_final, "acc_dense": ml.acc_dense, "acc_final": ml.acc_final},
         "bridge2_exceedances": {"calibration": cal.exceedances_budget, "heldout": None if held is None else held.exceedances_budget},
         "bridge3_r_log_sigma_plus_vs_log_mean_product": cal.r_log_sigma_plus_vs_log_mean_product,

@@ -58,7 +58,7 @@ def test_realised_side_is_the_packed_network(env, packed_report):
         assert isinstance(net.get_submodule(audit.layer), SparseLinear24)
         with torch.no_grad():
             z = net(cal.images.double()).numpy()
-        assert audit.ce_pruned == pytest.approx(float(mean_cross_entropy(z, y)), abs=1e-12)
+        assert audit.lemma_5_1.ce_theta == pytest.approx(float(mean_cross_entropy(z, y)), abs=1e-12)
         assert audit.acc_path[0] == pytest.approx(float(accuracy(z, y)))
     final = convert_to_24(audit_copy(model), mask)
     with torch.no_grad():

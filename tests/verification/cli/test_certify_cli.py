@@ -118,14 +118,14 @@ def test_full_size_vit_tiny_through_checkpoint(tmp_path, capsys):
     assert {"mask.safetensors", "report.json", "report.md"} <= {p.name for p in out.iterdir()}
     assert doc["figures"] and all((out / f).read_bytes()[:8] == PNG_MAGIC for f in doc["figures"])
     assert "esd/blocks.11.mlp.fc2.png" in doc["figures"]
-    assert doc["schema"] == "mpcert.certify/2"
+    assert doc["schema"] == "mpcert.certify/3"
     assert "vit_tiny_patch16_224" in doc["model"] and str(checkpoint) in doc["model"]
     assert doc["data"]["calibration"] == {"samples": 2, "shape": [3, 224, 224]}
     (audit,) = doc["calibration"]
     assert audit["layer"] == "blocks.11.mlp.fc2" and audit["shape"] == [192, 768]
     assert audit["tokens"] == 197  # 14 x 14 patches + the class token
     assert audit["removed_entries"] > 0
-    assert len(audit["products"]) == len(audit["lipschitz"]) == len(audit["eta"]) == 2
+    assert len(audit["products"]) == len(audit["lipschitz"]["values"]) == len(audit["lemma_5_1"]["eta"]) == 2
     assert audit["budget"]["label"] == "estimate" and np.isfinite(audit["budget"]["value"])
     assert len(audit["ce_path"]) == 3  # check grid of --grid 1: theta = 0, 1/2, 1
     assert doc["heldout"] == [] and doc["multilayer"] is None and isinstance(doc["violations"], list)
@@ -260,11 +260,11 @@ def test_sound_lipschitz_labels_each_layer(tmp_path, default_samples):
     rows = {row["layer"]: row for row in document["calibration"]}
     for name in ("head", "blocks.3.mlp.fc2"):
         row = rows[name]
-        assert row["lipschitz_label"] == "sound" and row["budget"]["label"] == "sound"
-        assert all(s >= e * (1 - 1e-12) for s, e in zip(row["lipschitz"], row["lipschitz_estimate"]))
+        assert row["lipschitz"]["label"] == "sound" and row["budget"]["label"] == "sound"
+        assert all(s >= e * (1 - 1e-12) for s, e in zip(row["lipschitz"]["values"], row["lipschitz_estimate"]))
         assert row["certified_unchanged"] is not None and row["violations"] == []
     early = rows["blocks.0.attn.qkv"]
-    assert early["lipschitz_label"] == "estimate" and "max_subintervals=1" in early["sound_unavailable"]
+    assert early["lipschitz"]["label"] == "estimate" and "max_subintervals=1" in early["sound_unavailable"]
     assert document["lipschitz_labels"] == {"sound": 2, "estimate": 1}
     md = (out / "report.md").read_text()
     assert "## What is certified" in md and "2 of 3 layers certified sound" in md and "blocks.0.attn.qkv: estimate only" in md
