@@ -221,6 +221,10 @@ def theorem_5_8_result(
     ``J(alpha^(M)) - J(alpha^(0))`` with its ``scale`` (THEORY.md 0.3).  The bound is ``sound`` only if every
     ``B_j`` is; ``options`` go into it.  Shared by :func:`multilayer_certificate` (``result=MultiLayerCertificate``,
     ``extra``: its ``sequence``) and the timm bridge's multi-layer audit."""
+    if not len(budgets) == len(penalties) == len(removed_entries) > 0:
+        raise CertificateInputError(
+            f"Theorem 5.8: one budget, penalty and removed-entry count per step, at least one step; got "
+            f"{len(budgets)}, {len(penalties)} and {len(removed_entries)}")
     values = [float(b.value) for b in budgets]
     sound = all(b.label == SOUND for b in budgets)
     value = theorem_5_8_bound(values, penalties, removed_entries)
