@@ -1,6 +1,6 @@
 """Ledger rows and JSON records of the finite-N experiments (``mpcert verify --asymptotic``).
 
-A row has the columns of the theorem-check ledger (:mod:`verification.cli.verify`): id, results
+A row has the columns of the theorem-check ledger (:mod:`verification.theorems.ledger`): id, results
 (truncated), kind ``asym``, assertions evaluated, assertions failed, median and worst slack over the
 assertions (:attr:`AssertionOutcome.slack`, ``< 1`` exactly when one fails) and seconds.
 """
@@ -27,7 +27,7 @@ def _slacks(run: ExperimentRun) -> list[float]:
 
 
 def format_experiment_row(run: ExperimentRun) -> str:
-    """One ledger row (same widths as ``verify_command.format_row``)."""
+    """One ledger row (same widths as :func:`verification.theorems.ledger.format_row`)."""
     r = run.result
     slacks = _slacks(run)
     median = float(np.median(slacks)) if slacks else float("nan")
