@@ -22,10 +22,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from figures.measured_figures import MeasuredFigures
-from figures.paper_figures import PaperFigures, write_paper_figures
-from verification.models.measured_trend import measure_and_draw
+if TYPE_CHECKING:
+    from figures.measured_figures import MeasuredFigures
+    from figures.paper_figures import PaperFigures
 
 __all__ = ["register"]
 
@@ -64,11 +65,18 @@ def _print_figures(result: PaperFigures | MeasuredFigures) -> int:
     return 0
 
 
+# The figure modules (and the training pipeline behind ``measured``) are imported when their command runs, not when
+# the ``mpcert`` parser is built: every other command then loads the same modules as before, and hypothesis, which
+# draws constants from the loaded local modules, derives the same ``mpcert verify`` examples.
 def _paper(args: argparse.Namespace) -> int:
+    from figures.paper_figures import write_paper_figures
+
     return _print_figures(write_paper_figures(args.out))
 
 
 def _measured(args: argparse.Namespace) -> int:
+    from verification.models.measured_trend import measure_and_draw
+
     return _print_figures(measure_and_draw(args.out, config=args.config, from_ledger=args.from_ledger,
                                            ledger_dir=args.ledger_dir, data=args.data,
                                            log=lambda line: print(line, flush=True)))
