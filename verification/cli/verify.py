@@ -14,7 +14,7 @@ run is reproducible.  Exit status 1 if any sound or exact check has a violation.
 records to the JSON; ``--figures DIR`` draws each experiment's figure there; ``--skip-checks`` runs only
 the experiments.  Exit status 1 also if any experiment assertion fails.
 
-Argument parsing only: the work is :func:`verification.theorems.ledger.run_verify`, which imports hypothesis
+Argument parsing only: the work is :func:`verification.asymptotics.ledger.run_verify`, which imports hypothesis
 (a test extra) only when it runs.
 """
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from verification.theorems.ledger import PROFILES, run_verify
+from verification.theorems.ledger import PROFILES
 
 __all__ = ["register"]
 
@@ -46,5 +46,8 @@ def register(subparsers) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
+    # imported when verify runs: the experiment modules serve verify only
+    from verification.asymptotics.ledger import run_verify
+
     return run_verify(profile=args.profile, only=args.only, json_path=args.json, asymptotic=args.asymptotic,
                       skip_checks=args.skip_checks, seed=args.seed, figures=args.figures)
