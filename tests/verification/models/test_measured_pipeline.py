@@ -72,7 +72,8 @@ def test_figures_and_fits_are_written(measured):
 
 
 def test_redraw_from_ledger_gives_the_same_fits(measured, tmp_path):
-    assert main(["figures", "measured", "--from-ledger", str(measured / "measured_ledger.csv"), "--out", str(tmp_path)]) == 0
+    assert main(["figures", "measured", "--from-ledger", str(measured / "measured_ledger.csv"), "--out",
+                 str(tmp_path)]) == 0
     first = json.loads((measured / "measured_fits.json").read_text(encoding="utf-8"))["trends"]
     again = json.loads((tmp_path / "measured_fits.json").read_text(encoding="utf-8"))["trends"]
     assert again == first
