@@ -15,7 +15,7 @@ import pytest
 
 from figures.measured_ledger import LedgerError, read_ledger
 from figures.measured_rows import CAST, HYBRID
-from verification.models.measured_trend import SMALL_CONFIG, MeasuredConfig
+from verification.models.measured_trend import SMALL_CONFIG, MeasuredConfig, measure_and_draw
 from rmt.errors import InvalidParameterError
 from verification.cli import main
 from verification.models.model_family import FamilyMember
@@ -99,3 +99,10 @@ def test_config_rejects_too_few_models_and_off_grid_sparsities():
     with pytest.raises(InvalidParameterError, match="sparsities"):
         MeasuredConfig(name="x", members=SMALL_CONFIG.members, seeds=(0,), train_images=10, epochs=1,
                        grid=(0.2, 0.5), sparsities=(0.5, 0.6))
+
+
+def test_measure_and_draw_refuses_an_unknown_config_before_any_work(tmp_path):
+    """Known-bad: a configuration name that is not in CONFIGS is a typed error, and nothing is written."""
+    with pytest.raises(InvalidParameterError, match="config must be one of"):
+        measure_and_draw(tmp_path / "out", config="medium")
+    assert not (tmp_path / "out").exists()
