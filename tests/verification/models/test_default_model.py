@@ -24,7 +24,13 @@ from verification.models.default_model import (
     default_model_card,
     new_default_model,
 )
-from verification.models.deep_model import DEEP_CARD_NAME, DEEP_CONFIG, DEEP_WEIGHTS_NAME, build_deep_model, deep_model_card
+from verification.models.deep_model import (
+    DEEP_CARD_NAME,
+    DEEP_CONFIG,
+    DEEP_WEIGHTS_NAME,
+    build_deep_model,
+    deep_model_card,
+)
 from verification.models.train_deep import main as deep_main
 from verification.models.train_default import evaluate_accuracy, main
 
@@ -148,7 +154,8 @@ def test_bad_cards_raise(tmp_path, text):
 
 # (script main, card reader, model builder, weights file, card file, config, training subset): both embedded models
 TRAINING_SCRIPTS = {
-    "default": (main, default_model_card, build_default_model, DEFAULT_WEIGHTS_NAME, DEFAULT_CARD_NAME, DEFAULT_CONFIG, 512),
+    "default": (main, default_model_card, build_default_model, DEFAULT_WEIGHTS_NAME, DEFAULT_CARD_NAME, DEFAULT_CONFIG,
+                512),
     "deep": (deep_main, deep_model_card, build_deep_model, DEEP_WEIGHTS_NAME, DEEP_CARD_NAME, DEEP_CONFIG, 128),
 }
 
@@ -159,7 +166,8 @@ def test_training_script_writes_loadable_weights_and_card(tmp_path, which):
     script, read_card, build, weights_name, card_name, config, subset = TRAINING_SCRIPTS[which]
     previous_threads = torch.get_num_threads()
     test_images = 1000 if which == "default" else 100
-    argv = ["--epochs", "1", "--subset", str(subset), "--test-limit", str(test_images), "--threads", "1", "--out", str(tmp_path)]
+    argv = ["--epochs", "1", "--subset", str(subset), "--test-limit", str(test_images), "--threads", "1", "--out",
+            str(tmp_path)]
     assert script(argv) == 0
     assert torch.get_num_threads() == previous_threads
     card = read_card(tmp_path / card_name)
