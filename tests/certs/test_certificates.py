@@ -109,7 +109,8 @@ def test_prune_restore_and_restore_comparison():
     r = prune_restore_certificate(VIEW, triple, "D", lambda1=1.0, lambda2=0.0)
     assert r.theorem == "Theorem 5.5" and r.bound_holds
     c = restore_comparison(VIEW, triple, "D", "D", lambda1=1.0, lambda2=0.0)
-    assert c.equivalence_holds and c.budget_all.value == pytest.approx(20.0) and c.budget_restore.value == pytest.approx(20.0)
+    assert (c.equivalence_holds and c.budget_all.value == pytest.approx(20.0)
+            and c.budget_restore.value == pytest.approx(20.0))
     assert c.restored_penalty == 10.0 and not c.restore_helps  # same budget, less penalty removed
 
 
@@ -155,7 +156,8 @@ NET = ReluAbsMLP.from_weights(
 
 
 def test_multilayer_certificate_telescopes_and_uses_intermediate_networks():
-    steps = (PlanStep(1, KEEP), PlanStep(0, np.array([[True, False], [True, True]])), PlanStep(1, np.zeros((2, 2), bool)))
+    steps = (PlanStep(1, KEEP), PlanStep(0, np.array([[True, False], [True, True]])),
+             PlanStep(1, np.zeros((2, 2), bool)))
     c = multilayer_certificate(NET, X, LABELS, steps, "D", {0: (0.1, 0.2), 1: (0.3, 0.0)})
     assert c.bound.label == "sound" and c.bound_holds
     assert sum(s.objective_change for s in c.sequence.steps) == pytest.approx(c.realized, abs=1e-9)

@@ -116,7 +116,8 @@ def test_an_exceeded_estimate_is_a_diagnostic_never_a_violation(env):
     model, cal, _ = env
     mask = magnitude(model, 0.5, layers=["head"])
     report = certify(model, mask, cal, grid=GRID, multilayer=False, lipschitz_factor=0.5, lipschitz="estimate")
-    assert any("head (calibration, estimate exceeded): per-sample logit change" in d for d in report.estimate_diagnostics())
+    assert any("head (calibration, estimate exceeded): per-sample logit change" in d
+               for d in report.estimate_diagnostics())
     assert report.violations() == [] and report.certified()["violations"] == 0
     md = report.to_markdown()
     assert "## Diagnostics of the estimate" in md and "VIOLATIONS" not in md and "No violation" in md
@@ -137,7 +138,8 @@ def test_shrunk_lipschitz_breaks_the_ce_bounds(env):
     per_sample = float(np.max(good.sample_ce_change[active] / (2 * eta[active])))
     lemma = good.lemma_5_1.realized / good.budget.value
     assert per_sample <= 1 + 1e-9 and lemma <= 1 + 1e-9
-    bad = audit_layer(work, name, mask.keep[name], data, grid=GRID, lipschitz_factor=per_sample / 2, lipschitz="estimate")
+    bad = audit_layer(work, name, mask.keep[name], data, grid=GRID, lipschitz_factor=per_sample / 2,
+                      lipschitz="estimate")
     assert any("|d l_s| > 2" in v for v in bad.estimate_diagnostics()) and bad.violations() == []
     bad = audit_layer(work, name, mask.keep[name], data, grid=GRID, lipschitz_factor=lemma / 2, lipschitz="estimate")
     assert bad.lemma_violation_thetas and bad.lemma_violation_thetas[0] == 0.0
@@ -151,8 +153,10 @@ def test_smallest_lambdas_are_the_thresholds(env, magnitude_report):
     work = audit_copy(model)
     audit = next(a for a in report.calibration if a.layer == "blocks.1.mlp.fc1")
     for key, threshold in (("lambda2", audit.lambda2_threshold), ("lambda1", audit.lambda1_threshold)):
-        above = audit_layer(work, audit.layer, mask.keep[audit.layer], data, grid=GRID, lipschitz="estimate", **{key: 1.01 * threshold})
-        below = audit_layer(work, audit.layer, mask.keep[audit.layer], data, grid=GRID, lipschitz="estimate", **{key: 0.99 * threshold})
+        above = audit_layer(work, audit.layer, mask.keep[audit.layer], data, grid=GRID, lipschitz="estimate",
+                            **{key: 1.01 * threshold})
+        below = audit_layer(work, audit.layer, mask.keep[audit.layer], data, grid=GRID, lipschitz="estimate",
+                            **{key: 0.99 * threshold})
         assert above.theorem_5_4.condition_holds and not below.theorem_5_4.condition_holds
 
 
@@ -194,7 +198,8 @@ def test_proxy_is_not_a_bound():
         model[1].bias.zero_()
     keep = torch.ones(2, m, dtype=torch.bool)
     keep[0] = False
-    report = certify(model, {"1": keep}, (torch.ones(1, 1, 4, 4), torch.tensor([0])), grid=2, multilayer=False, lipschitz="estimate")
+    report = certify(model, {"1": keep}, (torch.ones(1, 1, 4, 4), torch.tensor([0])), grid=2, multilayer=False,
+                     lipschitz="estimate")
     audit = report.calibration[0]
     assert audit.products[0] == pytest.approx(m)
     assert audit.lipschitz.values[0] == pytest.approx(1.0)
@@ -242,12 +247,14 @@ def tiny_relu_network(draw):
 def test_estimate_never_exceeds_the_global_bound(case):
     """THEORY.md 3.6 chain: an empirical ratio is <= L^G = ||W_2||_inf (induced) for a Linear-ReLU-Linear tail."""
     model, keep, images, labels = case
-    audit = certify(model, {"1": keep}, (images, labels), grid=GRID, multilayer=False, lipschitz="estimate").calibration[0]
+    audit = certify(model, {"1": keep}, (images, labels), grid=GRID, multilayer=False,
+                    lipschitz="estimate").calibration[0]
     global_bound = float(model[3].weight.detach().abs().sum(dim=1).max())
     lip, lemma = audit.lipschitz.values, audit.lemma_5_1
     assert np.all(lip <= global_bound * (1 + 1e-9))
     assert np.all(lemma.logit_change <= lemma.eta + 1e-9 * np.maximum(1.0, lemma.eta))
     if lip.max() > 0:  # known-bad: a wrong constant (1.5 L^G / max L_s) is caught by the same comparison
         factor = 1.5 * global_bound / lip.max()
-        bad = certify(model, {"1": keep}, (images, labels), grid=GRID, multilayer=False, lipschitz_factor=factor, lipschitz="estimate")
+        bad = certify(model, {"1": keep}, (images, labels), grid=GRID, multilayer=False, lipschitz_factor=factor,
+                      lipschitz="estimate")
         assert not np.all(bad.calibration[0].lipschitz.values <= global_bound * (1 + 1e-9))

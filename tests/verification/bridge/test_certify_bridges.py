@@ -25,7 +25,8 @@ def env():
     cal = calibration_subset(dataset, 12, 2)
     held = (dataset.test_images[:12], dataset.test_labels[:12])
     mask = magnitude(model, 0.7, layers=LAYERS)
-    return model, cal, held, mask, certify(model, mask, cal, heldout=held, grid=2, multilayer=False, lipschitz="estimate")
+    return model, cal, held, mask, certify(model, mask, cal, heldout=held, grid=2, multilayer=False,
+                                           lipschitz="estimate")
 
 
 @given(st.lists(st.tuples(st.floats(-1e3, 1e3), st.floats(-1e3, 1e3)), min_size=3, max_size=30))
@@ -88,7 +89,8 @@ def test_known_bad_budget_is_counted_as_a_bridge2_exceedance(env):
     b = bad.bridges()["calibration"]
     exceeding = [r.layer for r in b.rows if r.exceeds_budget]
     assert b.exceedances_budget == len(exceeding) > 0
-    assert all(any(v.startswith(f"{layer} (calibration, estimate exceeded): Lemma 5.1") for v in bad.estimate_diagnostics()) for layer in exceeding)
+    assert all(any(v.startswith(f"{layer} (calibration, estimate exceeded): Lemma 5.1")
+                   for v in bad.estimate_diagnostics()) for layer in exceeding)
     assert all(r.sigma_plus is None for r in b.rows) and b.r_log_sigma_plus_vs_log_budget is None  # fit=False
 
 

@@ -9,7 +9,8 @@ from verification.cli import main
 from verification.models.default_model import build_default_model
 
 #: One process, the finite-difference L_s (the sound default is tested in the bridge tests).
-SMALL = ["--calibration", "8", "--heldout", "4", "--grid", "2", "--no-plots", "--workers", "1", "--lipschitz", "estimate"]
+SMALL = ["--calibration", "8", "--heldout", "4", "--grid", "2", "--no-plots", "--workers", "1",
+         "--lipschitz", "estimate"]
 
 
 def leftovers(parent):
@@ -43,7 +44,8 @@ def test_certify_writes_json_markdown_and_mask(magnitude_run, capsys):
 def test_certify_reads_a_mask_file(magnitude_run, tmp_path):
     _, first = magnitude_run
     out = tmp_path / "again"
-    assert main(["certify", "--mask", str(first / "mask.safetensors"), *SMALL, "--no-multilayer", "--out", str(out)]) == 0
+    assert main(["certify", "--mask", str(first / "mask.safetensors"), *SMALL, "--no-multilayer",
+                 "--out", str(out)]) == 0
     doc = json.loads((out / "report.json").read_text())
     before = json.loads((first / "report.json").read_text())
     assert doc["multilayer"] is None
