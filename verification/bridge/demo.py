@@ -1,13 +1,14 @@
-"""The work of ``mpcert demo``: the whole chain on the shipped default model, in one command.
+"""The work of ``mpcert demo``: the whole chain on a shipped model, in one command.
 
-    mpcert demo [--out DIR] [--quick]
+    mpcert demo [--model default|deep] [--out DIR] [--quick]
 
-1. the default Fashion-MNIST ViT (:func:`verification.models.model_source.load_model`) and its MP fits
-   (:func:`pruning.sigma_cache.spectral_cache`, the cache SER / Hybrid use);
+1. the embedded Fashion-MNIST ViT ``--model`` (``default``: 4 blocks of width 64, the main job; ``deep``: 12 blocks
+   of width 192, :mod:`verification.models.deep_model`), loaded by :func:`verification.models.model_source.load_model`,
+   and its MP fits (:func:`pruning.sigma_cache.spectral_cache`, the cache SER / Hybrid use);
 2. two masks: Hybrid Magnitude–SER at ``--sparsity`` (:func:`pruning.hybrid.hybrid_magnitude_ser`,
    trained on ``--train-images`` class-balanced training images for at most ``--steps`` optimiser
    steps per phase) and CAST 2:4 (:func:`pruning.cast.cast_kn`, calibrated on the calibration images);
-3. :func:`verification.bridge.certify.certify` of each mask on the **dense** default model (the masks'
+3. :func:`verification.bridge.certify.certify` of each mask on the **dense** model (the masks'
    certificates are about ``R = (1 - M) * A`` of the dense weights; the Hybrid's fine-tuned weights
    only choose the mask) with the calibration set (class-balanced training images) and the held-out
    set (seeded test images) of :func:`verification.bridge.certify_folder.load_audit_sets`; the CAST mask's
@@ -49,11 +50,13 @@ from verification.bridge.certify_folder import load_audit_sets
 from verification.bridge.fit_report import spike_count_cell
 from verification.bridge.report_folder import check_out, staged_folder
 from verification.bridge.vit_interval import resolve_device
-from verification.models.model_source import load_model
+from verification.models.model_source import DEEP_SOURCE, DEFAULT_SOURCE, load_model
 
-__all__ = ["MASK_FOLDERS", "DemoSettings", "DEFAULT_SETTINGS", "QUICK_SETTINGS", "run_demo"]
+__all__ = ["DEMO_MODELS", "MASK_FOLDERS", "DemoSettings", "DEFAULT_SETTINGS", "QUICK_SETTINGS", "run_demo"]
 
 
+#: The embedded models the demo runs on (:mod:`verification.models.model_source`).
+DEMO_MODELS = (DEFAULT_SOURCE, DEEP_SOURCE)
 #: Report sub-folder of each mask.
 MASK_FOLDERS = {"hybrid": "hybrid", "cast-2:4": "cast-2of4"}
 
@@ -71,6 +74,7 @@ class DemoSettings:
     multilayer: bool = True
     seed: int = 0
     lipschitz: str = "sound"
+    model: str = "default"
     sound_budget: int | None = None  # None: SOUND_BUDGET on the CPU, SOUND_BUDGET_CUDA on CUDA
     sound_device: str = "auto"
 
@@ -78,6 +82,8 @@ class DemoSettings:
         for name in ("calibration", "heldout", "train_images"):
             check_integer(getattr(self, name), f"--{name.replace('_', '-')}", 1)
         check_grid(self.grid, "--grid")
+        if self.model not in DEMO_MODELS:
+            raise InvalidParameterError(f"--model: expected one of {DEMO_MODELS}, got {self.model!r}")
         if self.sound_budget is not None:
             check_integer(self.sound_budget, "--sound-budget", 1, MAX_SOUND_BUDGET)
         check_integer(self.steps, "--steps", 0)
@@ -182,7 +188,7 @@ def _summary_markdown(summary: dict[str, Any]) -> str:
     s = summary["settings"]
     masks = summary["masks"]
     lines = [
-        f"# mpcert demo — Hybrid Magnitude–SER vs CAST 2:4 on the default model (L_s: {s['lipschitz']})",
+        f"# mpcert demo — Hybrid Magnitude–SER vs CAST 2:4 on the {s['model']} model (L_s: {s['lipschitz']})",
         "",
         "## What is certified",
         "",
@@ -205,7 +211,7 @@ def _summary_markdown(summary: dict[str, Any]) -> str:
         f"{s['sparsity']}, Hybrid training {s['train_images']} images / {s['steps']} steps per phase, "
         f"multi-layer audit {'on' if s['multilayer'] else 'off'}, seed {s['seed']}, {summary['workers']} worker(s)",
         "",
-        "Both masks are audited on the dense default model (R = removed part of the dense weights).",
+        "Both masks are audited on the dense model (R = removed part of the dense weights).",
         "",
         "## Audit details",
         "",
@@ -268,7 +274,7 @@ def run_demo(out: Path, settings: DemoSettings = DEFAULT_SETTINGS, *, force: boo
         return now
 
     start = time.perf_counter()
-    loaded = load_model("default", runnable=True, argument="--model")
+    loaded = load_model(settings.model, runnable=True, argument="--model")
     # typed errors before the bar
     sets = load_audit_sets("default", settings.calibration, settings.heldout, settings.seed)
     steps = tqdm(total=5, desc="mpcert demo", unit="step", file=sys.stderr, disable=not progress)

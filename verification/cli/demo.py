@@ -1,6 +1,6 @@
-"""``mpcert demo``: the whole chain on the shipped default model, in one command.
+"""``mpcert demo``: the whole chain on a shipped model (the default model unless ``--model deep``), in one command.
 
-    mpcert demo [--out DIR] [--quick]
+    mpcert demo [--model default|deep] [--out DIR] [--quick]
 
 Argument parsing only: the work is :func:`verification.bridge.demo.run_demo` (its module docstring has the details).
 """
@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 import torch
 
 from verification.bridge.certify import LIPSCHITZ_METHODS, SOUND_BUDGET, SOUND_BUDGET_CUDA
-from verification.bridge.demo import DEFAULT_SETTINGS, QUICK_SETTINGS, run_demo
+from verification.bridge.demo import DEFAULT_SETTINGS, DEMO_MODELS, QUICK_SETTINGS, run_demo
 from verification.bridge.distributed import available_cores
 from verification.bridge.arguments import check_integer
 
@@ -28,6 +28,9 @@ def register(subparsers) -> None:
         "demo", help="the whole chain on the default model: MP fit, Hybrid and CAST 2:4 masks, certify both, reports",
         description=__doc__.split("\n\n")[0],
     )
+    parser.add_argument("--model", choices=DEMO_MODELS,
+                        help="embedded model: 'default' (4 blocks of width 64, the main job) or 'deep' (12 blocks of "
+                             "width 192, ViT-Tiny widths) (default: default)")
     parser.add_argument("--out", metavar="DIR", default="mpcert-demo", help="report folder (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="small sizes (8 + 8 images, grid 2, no multi-layer audit)")
     parser.add_argument("--calibration", type=int, help=f"calibration images (default: {DEFAULT_SETTINGS.calibration})")
@@ -61,7 +64,7 @@ def register(subparsers) -> None:
 def _main(args: argparse.Namespace) -> int:
     base = QUICK_SETTINGS if args.quick else DEFAULT_SETTINGS
     overrides = {k: getattr(args, k) for k in ("calibration", "heldout", "grid", "sparsity", "train_images", "steps",
-                                               "seed", "lipschitz", "sound_budget", "sound_device")
+                                               "seed", "lipschitz", "sound_budget", "sound_device", "model")
                  if getattr(args, k) is not None}
     threads = check_integer(available_cores() if args.threads is None else args.threads, "--threads", 1)
     check_integer(args.workers, "--workers", 1)

@@ -1,4 +1,4 @@
-"""``mpcert demo --quick``: the whole chain on the default model, two reports and a summary."""
+"""``mpcert demo --quick``: the whole chain on the default model (and ``--model deep``), two reports and a summary."""
 
 import json
 
@@ -63,3 +63,19 @@ def test_demo_refuses_bad_settings_before_any_work(tmp_path):
     # non-empty --out without --force
     assert main(["demo", "--quick", "--workers", "1", "--out", str(tmp_path / "full")]) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["full"]
+
+
+def test_demo_runs_on_the_deep_model(tmp_path):
+    """``--model deep`` (issue 15): the same chain on the 12-block model, every prunable layer of both masks audited."""
+    out = tmp_path / "deep"
+    assert main(["demo", "--model", "deep", "--quick", "--lipschitz", "estimate", "--calibration", "2",
+                 "--heldout", "2", "--workers", "1", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings"]["model"] == "deep" and "12 blocks of width 192" in summary["model"]
+    rows = {r["mask"]: r for r in summary["masks"]}
+    assert rows["hybrid"]["layers"] == 12 * 4 + 2  # every block Linear, patch_embed.proj and the head
+    assert rows["cast-2:4"]["layers"] == 12 * 4  # the block Linears
+    assert all(r["violations"] == 0 for r in rows.values())
+    assert "on the deep model" in (out / "summary.md").read_text()
+    with pytest.raises(InvalidParameterError, match="--model"):  # known-bad: an unknown model is refused first
+        run_demo(tmp_path / "x", QUICK_SETTINGS.__class__(model="tiny"))
