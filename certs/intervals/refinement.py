@@ -13,15 +13,19 @@ On a cover of ``[0, 1]`` by sub-intervals ``I_j``:
 * ``change_j = max_k max(hi_k(I_j) - lo_k(1), hi_k(1) - lo_k(I_j))`` bounds
   ``sup_{theta in I_j} ||z(theta) - z(1)||_inf`` directly (the logit path bound of THEORY.md 3.7 without
   the Lipschitz step; it is often much tighter for Corollary 5.2).
-* a rigorous *lower* bound of ``sup ||z'||_inf`` comes from point evaluations ``[m, m]``: the true
-  ``z'(m)_k`` lies in ``T_k``, so ``|z'(m)_k| >= mig(T_k)``.  The same point evaluations give
+* a rigorous *lower* bound of ``sup ||z'||_inf`` comes from point evaluations ``[m, m]`` (the ends ``0``, ``1``
+  and the midpoints of the pieces): the true ``z'(m)_k`` lies in ``T_k``, so ``|z'(m)_k| >= mig(T_k)``.  The
+  same point evaluations give
   ``point_s = max_m max_k mag(T_k(m))``: a point enclosure's width is rounding error only, so no
   sub-interval bound can be expected below it; and ``reference_s = max(lower_s, max_m max_k |centre T_k(m)|)``,
   the float64 value of ``||z'(m)||_inf`` (not a bound: it only steers the work below).
 
 Adaptive refinement: in each round, every sub-interval with ``slope_j > (1 + rtol) point_s`` is halved
 (at most ``max_subintervals`` per sample, largest slopes first); the children evaluate their midpoints
-too.  A child keeps ``min(child bound, parent bound)`` (the parent's bound is valid on the child), so
+too.  The midpoints of the start pieces are evaluated only for the samples that need work under the ends'
+statistics alone (a loose sample, or a piece above ``(1 + rtol) point_s``): more points can only raise ``point_s``
+and ``reference_s``, so for the other samples they could not change a decision (the same cover and bounds, one
+evaluation per piece less; ``derivative_lower`` then rests on the ends).  A child keeps ``min(child bound, parent bound)`` (the parent's bound is valid on the child), so
 the per-sample bounds never increase.  Work is batched over samples and sub-intervals.  Whatever steers
 the work, every returned bound is an enclosure bound; the heuristics only decide where to spend time.
 """
@@ -218,17 +222,35 @@ class _Points:
                                                         (self.reference, other.reference))))
 
 
-def _uniform_pass(evaluate: PathEvaluator, n: int, k: int, end: Interval, batch: int, device):
-    """Bounds on the ``k`` uniform sub-intervals of each of the ``n`` samples, and the statistics of their midpoints.
+def _needs_work(slope: np.ndarray, owner: np.ndarray, points: "_Points", n: int, give_up: float | None,
+                refine: int, rtol: float) -> np.ndarray:
+    """Per sample: is it loose (``give_up``) or has it a piece that the refinement would halve, under ``points``?"""
+    need = np.zeros(n, dtype=bool)
+    if give_up is not None:
+        need |= ~(_gap(_scatter_max(slope, owner, n), points.reference) <= give_up)
+    if refine:
+        need[owner[slope > (1.0 + rtol) * points.upper[owner] + _FLOOR]] = True
+    return need
 
-    Returns ``owner, lo, hi, slope, change, tangent_lo, tangent_hi`` per sub-interval and the :class:`_Points`."""
+
+def _uniform_pass(evaluate: PathEvaluator, n: int, k: int, end: Interval, ends: "_Points", batch: int, device,
+                  give_up: float | None, refine: int, rtol: float):
+    """Bounds on the ``k`` uniform sub-intervals of each of the ``n`` samples, and the point statistics: the ends'
+    (``ends``) with the midpoints of the samples that need work under the ends' alone (module docstring).
+
+    Returns ``owner, lo, hi, slope, change, tangent_lo, tangent_hi`` per sub-interval, the :class:`_Points` and the
+    number of midpoints evaluated."""
     edges = np.linspace(0.0, 1.0, k + 1)
     owner = np.repeat(np.arange(n), k)
     lo, hi = np.tile(edges[:-1], n), np.tile(edges[1:], n)
-    mid = 0.5 * (lo + hi)
     value, tangent = _run(evaluate, owner, lo, hi, batch, device)
     slope, change, t_lo, t_hi = _piece_bounds(value, tangent, owner, end)
-    return owner, lo, hi, slope, change, t_lo, t_hi, _Points.of(_run(evaluate, owner, mid, mid, batch, device)[1], owner, n)
+    rows = np.flatnonzero(_needs_work(slope, owner, ends, n, give_up, refine, rtol)[owner])
+    points = ends
+    if rows.size:
+        mid = 0.5 * (lo[rows] + hi[rows])
+        points = ends.merge(_Points.of(_run(evaluate, owner[rows], mid, mid, batch, device)[1], owner[rows], n))
+    return owner, lo, hi, slope, change, t_lo, t_hi, points, rows.size
 
 
 def _finest(lo: np.ndarray, hi: np.ndarray) -> int:
@@ -293,10 +315,12 @@ def segment_bounds(
                        batch=batch, device=device, give_up=give_up, probe=0)
     samples = np.arange(n)
     ones = np.ones(n)
-    end, _ = _run(evaluate, samples, ones, ones, batch, device)
-    start, _ = _run(evaluate, samples, np.zeros(n), np.zeros(n), batch, device)
-    owner, lo, hi, slope, change, t_lo, t_hi, points = _uniform_pass(evaluate, n, k, end, batch, device)
-    evaluations = 2 * n + 2 * owner.size
+    end, end_tangent = _run(evaluate, samples, ones, ones, batch, device)
+    start, start_tangent = _run(evaluate, samples, np.zeros(n), np.zeros(n), batch, device)
+    ends = _Points.of(end_tangent, samples, n).merge(_Points.of(start_tangent, samples, n))
+    owner, lo, hi, slope, change, t_lo, t_hi, points, midpoints = _uniform_pass(
+        evaluate, n, k, end, ends, batch, device, give_up, refine, rtol)
+    evaluations = 2 * n + owner.size + midpoints
     chunk = probe  # the first split of loose pieces runs on a few samples: a layer that cannot be enclosed fails early
     while give_up is not None:
         gap = _gap(_scatter_max(slope, owner, n), points.reference)

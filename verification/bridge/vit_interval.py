@@ -28,8 +28,9 @@ block on the default model for a point ``theta``, where they hold rounding error
 LayerNorms; verification/FINDINGS.md F20), so the earliest layers may exceed ``give_up``; their loose
 sub-intervals are split 4x (2x where 4x would exceed ``max_subintervals``), and what still fails raises
 :class:`certs.intervals.interval.IntervalDomainError` (never a number).  Order 4 (the default) needs far
-fewer sub-intervals than order 2; a layer whose first samples are loose at order 4 switches to order 6
-(``loose_order``), and pieces narrower than the start use it too.  The start products ``S psi_1`` and
+fewer sub-intervals than order 2; a layer whose first samples are loose at order 4 switches to order 8
+(``loose_order``; the highest with proven GELU derivative errors, :data:`certs.intervals.smooth.GELU_ORDERS`),
+and pieces narrower than the start use it too.  The start products ``S psi_1`` and
 ``R psi_1`` are enclosed in extended precision (:mod:`certs.intervals.extended`): their float64 radius was
 the largest rounding source that the blocks amplify.  On the demo's masks every layer is reached at
 budget 64 (18 of 18 Hybrid, 16 of 16 CAST 2:4), median sound / estimate 1.00–1.49; CAST 2:4
@@ -465,7 +466,7 @@ def path_walk(model: nn.Module, captured_layer: CapturedLayer, images: torch.Ten
 def sound_path_bounds(
     model: nn.Module, captured_layer: CapturedLayer, images: torch.Tensor, *, subintervals: int = 8, refine: int = 4,
     rtol: float = 0.25, max_subintervals: int = 64, batch: int | None = None, device: str | torch.device = "auto",
-    order: int = 4, give_up: float | None = 1e6, loose_order: int | None = 6, probe: int = 4,
+    order: int = 4, give_up: float | None = 1e6, loose_order: int | None = 8, probe: int = 4,
 ) -> SoundPathBounds:
     """Sound ``L_s`` and logit-change bounds for ``captured_layer`` on ``images`` (module docstring).
 
@@ -478,10 +479,12 @@ def sound_path_bounds(
     (which explode through attention blocks: kept for comparison).  ``loose_order``: with ``give_up`` set,
     the first ``probe`` samples are tried at ``order`` on the ``subintervals`` start without splitting; if
     one is loose, the whole layer uses ``loose_order`` instead; otherwise the pieces narrower than the start
-    (loose pieces split 4x, pieces halved by the refinement) use it (method ``taylor4+6``; ``None``: never).  On the default model
-    order 6 is 1.3–1.5x dearer per evaluation but needs far fewer pieces on the attention ``qkv`` layers
-    (e.g. Hybrid ``blocks.1.attn.qkv``: 40 instead of 152 evaluations per sample, 3x faster; CAST 2:4
-    ``blocks.1.attn.qkv`` is only reached at order 6).
+    (loose pieces split 4x, pieces halved by the refinement) use it (method ``taylor4+8``; ``None``: never).
+    On the default model order 6 is 1.3–1.5x dearer per evaluation than order 4 but needs far fewer pieces on
+    the attention ``qkv`` layers (e.g. Hybrid ``blocks.1.attn.qkv``: 40 instead of 152 evaluations per sample,
+    3x faster; CAST 2:4 ``blocks.1.attn.qkv`` is only reached at order 6), and order 8 (1.5x dearer than 6)
+    fewer still on the loose layers (``blocks.0.attn.qkv``: 22 instead of 58 evaluations per sample on Hybrid,
+    86 instead of 214 on CAST 2:4, with tighter bounds; benchmarks/RESULTS-sound-lipschitz.md, "Speed").
     """
     for label, value in (("order", order), ("loose_order", 0 if loose_order is None else loose_order)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
