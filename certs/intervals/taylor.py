@@ -12,7 +12,8 @@ Linear maps act exactly on the ``c_i`` (keeping the cancellations of ``W d``, ``
 remainder (order ``h^(n+1)``) is propagated with ``|W|``.  ``n = 1`` is affine arithmetic; ``n = 2``
 also carries the curvature, which on the default ViT shrinks the remainders by orders of
 magnitude; ``n = 4`` (the default of :mod:`verification.bridge.vit_interval`) shrinks them further, so
-that fewer sub-intervals are needed.  Rules (``spread = sum_{i>=1} |c_i| + r`` bounds ``|x - c_0|``; box ``c_0 +- spread``):
+that fewer sub-intervals are needed.  Rules (``spread = sum_{i>=1} |c_i| + r`` bounds ``|x - c_0|``; box
+``c_0 +- spread``):
 
 * sums, point scaling, ``linear``, ``sum``, ``mean``, ``minus_mean``: exact on the ``c_i``, ``|.|`` on ``r``;
 * product: polynomial product truncated at degree ``n``; the dropped terms ``sum_{i+j>n} |x_i y_j|``
@@ -219,8 +220,8 @@ class TaylorForm:
         mag_x, mag_y = self.magnitude, other.magnitude
         r = _accumulate(high, self.r * (mag_y + other.r))
         r = _accumulate(r, other.r * mag_x)
-        # every degree k (kept or dropped) sums at most n + 1 products: float error <= gamma_{n+1} sum_{i+j=k} |x_i y_j|,
-        # and over all k at most (n + 2) u mag_x mag_y
+        # every degree k (kept or dropped) sums at most n + 1 products: float error <= gamma_{n+1}
+        # sum_{i+j=k} |x_i y_j|, and over all k at most (n + 2) u mag_x mag_y
         return TaylorForm.build(coef, r, scale=(n + 3) * (mag_x * mag_y))
 
     __rmul__ = __mul__
@@ -305,16 +306,17 @@ class TaylorForm:
 
     def compose(self, derivs: Sequence[torch.Tensor], bound: torch.Tensor, errors: Sequence[torch.Tensor],
                 powers: Sequence["TaylorForm"] | None = None) -> "TaylorForm":
-        """``f(x)`` from ``derivs = [f(c_0), ..., f^(n)(c_0)]``, their float errors ``errors[k] >= |derivs[k] - f^(k)(c_0)|``
-        (absolute, per entry) and ``bound >= sup_box |f^(n+1)|`` (module docstring).  ``powers``: :meth:`delta_powers`
-        if already computed.
+        """``f(x)`` from ``derivs = [f(c_0), ..., f^(n)(c_0)]``, their float errors
+        ``errors[k] >= |derivs[k] - f^(k)(c_0)|`` (absolute, per entry) and ``bound >= sup_box |f^(n+1)|`` (module
+        docstring).  ``powers``: :meth:`delta_powers` if already computed.
 
         With ``s_k = fl(derivs[k] / k!)`` and ``P_k`` the form of ``delta^k`` (remainder ``r_k``), the coefficients
         ``c_0 = derivs[0]`` (no operation) and ``c_j = sum_{1 <= k <= j} s_k P_kj`` are accumulated directly (an inner
         product of ``j <= n`` terms: float error at most ``gamma_n sum_k |s_k P_kj|``, in all at most
-        ``(n + 2) u sum_k |s_k| sum_j |P_kj|`` with margin for the float magnitudes), and the remainder is ``sum_k |s_k| r_k + sum_k (errors[k] / k! + u |s_k|) spread^k`` (the
-        errors of the derivatives and of ``s_k``, ``|delta^k| <= spread^k``) plus the Lagrange term
-        ``bound spread^(n+1) / (n+1)!`` and that rounding."""
+        ``(n + 2) u sum_k |s_k| sum_j |P_kj|`` with margin for the float magnitudes), and the remainder is
+        ``sum_k |s_k| r_k + sum_k (errors[k] / k! + u |s_k|) spread^k`` (the errors of the derivatives and of
+        ``s_k``, ``|delta^k| <= spread^k``) plus the Lagrange term ``bound spread^(n+1) / (n+1)!`` and that
+        rounding."""
         n = self.order
         powers = self.delta_powers() if powers is None else powers
         spread = self.spread()
@@ -337,7 +339,8 @@ class TaylorForm:
         return TaylorForm(tuple(coef), _up(total, 2 * n + 8, fresh=True))
 
     def apply(self, fn: SmoothFunction, floor: torch.Tensor | float | None = None, first: int = 0) -> "TaylorForm":
-        """``f^(first)(x)`` for the smooth ``fn``; ``floor``: a known lower bound of the true ``x`` (tightens the box)."""
+        """``f^(first)(x)`` for the smooth ``fn``; ``floor``: a known lower bound of the true ``x`` (tightens the
+        box)."""
         return self.apply_derivatives(fn, floor, (first,))[0]
 
     def apply_derivatives(self, fn: SmoothFunction, floor: torch.Tensor | float | None = None,
@@ -345,7 +348,8 @@ class TaylorForm:
         """``f^(j)(x)`` for each ``j`` in ``orders``, sharing the box, the derivatives at ``c_0`` and the powers."""
         box = self.box()
         if floor is not None:
-            box = Interval(torch.maximum(box.lo, torch.as_tensor(floor, dtype=box.lo.dtype, device=box.lo.device)), box.hi)
+            floor = torch.as_tensor(floor, dtype=box.lo.dtype, device=box.lo.device)
+            box = Interval(torch.maximum(box.lo, floor), box.hi)
         n = self.order
         a = self.coef[0]
         top = n + max(orders)
@@ -373,13 +377,15 @@ class TaylorForm:
         crossing = ~((l >= 0) | (u <= 0))
         sign = torch.where(l >= 0, 1.0, -1.0).to(l.dtype)
         half = 0.5 * torch.maximum(-l, u)
-        coef = tuple(torch.where(crossing, half if i == 0 else torch.zeros_like(l), c * sign) for i, c in enumerate(self.coef))
+        coef = tuple(torch.where(crossing, half if i == 0 else torch.zeros_like(l), c * sign)
+                     for i, c in enumerate(self.coef))
         out = TaylorForm(coef, _up(torch.where(crossing, half, self.r)))
         return out, torch.where(crossing, -1, torch.where(l >= 0, 1, -2))
 
 
 def _slope_times(code: torch.Tensor, t: TaylorForm, negative_slope: float) -> TaylorForm:
-    """``s t`` with slope ``s`` = 1 (code 1), 0 (code 0), -1 (code -2), or unknown in ``[negative_slope, 1]`` (code -1)."""
+    """``s t`` with slope ``s`` = 1 (code 1), 0 (code 0), -1 (code -2), or unknown in ``[negative_slope, 1]``
+    (code -1)."""
     dtype = t.r.dtype
     fixed = torch.where(code == 1, 1.0, torch.where(code == -2, -1.0, 0.0)).to(dtype)
     crossing = code == -1
@@ -400,11 +406,13 @@ class TaylorDual:
     tangent: TaylorForm
 
     def constant_like(self, x: torch.Tensor) -> "TaylorDual":
-        return TaylorDual(TaylorForm.point(x, self.value.order), TaylorForm.point(torch.zeros_like(x), self.value.order))
+        order = self.value.order
+        return TaylorDual(TaylorForm.point(x, order), TaylorForm.point(torch.zeros_like(x), order))
 
     @staticmethod
     def cat(parts: Sequence["TaylorDual"], dim: int) -> "TaylorDual":
-        return TaylorDual(TaylorForm.cat([p.value for p in parts], dim), TaylorForm.cat([p.tangent for p in parts], dim))
+        return TaylorDual(TaylorForm.cat([p.value for p in parts], dim),
+                          TaylorForm.cat([p.tangent for p in parts], dim))
 
     def rearrange(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "TaylorDual":
         return TaylorDual(self.value.rearrange(fn), self.tangent.rearrange(fn))

@@ -229,7 +229,8 @@ def _bounds(segment, k: int, refine: int):
 
 
 def _same_cover(a, b) -> bool:
-    return all(np.array_equal(getattr(a, f), getattr(b, f)) for f in ("owner", "theta_lo", "theta_hi", "slope", "change"))
+    fields = ("owner", "theta_lo", "theta_hi", "slope", "change")
+    return all(np.array_equal(getattr(a, f), getattr(b, f)) for f in fields)
 
 
 @given(mlp_segments(), st.sampled_from([1, 2, 4]), st.sampled_from([0, 3]))
@@ -258,13 +259,17 @@ def _bump_evaluator(owner, lo, hi):
 
 def test_known_bad_skipping_every_midpoint_changes_the_cover():
     """Known-bad: skipping the midpoints of samples that do need work (here: the ends say ``z' = 0``) changes what
-    the refinement does; the real rule evaluates them and matches the eager cover."""
+    the refinement does (or leaves no reference value at all: an error); the real rule evaluates them and matches
+    the eager cover."""
     options = dict(subintervals=2, refine=3, rtol=0.05, give_up=1e6)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(refinement, "_needs_work", lambda slope, owner, points, n, *rest: np.ones(n, dtype=bool))
         eager = segment_bounds(_bump_evaluator, 3, **options)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(refinement, "_needs_work", lambda slope, owner, points, n, *rest: np.zeros(n, dtype=bool))
-        none = segment_bounds(_bump_evaluator, 3, **options)
+        try:
+            none = segment_bounds(_bump_evaluator, 3, **options)
+        except IntervalDomainError:
+            none = None
     assert _same_cover(segment_bounds(_bump_evaluator, 3, **options), eager)
-    assert not _same_cover(none, eager)
+    assert none is None or not _same_cover(none, eager)
