@@ -264,6 +264,14 @@ def _uniform_pass(evaluate: PathEvaluator, n: int, k: int, end: Interval, ends: 
     return owner, lo, hi, slope, change, t_lo, t_hi, points, rows.size
 
 
+def _learned_start(first: SegmentBounds, n: int) -> int:
+    """The uniform start that every sample of the probe run ``first`` split to everywhere: ``1 / (widest piece of
+    any sample)``, rounded down (the coarser levels would only be evaluated to be split again)."""
+    widest = np.zeros(n)
+    np.maximum.at(widest, first.owner, first.theta_hi - first.theta_lo)
+    return int(np.floor(1.0 / float(widest.max()) + 1e-9))
+
+
 def _finest(lo: np.ndarray, hi: np.ndarray) -> int:
     """``1 / (narrowest piece width)``, rounded: the resolution of the cover."""
     return int(round(1.0 / float(np.min(hi - lo))))
@@ -319,7 +327,8 @@ def segment_bounds(
     ``None``: no check, no splitting.  ``probe``: with ``give_up`` set and more than ``probe`` samples, the
     initial pass first runs on samples ``0..probe-1`` alone, and the first split of loose pieces on the
     first ``probe`` loose samples alone, so that an enclosure that is too loose fails after a few samples
-    instead of all of them.
+    instead of all of them; the run then starts from the uniform cover that every probe sample split to
+    everywhere (if finer than ``subintervals``).
     """
     for label, value, low in (("subintervals", subintervals, 1), ("refine", refine, 0),
                               ("max_subintervals", max_subintervals, 1), ("batch", batch, 1),
@@ -330,8 +339,9 @@ def segment_bounds(
         raise CertificateInputError(f"rtol: must be finite and >= 0, got {rtol!r}")
     n, k = int(n_samples), int(min(subintervals, max_subintervals))
     if give_up is not None and 0 < probe < n:
-        segment_bounds(evaluate, probe, subintervals=subintervals, refine=0, max_subintervals=max_subintervals,
-                       batch=batch, device=device, give_up=give_up, probe=0)
+        first = segment_bounds(evaluate, probe, subintervals=subintervals, refine=0, max_subintervals=max_subintervals,
+                               batch=batch, device=device, give_up=give_up, probe=0)
+        k = max(k, _learned_start(first, probe))
     samples = np.arange(n)
     ones = np.ones(n)
     end, end_tangent = _run(evaluate, samples, ones, ones, batch, device)

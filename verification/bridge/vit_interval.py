@@ -545,6 +545,7 @@ def sound_path_bounds(
                 segment_bounds(evaluate, min(probe, n), subintervals=subintervals,
                                max_subintervals=min(subintervals, max_subintervals),
                                batch=batch, device=device, give_up=give_up, probe=0)
+                probe = 0  # the probe samples needed no split at `order`: a second probe would repeat this one
             except IntervalDomainError:
                 used[0] = loose_order
         segments = segment_bounds(evaluate, n, subintervals=subintervals, refine=refine, rtol=rtol,
