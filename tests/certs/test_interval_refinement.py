@@ -229,8 +229,10 @@ def _bounds(segment, k: int, refine: int):
 
 
 def _same_cover(a, b) -> bool:
+    """The same pieces with the same bounds (in any order)."""
     fields = ("owner", "theta_lo", "theta_hi", "slope", "change")
-    return all(np.array_equal(getattr(a, f), getattr(b, f)) for f in fields)
+    ia, ib = np.lexsort((a.theta_lo, a.owner)), np.lexsort((b.theta_lo, b.owner))
+    return all(np.array_equal(getattr(a, f)[ia], getattr(b, f)[ib]) for f in fields)
 
 
 @given(mlp_segments(), st.sampled_from([1, 2, 4]), st.sampled_from([0, 3]))
@@ -273,3 +275,31 @@ def test_known_bad_skipping_every_midpoint_changes_the_cover():
             none = None
     assert _same_cover(segment_bounds(_bump_evaluator, 3, **options), eager)
     assert none is None or not _same_cover(none, eager)
+
+
+def _blowup_evaluator(scale: np.ndarray):
+    """``z = theta`` with a tangent enclosure of radius ``scale[owner] width^6``: pieces wider than about
+    ``(1e6 / scale)^(1/6)`` are loose (``give_up = 1e6``) and get split 4x."""
+    def evaluate(owner, lo, hi):
+        width = (hi - lo).double()[:, None]
+        radius = torch.as_tensor(scale)[owner][:, None] * width ** 6
+        value = Interval(lo.double()[:, None] - width, hi.double()[:, None] + width)
+        return Dual(value, Interval(1.0 - radius, 1.0 + radius))
+    return evaluate
+
+
+@pytest.mark.parametrize("scale, start", [([1e12] * 6, 32), ([1e12, 1.0, 1e12, 1e12, 1e12, 1e12], 2)])
+def test_the_run_starts_from_the_cover_every_probe_sample_split_to(scale, start):
+    """With a probe, the run starts from the uniform cover that every probe sample split to everywhere (32 here
+    when all blow up; the given start 2 when one probe sample needs no split): the same cover and bounds as from the
+    given start, with fewer evaluations where it is finer."""
+    evaluate = _blowup_evaluator(np.asarray(scale))
+    options = dict(subintervals=2, refine=2, rtol=0.25, give_up=1e6, max_subintervals=64)
+    first = segment_bounds(evaluate, 3, **{**options, "refine": 0}, probe=0)  # what the probe run does
+    assert refinement._learned_start(first, 3) == start
+    learned = segment_bounds(evaluate, 6, **options, probe=3)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(refinement, "_learned_start", lambda first, n: 0)
+        given_start = segment_bounds(evaluate, 6, **options, probe=3)
+    assert _same_cover(learned, given_start) and np.array_equal(learned.derivative, given_start.derivative)
+    assert (learned.evaluations < given_start.evaluations) == (start > 2)
