@@ -121,7 +121,8 @@ def test_multiple_of_forward_pass(setting, record_property):
         lines.append(f"{key:12s} " + " ".join(f"{ratios[v]:10.1f}" for v in VARIANTS))
     rerun = {v: results[v]["lipschitz"] + results[v]["realized"] for v in VARIANTS}
     for v in ("full", "hook"):
-        lines.append(f"speed-up of restart over {v}: re-run phases (lipschitz + realized) {rerun[v] / rerun['restart']:.2f}x, "
-                     f"end to end {results[v]['total'] / results['restart']['total']:.2f}x")
+        lines.append(f"speed-up of restart over {v}: re-run phases (lipschitz + realized) "
+                     f"{rerun[v] / rerun['restart']:.2f}x, end to end "
+                     f"{results[v]['total'] / results['restart']['total']:.2f}x")
     print("\n" + "\n".join(lines))
     assert all(np.isfinite(v) for r in results.values() for v in r.values())

@@ -44,7 +44,8 @@ def test_main_job_one_and_two_workers(benchmark, tmp_path):
         start = time.perf_counter()
         baseline = run_demo(tmp_path / "one", settings, workers=1)
         one = time.perf_counter() - start
-        two = benchmark.pedantic(run_demo, args=(tmp_path / "two", settings), kwargs={"workers": 2}, rounds=1, iterations=1)
+        two = benchmark.pedantic(run_demo, args=(tmp_path / "two", settings), kwargs={"workers": 2}, rounds=1,
+                                 iterations=1)
     _report(f"main job, {IMAGES} + {IMAGES} images, 1 worker x {cores} threads", baseline)
     _report(f"main job, {IMAGES} + {IMAGES} images, 2 workers", two)
     print(f"2 workers / 1 worker wall time: {two['wall_time_s'] / one:.2f}")

@@ -56,6 +56,8 @@ def test_closed_form_against_autograd(problem, record_property):
     finally:
         torch.set_num_threads(threads)
     per_step = {"closed_form_s_per_step": t_ours / STEPS, "autograd_s_per_step": t_torch / STEPS}
-    for key, value in {**per_step, "projected_3000_steps_s": 3000 * t_ours / STEPS, "speedup": t_torch / t_ours}.items():
+    for key, value in {**per_step, "projected_3000_steps_s": 3000 * t_ours / STEPS,
+                       "speedup": t_torch / t_ours}.items():
         record_property(key, value)
-    print(f"\nE8 training at N={N}: {per_step}, 3000 steps ~{3000 * t_ours / STEPS:.2f}s, speed-up {t_torch / t_ours:.2f}x")
+    print(f"\nE8 training at N={N}: {per_step}, 3000 steps ~{3000 * t_ours / STEPS:.2f}s, speed-up "
+          f"{t_torch / t_ours:.2f}x")

@@ -72,7 +72,8 @@ def test_multiple_of_forward_pass(setting, record_property):
         cells = []
         for config, options in SETTINGS.items():
             try:
-                cost, bounds = timed_median(lambda: sound_path_bounds(work, layer, images, subintervals=K, **options), 3)
+                cost, bounds = timed_median(
+                    lambda: sound_path_bounds(work, layer, images, subintervals=K, **options), 3)
             except IntervalDomainError:
                 cells.append(f"{'- (out of reach)':>24s}")
                 continue

@@ -72,7 +72,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="2:4 kernels measured per shape (the first one is used end to end)")
     p.add_argument("--scopes", nargs="+", choices=SCOPES, default=list(SCOPES), help="end-to-end sparsified layers")
     p.add_argument("--shapes-only", action="store_true", help="skip the end-to-end model")
-    p.add_argument("--min-speedup", type=float, default=1.0, help="fallback: keep 2:4 where dense_ms >= this * sparse_ms")
+    p.add_argument("--min-speedup", type=float, default=1.0,
+                   help="fallback: keep 2:4 where dense_ms >= this * sparse_ms")
     p.add_argument("--backend", choices=("default", "cutlass"), default="default",
                    help="backend of the semi-structured kernel; 'cutlass' forces CUTLASS (the paper's setting)")
     p.add_argument("--no-graph", action="store_true", help="eager timings only")
@@ -98,7 +99,8 @@ def agreement(a: torch.Tensor, b: torch.Tensor) -> dict:
     a, b = a.float(), b.float()
     scale = float(a.abs().max()) or 1.0
     relative = float((a - b).abs().max()) / scale
-    return {"max_abs_diff": float((a - b).abs().max()), "relative": relative, "tolerance": tol, "agrees": relative <= tol}
+    return {"max_abs_diff": float((a - b).abs().max()), "relative": relative, "tolerance": tol,
+            "agrees": relative <= tol}
 
 
 class Harness:
@@ -156,7 +158,8 @@ def per_shape(args, harness: Harness, kernels: list[str], tokens: int, dtype) ->
         x = torch.randn(tokens, d_in, device=harness.device, dtype=dtype)
         with torch.inference_mode():
             reference = dense(x)
-            row = {"layer": name, "d_in": d_in, "d_out": d_out, "tokens": tokens, "dense": harness.times(lambda: dense(x))}
+            row = {"layer": name, "d_in": d_in, "d_out": d_out, "tokens": tokens,
+                   "dense": harness.times(lambda: dense(x))}
             for kernel in kernels:
                 try:
                     layer = sparse[0].use_kernel(kernel, probe_tokens=tokens)
@@ -194,7 +197,8 @@ def end_to_end(args, harness: Harness, kernel: str, dtype, batch: int) -> dict:
         except (KernelUnavailableError, RuntimeError) as exc:  # recorded; the other scope still runs
             report["scopes"][scope] = {"error": str(exc).splitlines()[0]}
         progress(f"end to end {scope}: " + json.dumps({k: v for k, v in report["scopes"][scope].items()
-                                                        if k in ("error", "dense_fallback_layers", "all_2:4", "tuned")}))
+                                                        if k in ("error", "dense_fallback_layers", "all_2:4",
+                                                                 "tuned")}))
     return report
 
 
@@ -274,10 +278,10 @@ def to_markdown(report: dict) -> str:
     stack = report["stack"]
     lines = [f"Stack: torch {stack['torch']}, CUDA {stack['cuda']}, cuSPARSELt {stack['cusparselt']['version']} "
              f"(search op: {stack['cusparselt']['algorithm_search']}), semi-structured default backend "
-             f"{stack['semi_structured_default_backend']}, GPU {stack['gpu']}, timm {stack['timm']}; {report['dtype']}, "
-             f"median of {report['iters']} after {report['warmup']} warm-up calls.", "",
-             "| layer | tokens | kernel | alg | dense eager ms | 2:4 eager ms | eager x | dense graph ms | 2:4 graph ms "
-             "| graph x | 2:4 host ms | agrees |",
+             f"{stack['semi_structured_default_backend']}, GPU {stack['gpu']}, timm {stack['timm']}; "
+             f"{report['dtype']}, median of {report['iters']} after {report['warmup']} warm-up calls.", "",
+             "| layer | tokens | kernel | alg | dense eager ms | 2:4 eager ms | eager x | dense graph ms "
+             "| 2:4 graph ms | graph x | 2:4 host ms | agrees |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in report["linear_layers"]:
         dense = row["dense"]
@@ -306,8 +310,9 @@ def to_markdown(report: dict) -> str:
         for variant in ("all_2:4", "tuned"):
             v = s[variant]
             fallbacks = s["dense_fallback_layers"] if variant == "tuned" else len(s["refused"])
-            lines.append(f"| {scope} | {variant} | {s['converted_linear_layers']} | {fallbacks} | {_fmt(dense['eager_ms'])} | "
-                         f"{_fmt(v['eager_ms'])} | {_fmt(v['eager_speedup'], 2)} | {_fmt(dense.get('graph_ms'))} | "
+            lines.append(f"| {scope} | {variant} | {s['converted_linear_layers']} | {fallbacks} | "
+                         f"{_fmt(dense['eager_ms'])} | {_fmt(v['eager_ms'])} | {_fmt(v['eager_speedup'], 2)} | "
+                         f"{_fmt(dense.get('graph_ms'))} | "
                          f"{_fmt(v.get('graph_ms'))} | {_fmt(v['graph_speedup'], 2)} | {v['agreement']['agrees']} |")
     return "\n".join(lines) + "\n"
 

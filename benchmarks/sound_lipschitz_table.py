@@ -1,11 +1,13 @@
-"""Per-layer table of the sound ``L_s`` on the masks of an ``mpcert demo`` folder (benchmarks/RESULTS-sound-lipschitz.md).
+"""Per-layer table of the sound ``L_s`` on the masks of an ``mpcert demo`` folder
+(benchmarks/RESULTS-sound-lipschitz.md).
 
 For every prunable layer of the default model and each mask saved by ``mpcert demo`` (Hybrid Magnitude–SER,
-CAST 2:4), on the demo's calibration images: the sound ``L_s`` of :func:`verification.bridge.vit_interval.sound_path_bounds`
-(order 4, ``K = 8`` start, ``max_subintervals`` = ``--budget``), its ratio to the finite-difference estimate
-(distribution over samples), the violations of Lemma 5.1 with the sound ``L_s`` and of the direct logit-change
-bound on a 33-point theta grid (must be 0), the wall time, the cost in forward passes and the evaluations per
-sample.  Layers the enclosure cannot reach are listed with the reason's first words.
+CAST 2:4), on the demo's calibration images: the sound ``L_s`` of
+:func:`verification.bridge.vit_interval.sound_path_bounds` (order 4, ``K = 8`` start, ``max_subintervals`` =
+``--budget``), its ratio to the finite-difference estimate (distribution over samples), the violations of Lemma 5.1 with
+the sound ``L_s`` and of the direct logit-change bound on a 33-point theta grid (must be 0), the wall time, the cost in
+forward passes and the evaluations per sample.  Layers the enclosure cannot reach are listed with the reason's first
+words.
 
     python benchmarks/sound_lipschitz_table.py --demo mpcert-report --calibration 64 > table.md
 """
@@ -35,7 +37,8 @@ from verification.bridge.vit_views import audit_copy, capture_layer, path_logits
 TOL = 1e-9
 
 
-def _violations(z: np.ndarray, thetas: np.ndarray, lipschitz: np.ndarray, products: np.ndarray, change: np.ndarray) -> int:
+def _violations(z: np.ndarray, thetas: np.ndarray, lipschitz: np.ndarray, products: np.ndarray,
+                change: np.ndarray) -> int:
     """Samples where ``||z(theta) - z(1)||_inf > (1 - theta) L_s ||R psi_1||_inf`` (Lemma 5.1 path bound) or
     ``> change`` (direct bound) at some grid point."""
     realised = np.abs(z - z[-1]).max(axis=2)
@@ -89,21 +92,28 @@ def layer_rows(model, mask: Mask, images: torch.Tensor, budget: int, device: str
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--demo", required=True, help="an `mpcert demo` output folder (its masks are audited)")
-    parser.add_argument("--calibration", type=int, default=64, help="calibration images, as in the demo run (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the image choice, as in the demo run (default: %(default)s)")
+    parser.add_argument("--calibration", type=int, default=64,
+                        help="calibration images, as in the demo run (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the image choice, as in the demo run (default: %(default)s)")
     parser.add_argument("--budget", type=int, default=64, help="max sub-intervals per sample (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
-    parser.add_argument("--device", default="cpu", help="where the sound bound runs: cpu, cuda, auto (default: %(default)s)")
-    parser.add_argument("--batch", type=int, help="pieces per evaluation (default: by model size, 256 / 2048 for the default "
-                                                  "model on CPU / CUDA)")
-    parser.add_argument("--data", default="default", help="'default' or a sample file .npz/.pt, as `mpcert certify --data`")
+    parser.add_argument("--device", default="cpu",
+                        help="where the sound bound runs: cpu, cuda, auto (default: %(default)s)")
+    parser.add_argument("--batch", type=int,
+                        help="pieces per evaluation (default: by model size, 256 / 2048 for the default "
+                             "model on CPU / CUDA)")
+    parser.add_argument("--data", default="default",
+                        help="'default' or a sample file .npz/.pt, as `mpcert certify --data`")
     parser.add_argument("--masks", nargs="+", choices=list(MASK_FOLDERS), default=list(MASK_FOLDERS), metavar="MASK",
                         help=f"masks of the demo folder to audit (default: all of {list(MASK_FOLDERS)})")
-    parser.add_argument("--layers", nargs="+", metavar="NAME", help="audit only these layers (default: every masked layer)")
+    parser.add_argument("--layers", nargs="+", metavar="NAME",
+                        help="audit only these layers (default: every masked layer)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if resolve_device(args.device).type == "cuda":  # the context and cuBLAS handle outside the first layer's time
-        torch.ones(8, 8, dtype=torch.float64, device=args.device).matmul(torch.ones(8, 8, dtype=torch.float64, device=args.device))
+        torch.ones(8, 8, dtype=torch.float64, device=args.device).matmul(
+            torch.ones(8, 8, dtype=torch.float64, device=args.device))
     model = build_default_model()
     images = load_audit_sets(args.data, args.calibration, 0, args.seed).calibration[0].double()
     for title in args.masks:

@@ -5,7 +5,8 @@ For each layer of the default model (global magnitude mask), each ``K:rtol`` pai
 back to back in one process, beside the finite-difference estimate of a 9-point grid (the table
 "Start cover" of benchmarks/RESULTS-sound-lipschitz.md; ``verification.bridge.certify.SOUND_START``).
 
-    OMP_NUM_THREADS=1 python benchmarks/sound_start_cover.py --layers blocks.2.mlp.fc1 patch_embed.proj --pairs 8:0.25 2:0.25
+    OMP_NUM_THREADS=1 python benchmarks/sound_start_cover.py --layers blocks.2.mlp.fc1 patch_embed.proj \\
+        --pairs 8:0.25 2:0.25
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def main() -> None:
     mask = magnitude(model, args.sparsity)
     work = audit_copy(model)
     grid = check_grid(8)[::2]
-    print("| layer | start K, rtol | time s | evals/sample | median ratio | max ratio | method |\n|---|---|---|---|---|---|---|")
+    print("| layer | start K, rtol | time s | evals/sample | median ratio | max ratio | method |\n"
+          "|---|---|---|---|---|---|---|")
     for name in args.layers:
         layer = capture_layer(work, name, mask.keep[name], images)
         estimate = estimate_lipschitz(path_logits(work, layer, images, grid), grid, layer.products)
@@ -53,11 +55,13 @@ def main() -> None:
             try:
                 bounds = sound_path_bounds(work, layer, images, subintervals=int(k), rtol=float(rtol), device="cpu")
             except IntervalDomainError as exc:
-                print(f"| {name} | {k}, {rtol} | {time.perf_counter() - start:.2f} | not reached: {str(exc)[:60]} | | | |")
+                print(f"| {name} | {k}, {rtol} | {time.perf_counter() - start:.2f} | "
+                      f"not reached: {str(exc)[:60]} | | | |")
                 continue
             ratio = bounds.lipschitz.values / estimate
-            print(f"| {name} | {k}, {rtol} | {time.perf_counter() - start:.2f} | {bounds.segments.evaluations / args.images:.1f} "
-                  f"| {np.median(ratio):.4f} | {ratio.max():.4f} | {bounds.lipschitz.method} |", flush=True)
+            print(f"| {name} | {k}, {rtol} | {time.perf_counter() - start:.2f} | "
+                  f"{bounds.segments.evaluations / args.images:.1f} | {np.median(ratio):.4f} | {ratio.max():.4f} | "
+                  f"{bounds.lipschitz.method} |", flush=True)
 
 
 if __name__ == "__main__":

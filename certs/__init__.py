@@ -11,6 +11,7 @@ from .errors import CertificateInputError, EnclosureError, UnsupportedLayerError
 from .layer_view import ActivationOp, AffineOp, LayerView, PiecewiseLinearTail
 from .lipschitz import LipschitzResult, lipschitz_constants
 from .multilayer import (
+    MultiLayerBound,
     MultiLayerCertificate,
     MultiLayerMarginCertificate,
     MultiLayerStationarityCertificate,
@@ -19,6 +20,7 @@ from .multilayer import (
     multilayer_margin_stability,
     multilayer_stationarity,
     prune_sequence,
+    theorem_5_8_result,
 )
 from .prune_restore import prune_restore_certificate
 from .results import CertificateResult, HypothesisCheck
@@ -27,11 +29,17 @@ from .single_layer import (
     ElasticNetCertificate,
     FrobeniusCertificate,
     MarginStabilityCertificate,
+    PathEvaluation,
     ce_path_bound,
+    ce_path_bound_from_path,
     elastic_net_certificate,
+    elastic_net_from_path,
+    evaluate_path,
     frobenius_certificate,
     margin_stability,
+    margin_stability_from_path,
     mask_certificate,
+    mask_certificate_from_path,
 )
 from .splits import AdditiveSplit, ElasticNetPenalty, PruneRestoreSplit, mask_split, prune_restore_split
 from .stationarity import StationarityCertificate, stationarity_certificate
@@ -52,16 +60,23 @@ __all__ = [
     "LipschitzResult",
     "lipschitz_constants",
     "data_path_budget",
+    "evaluate_path",
+    "PathEvaluation",
     "ce_path_bound",
+    "ce_path_bound_from_path",
     "margin_stability",
+    "margin_stability_from_path",
     "frobenius_certificate",
     "elastic_net_certificate",
+    "elastic_net_from_path",
     "mask_certificate",
+    "mask_certificate_from_path",
     "prune_restore_certificate",
     "stationarity_certificate",
     "PrunableNetwork",
     "prune_sequence",
     "multilayer_certificate",
+    "theorem_5_8_result",
     "multilayer_margin_stability",
     "multilayer_stationarity",
     "CertificateResult",
@@ -71,6 +86,7 @@ __all__ = [
     "FrobeniusCertificate",
     "ElasticNetCertificate",
     "StationarityCertificate",
+    "MultiLayerBound",
     "MultiLayerCertificate",
     "MultiLayerMarginCertificate",
     "MultiLayerStationarityCertificate",

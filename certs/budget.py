@@ -71,11 +71,13 @@ def per_sample_lipschitz(lipschitz, n_samples: int) -> PerSampleLipschitz:
         result = PerSampleLipschitz(np.full(n_samples, float(lipschitz.value)), lipschitz.label, lipschitz.method)
     elif hasattr(lipschitz, "values") and hasattr(lipschitz, "label"):
         result = PerSampleLipschitz(
-            np.asarray(lipschitz.values, dtype=np.float64), lipschitz.label, str(getattr(lipschitz, "method", "lipschitz"))
+            np.asarray(lipschitz.values, dtype=np.float64), lipschitz.label,
+            str(getattr(lipschitz, "method", "lipschitz"))
         )
     else:
         arr = np.asarray(lipschitz, dtype=np.float64)
-        result = PerSampleLipschitz(np.broadcast_to(arr, (n_samples,)).copy() if arr.ndim == 0 else arr, ESTIMATE, "given")
+        result = PerSampleLipschitz(np.broadcast_to(arr, (n_samples,)).copy() if arr.ndim == 0 else arr, ESTIMATE,
+                                    "given")
     if result.values.shape != (n_samples,):
         raise CertificateInputError(
             f"lipschitz: expected one L_s per sample ({n_samples}), got {result.values.shape[0]}"
@@ -83,7 +85,8 @@ def per_sample_lipschitz(lipschitz, n_samples: int) -> PerSampleLipschitz:
     return result
 
 
-def segment_lipschitz(view: LayerView, start_weight: np.ndarray, direction_weight: np.ndarray, method: str) -> PerSampleLipschitz:
+def segment_lipschitz(view: LayerView, start_weight: np.ndarray, direction_weight: np.ndarray,
+                      method: str) -> PerSampleLipschitz:
     """``L_s`` valid on ``{(start + theta direction) psi_1(s) : theta in [0, 1]}`` by Method ``method``.
 
     The path of Theorems 5.3–5.4 is ``start = S``, ``direction = R``; Theorem 5.5 uses
@@ -101,7 +104,8 @@ def segment_lipschitz(view: LayerView, start_weight: np.ndarray, direction_weigh
     return PerSampleLipschitz(np.asarray(result.values, dtype=np.float64), result.label, f"lipschitz-{method}")
 
 
-def resolve_lipschitz(view: LayerView, lipschitz, start_weight: np.ndarray, direction_weight: np.ndarray) -> PerSampleLipschitz:
+def resolve_lipschitz(view: LayerView, lipschitz, start_weight: np.ndarray,
+                      direction_weight: np.ndarray) -> PerSampleLipschitz:
     """``L_s`` from numbers (assumed valid on the certificate's path) or from a method name."""
     if isinstance(lipschitz, str):
         return segment_lipschitz(view, start_weight, direction_weight, lipschitz)

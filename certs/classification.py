@@ -34,7 +34,8 @@ def validated_logits(z, labels) -> tuple[np.ndarray, np.ndarray]:
     if z.shape[-2] == 0:
         raise CertificateInputError("logits: the sample set T is empty")
     if y.shape != (z.shape[-2],) or not np.issubdtype(y.dtype, np.integer):
-        raise CertificateInputError(f"labels must be an integer array of shape ({z.shape[-2]},), got {y.dtype} {y.shape}")
+        raise CertificateInputError(f"labels must be an integer array of shape ({z.shape[-2]},), got {y.dtype} "
+                                    f"{y.shape}")
     if np.any((y < 0) | (y >= z.shape[-1])):
         raise CertificateInputError(f"labels out of range [0, {z.shape[-1]})")
     if not np.all(np.isfinite(z)):

@@ -138,7 +138,8 @@ class LayerView:
         y = np.asarray(self.labels)
         if y.shape != (v.shape[0],) or not np.issubdtype(y.dtype, np.integer):
             raise CertificateInputError(
-                f"layer {self.name!r}: labels must be an integer array of shape ({v.shape[0]},), got {y.dtype} {y.shape}"
+                f"layer {self.name!r}: labels must be an integer array of shape ({v.shape[0]},), got {y.dtype} "
+                f"{y.shape}"
             )
         if isinstance(self.tail, PiecewiseLinearTail) and self.tail.in_dim != w.shape[0]:
             raise CertificateInputError(

@@ -194,7 +194,8 @@ def _affine_error(op: AffineOp, magnitude: np.ndarray) -> np.ndarray:
 
 
 def _pattern_box_bound(ops: Sequence[Op], lo, hi, arith: _Arithmetic):
-    """Method P on the boxes ``[lo_b, hi_b]`` (THEORY.md 3.3): returns ``max(|W_L| Delta ... |W_1| Delta 1)`` per row."""
+    """Method P on the boxes ``[lo_b, hi_b]`` (THEORY.md 3.3): returns ``max(|W_L| Delta ... |W_1| Delta 1)``
+    per row."""
     ones = arith.array(np.ones(lo.shape))
     x = ones
     for op in ops:

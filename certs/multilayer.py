@@ -16,7 +16,7 @@ that intermediate network (its own ``psi_1``, ``psi_2``, ``L_{j,s}``; THEORY.md 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -37,6 +37,9 @@ __all__ = [
     "PruningSequence",
     "prune_sequence",
     "theorem_5_8_bound",
+    "THEOREM_5_8",
+    "theorem_5_8_result",
+    "MultiLayerBound",
     "MultiLayerCertificate",
     "multilayer_certificate",
     "MultiLayerStationarityCertificate",
@@ -138,7 +141,8 @@ class PruningSequence:
 
 
 def prune_sequence(
-    network: PrunableNetwork, X, labels, steps, lipschitz: LipschitzSpec = "D", penalties: Mapping[int, Any] | None = None
+    network: PrunableNetwork, X, labels, steps, lipschitz: LipschitzSpec = "D",
+    penalties: Mapping[int, Any] | None = None,
 ) -> PruningSequence:
     """Apply the steps in order, computing every per-step budget in its intermediate network (Theorem 5.8)."""
     lip = _lipschitz_fn(lipschitz)
@@ -175,54 +179,95 @@ def _label(sound: bool) -> str:
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
-class MultiLayerCertificate(CertificateResult):
-    """Theorem 5.8 result: ``realized = J(alpha^(M)) - J(alpha^(0))``; ``step_bounds[j] = B_j - penalties_j``."""
+class MultiLayerBound(CertificateResult):
+    """Theorem 5.8 assembled from the steps of a pruning sequence (:func:`theorem_5_8_result`):
+    ``realized = J(alpha^(M)) - J(alpha^(0))``; ``budget_sum = sum_j B_j``, ``penalty_sum = sum_j P_j`` (float sums
+    in step order), ``step_bounds[j] = B_j - P_j`` rounded up."""
+
+    budget_sum: float
+    penalty_sum: float
+    step_bounds: tuple[float, ...]
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class MultiLayerCertificate(MultiLayerBound):
+    """Theorem 5.8 result of :func:`multilayer_certificate`: the assembled bound and the evaluated ``sequence``."""
 
     sequence: PruningSequence
-    step_bounds: tuple[float, ...]
 
 
 def theorem_5_8_bound(budgets, penalties, removed_entries) -> float:
     """``sum_j [B_j(R_j) - P_j]`` rounded up, ``P_j = lambda2_j ||R_j||_F^2 + lambda1_j ||R_j||_1`` (Theorem 5.8).
 
-    The one rounding rule of Theorem 5.8 (the timm bridge uses it too): each ``P_j`` is a float sum over the
-    step's removed entries, so the margin of :func:`certs.budget.upper_sum` counts
+    The one rounding rule of Theorem 5.8 (:func:`theorem_5_8_result` applies it): each ``P_j`` is a float sum over
+    the step's removed entries, so the margin of :func:`certs.budget.upper_sum` counts
     ``n_ops = sum_j removed_entries_j + 4 M`` operations for ``M`` steps.
     """
     terms = [*map(float, budgets), *(-float(p) for p in penalties)]
     return upper_sum(terms, n_ops=int(sum(removed_entries)) + 4 * len(budgets))
 
 
-def multilayer_certificate(
-    network: PrunableNetwork, X, labels, steps, lipschitz: LipschitzSpec = "D", penalties: Mapping[int, Any] | None = None
-) -> MultiLayerCertificate:
-    """Theorem 5.8: ``J(alpha^(M)) <= J(alpha^(0)) - sum_j lambda2_j ||R_j||_F^2 - sum_j lambda1_j ||R_j||_1 + sum_j B_j(R_j)``,
-    every ``B_j`` computed in the intermediate network of step ``j`` (masks may repeat a layer)."""
-    seq = prune_sequence(network, X, labels, steps, lipschitz, penalties)
-    penalties = [s.removed_quadratic + s.removed_linear for s in seq.steps]
-    step_bounds = tuple(theorem_5_8_bound([s.budget.value], [p], [s.removed_entries]) for s, p in zip(seq.steps, penalties))
-    terms = [t for s in seq.steps for t in (s.budget.value, -s.removed_quadratic, -s.removed_linear)]
-    value = theorem_5_8_bound([s.budget.value for s in seq.steps], penalties, [s.removed_entries for s in seq.steps])
-    return MultiLayerCertificate(
+#: Theorem 5.8's statement and certification predicate (:func:`theorem_5_8_result`).
+THEOREM_5_8 = "J(alpha^M) - J(alpha^0) <= sum_j [B_j(R_j) - lambda2_j ||R_j||_F^2 - lambda1_j ||R_j||_1]"
+_DECREASE = "sum_j B_j(R_j) < sum_j (lambda2_j ||R_j||_F^2 + lambda1_j ||R_j||_1) (certified decrease)"
+
+
+def theorem_5_8_result(
+    budgets: Sequence[Bound], penalties: Sequence[float], removed_entries: Sequence[int], *, realized: float,
+    scale: float, options: Mapping[str, Any], result: type[MultiLayerBound] = MultiLayerBound, **extra,
+) -> MultiLayerBound:
+    """Theorem 5.8 assembled from the per-step budgets ``B_j`` (each computed in its intermediate network), the
+    removed penalties ``P_j``, the removed-entry counts (:func:`theorem_5_8_bound`'s rounding) and the realised
+    ``J(alpha^(M)) - J(alpha^(0))`` with its ``scale`` (THEORY.md 0.3).  The bound is ``sound`` only if every
+    ``B_j`` is; ``options`` go into it.  Shared by :func:`multilayer_certificate` (``result=MultiLayerCertificate``,
+    ``extra``: its ``sequence``) and the timm bridge's multi-layer audit."""
+    if not len(budgets) == len(penalties) == len(removed_entries) > 0:
+        raise CertificateInputError(
+            f"Theorem 5.8: one budget, penalty and removed-entry count per step, at least one step; got "
+            f"{len(budgets)}, {len(penalties)} and {len(removed_entries)}")
+    values = [float(b.value) for b in budgets]
+    sound = all(b.label == SOUND for b in budgets)
+    value = theorem_5_8_bound(values, penalties, removed_entries)
+    return result(
         theorem="Theorem 5.8",
-        statement="J(alpha^M) - J(alpha^0) <= sum_j [B_j(R_j) - lambda2_j ||R_j||_F^2 - lambda1_j ||R_j||_1]",
-        bound=Bound(value, _label(seq.sound), "theorem-5.8", {"steps": len(seq.steps)}),
-        realized=seq.objective_end - seq.objective_start,
-        scale=max([seq.scale, *(abs(t) for t in terms)]),
-        condition="sum_j B_j(R_j) < sum_j (lambda2_j ||R_j||_F^2 + lambda1_j ||R_j||_1) (certified decrease)",
+        statement=THEOREM_5_8,
+        bound=Bound(value, _label(sound), "theorem-5.8", dict(options)),
+        realized=realized,
+        scale=scale,
+        condition=_DECREASE,
         condition_holds=value < 0,
         hypotheses=(
             HypothesisCheck("S_j ⊙ R_j = 0 at every step", True, "mask splits"),
-            HypothesisCheck("L_{j,s} valid in each intermediate network", seq.sound, "per-step budgets"),
+            HypothesisCheck("L_{j,s} valid in each intermediate network", sound, "per-step budgets"),
         ),
-        sequence=seq,
-        step_bounds=step_bounds,
+        budget_sum=float(sum(values)),
+        penalty_sum=float(sum(penalties)),
+        step_bounds=tuple(theorem_5_8_bound([b], [p], [e]) for b, p, e in zip(values, penalties, removed_entries)),
+        **extra,
+    )
+
+
+def multilayer_certificate(
+    network: PrunableNetwork, X, labels, steps, lipschitz: LipschitzSpec = "D",
+    penalties: Mapping[int, Any] | None = None,
+) -> MultiLayerCertificate:
+    """Theorem 5.8: ``J(alpha^(M)) <= J(alpha^(0)) - sum_j lambda2_j ||R_j||_F^2 - sum_j lambda1_j ||R_j||_1
+    + sum_j B_j(R_j)``, every ``B_j`` computed in the intermediate network of step ``j`` (masks may repeat a layer):
+    :func:`prune_sequence`, then :func:`theorem_5_8_result`."""
+    seq = prune_sequence(network, X, labels, steps, lipschitz, penalties)
+    terms = [t for s in seq.steps for t in (s.budget.value, -s.removed_quadratic, -s.removed_linear)]
+    return theorem_5_8_result(
+        [s.budget for s in seq.steps], [s.removed_quadratic + s.removed_linear for s in seq.steps],
+        [s.removed_entries for s in seq.steps], realized=seq.objective_end - seq.objective_start,
+        scale=max([seq.scale, *(abs(t) for t in terms)]), options={"steps": len(seq.steps)},
+        result=MultiLayerCertificate, sequence=seq,
     )
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class MultiLayerStationarityCertificate(CertificateResult):
-    """Theorem 5.9 pointwise result: ``realized = sum_j [(2 - h) quad_j + lin_j]``, ``bound = sum_j B_j^(h) + eps_h``."""
+    """Theorem 5.9 pointwise result: ``realized = sum_j [(2 - h) quad_j + lin_j]``,
+    ``bound = sum_j B_j^(h) + eps_h``."""
 
     h: float
     budgets: tuple[Bound, ...]

@@ -21,7 +21,8 @@ def _checked_inputs(removed, inputs) -> tuple[np.ndarray, np.ndarray]:
     v = np.asarray(inputs, dtype=np.float64)
     if r.ndim != 2 or v.ndim != 2 or v.shape[1] != r.shape[1]:
         raise CertificateInputError(
-            f"removed (R) of shape {r.shape} cannot multiply inputs psi_1 of shape {v.shape} (need R columns = input width)"
+            f"removed (R) of shape {r.shape} cannot multiply inputs psi_1 of shape {v.shape} "
+            "(need R columns = input width)"
         )
     if v.shape[0] == 0:
         raise CertificateInputError("inputs psi_1: the sample set T is empty")

@@ -15,6 +15,13 @@ a method name ``'G' | 'P' | 'S' | 'D'`` evaluated on it (:mod:`certs.budget`).
 
 Every bound is rounded outward (:func:`certs.budget.upper_sum`) and is ``sound`` only if every
 ``L_s`` is.  Realised values are exact differences along the path (stable log-sum-exp CE).
+
+Each certificate is "evaluate the path" (:func:`evaluate_path` -> :class:`PathEvaluation`) followed by a
+public assembler that takes the evaluated path: :func:`ce_path_bound_from_path` (Lemma 5.1),
+:func:`margin_stability_from_path` (Corollary 5.2, with the rounding term and its hypothesis),
+:func:`elastic_net_from_path` / :func:`mask_certificate_from_path` (Theorem 5.4 and its siblings).  A caller that
+evaluates the path its own way — the timm bridge :mod:`verification.bridge.certify`, whose logits come from the
+real model and whose rounding term from the interval engine — assembles the same typed results with the same code.
 """
 
 from __future__ import annotations
@@ -40,15 +47,20 @@ __all__ = [
     "disjoint_support_check",
     "CEPathCertificate",
     "ce_path_bound",
+    "ce_path_bound_from_path",
     "MarginStabilityCertificate",
     "margin_stability",
+    "margin_stability_from_path",
     "evaluation_rounding",
     "FrobeniusCertificate",
     "frobenius_certificate",
     "ElasticNetCertificate",
     "elastic_net_certificate",
+    "elastic_net_from_path",
+    "THEOREM_5_4",
     "weighted_mask_certificate",
     "mask_certificate",
+    "mask_certificate_from_path",
     "mask_path_bound",
     "objective_change",
     "same_unique_argmax",
@@ -146,7 +158,8 @@ def objective_change(path: PathEvaluation, penalty: ElasticNetPenalty) -> tuple[
 
 
 def _bound(value: float, path: PathEvaluation, method: str, **options) -> Bound:
-    return Bound(value=value, label=path.budget.label, method=method, options={"lipschitz": path.lipschitz.method, **options})
+    options = {"lipschitz": path.lipschitz.method, **options}
+    return Bound(value=value, label=path.budget.label, method=method, options=options)
 
 
 # ---------------------------------------------------------------------------- Lemma 5.1
@@ -177,8 +190,15 @@ def ce_path_bound(view: LayerView, split: AdditiveSplit, lipschitz, theta=0.0) -
 
     Also returns the per-sample logit bound ``||z_{A_theta}(s) - z_{A_1}(s)||_inf <= (1 - theta) L_s ||R v_s||_inf``
     (THEORY.md 3.7), whose sum over ``s`` with the CE's ``2``-Lipschitz constant gives the lemma.
+    :func:`ce_path_bound_from_path` of :func:`evaluate_path`.
     """
-    path = evaluate_path(view, split, lipschitz, theta)
+    return ce_path_bound_from_path(evaluate_path(view, split, lipschitz, theta))
+
+
+def ce_path_bound_from_path(path: PathEvaluation) -> CEPathCertificate:
+    """Lemma 5.1 assembled from an evaluated path (:func:`ce_path_bound`, or a caller that evaluated the path
+    itself, e.g. the timm bridge): bound ``upper_sum((1 - theta) B_T(R))``, realised ``|L_CE(A_theta) - L_CE(A_1)|``
+    and the per-sample ``eta_s`` against ``||z_{A_theta}(s) - z_{A_1}(s)||_inf``."""
     value = upper_sum([(1.0 - path.theta) * path.budget.value], n_ops=2)
     return CEPathCertificate(
         theorem="Lemma 5.1",
@@ -216,7 +236,8 @@ class MarginStabilityCertificate(CertificateResult):
 
     ``rounding[s] = rho_s(theta) + 2 rho_s(1)`` (:mod:`certs.logit_rounding`); ``prediction_margin`` / ``true_margin``:
     ``Delta_pred`` / ``Delta_true`` of the computed dense logits ``z^_1``;
-    ``at_risk_prediction[s]``: ``Delta_pred_{A_1}(s) <= 2 (eta_s + rounding_s)``; ``at_risk_true[s]``: ``|Delta_true_{A_1}(s)| <= 2 (eta_s + rounding_s)``
+    ``at_risk_prediction[s]``: ``Delta_pred_{A_1}(s) <= 2 (eta_s + rounding_s)``; ``at_risk_true[s]``:
+    ``|Delta_true_{A_1}(s)| <= 2 (eta_s + rounding_s)``
     (margins of the computed dense logits).
     ``prediction_changed[s]``: ``A_theta`` does not have the same unique argmax as ``A_1``;
     ``correctness_changed[s]``: the sign test ``Delta_true > 0`` differs between ``A_1`` and ``A_theta``.
@@ -252,7 +273,8 @@ def evaluation_rounding(view: LayerView, split: AdditiveSplit, theta: float) -> 
         return np.zeros(view.n_samples), HypothesisCheck(name, False, "psi_2 is opaque: rounding not bounded")
     moved = tail_rounding(view, split.structured, split.removed, theta)
     dense = tail_rounding(view, split.structured, split.removed, 1.0)
-    return np.nextafter(moved + 2.0 * dense, np.inf), HypothesisCheck(name, True, "rho_s(theta) + 2 rho_s(1), certs.logit_rounding")
+    proven = HypothesisCheck(name, True, "rho_s(theta) + 2 rho_s(1), certs.logit_rounding")
+    return np.nextafter(moved + 2.0 * dense, np.inf), proven
 
 
 def margin_stability(view: LayerView, split: AdditiveSplit, lipschitz, theta=0.0) -> MarginStabilityCertificate:
@@ -260,7 +282,8 @@ def margin_stability(view: LayerView, split: AdditiveSplit, lipschitz, theta=0.0
     float64 logits by the rounding term ``r_s = rho_s(theta) + 2 rho_s(1)`` of :mod:`certs.logit_rounding`:
 
     (a) a prediction can change only if ``Delta_pred_{A_1}(s) <= 2 (eta_s + r_s)``;
-    (b) ``|acc(A_theta) - acc(A_1)| <= #{s : |Delta_true_{A_1}(s)| <= 2 (eta_s + r_s)} / |T|`` (strict ``> 0`` accuracy).
+    (b) ``|acc(A_theta) - acc(A_1)| <= #{s : |Delta_true_{A_1}(s)| <= 2 (eta_s + r_s)} / |T|`` (strict ``> 0``
+    accuracy).
 
     Margins are those of the computed dense logits ``z^_1``.  Proof of the float form: ``||z^_theta - z^_1||_inf
     <= rho(theta) + eta + rho(1)`` (``rho`` bounds the distance of ``z^`` to ``zeta``, on whose segment ``L_s``
@@ -269,18 +292,31 @@ def margin_stability(view: LayerView, split: AdditiveSplit, lipschitz, theta=0.0
     at-risk set keep the same unique argmax.  Without the rounding term a dense tie computed as a one-ulp
     margin is "certified" (FINDINGS F23).  The bound is ``sound`` only if ``L_s`` is and ``psi_2`` is a
     :class:`PiecewiseLinearTail` (else ``r_s = 0`` and the label is ``estimate``).
+    :func:`margin_stability_from_path` of :func:`evaluate_path` and :func:`evaluation_rounding`.
     """
     path = evaluate_path(view, split, lipschitz, theta)
-    eta = path.eta
     rounding, rounding_check = evaluation_rounding(view, split, path.theta)
+    return margin_stability_from_path(path, view.labels, rounding, rounding_check)
+
+
+def margin_stability_from_path(
+    path: PathEvaluation, labels: np.ndarray, rounding: np.ndarray, rounding_check: HypothesisCheck
+) -> MarginStabilityCertificate:
+    """Corollary 5.2 (:func:`margin_stability`) assembled from an evaluated path, the integer ``labels`` of its
+    samples and the rounding term ``r_s`` with the hypothesis that proves it: :func:`evaluation_rounding` here, the
+    interval engine's ``rho_s(theta) + 2 rho_s(1)`` in the timm bridge.  At-risk sets
+    ``Delta_pred(z^_1) <= 2 (eta_s + r_s)`` and ``|Delta_true(z^_1)| <= 2 (eta_s + r_s)``; the bound loses its
+    ``sound`` label when ``rounding_check`` does not hold."""
+    eta = path.eta
+    n = path.products.size
     allowance = np.nextafter(eta + rounding, np.inf)
     margin = prediction_margins(path.logits_dense)
     risk_pred = margin <= 2.0 * allowance
-    true_dense = true_margins(path.logits_dense, view.labels)
+    true_dense = true_margins(path.logits_dense, labels)
     risk_true = np.abs(true_dense) <= 2.0 * allowance
-    correct_moved = true_margins(path.logits_theta, view.labels) > 0
-    acc_change = abs(float(accuracy(path.logits_theta, view.labels)) - float(accuracy(path.logits_dense, view.labels)))
-    bound = _bound(float(np.count_nonzero(risk_true)) / view.n_samples, path, "corollary-5.2", theta=path.theta)
+    correct_moved = true_margins(path.logits_theta, labels) > 0
+    acc_change = abs(float(accuracy(path.logits_theta, labels)) - float(accuracy(path.logits_dense, labels)))
+    bound = _bound(float(np.count_nonzero(risk_true)) / n, path, "corollary-5.2", theta=path.theta)
     if not rounding_check.holds:
         bound = Bound(value=bound.value, label=ESTIMATE, method=bound.method, options=bound.options)
     return MarginStabilityCertificate(
@@ -347,14 +383,16 @@ def frobenius_certificate(
         eta = float(cross_term_bound)
         if not np.isfinite(eta) or eta < 0:
             raise CertificateInputError(f"cross_term_bound must be finite and >= 0, got {cross_term_bound!r}")
-        hypotheses.append(HypothesisCheck("|<S, R>_F| <= eta", abs(cross) <= eta, f"<S, R>_F = {cross:.6g}, eta = {eta:.6g}"))
+        detail = f"<S, R>_F = {cross:.6g}, eta = {eta:.6g}"
+        hypotheses.append(HypothesisCheck("|<S, R>_F| <= eta", abs(cross) <= eta, detail))
         eta_value = upper_sum([(1 - t) * b, -lam2 * (1 - t * t) * r_sq, 2 * lam2 * (1 - t) * eta], n_ops)
         eta_bound = _bound(eta_value, path, "theorem-5.3-eta", theta=t, cross_term_bound=eta)
     realized, scale = objective_change(path, penalty)
     removal = upper_sum([b, 2 * lam2 * abs(cross), -lam2 * r_sq], n_ops)
     return FrobeniusCertificate(
         theorem="Theorem 5.3",
-        statement="J_2(A_theta) - J_2(A) <= (1-theta) B_T(R) - lambda2 (1-theta^2) ||R||_F^2 - 2 lambda2 (1-theta) <S,R>_F",
+        statement="J_2(A_theta) - J_2(A) <= (1-theta) B_T(R) - lambda2 (1-theta^2) ||R||_F^2 "
+                  "- 2 lambda2 (1-theta) <S,R>_F",
         bound=_bound(value, path, "theorem-5.3", theta=t, lambda2=lam2),
         realized=realized,
         scale=max(scale, abs(b), lam2 * r_sq, 2 * lam2 * abs(cross)),
@@ -400,16 +438,35 @@ def mask_path_bound(path: PathEvaluation, penalty: ElasticNetPenalty) -> tuple[f
     return value, full, quad, lin
 
 
+def _mask_split_check(split: AdditiveSplit, theorem: str) -> HypothesisCheck:
+    """``S ⊙ R = 0`` verified entrywise; raises :class:`CertificateInputError` naming ``theorem`` when it fails."""
+    disjoint = disjoint_support_check(split.structured, split.removed)
+    if not disjoint.holds:
+        raise CertificateInputError(f"{theorem} needs a mask split (S ⊙ R = 0): {disjoint.detail}")
+    return disjoint
+
+
 def mask_certificate(
     view: LayerView, split: AdditiveSplit, lipschitz, penalty: ElasticNetPenalty, theta, theorem: str, statement: str,
     extra_hypotheses: tuple[HypothesisCheck, ...] = (),
 ) -> ElasticNetCertificate:
-    """The mask certificate shared by Theorems 5.4, 5.5 and OR1 Corollary 1.1 (``theorem`` names which)."""
+    """The mask certificate shared by Theorems 5.4, 5.5 and OR1 Corollary 1.1 (``theorem`` names which):
+    :func:`mask_certificate_from_path` of :func:`evaluate_path`, the split checked before the path is evaluated."""
     _check_split_matches(view, split)
-    disjoint = disjoint_support_check(split.structured, split.removed)
-    if not disjoint.holds:
-        raise CertificateInputError(f"{theorem} needs a mask split (S ⊙ R = 0): {disjoint.detail}")
+    _mask_split_check(split, theorem)
     path = evaluate_path(view, split, lipschitz, theta)
+    return mask_certificate_from_path(path, penalty, theorem, statement, extra_hypotheses)
+
+
+def mask_certificate_from_path(
+    path: PathEvaluation, penalty: ElasticNetPenalty, theorem: str, statement: str,
+    extra_hypotheses: tuple[HypothesisCheck, ...] = (),
+) -> ElasticNetCertificate:
+    """The mask certificate (:func:`mask_certificate`) assembled from an evaluated path of a mask split: the bound
+    of :func:`mask_path_bound` at ``path.theta``, the full-pruning bound at ``theta = 0`` and the exact
+    ``J(A_theta) - J(A_1)`` (:func:`objective_change`).  Raises :class:`CertificateInputError` unless
+    ``S ⊙ R = 0``."""
+    disjoint = _mask_split_check(path.split, theorem)
     value, full, quad, lin = mask_path_bound(path, penalty)
     realized, scale = objective_change(path, penalty)
     tag = theorem.lower().replace(" ", "-")
@@ -430,10 +487,15 @@ def mask_certificate(
     )
 
 
+#: Theorem 5.4's statement (:func:`elastic_net_certificate`, :func:`elastic_net_from_path`).
+THEOREM_5_4 = "J(A_theta) - J(A) <= (1-theta) B_T(R) - lambda2 (1-theta^2) ||R||_F^2 - lambda1 (1-theta) ||R||_1"
+
+
 def elastic_net_certificate(
     view: LayerView, split: AdditiveSplit, lipschitz, lambda1: float, lambda2: float, theta=0.0
 ) -> ElasticNetCertificate:
-    """Theorem 5.4 (mask split ``S ⊙ R = 0``; ``J = L_CE + lambda2 ||A||_F^2 + lambda1 ||A||_1``, entrywise ``||.||_1``):
+    """Theorem 5.4 (mask split ``S ⊙ R = 0``; ``J = L_CE + lambda2 ||A||_F^2 + lambda1 ||A||_1``, entrywise
+    ``||.||_1``):
 
         J(A_theta) - J(A) <= (1 - theta) B_T(R) - lambda2 (1 - theta^2) ||R||_F^2 - lambda1 (1 - theta) ||R||_1;
 
@@ -441,10 +503,13 @@ def elastic_net_certificate(
     ``B_T(R) < lambda2 ||R||_F^2 + lambda1 ||R||_1``.
     """
     penalty = ElasticNetPenalty.create(lambda1, lambda2)
-    return mask_certificate(
-        view, split, lipschitz, penalty, theta, "Theorem 5.4",
-        "J(A_theta) - J(A) <= (1-theta) B_T(R) - lambda2 (1-theta^2) ||R||_F^2 - lambda1 (1-theta) ||R||_1",
-    )
+    return mask_certificate(view, split, lipschitz, penalty, theta, "Theorem 5.4", THEOREM_5_4)
+
+
+def elastic_net_from_path(path: PathEvaluation, penalty: ElasticNetPenalty) -> ElasticNetCertificate:
+    """Theorem 5.4 (:func:`elastic_net_certificate`) assembled from an evaluated path of a mask split and the
+    elastic-net ``penalty`` (:meth:`ElasticNetPenalty.create`)."""
+    return mask_certificate_from_path(path, penalty, "Theorem 5.4", THEOREM_5_4)
 
 
 def weighted_mask_certificate(

@@ -168,7 +168,8 @@ class ElasticNetPenalty:
         for name, value in (("lambda1", lambda1), ("lambda2", lambda2)):
             arr = np.asarray(value, dtype=np.float64)
             if arr.ndim not in (0, 2) or (arr.ndim == 2 and shape is not None and arr.shape != tuple(shape)):
-                raise CertificateInputError(f"{name} must be a scalar or a matrix of the layer's shape {shape}, got {arr.shape}")
+                raise CertificateInputError(f"{name} must be a scalar or a matrix of the layer's shape {shape}, got "
+                                            f"{arr.shape}")
             if not np.all(np.isfinite(arr)) or np.any(arr < 0):
                 raise CertificateInputError(f"{name} must be finite and >= 0")
             checked.append(float(arr) if arr.ndim == 0 else arr)

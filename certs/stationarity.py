@@ -80,9 +80,11 @@ def _stationarity(
         objective = mean_cross_entropy(z, view.labels) + np.array([penalty(split.at(g)) for g in grid])
         on_grid = bool(np.all(objective >= objective[-1] - eps * (1.0 - grid) - 1e-12 * np.abs(objective).max()))
         hypotheses.append(HypothesisCheck(
-            "J(A_theta) >= J(A) - epsilon (1 - theta) for all theta", on_grid, f"checked on {GLOBAL_GRID} theta values only"
+            "J(A_theta) >= J(A) - epsilon (1 - theta) for all theta", on_grid,
+            f"checked on {GLOBAL_GRID} theta values only"
         ))
-        limit_bound = Bound(upper_sum([b, eps], 2), path.budget.label, f"{theorem.lower().replace(' ', '-')}-limit", {"epsilon": eps})
+        limit_bound = Bound(upper_sum([b, eps], 2), path.budget.label, f"{theorem.lower().replace(' ', '-')}-limit",
+                            {"epsilon": eps})
     realized = (1.0 + t) * quad + lin
     bound_value = upper_sum([b, eps_theta], 2)
     return StationarityCertificate(
@@ -109,7 +111,8 @@ def stationarity_certificate(
 ) -> StationarityCertificate:
     """Theorem 5.7: ``lambda2 (1 + theta) ||R||_F^2 + lambda1 ||R||_1 <= B_T(R) + eps_theta`` (pointwise form);
     with ``epsilon`` also the global/limit form ``2 lambda2 ||R||_F^2 + lambda1 ||R||_1 <= B_T(R) + epsilon``."""
-    return _stationarity(view, split, lipschitz, ElasticNetPenalty.create(lambda1, lambda2), theta, epsilon, "Theorem 5.7")
+    return _stationarity(view, split, lipschitz, ElasticNetPenalty.create(lambda1, lambda2), theta, epsilon,
+                         "Theorem 5.7")
 
 
 def weighted_stationarity_certificate(

@@ -34,8 +34,10 @@ def _loglog_vs_n(ax, series: dict, keys: list[tuple[str, str]]) -> None:
 
 def _draw_e6(fig: Figure, result: ExperimentResult) -> None:
     ax = fig.add_subplot(1, 1, 1)
-    keys = [(k, "mean |r_N|, theta=" + k.rsplit("_", 1)[1]) for k in result.series if k.startswith("mean_abs_remainder")]
-    _loglog_vs_n(ax, result.series, keys + [("penalty_mean", "lambda ||R||_F^2"), ("bound_mean", "SOUND bound (theta=0)")])
+    keys = [(k, "mean |r_N|, theta=" + k.rsplit("_", 1)[1]) for k in result.series
+            if k.startswith("mean_abs_remainder")]
+    _loglog_vs_n(ax, result.series,
+                 keys + [("penalty_mean", "lambda ||R||_F^2"), ("bound_mean", "SOUND bound (theta=0)")])
     ax.set_title("E6: remainder of the loss reduction vs N")
 
 

@@ -77,10 +77,10 @@ def plot_layer_budgets(report, path: str | Path) -> Path:
 def plot_bound_vs_realized(report, path: str | Path) -> Path:
     """Log-log scatter of bound against realised value with the ``y = x`` line (module docstring)."""
     audits = report.calibration + report.heldout
-    eta = np.concatenate([a.eta for a in audits])
-    change = np.concatenate([a.logit_change for a in audits])
+    eta = np.concatenate([a.lemma_5_1.eta for a in audits])
+    change = np.concatenate([a.lemma_5_1.logit_change for a in audits])
     budgets = np.array([a.budget.value for a in audits])
-    dce = np.array([a.ce_change for a in audits])
+    dce = np.array([a.lemma_5_1.realized for a in audits])
     sample_ok = (eta > 0) & (change > 0)
     layer_ok = (budgets > 0) & (dce > 0)
     fig, ax = _figure(5.6, 5.0)
@@ -104,9 +104,9 @@ def plot_bound_vs_realized(report, path: str | Path) -> Path:
 def plot_margin_histogram(report, path: str | Path) -> Path:
     """Histogram of dense ``|Delta_true(s)|`` on the calibration set with the ``2 eta_s`` threshold."""
     audits = report.calibration
-    margins = np.abs(audits[0].true_margin_dense)
-    threshold = 2.0 * np.max(np.stack([a.eta for a in audits]), axis=0)
-    at_risk = np.any(np.stack([a.at_risk_true for a in audits]), axis=0)
+    margins = np.abs(audits[0].corollary_5_2.true_margin)
+    threshold = 2.0 * np.max(np.stack([a.corollary_5_2.eta for a in audits]), axis=0)
+    at_risk = np.any(np.stack([a.corollary_5_2.at_risk_true for a in audits]), axis=0)
     floor = _positive_floor(margins, threshold) / 2
     edges = np.logspace(np.log10(floor), np.log10(max(margins.max(), threshold.max(), floor * 10)), 40)
     fig, ax = _figure(6.4, 4.0)
@@ -134,7 +134,8 @@ def write_esd_plots(fits, folder: str | Path) -> list[Path]:
 
 
 def write_certificate_plots(report, folder: str | Path, *, esd: bool = True) -> list[Path]:
-    """Write every figure of the module docstring into ``folder`` (the ESD ones only with ``esd``); return their paths."""
+    """Write every figure of the module docstring into ``folder`` (the ESD ones only with ``esd``); return their
+    paths."""
     folder = Path(folder)
     paths = []
     if report.calibration:

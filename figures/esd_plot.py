@@ -38,7 +38,8 @@ def plot_esd(fit: MPFit, path: str | Path, *, dpi: int = 110) -> Path:
     ax = fig.add_subplot(1, 1, 1)
     bins = int(np.clip(np.sqrt(lam.size) * 2, 20, 120))
     # weights make the bars a density of the whole spectrum (mass of hidden spikes excluded)
-    heights, _, _ = ax.hist(shown, bins=bins, range=(0.0, x_max), weights=np.full(shown.size, bins / (x_max * lam.size)),
+    heights, _, _ = ax.hist(shown, bins=bins, range=(0.0, x_max),
+                            weights=np.full(shown.size, bins / (x_max * lam.size)),
                             color="#8fb3d9", edgecolor="#5a7fa8", linewidth=0.4, label=f"ESD ({lam.size} eigenvalues)")
     law = MarchenkoPastur(fit.gamma, fit.sigma2)
     grid = np.linspace(law.lambda_minus, law.lambda_plus, 402)[1:-1]  # open interval: pdf may diverge at 0

@@ -81,7 +81,8 @@ def trend_summary(rows: Sequence[MeasuredRow], y: Callable[[MeasuredRow], float]
 
 
 def _rows(measurement: Measurement, method: str, sparsity: float | None = None) -> list[MeasuredRow]:
-    return [r for r in measurement.rows if r.method == method and (sparsity is None or np.isclose(r.sparsity, sparsity))]
+    return [r for r in measurement.rows
+            if r.method == method and (sparsity is None or np.isclose(r.sparsity, sparsity))]
 
 
 def _scatter_by_seed(ax, rows: Sequence[MeasuredRow], y: Callable[[MeasuredRow], float]) -> None:
@@ -174,7 +175,8 @@ def _draw_budget(measurement: Measurement, sparsities: list[float], out: Path) -
         budgets[f"hybrid_s{s:.2f}"] = {
             **trend_summary(rows, lambda r: r.budget_sum),
             "labels": sorted({r.budget_label for r in rows}),
-            "points": [{"seed": r.seed, "model": r.model, "params": r.params, "budget_sum": r.budget_sum} for r in rows],
+            "points": [{"seed": r.seed, "model": r.model, "params": r.params,
+                        "budget_sum": r.budget_sum} for r in rows],
         }
     _log_axis(ax, "x")
     _log_axis(ax, "y")
@@ -198,7 +200,8 @@ def write_measured_figures(measurement: Measurement, out: str | Path) -> Measure
         if key in paper:
             entry["paper_slope"] = paper[key]
             entry["verdict"] = verdict(paper[key], entry["bootstrap"]["slope_low"], entry["bootstrap"]["slope_high"])
-    cast_macs = sorted({round(r.mac_reduction_pct, 2) for r in _rows(measurement, CAST) if r.mac_reduction_pct is not None})
+    cast_macs = sorted({round(r.mac_reduction_pct, 2) for r in _rows(measurement, CAST)
+                        if r.mac_reduction_pct is not None})
     fits = {
         "conventions": {"hybrid": "delta_top1_pp = post-FT - dense (signed, Figure 2)",
                         "cast": "drop_pp = dense - post-FT (unsigned, Figure 3)", "x": "log10(params in millions)",

@@ -76,10 +76,12 @@ class PaperFigures:
     fits: dict[str, Any]
 
     def summary_lines(self) -> list[str]:
-        lines = [f"Figure 2 s={p['sparsity']:.2f}: {p['legend']} (intercept {p['fit']['intercept']:+.4f}, n={p['fit']['n']})"
+        lines = [f"Figure 2 s={p['sparsity']:.2f}: {p['legend']} (intercept {p['fit']['intercept']:+.4f}, "
+                 f"n={p['fit']['n']})"
                  for p in self.fits["figure2"]["panels"]]
         f3 = self.fits["figure3"]["fit"]
-        lines.append(f"Figure 3: slope {f3['slope']:+.4f} pp/decade, intercept {f3['intercept']:+.4f}, R {f3['r']:+.4f}, n={f3['n']}")
+        lines.append(f"Figure 3: slope {f3['slope']:+.4f} pp/decade, intercept {f3['intercept']:+.4f}, "
+                     f"R {f3['r']:+.4f}, n={f3['n']}")
         lines.append(f"{len(self.fits['paper_disagreements'])} disagreements inside the paper listed in the JSON")
         return lines
 
@@ -156,7 +158,8 @@ def draw_figure3(out: Path, stem: str = "paper_figure3") -> tuple[tuple[Path, Pa
             ax.annotate(p.label, (p.params_m, p.drop_pp), xytext=FIGURE3_LABEL_OFFSETS[p.label],
                         textcoords="offset points", fontsize=7.2, color="#222222")
         ax.plot(x, y, linestyle="--", color="#555555", linewidth=1.1)
-        handles = [ax.scatter([], [], s=45, marker="o", c=colour, label=family) for family, colour in FIGURE3_COLOURS.items()]
+        handles = [ax.scatter([], [], s=45, marker="o", c=colour, label=family)
+                   for family, colour in FIGURE3_COLOURS.items()]
         handles += [ax.scatter([], [], s=38, marker=m, c="#777777", label=text) for m, text in FIGURE3_METHODS]
         ax.legend(handles=handles, loc="upper right", framealpha=0.95)
         ax.set_xscale("log")
@@ -224,7 +227,8 @@ def paper_disagreements(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "id": "mixed-protocols",
             "what": "Figure 2 pools canonical rows with the adaptive drop-threshold rows (marked with a double dagger "
                     "only in the Online Resource 2 copy of Table 2) and one fit is drawn through both.",
-            "adaptive_rows": sorted({f"{r['architecture']} run {r['run']}" for r in read_ledger_rows("table2_hybrid_sweep.csv")
+            "adaptive_rows": sorted({f"{r['architecture']} run {r['run']}"
+                                     for r in read_ledger_rows("table2_hybrid_sweep.csv")
                                      if r["protocol"] != "canonical"}),
         },
     ]

@@ -68,7 +68,8 @@ class BootstrapInterval:
 
 @dataclass(frozen=True)
 class SeedSpread:
-    """Per-seed fits summarised: mean and sample standard deviation (``ddof=1``; None for one seed) of slope and ``R``."""
+    """Per-seed fits summarised: mean and sample standard deviation (``ddof=1``; None for one seed) of slope and
+    ``R``."""
 
     seeds: tuple[int, ...]
     slopes: tuple[float, ...]
@@ -86,7 +87,8 @@ def _xy(params_m: Sequence[float], y: Sequence[float]) -> tuple[np.ndarray, np.n
     p = np.asarray(params_m, dtype=np.float64)
     v = np.asarray(y, dtype=np.float64)
     if p.ndim != 1 or p.shape != v.shape:
-        raise InvalidParameterError(f"params_m, y: need two 1-D arrays of one length, got shapes {p.shape} and {v.shape}")
+        raise InvalidParameterError(f"params_m, y: need two 1-D arrays of one length, got shapes {p.shape} and "
+                                    f"{v.shape}")
     if p.size < 3:
         raise InvalidParameterError(f"params_m: a trend needs at least 3 points, got {p.size}")
     if not (np.all(np.isfinite(p)) and np.all(p > 0)):

@@ -34,7 +34,8 @@ def layer_input_rows(module: nn.Module, x: torch.Tensor, name: str = "layer") ->
         return x.reshape(-1, module.in_features)
     if isinstance(module, nn.Conv2d):
         if isinstance(module.padding, str) or module.padding_mode != "zeros":
-            raise CalibrationError(f"{name}: im2col needs numeric zero padding, got {module.padding!r}/{module.padding_mode}")
+            raise CalibrationError(f"{name}: im2col needs numeric zero padding, got "
+                                   f"{module.padding!r}/{module.padding_mode}")
         cols = F.unfold(x, module.kernel_size, dilation=module.dilation, padding=module.padding, stride=module.stride)
         return cols.transpose(1, 2).reshape(-1, cols.shape[1])
     raise CalibrationError(f"{name}: cannot form input rows of a {type(module).__name__}")

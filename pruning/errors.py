@@ -53,7 +53,8 @@ class MaskMismatchError(PruningError):
 
 
 class InvalidMaskError(PruningError):
-    """A mask is malformed in itself: a keep-tensor not holding only 0/1, a non-integer permutation, bad file metadata."""
+    """A mask is malformed in itself: a keep-tensor not holding only 0/1, a non-integer permutation, bad file
+    metadata."""
 
 
 class KernelUnavailableError(PruningError):

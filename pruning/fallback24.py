@@ -86,7 +86,8 @@ def tune_24(model: nn.Module, tokens: int, *, kernel: str = "cusparselt", min_sp
 
     ``kernel`` is a name of :data:`pruning.kernels24.KERNELS` or :data:`pruning.packed24.REFERENCE_EXECUTION`
     (the CPU-runnable reference, for dry runs).  ``timer(fn, layer) -> ms`` defaults to
-    :func:`pruning.timing24.median_ms` (``warmup``, ``iters``) on the layer's device.  The model is changed in place (its modules' kernels only; no weight changes).
+    :func:`pruning.timing24.median_ms` (``warmup``, ``iters``) on the layer's device.  The model is changed in place
+    (its modules' kernels only; no weight changes).
     """
     if not (isinstance(tokens, int) and tokens >= 1):
         raise PruningParameterError(f"tokens: must be a positive int, got {tokens!r}")

@@ -114,7 +114,8 @@ def batches_per_epoch(data: Any, batch_size: int) -> int:
     try:
         return len(data)
     except TypeError as exc:
-        raise PruningParameterError(f"data: expected tensors (inputs, labels) or a sized iterable of batches, got {type(data).__name__}") from exc
+        raise PruningParameterError("data: expected tensors (inputs, labels) or a sized iterable of batches, got "
+                                    f"{type(data).__name__}") from exc
 
 
 def training_batches(data: Any, batch_size: int, seed: int, epoch: int) -> Iterator[Batch]:
@@ -214,7 +215,8 @@ def train_masked(
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16_autocast):
                     loss = loss_fn(model, inputs, labels)
                 if not torch.isfinite(loss):
-                    raise PruningParameterError(f"{description}: the loss became {float(loss.detach())} at step {len(losses)}")
+                    raise PruningParameterError(f"{description}: the loss became {float(loss.detach())} at step "
+                                                f"{len(losses)}")
                 loss.backward()
                 with torch.no_grad():
                     for param, keep in grad_masks.items():

@@ -58,7 +58,8 @@ class HybridRun:
 def _check_grid(grid: Sequence[float]) -> tuple[float, ...]:
     values = tuple(check_sparsity(s, "grid") for s in grid)
     if not values or any(b <= a for a, b in zip(values, values[1:])):
-        raise PruningParameterError(f"grid: must be a non-empty strictly increasing sequence in [0, 1), got {list(grid)}")
+        raise PruningParameterError("grid: must be a non-empty strictly increasing sequence in [0, 1), got "
+                                    f"{list(grid)}")
     return values
 
 

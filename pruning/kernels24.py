@@ -61,7 +61,8 @@ def stack_versions() -> dict:
 
     cuda = torch.cuda.is_available()
     features = cusparselt_features()
-    default_backend = "cutlass" if SparseSemiStructuredTensor._FORCE_CUTLASS or not features["available"] else "cusparselt"
+    default_backend = ("cutlass" if SparseSemiStructuredTensor._FORCE_CUTLASS or not features["available"]
+                       else "cusparselt")
     return {
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
@@ -104,14 +105,16 @@ class CusparseltKernel:
     permuted_input: bool = field(default=True, init=False)
 
     @classmethod
-    def build(cls, weight: torch.Tensor, bias: torch.Tensor | None, probe_tokens: int, layer: str) -> "CusparseltKernel":
+    def build(cls, weight: torch.Tensor, bias: torch.Tensor | None, probe_tokens: int,
+              layer: str) -> "CusparseltKernel":
         """Compress ``weight`` (exactly 2:4) and search the algorithm on a ``probe_tokens x d_in`` input."""
         _require_cuda(weight, "cusparselt", layer)
         features = cusparselt_features()
         if not (features["available"] and features["compress"] and features["sparse_mm"]):
             raise KernelUnavailableError(f"{layer}: this torch build has no cuSPARSELt ({features})")
         if weight.dtype not in CUSPARSELT_DTYPES:
-            raise KernelUnavailableError(f"{layer}: cuSPARSELt runs {CUSPARSELT_DTYPES} here, the weight is {weight.dtype}")
+            raise KernelUnavailableError(f"{layer}: cuSPARSELt runs {CUSPARSELT_DTYPES} here, the weight is "
+                                         f"{weight.dtype}")
         d_out, d_in = weight.shape
         if d_out % SPARSE_MULTIPLE or d_in % SPARSE_MULTIPLE:
             raise KernelUnavailableError(f"{layer}: cuSPARSELt needs d_out and d_in multiples of {SPARSE_MULTIPLE}, "

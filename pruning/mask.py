@@ -124,7 +124,8 @@ def binary_keep(name: str, keep: Any) -> torch.Tensor:
     if tensor.dtype == torch.bool:
         return tensor
     if tensor.is_complex():
-        raise InvalidMaskError(f"{name}: keep-tensor has complex dtype {tensor.dtype}; expected bool or exactly 0/1 entries")
+        raise InvalidMaskError(f"{name}: keep-tensor has complex dtype {tensor.dtype}; "
+                               "expected bool or exactly 0/1 entries")
     binary = (tensor == 0) | (tensor == 1)
     if not bool(binary.all()):
         bad = tensor[~binary]
@@ -213,7 +214,8 @@ class Mask:
             perm = self.permutations.get(name)
             if perm is not None:
                 c_in = module.weight.shape[1]
-                if perm.ndim != 1 or perm.numel() != c_in or not torch.equal(torch.sort(perm).values, torch.arange(c_in)):
+                if (perm.ndim != 1 or perm.numel() != c_in
+                        or not torch.equal(torch.sort(perm).values, torch.arange(c_in))):
                     raise MaskMismatchError(f"{name}: permutation is not a permutation of its {c_in} input channels")
             if self.pattern is not None:
                 check_kn_groups(self.grouped_keep(name), self.pattern, name)

@@ -62,7 +62,8 @@ class Packed24:
 def pack_24(weight: torch.Tensor, keep: torch.Tensor | None = None, *, name: str = "weight") -> Packed24:
     """Pack a 2:4 weight (module docstring); :class:`PatternError` names the layer, row and group."""
     if weight.ndim != 2 or weight.shape[1] % 4:
-        raise PatternError(f"{name}: 2:4 packing needs a 2-D weight with d_in % 4 == 0, got shape {tuple(weight.shape)}")
+        raise PatternError(f"{name}: 2:4 packing needs a 2-D weight with d_in % 4 == 0, "
+                           f"got shape {tuple(weight.shape)}")
     d_out, d_in = weight.shape
     if keep is None:
         nonzero = (weight != 0).reshape(d_out, -1, 4)
@@ -101,7 +102,8 @@ def unpack_24(packed: Packed24) -> torch.Tensor:
 class SparseLinear24(nn.Module):
     """``y = W x + b`` with ``W`` held in the 2:4 packed form (module docstring)."""
 
-    def __init__(self, packed: Packed24, bias: torch.Tensor | None = None, input_permutation: torch.Tensor | None = None,
+    def __init__(self, packed: Packed24, bias: torch.Tensor | None = None,
+                 input_permutation: torch.Tensor | None = None,
                  *, name: str = "SparseLinear24"):
         super().__init__()
         self.out_features, self.in_features = packed.shape
@@ -131,7 +133,8 @@ class SparseLinear24(nn.Module):
         return unpack_24(self.packed)
 
     def unpermuted_weight(self) -> torch.Tensor:
-        """The weight in the original input order (the permutation folded back): ``W`` with ``W[:, pi] = dense_weight()``."""
+        """The weight in the original input order (the permutation folded back): ``W`` with
+        ``W[:, pi] = dense_weight()``."""
         w = self.dense_weight()
         if self.input_permutation is None:
             return w
@@ -237,7 +240,8 @@ _CODES_SUFFIX = ".codes"
 
 
 def _check_stored_layer(name: str, codes: torch.Tensor, perm: torch.Tensor | None, d_in: int) -> None:
-    """Refuse codes that are not two ascending positions ``p0 < p1`` and a permutation that is not one of ``range(d_in)``."""
+    """Refuse codes that are not two ascending positions ``p0 < p1`` and a permutation that is not one of
+    ``range(d_in)``."""
     positions = _positions(codes)
     if codes.dtype != torch.uint8 or bool((positions[..., 0] >= positions[..., 1]).any()) or bool((codes >= 16).any()):
         raise MaskMismatchError(f"{name}: stored 2:4 codes are not pairs of ascending positions in 0..3 (uint8)")

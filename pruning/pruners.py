@@ -61,14 +61,16 @@ def _required(value: Any, name: str, pruner: str) -> Any:
 
 @register_pruner("magnitude", summary="magnitude pruning (global or layerwise scope; or k:n with pattern)",
                  aliases={"magnitude-layerwise": {"scope": "layerwise"}})
-def _magnitude(model: nn.Module, *, sparsity: float | None = None, scope: str = "global", pattern: str | None = None) -> Mask:
+def _magnitude(model: nn.Module, *, sparsity: float | None = None, scope: str = "global",
+               pattern: str | None = None) -> Mask:
     """Unstructured at ``sparsity`` or, with ``pattern``, the data-free magnitude k:n baseline (ALGORITHMS.md 7.7)."""
     if (sparsity is None) == (pattern is None):
         raise PruningParameterError("magnitude: give exactly one of sparsity or pattern")
     return magnitude(model, sparsity, scope=scope) if pattern is None else magnitude_kn(model, pattern)
 
 
-@register_pruner("rmt", summary="classical RMT sweep (paper: fine-tune per grid point; reference: data-free regulariser)",
+@register_pruner("rmt",
+                 summary="classical RMT sweep (paper: fine-tune per grid point; reference: data-free regulariser)",
                  needs=lambda options: "train" if options.get("compat", "paper") == "paper" else "none")
 def _rmt(model: nn.Module, *, sparsity: float, compat: str = "paper", train_data=None, steps: int | None = None,
          batch_size: int | None = None, seed: int = 0) -> Mask:
@@ -89,7 +91,8 @@ def _ser(model: nn.Module, *, sparsity: float, train_data=None, cache: SpectralC
          steps: int | None = None, batch_size: int | None = None, seed: int = 0) -> Mask:
     return ser(model, sparsity, data=_required(train_data, "train_data", "ser"),
                cache=_cache_for(model, cache), seed=seed,
-               selection=_budget(SELECTION_DEFAULT, steps, batch_size), keep_ft=_budget(KEEP_FT_DEFAULT, steps, batch_size))
+               selection=_budget(SELECTION_DEFAULT, steps, batch_size),
+               keep_ft=_budget(KEEP_FT_DEFAULT, steps, batch_size))
 
 
 @register_pruner("hybrid", summary="Hybrid Magnitude-SER schedule", needs="train")

@@ -51,7 +51,8 @@ class PrunerSpec:
         return {k: v for k, v in offered.items() if k in self.options and v is not None}
 
     def data_need(self, **options: Any) -> DataNeed:
-        """What data :func:`build_mask` must be given for these options (e.g. ``rmt`` needs none with ``compat="reference"``)."""
+        """What data :func:`build_mask` must be given for these options (e.g. ``rmt`` needs none with
+        ``compat="reference"``)."""
         return self.needs({**self.fixed, **options})
 
 
@@ -62,7 +63,8 @@ def register_pruner(
     name: str, *, summary: str, takes: Literal["sparsity", "pattern"] = "sparsity",
     needs: DataNeed | Callable[[dict[str, Any]], DataNeed] = "none", aliases: dict[str, dict[str, Any]] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: register ``builder(model, **options) -> Mask`` under ``name`` (and each alias with its fixed options)."""
+    """Decorator: register ``builder(model, **options) -> Mask`` under ``name`` (and each alias with its fixed
+    options)."""
     need = needs if callable(needs) else (lambda _options, fixed=needs: fixed)
 
     def decorate(builder: Callable[..., Any]) -> Callable[..., Any]:
@@ -76,7 +78,8 @@ def register_pruner(
 
 
 def list_pruners() -> list[str]:
-    """Every registered pruner name and alias, sorted (``pruning/__init__`` imports :mod:`pruning.pruners`, which registers them)."""
+    """Every registered pruner name and alias, sorted (``pruning/__init__`` imports :mod:`pruning.pruners`, which
+    registers them)."""
     return sorted(_PRUNERS)
 
 

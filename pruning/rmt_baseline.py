@@ -75,14 +75,18 @@ def _svd(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.linalg.svd(np.asarray(matrix, dtype=np.float64), full_matrices=False)
 
 
-def sv_thresholds(s: np.ndarray, sigma_plus: float, theta: float, power: float = 30, floor: float = SV_FLOOR) -> np.ndarray:
-    """``T_i = theta max(floor, (1 - s_i / sigma_+)^power)`` for ``s_i < sigma_+``, ``theta floor`` otherwise (2.2 a)."""
+def sv_thresholds(s: np.ndarray, sigma_plus: float, theta: float, power: float = 30,
+                  floor: float = SV_FLOOR) -> np.ndarray:
+    """``T_i = theta max(floor, (1 - s_i / sigma_+)^power)`` for ``s_i < sigma_+``, ``theta floor`` otherwise
+    (2.2 a)."""
     s = np.asarray(s, dtype=np.float64)
-    bulk = np.maximum(floor, np.clip(1.0 - s / sigma_plus, 0.0, None) ** power) if sigma_plus > 0 else np.full_like(s, floor)
+    bulk = (np.maximum(floor, np.clip(1.0 - s / sigma_plus, 0.0, None) ** power) if sigma_plus > 0
+            else np.full_like(s, floor))
     return theta * np.where(s < sigma_plus, bulk, floor)
 
 
-def sv_sparsify(matrix: np.ndarray, sigma_plus: float, theta: float, power: float = 30, floor: float = SV_FLOOR) -> np.ndarray:
+def sv_sparsify(matrix: np.ndarray, sigma_plus: float, theta: float, power: float = 30,
+                floor: float = SV_FLOOR) -> np.ndarray:
     """OR2 singular-vector sparsification (2.2 a); ``theta = 0`` returns the SVD recomposition of ``W``."""
     u, s, vt = _svd(matrix)
     t = sv_thresholds(s, sigma_plus, theta, power, floor)

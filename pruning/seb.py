@@ -45,7 +45,8 @@ from .sigma_cache import SpectralCache, spectral_cache
 from .target_layers import select_layers, weight_matrix
 
 __all__ = [
-    "Regime", "REGIME_TABLES", "MISSING_SIGNAL_MODES", "WEIGHT_FLOOR", "SV_Z_BASE", "SV_POWER", "layer_type", "regime_for",
+    "Regime", "REGIME_TABLES", "MISSING_SIGNAL_MODES", "WEIGHT_FLOOR", "SV_Z_BASE", "SV_POWER", "layer_type",
+    "regime_for",
     "standardise", "seb_weights", "weighted_exact_prune", "seb",
 ]
 
@@ -124,7 +125,8 @@ def layer_type(name: str) -> str:
     return "other"
 
 
-def standardise(values: Mapping[str, float | None], names: Iterable[str], missing_signal: str = "zero_z") -> dict[str, float]:
+def standardise(values: Mapping[str, float | None], names: Iterable[str],
+                missing_signal: str = "zero_z") -> dict[str, float]:
     """``z_l`` over ``names`` with the population sd; missing values per ``missing_signal`` (module doc)."""
     if missing_signal not in MISSING_SIGNAL_MODES:
         raise PruningParameterError(f"missing_signal: expected one of {MISSING_SIGNAL_MODES}, got {missing_signal!r}")

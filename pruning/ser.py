@@ -160,12 +160,14 @@ def ser_step(
     if reservoir not in RESERVOIRS:
         raise PruningParameterError(f"reservoir: expected one of {RESERVOIRS}, got {reservoir!r}")
     if restore_multiplier not in RESTORE_MULTIPLIERS:
-        raise PruningParameterError(f"restore_multiplier: expected one of {RESTORE_MULTIPLIERS}, got {restore_multiplier!r}")
+        raise PruningParameterError(f"restore_multiplier: expected one of {RESTORE_MULTIPLIERS}, got "
+                                    f"{restore_multiplier!r}")
     chosen = select_layers(model, layers)
     total = sum(m.weight.numel() for m in chosen.values())
     z_star, budget = math.floor(s * total), round(r * total)
     if z_star + budget > total:
-        raise PruningParameterError(f"r: over-pruning to Z*+K = {z_star + budget} zeros exceeds the {total} target weights")
+        raise PruningParameterError(f"r: over-pruning to Z*+K = {z_star + budget} zeros exceeds the {total} target "
+                                    "weights")
     row = regime_for(s, regime)
     weights = seb_weights(cache.signal(row.signal), chosen, s, row, missing_signal)
     original = {n: m.weight.detach().clone() for n, m in chosen.items()}
@@ -180,7 +182,8 @@ def ser_step(
     restored = {n: torch.zeros_like(k) for n, k in keep_over.items()}
     if budget > 0:
         selection_steps = selection_phase(model, chosen, in_reservoir, data, selection, logit_l2, progress)
-        delta = {n: (m.weight.detach() - over_pruned[n]).abs().cpu().double().reshape(-1).numpy() for n, m in chosen.items()}
+        delta = {n: (m.weight.detach() - over_pruned[n]).abs().cpu().double().reshape(-1).numpy()
+                 for n, m in chosen.items()}
         scores = restoration_scores(delta, weights, restore_multiplier)
         picked = select_restored(scores, {n: t.reshape(-1).numpy() for n, t in in_reservoir.items()}, budget)
         restored = {n: torch.from_numpy(picked[n].copy()).reshape(keep_over[n].shape) for n in chosen}
@@ -191,7 +194,8 @@ def ser_step(
             back = restored[n].to(m.weight.device)
             m.weight.copy_(torch.where(back, value, over_pruned[n]) * keep[n].to(m.weight))
     options = {
-        "r": r, "restore_budget_K": budget, "target_zeros": z_star, "regime": regime if isinstance(regime, str) else "custom",
+        "r": r, "restore_budget_K": budget, "target_zeros": z_star,
+        "regime": regime if isinstance(regime, str) else "custom",
         "row": asdict(row), "restore_multiplier": restore_multiplier, "restore_value": restore_value,
         "reservoir": reservoir, "logit_l2": logit_l2, "missing_signal": missing_signal,
         "selection": selection.to_json(), "keep_ft": None if keep_ft is None else keep_ft.to_json(),
@@ -203,7 +207,8 @@ def ser_step(
     if keep_ft is not None:
         keep_ft_steps = finetune(model, mask, data, keep_ft, inplace=True, progress=progress).steps
     return SERStep(
-        mask=mask, target_zeros=z_star, restore_budget=budget, reservoir_size=int(sum(int(t.sum()) for t in in_reservoir.values())),
+        mask=mask, target_zeros=z_star, restore_budget=budget,
+        reservoir_size=int(sum(int(t.sum()) for t in in_reservoir.values())),
         restored_per_layer={n: int(t.sum()) for n, t in restored.items()}, layer_weights=weights,
         selection_steps=selection_steps, keep_ft_steps=keep_ft_steps,
     )

@@ -2,7 +2,8 @@
 
 The MP law and its conventions (:mod:`rmt.mp_law`), the Tracy–Widom edge law
 (:mod:`rmt.tracy_widom`), MP fits of weight spectra (:mod:`rmt.fit`) with their calibrated spike count
-(:mod:`rmt.spike_test`), spikes and BBP maps (:mod:`rmt.spikes`) and the Gaussian / sub-Gaussian data-path budgets (:mod:`rmt.budgets`)::
+(:mod:`rmt.spike_test`), spikes and BBP maps (:mod:`rmt.spikes`) and the Gaussian / sub-Gaussian data-path budgets
+(:mod:`rmt.budgets`)::
 
     from rmt import MarchenkoPastur, fit_mp
     fit = fit_mp(weight)              # MPFit: noise variance, edges, spikes

@@ -313,8 +313,8 @@ def fit_mp(
         small that the window is empty (``hi - lo < 1``).
     InvalidMatrixError
         Bad weights (see :func:`rmt.weights.as_weight_matrix`), finite weights too large for float64
-        squared singular values (:class:`rmt.errors.WeightOverflowError`, :func:`check_spectrum_range`), or a spectrum whose fitted variance
-        is 0 or whose whole window is numerically zero (below ``1e-9 lambda_max``, THEORY.md 2.1):
+        squared singular values (:class:`rmt.errors.WeightOverflowError`, :func:`check_spectrum_range`), or a spectrum
+        whose fitted variance is 0 or whose whole window is numerically zero (below ``1e-9 lambda_max``, THEORY.md 2.1):
         the rank is too low for an MP bulk.
     """
     label = "weight" if name is None else str(name)

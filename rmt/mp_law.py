@@ -53,7 +53,8 @@ MAX_RVS_BYTES = 2**30
 
 
 def _check_positive(name: str, value: float) -> float:
-    """``value`` as a finite float > 0; a bool, string, array or other non-real raises :class:`InvalidParameterError`."""
+    """``value`` as a finite float > 0; a bool, string, array or other non-real raises
+    :class:`InvalidParameterError`."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise InvalidParameterError(f"{name} must be a real number > 0, got {type(value).__name__} {value!r}")
     value = float(value)
@@ -79,8 +80,9 @@ def _sample_count(size: int | None, row_length: int) -> int:
     count = 1 if size is None else _check_count("size", size, 0)
     if count * row_length * 8 > MAX_RVS_BYTES:
         raise InvalidParameterError(
-            f"size={count}: the output of {count} x {row_length} float64 values ({count * row_length * 8 / 2**30:.3g} GiB) "
-            f"exceeds the limit of {MAX_RVS_BYTES / 2**30:.3g} GiB; draw it in batches"
+            f"size={count}: the output of {count} x {row_length} float64 values "
+            f"({count * row_length * 8 / 2**30:.3g} GiB) exceeds the limit of {MAX_RVS_BYTES / 2**30:.3g} GiB; "
+            "draw it in batches"
         )
     return count
 

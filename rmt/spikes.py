@@ -122,7 +122,8 @@ def bbp_D(y, g: float):
 
 
 def bbp_overlap(theta, g: float):
-    """Limit of both squared singular-vector overlaps: ``1 - g/theta^2`` for ``theta > sqrt(g)``, else 0 (THEORY 8.2)."""
+    """Limit of both squared singular-vector overlaps: ``1 - g/theta^2`` for ``theta > sqrt(g)``, else 0
+    (THEORY 8.2)."""
     g = _check_g(g)
     t = _nonnegative_array("theta", theta)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -23,9 +23,11 @@ def _excess_of_dot(x: list[float], y: list[float], computed: float, units: int, 
 
 @given(st.integers(1, 3), st.integers(1, 70), st.integers(1, 3), st.data())
 def test_blocked_matmul_meets_its_bound_in_exact_arithmetic(rows, inner, cols, data):
-    x = torch.tensor(data.draw(st.lists(st.lists(_FLOATS, min_size=inner, max_size=inner), min_size=rows, max_size=rows)),
+    x = torch.tensor(data.draw(st.lists(st.lists(_FLOATS, min_size=inner, max_size=inner),
+                                        min_size=rows, max_size=rows)),
                      dtype=torch.float64)
-    w = torch.tensor(data.draw(st.lists(st.lists(_FLOATS, min_size=cols, max_size=cols), min_size=inner, max_size=inner)),
+    w = torch.tensor(data.draw(st.lists(st.lists(_FLOATS, min_size=cols, max_size=cols),
+                                        min_size=inner, max_size=inner)),
                      dtype=torch.float64)
     for y in (w, w.expand(rows, inner, cols)[:1].expand(1, inner, cols)):  # a weight, and a batched operand
         out, units = blocked_matmul(x if y.dim() == 2 else x[None], y)

@@ -56,7 +56,8 @@ def test_budget_uses_the_exact_product_not_a_norm_product():
 )
 def test_budget_is_rounded_above_the_exact_rational_value(r, v, lip):
     exact = sum(
-        Fraction(2) * Fraction(float(l)) * max(abs(sum(Fraction(float(a)) * Fraction(float(b)) for a, b in zip(row, vs))) for row in r)
+        Fraction(2) * Fraction(float(l))
+        * max(abs(sum(Fraction(float(a)) * Fraction(float(b)) for a, b in zip(row, vs))) for row in r)
         for l, vs in zip(lip, v)
     ) / len(v)
     assert Fraction(data_path_budget(r, v, sound(lip)).value) >= exact

@@ -14,7 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from certs.errors import CertificateInputError
-from certs.multilayer import multilayer_certificate, theorem_5_8_bound, multilayer_margin_stability, multilayer_stationarity
+from certs.multilayer import (MultiLayerBound, multilayer_certificate, multilayer_margin_stability,
+                              multilayer_stationarity, theorem_5_8_bound, theorem_5_8_result)
 from certs.prune_restore import prune_restore_certificate, restore_comparison
 from certs.single_layer import (
     ce_path_bound,
@@ -108,7 +109,8 @@ def test_prune_restore_and_restore_comparison():
     r = prune_restore_certificate(VIEW, triple, "D", lambda1=1.0, lambda2=0.0)
     assert r.theorem == "Theorem 5.5" and r.bound_holds
     c = restore_comparison(VIEW, triple, "D", "D", lambda1=1.0, lambda2=0.0)
-    assert c.equivalence_holds and c.budget_all.value == pytest.approx(20.0) and c.budget_restore.value == pytest.approx(20.0)
+    assert (c.equivalence_holds and c.budget_all.value == pytest.approx(20.0)
+            and c.budget_restore.value == pytest.approx(20.0))
     assert c.restored_penalty == 10.0 and not c.restore_helps  # same budget, less penalty removed
 
 
@@ -154,7 +156,8 @@ NET = ReluAbsMLP.from_weights(
 
 
 def test_multilayer_certificate_telescopes_and_uses_intermediate_networks():
-    steps = (PlanStep(1, KEEP), PlanStep(0, np.array([[True, False], [True, True]])), PlanStep(1, np.zeros((2, 2), bool)))
+    steps = (PlanStep(1, KEEP), PlanStep(0, np.array([[True, False], [True, True]])),
+             PlanStep(1, np.zeros((2, 2), bool)))
     c = multilayer_certificate(NET, X, LABELS, steps, "D", {0: (0.1, 0.2), 1: (0.3, 0.0)})
     assert c.bound.label == "sound" and c.bound_holds
     assert sum(s.objective_change for s in c.sequence.steps) == pytest.approx(c.realized, abs=1e-9)
@@ -163,6 +166,22 @@ def test_multilayer_certificate_telescopes_and_uses_intermediate_networks():
     assert json.loads(json.dumps(c.to_dict()))["sequence"]["steps"][2]["index"] == 1
     m = multilayer_margin_stability(NET, X, LABELS, steps, "G")
     assert m.bound_holds and np.all(m.logit_change <= m.eta_total + 1e-9)
+
+
+def test_theorem_5_8_result_is_the_assembly_of_multilayer_certificate():
+    """The assembler the timm bridge uses gives the certificate's Theorem 5.8 part from its steps, field for field;
+    known-bad: a budget list of the wrong length is a typed error, not a silently shortened sum."""
+    steps = (PlanStep(1, KEEP), PlanStep(0, np.array([[True, False], [True, True]])))
+    c = multilayer_certificate(NET, X, LABELS, steps, "D", {0: (0.1, 0.2), 1: (0.3, 0.0)})
+    budgets = [s.budget for s in c.sequence.steps]
+    penalties = [s.removed_quadratic + s.removed_linear for s in c.sequence.steps]
+    entries = [s.removed_entries for s in c.sequence.steps]
+    r = theorem_5_8_result(budgets, penalties, entries, realized=c.realized, scale=c.scale, options={"steps": 2})
+    assert type(r) is MultiLayerBound and isinstance(c, MultiLayerBound)
+    assert r.to_dict() == {k: v for k, v in c.to_dict().items() if k != "sequence"}
+    assert r.budget_sum == sum(b.value for b in budgets) and r.penalty_sum == sum(penalties)
+    with pytest.raises(CertificateInputError, match="one budget, penalty"):
+        theorem_5_8_result(budgets[:1], penalties, entries, realized=c.realized, scale=c.scale, options={})
 
 
 def test_multilayer_stationarity_needs_distinct_layers_and_h_in_range():

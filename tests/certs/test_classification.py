@@ -8,7 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from certs.classification import accuracy, cross_entropy_per_sample, mean_cross_entropy, prediction_margins, true_margins
+from certs.classification import (accuracy, cross_entropy_per_sample, mean_cross_entropy, prediction_margins,
+                                  true_margins)
 from certs.errors import CertificateInputError
 
 

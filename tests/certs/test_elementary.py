@@ -86,7 +86,8 @@ def test_nan_propagates_and_bounds_stay_ordered():
     assert math.isnan(el.normal_cdf(x)[0]) and el.normal_cdf(x)[1] == 1.0 and el.normal_cdf(x)[2] == 0.0
     lo, hi = el.exp_bounds(x[1:])
     assert torch.all(lo <= hi) and torch.isfinite(lo).all()  # an overflowed value keeps a finite lower bound
-    box = Interval(torch.tensor([709.9, -1.0], dtype=torch.float64), torch.tensor([709.95, 1.0], dtype=torch.float64)).exp()
+    box = Interval(torch.tensor([709.9, -1.0], dtype=torch.float64),
+                   torch.tensor([709.95, 1.0], dtype=torch.float64)).exp()
     assert math.isfinite(float(box.lo[0])) and float(box.lo[1]) <= math.exp(-1) <= math.exp(1) <= float(box.hi[1])
 
 

@@ -19,7 +19,8 @@ _FLOATS = st.floats(-1e3, 1e3, allow_nan=False) | st.sampled_from([1.0, 2.0 ** -
 
 
 def _matrix(data, rows: int, cols: int) -> torch.Tensor:
-    return torch.tensor(data.draw(st.lists(st.lists(_FLOATS, min_size=cols, max_size=cols), min_size=rows, max_size=rows)),
+    return torch.tensor(data.draw(st.lists(st.lists(_FLOATS, min_size=cols, max_size=cols),
+                                           min_size=rows, max_size=rows)),
                         dtype=torch.float64)
 
 

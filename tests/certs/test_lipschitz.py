@@ -138,7 +138,8 @@ def affine_on_pieces(tail, u0, d, t0, t1, slope) -> bool:
 def test_zero_direction_gives_zero_D_and_box_bounds_dominate_the_segment(segment):
     tail, start, direction = segment
     assert np.array_equal(lipschitz_constants(tail, start, np.zeros_like(direction), "D").values, np.zeros(len(start)))
-    assert np.array_equal(empirical_ratio_max(tail, start, np.zeros_like(direction), THETA_GRID).values, np.zeros(len(start)))
+    assert np.array_equal(empirical_ratio_max(tail, start, np.zeros_like(direction), THETA_GRID).values,
+                          np.zeros(len(start)))
     radius = np.abs(direction).max(axis=1)  # the ball of radius ||d||_inf around S v_s contains the segment
     box = lipschitz_on_box(tail, start, radius)
     assert box.label == "sound" and box.method == "P-box"

@@ -28,7 +28,8 @@ def _exact_tail(view, outputs: list[list[Fraction]]) -> list[list[Fraction]]:
     for op in view.tail.ops:
         if isinstance(op, AffineOp):
             w, b = op.weight.tolist(), op.bias.tolist()
-            rows = [[sum((Fraction(wij) * xj for wij, xj in zip(wi, x)), Fraction(bi)) for wi, bi in zip(w, b)] for x in rows]
+            rows = [[sum((Fraction(wij) * xj for wij, xj in zip(wi, x)), Fraction(bi)) for wi, bi in zip(w, b)]
+                    for x in rows]
         elif op.kind == "relu":
             rows = [[max(v, Fraction(0)) for v in x] for x in rows]
         else:
@@ -40,7 +41,8 @@ def _exact_outputs(a: np.ndarray, b: np.ndarray, theta: float, inputs: np.ndarra
     """``(a + theta b) x`` per row ``x`` of ``inputs``, exactly."""
     t = Fraction(theta)
     return [
-        [sum(((Fraction(p) + t * Fraction(q)) * Fraction(x) for p, q, x in zip(ar, br, row)), Fraction(0)) for ar, br in zip(a, b)]
+        [sum(((Fraction(p) + t * Fraction(q)) * Fraction(x) for p, q, x in zip(ar, br, row)), Fraction(0))
+         for ar, br in zip(a, b)]
         for row in inputs.tolist()
     ]
 

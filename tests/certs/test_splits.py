@@ -70,8 +70,9 @@ def test_penalties_scalar_and_weighted():
     assert weighted.is_weighted and weighted(A) == pytest.approx(pen(A))
 
 
-@pytest.mark.parametrize("l1, l2, word", [(-0.1, 1.0, "lambda1"), (0.0, -1.0, "lambda2"), (np.ones((3, 3)), 0.0, "lambda1"),
-                                          (0.0, np.inf, "lambda2")])
+@pytest.mark.parametrize("l1, l2, word",
+                         [(-0.1, 1.0, "lambda1"), (0.0, -1.0, "lambda2"), (np.ones((3, 3)), 0.0, "lambda1"),
+                          (0.0, np.inf, "lambda2")])
 def test_bad_penalties_raise(l1, l2, word):
     with pytest.raises(CertificateInputError, match=word):
         ElasticNetPenalty.create(l1, l2, A.shape)

@@ -23,7 +23,8 @@ def report():
     dataset = load_default_dataset()
     cal = calibration_subset(dataset, 8, 4)
     mask = magnitude(model, 0.6, layers=LAYERS)
-    return certify(model, mask, cal, heldout=(dataset.test_images[:8], dataset.test_labels[:8]), grid=2, multilayer=False)
+    return certify(model, mask, cal, heldout=(dataset.test_images[:8], dataset.test_labels[:8]), grid=2,
+                   multilayer=False)
 
 
 def test_figures_are_written_and_linked(report, tmp_path):

@@ -59,7 +59,8 @@ def test_figure3_json_matches_readme(drawn):
     fig3 = fits["figure3"]
     assert (fig3["fit"]["slope"], fig3["fit"]["intercept"], fig3["fit"]["r"]) == pytest.approx(
         (ref.slope, ref.intercept, ref.r), abs=1e-3)
-    assert (fig3["line"]["y_start"], fig3["line"]["y_end"]) == pytest.approx((ref.fit_at_start, ref.fit_at_end), abs=1e-3)
+    assert (fig3["line"]["y_start"], fig3["line"]["y_end"]) == pytest.approx((ref.fit_at_start, ref.fit_at_end),
+                                                                             abs=1e-3)
     assert [r["label"] for r in fig3["rows"]] == list(ref.labels)
     assert sorted(r["table_row"] for r in fig3["excluded_rows"]) == [1, 2, 4, 6, 7, 8, 20]
 

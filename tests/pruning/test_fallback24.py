@@ -52,7 +52,8 @@ def test_measured_times_must_be_finite_and_positive(bad):
 def test_tune_follows_fake_timings_and_keeps_the_outputs(seed, permute, sparse_faster):
     _, masked, sparse, x = _converted(seed, permute)
     layers = [name for name, m in sparse.named_modules() if isinstance(m, SparseLinear24)]
-    fake = {name: (1.0, 2.0) if faster else (3.0, 2.0) for name, faster in zip(layers, sparse_faster)}  # (sparse, dense)
+    # (sparse, dense) times
+    fake = {name: (1.0, 2.0) if faster else (3.0, 2.0) for name, faster in zip(layers, sparse_faster)}
     seen = []
 
     def timer(fn, layer):
@@ -105,7 +106,8 @@ def test_moving_the_module_drops_its_kernel():
 
 def test_stack_versions_names_the_stack():
     stack = stack_versions()
-    assert stack["torch"] == torch.__version__ and set(stack["cusparselt"]) >= {"available", "version", "algorithm_search"}
+    assert stack["torch"] == torch.__version__ and set(stack["cusparselt"]) >= {"available", "version",
+                                                                                "algorithm_search"}
     assert (stack["gpu"] is None) == (not torch.cuda.is_available())
 
 

@@ -76,7 +76,8 @@ def test_teacher_gets_no_gradients_and_is_not_updated():
     model, (x, y) = mlp(), data()
     teacher = mlp(5)
     before = copy.deepcopy(teacher.state_dict())
-    finetune(model, magnitude(model, 0.5), (x, y), FinetuneConfig(batch_size=32, lr=0.05), teacher=teacher, progress=False)
+    finetune(model, magnitude(model, 0.5), (x, y), FinetuneConfig(batch_size=32, lr=0.05), teacher=teacher,
+             progress=False)
     assert all(p.grad is None for p in teacher.parameters())
     assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
 

@@ -76,7 +76,8 @@ def test_float_and_bool_permutations_are_refused():
 
 def _meta(**changes):
     meta = {"format_version": 1, "pattern": "unstructured", "group_axis": "input", "layers": ["fc"],
-            "provenance": {"method": "hand-made", "options": {}, "sparsity": None, "calibration_source": None, "seed": None}}
+            "provenance": {"method": "hand-made", "options": {}, "sparsity": None, "calibration_source": None,
+                           "seed": None}}
     meta.update(changes)
     return meta
 

@@ -151,7 +151,8 @@ def test_post_pruning_step_runs_at_every_grid_point_and_keeps_the_mask_exact(com
 
 def test_the_two_compat_steps_give_different_weights():
     paper, reference = mlp(), mlp()
-    classical_rmt(paper, 0.1, compat="paper", data=training_data(), inplace=True, finetune_config=FinetuneConfig(lr=1e-2))
+    classical_rmt(paper, 0.1, compat="paper", data=training_data(), inplace=True,
+                  finetune_config=FinetuneConfig(lr=1e-2))
     classical_rmt(reference, 0.1, compat="reference", inplace=True, regulariser=RegulariserConfig(steps=3, lr=1e-2))
     assert not torch.equal(paper[0].weight, reference[0].weight)
 

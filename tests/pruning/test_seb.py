@@ -131,7 +131,8 @@ def test_regime_table_matches_spec_4_3():
 
 
 def test_layer_type_rule():
-    assert [layer_type(n) for n in ("blocks.0.attn.qkv", "blocks.0.mlp.fc1", "stages.1.fc2", "head", "patch_embed.proj")] \
+    assert [layer_type(n) for n in ("blocks.0.attn.qkv", "blocks.0.mlp.fc1", "stages.1.fc2", "head",
+                                    "patch_embed.proj")] \
         == ["attn", "mlp", "mlp", "other", "other"]
 
 

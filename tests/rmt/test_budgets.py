@@ -216,7 +216,7 @@ def _sequential_failures(kind: str, deltas: tuple[float, float], shrink: float =
     d, width, out, n_samples, g = 6, 24, 12, 5, 0.8
     x = rng.standard_normal((n_samples, d))
     s1 = rng.standard_normal((width, d)) / math.sqrt(d)
-    s2 = rng.standard_normal((out, width)) / math.sqrt(width)
+    rng.standard_normal((out, width))  # S_2 enters neither budget: drawn only to keep the seeded stream as calibrated
     lip1, lip2 = rng.uniform(0.5, 1.5, n_samples), rng.uniform(0.5, 1.5, n_samples)
     fails = 0
     for _ in range(draws):

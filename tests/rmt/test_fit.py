@@ -163,11 +163,13 @@ def test_edge_formula_matches_section_1_4(noise_fits):
     t = float(tw1_ppf(1.0 - 0.8))
     assert t == pytest.approx(-2.2833, abs=2e-4)  # spec value; ours is -2.28316
     assert fit.options["tw_quantile"] == t
-    lam = fit.sigma2 * ((1 + math.sqrt(gamma)) ** 2 + t * n ** (-2 / 3) * gamma ** (-1 / 6) * (1 + math.sqrt(gamma)) ** 4 / 3)
+    lam = fit.sigma2 * ((1 + math.sqrt(gamma)) ** 2
+                        + t * n ** (-2 / 3) * gamma ** (-1 / 6) * (1 + math.sqrt(gamma)) ** 4 / 3)
     assert fit.lambda_plus == pytest.approx(lam, rel=1e-12)
     assert fit.sigma_plus == pytest.approx(math.sqrt(n * lam), rel=1e-12)
     assert fit.lambda_plus == pytest.approx(fit.lambda_plus_asymptotic + fit.tw_margin, rel=1e-12)
-    assert fit.sigma_plus_asymptotic == pytest.approx(math.sqrt(fit.sigma2) * (math.sqrt(2304) + math.sqrt(768)), rel=1e-12)
+    assert fit.sigma_plus_asymptotic == pytest.approx(math.sqrt(fit.sigma2) * (math.sqrt(2304) + math.sqrt(768)),
+                                                      rel=1e-12)
     assert fit.tw_margin < 0  # beta_tw = 0.8 puts the threshold below the asymptotic edge
 
 
@@ -201,7 +203,8 @@ def test_orientation_invariance(shape):
     assert a.sigma2 == pytest.approx(b.sigma2, rel=1e-10)
     assert a.mp_fit_error == pytest.approx(b.mp_fit_error, rel=1e-8, abs=1e-12)
     if shape[0] != shape[1]:  # known-bad: the d_in normalisation's sigma2 depends on orientation
-        assert bema_sigma2(W, REFERENCE_LEVEL, BY_D_IN) != pytest.approx(bema_sigma2(W.T, REFERENCE_LEVEL, BY_D_IN), rel=1e-3)
+        assert bema_sigma2(W, REFERENCE_LEVEL, BY_D_IN) != pytest.approx(bema_sigma2(W.T, REFERENCE_LEVEL, BY_D_IN),
+                                                                         rel=1e-3)
 
 
 @given(

@@ -122,7 +122,8 @@ def _symbolic_narayana(k: int, c: sp.Rational, s2: sp.Rational) -> sp.Expr:
 
 
 @pytest.mark.parametrize(
-    "c, s2", [(sp.Rational(1, 4), sp.Rational(3, 2)), (sp.Integer(4), sp.Rational(1, 2)), (sp.Rational(9, 4), sp.Integer(1))]
+    "c, s2",
+    [(sp.Rational(1, 4), sp.Rational(3, 2)), (sp.Integer(4), sp.Rational(1, 2)), (sp.Rational(9, 4), sp.Integer(1))]
 )
 def test_moments_equal_narayana_symbolically(c, s2):
     for k in range(1, 5):

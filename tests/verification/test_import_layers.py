@@ -27,7 +27,8 @@ def _imported(name: str, node: ast.AST, is_package: bool) -> list[str]:
     if isinstance(node, ast.Import):
         return [alias.name for alias in node.names]
     base = name.split(".") if is_package else name.split(".")[:-1]
-    module = node.module if not node.level else ".".join(base[: len(base) - node.level + 1] + [node.module or ""]).strip(".")
+    module = (node.module if not node.level
+              else ".".join(base[: len(base) - node.level + 1] + [node.module or ""]).strip("."))
     return [module] + [f"{module}.{alias.name}" for alias in node.names]
 
 
@@ -36,7 +37,8 @@ def import_graph(files: dict[str, Path]) -> dict[str, set[str]]:
     graph = {}
     for name, path in files.items():
         tree = ast.parse(path.read_text())
-        exempt = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+        exempt = {id(n) for block in ast.walk(tree)
+                  if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
                   for n in ast.walk(block)}
         deps = set()
         for node in ast.walk(tree):
@@ -102,6 +104,7 @@ def test_no_import_circle():
 
 def test_the_checks_catch_an_upward_import_and_a_circle():
     """Known-bad: a figures module importing verification, and a two-module circle."""
-    graph = {"figures.a": {"verification.b"}, "verification.b": {"certs.c"}, "certs.c": {"certs.d"}, "certs.d": {"certs.c"}}
+    graph = {"figures.a": {"verification.b"}, "verification.b": {"certs.c"}, "certs.c": {"certs.d"},
+             "certs.d": {"certs.c"}}
     assert upward_imports(graph) == ["figures.a -> verification.b"]
     assert import_cycles(graph) == [["certs.c", "certs.d"]]

@@ -6,7 +6,8 @@ and inputs (pitfall 18).  Per draw and sample we record the logit deviation
 ``dev_s = ||X(s, alpha_{S_2}) - X(s, alpha_{W_2})||_inf`` and the SOUND core ``||W_3||_inf ||R_2 nu_s||_inf``.
 
 * OR1 Lemma 3.13: ``tau_N(s) = 2 sqrt2 a(N, s)``, ``a(N, s) = ||W_3||_inf ||W_1 s||_2 sqrt(log(2N)/N)``;
-  ``P(dev_s > tau_N(s)) <= 1/N`` per sample (``g <= 1``, pitfall 8).  SOUND core: ``dev_s <= ||W_3||_inf ||R_2 nu_s||_inf``.
+  ``P(dev_s > tau_N(s)) <= 1/N`` per sample (``g <= 1``, pitfall 8).  SOUND core:
+  ``dev_s <= ||W_3||_inf ||R_2 nu_s||_inf``.
 * OR1 Corollary 3.14: on ``{dev_s <= tau_N(s) for all s in T'}`` (probability ``>= 1 - |T'|/N``),
   ``|acc_W - acc_S| <= #{s : |deltaX(s, alpha_W)| <= 2 tau_N(s)} / |T'|``.
 * OR1 Lemma 3.15: ``P(|L_unreg(S) - L_unreg(W)| > (4 sqrt2/|T|) sum_s a(N, s)) <= |T|/N``; SOUND on the
@@ -22,8 +23,8 @@ Frequencies use the binomial rule of THEORY.md 9.5 (false-alarm rate ``1e-6`` pe
 per-sample Lemma 3.13 rows, which test the worst of ``|T|`` per-sample counts).  Because ``||W_3||_inf`` overstates the
 Lipschitz constant of the head many times, the logit-level frequencies are far below their ``delta`` (observed
 ``max dev / tau`` about 0.03-0.1) and cannot detect wrong constants; the *noise events* of the proofs
-(``||R_2 nu_s||_inf`` against the same thresholds with ``L = 1``, ``||nu_s||_2``) are checked as well and do.  SOUND parts
-allow zero violations (THEORY.md 0.3 tolerance).  ``mutation`` selects a known-bad variant
+(``||R_2 nu_s||_inf`` against the same thresholds with ``L = 1``, ``||nu_s||_2``) are checked as well and do.  SOUND
+parts allow zero violations (THEORY.md 0.3 tolerance).  ``mutation`` selects a known-bad variant
 (:data:`MUTATIONS`) that the tests show is caught.
 """
 
@@ -76,8 +77,8 @@ class GaussianDraws:
 
 def draw_gaussian_noise(W1: np.ndarray, S2: np.ndarray, W3: np.ndarray, X: np.ndarray, labels: np.ndarray,
                         g: float, draws: int, seed: int, activation: str = "relu") -> GaussianDraws:
-    """Monte-Carlo of ``draws`` independent ``R_2 = sqrt(g/N) Z`` (fixed stream ``child_rng(seed, draws, N)``); holds the
-    ``draws x N x N`` noise in memory at once, so it is meant for small ``N`` (tests use ``N <= 64``)."""
+    """Monte-Carlo of ``draws`` independent ``R_2 = sqrt(g/N) Z`` (fixed stream ``child_rng(seed, draws, N)``); holds
+    the ``draws x N x N`` noise in memory at once, so it is meant for small ``N`` (tests use ``N <= 64``)."""
     N = S2.shape[0]
     if not (np.isfinite(g) and 0.0 < g):
         raise InvalidParameterError(f"g must be finite and > 0, got {g!r}")
@@ -176,22 +177,27 @@ def finite_n_outcomes(sample: GaussianDraws, delta: float = 0.05, lam: float = 1
     event = np.all(inside, axis=1)                                           # (K,)
     noise_tau = _mutated(perturbation_thresholds(1.0, sample.path_norms, N), N, T, None, mutation)
     noise_fail = int(np.max(np.sum(sample.noise_products > noise_tau, axis=0)))
-    out.append(failure_frequency("OR1 Lemma 3.13 noise event: P(||R2 nu_s||_inf > 2sqrt2 ||nu_s|| sqrt(log 2N/N)) <= 1/N",
+    out.append(failure_frequency("OR1 Lemma 3.13 noise event: "
+                                 "P(||R2 nu_s||_inf > 2sqrt2 ||nu_s|| sqrt(log 2N/N)) <= 1/N",
                                  noise_fail, K, 1.0 / N, "the proof's probabilistic step (union bound: 1/(8N^3))"))
     d_ce = np.abs(sample.ce_structured - sample.ce_dense)
     ce_bound = 2.0 / T * float(np.sum(tau))                                   # = (4 sqrt2/|T|) sum_s a(N, s)
     if T < N:
-        out.append(failure_frequency("OR1 Corollary 3.14: P(some dev_s > tau_N(s)) <= |T'|/N", int(np.sum(~event)), K, T / N))
+        out.append(failure_frequency("OR1 Corollary 3.14: P(some dev_s > tau_N(s)) <= |T'|/N", int(np.sum(~event)), K,
+                                     T / N))
         out.append(failure_frequency("OR1 Lemma 3.15: P(|dL_unreg| > (4 sqrt2/|T|) sum a) <= |T|/N",
                                      int(np.sum(d_ce > ce_bound)), K, T / N))
     at_risk = np.sum(np.abs(sample.margins_dense) <= 2.0 * tau, axis=1) / T
     out.append(_violations("OR1 Corollary 3.14 on its event: |acc_W - acc_S| <= #at-risk/|T'|",
-                           np.abs(sample.acc_dense - sample.acc_structured), at_risk, event, "at risk: |deltaX| <= 2 tau_N"))
+                           np.abs(sample.acc_dense - sample.acc_structured), at_risk, event,
+                           "at risk: |deltaX| <= 2 tau_N"))
     out.append(_violations("OR1 Lemma 3.15 on the Lemma 3.13 event: |dL_unreg| <= (4 sqrt2/|T|) sum a",
                            d_ce, np.full(K, ce_bound), event, f"bound {ce_bound:.4g}"))
-    tau_d = _mutated(confidence_thresholds(sample.w3_norm, sample.input_norms, sample.g, N, delta), N, T, delta, mutation)
+    tau_d = _mutated(confidence_thresholds(sample.w3_norm, sample.input_norms, sample.g, N, delta), N, T, delta,
+                     mutation)
     event_d = np.all(sample.deviation <= tau_d, axis=1)
-    out.append(failure_frequency("OR1 Theorem 3.16: P(some dev_s > tau_{N,delta}(s)) <= delta", int(np.sum(~event_d)), K, delta))
+    out.append(failure_frequency("OR1 Theorem 3.16: P(some dev_s > tau_{N,delta}(s)) <= delta", int(np.sum(~event_d)),
+                                 K, delta))
     noise_d = _mutated(confidence_thresholds(1.0, sample.path_norms, sample.g, N, delta), N, T, delta, mutation)
     out.append(failure_frequency("OR1 Theorem 3.16 noise event: P(some ||R2 nu_s||_inf > t_s) <= delta",
                                  int(np.sum(np.any(sample.noise_products > noise_d, axis=1))), K, delta,
@@ -204,8 +210,10 @@ def finite_n_outcomes(sample: GaussianDraws, delta: float = 0.05, lam: float = 1
         realized = (sample.ce_structured - sample.ce_dense) + lam * sample.penalty_change   # L(S) - L(W)
         reg_bound = -lam * sample.removed_sq + bound_d + 2.0 * lam * eta
         fail_p = min(1.0, delta + 2.0 * np.exp(-N * eta**2 / (2.0 * sample.structured_sq)))
-        out.append(failure_frequency("OR1 Theorem 3.16 regularised: P(L(S) > L(W) - lam||R||^2 + (2/|T|)sum tau + 2 lam eta)"
-                                     " <= delta + 2exp(-N eta^2/2B^2)", int(np.sum(realized > reg_bound)), K, fail_p))
+        out.append(failure_frequency("OR1 Theorem 3.16 regularised: "
+                                     "P(L(S) > L(W) - lam||R||^2 + (2/|T|)sum tau + 2 lam eta) "
+                                     "<= delta + 2exp(-N eta^2/2B^2)",
+                                     int(np.sum(realized > reg_bound)), K, fail_p))
         good = event_d & (np.abs(sample.cross) <= eta)
         out.append(_violations("OR1 Theorem 3.16 regularised bound on its event", realized, reg_bound, good,
                                f"eta {eta:.4g}, lambda {lam:.4g}"))

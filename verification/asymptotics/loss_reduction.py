@@ -7,8 +7,9 @@ Embedded networks (:mod:`verification.asymptotics.embedded_network`), ReLU, ``d 
 
 * E6: remainder ``r_N(theta) = L(alpha_{S + theta R}) - L(alpha_W) + lambda (1 - theta^2) ||R||_F^2`` for
   ``theta in {0, .25, .5, .75}``; SOUND ``|r_N(theta)| <= (1 - theta)(B_T(R) + 2 lambda |<S, R>_F|)`` with
-  ``L_s = ||W_3||_inf`` (Lemma 5.1 + the exact identity of Theorem 4.5); ratio ``mean|r| (N_max) <= 0.3 mean|r| (N_min)``;
-  OR1 Lemma 3.13 / Theorem 3.16 event frequencies (binomial rule, THEORY.md 9.5).
+  ``L_s = ||W_3||_inf`` (Lemma 5.1 + the exact identity of Theorem 4.5); ratio
+  ``mean|r| (N_max) <= 0.3 mean|r| (N_min)``; OR1 Lemma 3.13 / Theorem 3.16 event frequencies (binomial rule,
+  THEORY.md 9.5).
 * E7: four layers, prune ``W_3`` then ``W_2``; total remainder = sum of the per-step remainders (EXACT),
   per-step SOUND bounds (Method G with the already-pruned downstream ``S_3``), same ratio test.
 * E11: ``|T_N| = N`` inputs, ``delta_N = 1/N``: ``b_{N,delta_N}(T_N)`` and the CE change both decrease with ``N``;
@@ -31,8 +32,17 @@ from rmt.errors import InvalidParameterError
 from verification.theorems.check_outcomes import identity, inequality
 
 from .acceptance import at_most, failure_frequency
-from .embedded_network import EmbeddedNetwork, EmbeddedSetting, activate, chain_logits, embedded_four_layer, embedded_three_layer, \
-    live_product, method_g_constant, regularized_loss
+from .embedded_network import (
+    EmbeddedNetwork,
+    EmbeddedSetting,
+    activate,
+    chain_logits,
+    embedded_four_layer,
+    embedded_three_layer,
+    live_product,
+    method_g_constant,
+    regularized_loss,
+)
 from .gaussian_finite_n import confidence_thresholds, perturbation_thresholds
 from .result import AssertionOutcome, ExperimentResult, fit_trend
 from .seeding import child_rng, child_seed
@@ -107,7 +117,8 @@ def _event_outcomes(label: str, dev: np.ndarray, lip: np.ndarray, input_norms: n
     tau = perturbation_thresholds(lip[:, None], input_norms, N)             # (reps, T)
     tau_d = np.stack([confidence_thresholds(l, row, g, N, DELTA) for l, row in zip(lip, input_norms)])
     return [
-        failure_frequency(f"{label} N={N}: OR1 Lemma 3.13 per-sample event", int(np.max(np.sum(dev > tau, axis=0))), reps, 1.0 / N),
+        failure_frequency(f"{label} N={N}: OR1 Lemma 3.13 per-sample event", int(np.max(np.sum(dev > tau, axis=0))),
+                          reps, 1.0 / N),
         failure_frequency(f"{label} N={N}: OR1 Theorem 3.16 event (delta={DELTA})",
                           int(np.sum(np.any(dev > tau_d, axis=1))), reps, DELTA),
     ]
@@ -163,7 +174,8 @@ def run_e6(size: str = "ci", seed: int = 0, mutation: str | None = None,
             detail=f"{sound_bad} violations in {reps * len(THETAS)}; max |r|/bound {sound_worst:.3g}"))
         assertions.extend(_event_outcomes("E6", dev, lips, norms, s.g, N))
     for theta in THETAS:
-        assertions.append(_ratio_outcome(f"theta={theta}: mean|r_N| at N={Ns[-1]} <= 0.3 x at N={Ns[0]}", mean_abs[theta]))
+        assertions.append(_ratio_outcome(f"theta={theta}: mean|r_N| at N={Ns[-1]} <= 0.3 x at N={Ns[0]}",
+                                         mean_abs[theta]))
     logN = np.log(np.asarray(Ns, dtype=np.float64))
     trends = (fit_trend(logN, np.log(mean_abs[0.0]), "log N", "log mean|r_N|"),
               fit_trend(logN, np.log(penalty_mean), "log N", "log lambda ||R||_F^2"))
@@ -197,7 +209,8 @@ def _sequence_remainders(net: EmbeddedNetwork, X, y, lam: float, activation: str
     psi3 = activate(live_product(psi2, w0[1]), activation)
     n = S2.shape[1]
     bound1 = _removal_bound(method_g_constant([w0[3]]), _sup_products(R3, psi3), n, float(np.vdot(S3, R3)), lam, 0.0)
-    bound2 = _removal_bound(method_g_constant([S3, w0[3]]), _sup_products(R2, psi2), n, float(np.vdot(S2, R2)), lam, 0.0)
+    bound2 = _removal_bound(method_g_constant([S3, w0[3]]), _sup_products(R2, psi2), n, float(np.vdot(S2, R2)), lam,
+                            0.0)
     return total, step1, step2, bound1, bound2, max(abs(l0), abs(l1), abs(l2), pen2 + pen3)
 
 
@@ -280,8 +293,10 @@ def run_e11(size: str = "ci", seed: int = 0, mutation: str | None = None,
             name=f"N={N}: OR1 Corollary 3.17 SOUND on the Theorem 3.16 event: |dL_unreg| <= b_(N,1/N)(T_N)",
             kind="sound", value=float(sound_bad), threshold=0.0, ok=sound_bad == 0,
             detail=f"{sound_bad} violations in {reps - fails} replicates on the event"))
-        assertions.append(failure_frequency(f"N={N}: OR1 Theorem 3.16 event with |T_N| = N, delta_N = 1/N", fails, reps, 1.0 / N))
-    for name, values in (("b_(N,delta_N)(T_N)", b_mean), ("mean |dL_unreg|", ce_mean), ("mean |regularised remainder|", rem_mean)):
+        assertions.append(failure_frequency(f"N={N}: OR1 Theorem 3.16 event with |T_N| = N, delta_N = 1/N", fails, reps,
+                                            1.0 / N))
+    for name, values in (("b_(N,delta_N)(T_N)", b_mean), ("mean |dL_unreg|", ce_mean),
+                         ("mean |regularised remainder|", rem_mean)):
         steps = np.diff(values)
         assertions.append(at_most(f"{name} decreases with N (largest consecutive change)", "trend",
                                   float(steps.max()), 0.0, ", ".join(f"{v:.3g}" for v in values)))

@@ -1,14 +1,14 @@
 """Experiment E8: stationarity and spectral collapse under regularised training (THEORY.md 6 Theorem 4.7,
 7.3 Theorem 4.8, Corollaries 4.9–4.12, 10 E8).
 
-Embedded generator (``d = 4``, ``K = 3``, ``r_0 = 3``, ReLU, ``|T| = 16``, ``g = 0.8``, spikes ``(3, 2, 1)`` — THEORY.md 10
-does not fix them; E5's values), labels = initial dense argmax.  Only ``W_2`` is trained, by full-batch gradient
-descent on ``J_2 = L_CE + lambda ||W_2||_F^2`` (``lambda = 5e-3``, step ``0.5``, 3000 steps,
+Embedded generator (``d = 4``, ``K = 3``, ``r_0 = 3``, ReLU, ``|T| = 16``, ``g = 0.8``, spikes ``(3, 2, 1)`` —
+THEORY.md 10 does not fix them; E5's values), labels = initial dense argmax.  Only ``W_2`` is trained, by full-batch
+gradient descent on ``J_2 = L_CE + lambda ||W_2||_F^2`` (``lambda = 5e-3``, step ``0.5``, 3000 steps,
 :mod:`verification.asymptotics.regularized_training`) from ``W_2(0) = S + R``.  At the checkpoints
-``t in {0, 100, 300, 1000, 2000, 3000}``: SVD split ``S_t = [W_2(t)]_{r_0}``, ``R_t = W_2(t) - S_t`` (``<S_t, R_t>_F = 0``),
-``g_hat = ||R_t||_F^2 / N``, spikes ``s_1..s_{r_0}``, bulk edge ``s_{r_0+1}``, ``B_T(R_t)`` with ``L_s = ||W_3||_inf`` (Method G,
-sound), ``eps_theta = max(0, (J_2(A_1) - J_2(A_theta)) / (1 - theta))`` for ``theta in {0.9, 0.99}`` from
-:func:`certs.single_layer.frobenius_certificate` (Theorem 5.3 on the same path).
+``t in {0, 100, 300, 1000, 2000, 3000}``: SVD split ``S_t = [W_2(t)]_{r_0}``, ``R_t = W_2(t) - S_t``
+(``<S_t, R_t>_F = 0``), ``g_hat = ||R_t||_F^2 / N``, spikes ``s_1..s_{r_0}``, bulk edge ``s_{r_0+1}``, ``B_T(R_t)`` with
+``L_s = ||W_3||_inf`` (Method G, sound), ``eps_theta = max(0, (J_2(A_1) - J_2(A_theta)) / (1 - theta))`` for
+``theta in {0.9, 0.99}`` from :func:`certs.single_layer.frobenius_certificate` (Theorem 5.3 on the same path).
 
 Assertions (THEORY.md 10 E8):
 
@@ -97,7 +97,8 @@ def checkpoint_record(W1, W2, W3, X, labels, r: int, lam: float, activation: str
     S = (U[:, :r] * s[:r]) @ Vt[:r]
     split = checked_split(W2, S, W2 - S)
     R = split.removed
-    view = LayerView(name="W2", weight=W2, inputs=activate(X @ W1.T, activation), labels=labels, tail=_Head(W3, activation))
+    view = LayerView(name="W2", weight=W2, inputs=activate(X @ W1.T, activation), labels=labels,
+                     tail=_Head(W3, activation))
     lip = PerSampleLipschitz(np.full(X.shape[0], method_g_constant([W3])), SOUND, "G")
     frob_sq = float(np.vdot(R, R))
     epsilons, oks, slacks, budget = [], [], [], 0.0
@@ -162,18 +163,22 @@ def run_e8(size: str = "ci", seed: int = 0, mutation: str | None = None,
         assertions.append(_non_increasing(f"N={N}: ||R_t||_F non-increasing", frob))
         nominal = [2.0 * np.sqrt(c.g_hat) for c in recs]
         gap = [abs(e - m) - (EDGE_RTOL * m + EDGE_ATOL) for e, m in zip(edge, nominal) if m >= EDGE_FLOOR]
-        assertions.append(at_most(f"N={N}: |s_(r0+1) - 2 sqrt(g_hat)| - (0.1 * 2 sqrt(g_hat) + 0.02) while 2 sqrt(g_hat) >= 0.02",
+        assertions.append(at_most(f"N={N}: |s_(r0+1) - 2 sqrt(g_hat)| - (0.1 * 2 sqrt(g_hat) + 0.02) "
+                                  "while 2 sqrt(g_hat) >= 0.02",
                                   "trend", max(gap) if gap else float("-inf"), 0.0,
                                   f"{len(gap)} checkpoints scored; edges {', '.join(f'{e:.3g}' for e in edge)}; "
                                   f"2 sqrt(g_hat) {', '.join(f'{m:.3g}' for m in nominal)}"))
         i2000, i3000 = s.checkpoints.index(2000), s.checkpoints.index(3000)
         drift = max(abs(a - b) for a, b in zip(recs[i2000].spikes, recs[i3000].spikes))
-        assertions.append(AssertionOutcome(name=f"N={N}: top-r0 singular values change < 1e-2 between t=2000 and t=3000",
+        assertions.append(AssertionOutcome(name=f"N={N}: top-r0 singular values change < 1e-2 "
+                                                "between t=2000 and t=3000",
                                            kind="trend", value=drift, threshold=SPIKE_DRIFT, ok=drift < SPIKE_DRIFT))
-        assertions.append(at_most(f"N={N}: collapse s_(r0+1)(final) <= 0.1 s_(r0+1)(0) (added, not a THEORY.md 10 tolerance)",
+        assertions.append(at_most(f"N={N}: collapse s_(r0+1)(final) <= 0.1 s_(r0+1)(0) "
+                                  "(added, not a THEORY.md 10 tolerance)",
                                   "trend", edge[-1] / edge[0], COLLAPSE_FACTOR))
         positive = [(t, f) for t, f in zip(s.checkpoints, frob) if f > 0]
-        trends.append(fit_trend([t for t, _ in positive], np.log([f for _, f in positive]), "t", f"log ||R_t||_F (N={N})"))
+        trends.append(fit_trend([t for t, _ in positive], np.log([f for _, f in positive]), "t",
+                                f"log ||R_t||_F (N={N})"))
     result = ExperimentResult(
         experiment="E8", title="Regularised training collapses the Gaussian bulk; spikes stabilise",
         results=("Theorem 4.7", "Theorem 4.8", "Corollary 4.9", "Corollary 4.10", "Corollary 4.12"),

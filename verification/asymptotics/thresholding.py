@@ -1,7 +1,7 @@
 """OR1 Theorem 3.20 (entrywise thresholding) and experiment E9 (THEORY.md 7.2, 10 E9).
 
-``W = S + R`` (``N x M``), ``R_ij`` iid ``N(0, g/N)`` independent of ``S``; ``t_{N,delta} = sqrt(2 g log(2 N M / delta) / N)``;
-``H_t(W)_ij = W_ij 1{|W_ij| > t}`` (strict).
+``W = S + R`` (``N x M``), ``R_ij`` iid ``N(0, g/N)`` independent of ``S``;
+``t_{N,delta} = sqrt(2 g log(2 N M / delta) / N)``; ``H_t(W)_ij = W_ij 1{|W_ij| > t}`` (strict).
 
 * SOUND on the good event ``max_ij |R_ij| <= t``: the sandwich
   ``{|S_ij| > 2t} ⊆ supp H_t(W) ⊆ supp S`` (:func:`support_sandwich`).
@@ -13,7 +13,8 @@ positions, random signs) and magnitudes ``3t`` (beta-min) or an even mix of ``3t
 ``ci`` 200 per configuration, ``thorough`` 1000 (THEORY.md 10 leaves the count open).
 
 Known-bad variants (``mutation``): ``half-threshold`` thresholds at ``t/2`` (the event ``max|R| <= t/2`` then fails
-almost always); ``beta-factor-1`` claims ``{|S| > t} ⊆ supp H_t(W)`` (the factor 2 dropped; violated by ``1.5t`` entries).
+almost always); ``beta-factor-1`` claims ``{|S| > t} ⊆ supp H_t(W)`` (the factor 2 dropped; violated by ``1.5t``
+entries).
 """
 
 from __future__ import annotations

@@ -91,8 +91,9 @@ class Bridges:
 
 
 def _drops(audit) -> np.ndarray:
-    """``d_s = 1[correct dense] - 1[correct pruned]`` of one :class:`LayerAudit`."""
-    return np.where(audit.correctness_changed, np.where(audit.correct_dense, 1.0, -1.0), 0.0)
+    """``d_s = 1[correct dense] - 1[correct pruned]`` of one :class:`LayerAudit` (its Corollary 5.2 result)."""
+    margin = audit.corollary_5_2
+    return np.where(margin.correctness_changed, np.where(margin.true_margin > 0, 1.0, -1.0), 0.0)
 
 
 def audit_bridges(audits: Sequence, sigma_plus: Mapping[str, float]) -> Bridges:
@@ -102,7 +103,8 @@ def audit_bridges(audits: Sequence, sigma_plus: Mapping[str, float]) -> Bridges:
     """
     rows, pooled_b, pooled_d = [], [], []
     for a in audits:
-        terms = 2.0 * a.lipschitz * a.products
+        terms = 2.0 * a.lipschitz.values * a.products
+        ce_change = a.lemma_5_1.realized
         drops = _drops(a)
         pooled_b.append(terms)
         pooled_d.append(drops)
@@ -113,13 +115,13 @@ def audit_bridges(audits: Sequence, sigma_plus: Mapping[str, float]) -> Bridges:
             proxy=float(a.proxy),
             mean_product=float(np.mean(a.products)),
             sigma_plus=None if sigma_plus.get(a.layer) is None else float(sigma_plus[a.layer]),
-            ce_change=float(a.ce_change),
+            ce_change=float(ce_change),
             top1_drop=float(a.acc_path[-1] - a.acc_path[0]),
             flips_to_wrong=int(np.count_nonzero(drops > 0)),
             flips_to_right=int(np.count_nonzero(drops < 0)),
             sample_r=pearson(terms, drops),
-            exceeds_budget=bool(a.ce_change > a.budget.value + tol),
-            exceeds_proxy=bool(a.ce_change > a.proxy + a.tolerance * max(1.0, a.proxy)),
+            exceeds_budget=bool(ce_change > a.budget.value + tol),
+            exceeds_proxy=bool(ce_change > a.proxy + a.tolerance * max(1.0, a.proxy)),
         ))
     sigma = np.array([np.nan if r.sigma_plus is None else r.sigma_plus for r in rows])
     column = {name: np.array([getattr(r, name) for r in rows], dtype=np.float64)

@@ -1,11 +1,33 @@
 """The typed result of :func:`verification.bridge.certify.certify`: JSON (versioned schema) and Markdown.
 
-Schema ``mpcert.certify/2`` (``report.json``): ``schema``, ``mpcert_version``, ``model``, ``mask``
+Schema ``mpcert.certify/3`` (``report.json``): ``schema``, ``mpcert_version``, ``model``, ``mask``
 (provenance), ``options``, ``data`` (sizes, sources), ``calibration`` and ``heldout`` (one
 :class:`LayerAudit` per masked layer, each layer pruned alone in the dense network),
 ``multilayer`` (:class:`MultiLayerAudit`, Theorem 5.8 in the stated pruning order), ``totals``,
 ``certified`` (:meth:`CertificateReport.certified`), ``violations`` and ``estimate_diagnostics``.
 Version 2 split the version-1 ``violations`` into the last two.
+
+Version 3 groups the per-theorem results: each audit carries ``lemma_5_1``, ``corollary_5_2`` and
+``theorem_5_4`` — the ``to_dict`` of :class:`certs.single_layer.CEPathCertificate`,
+:class:`~certs.single_layer.MarginStabilityCertificate` and :class:`~certs.single_layer.ElasticNetCertificate`
+(``theorem``, ``statement``, ``bound``, ``realized``, ``scale``, ``condition``, ``condition_holds``,
+``hypotheses``, ``slack``, ``bound_holds`` and their own fields), assembled by the same ``certs`` code as the
+library certificates — and ``multilayer`` carries ``theorem_5_8`` (:class:`certs.multilayer.MultiLayerBound`).
+Where the version-2 values went (values unchanged; every other key kept its place):
+
+* ``lipschitz`` (values), ``lipschitz_label``, ``lipschitz_method`` -> ``lipschitz.values`` / ``.label`` /
+  ``.method``;
+* ``eta``, ``logit_change``, ``ce_dense``, ``ce_pruned``, ``ce_change``, ``lemma_slack`` -> ``lemma_5_1.eta`` (also
+  ``corollary_5_2.eta``), ``.logit_change``, ``.ce_dense``, ``.ce_theta``, ``.realized``, ``.slack``;
+* ``rounding``, ``at_risk_true``, ``at_risk_prediction``, ``correctness_changed``, ``prediction_changed``,
+  ``true_margin_dense``, ``acc_change``, ``acc_change_bound`` -> ``corollary_5_2.rounding``, ..., ``.true_margin``,
+  ``.realized``, ``.bound.value``; ``correct_dense`` is ``corollary_5_2.true_margin > 0``;
+* ``elastic_bound``, ``objective_change``, ``elastic_scale``, ``elastic_condition`` -> ``theorem_5_4.bound`` (also
+  ``.full_pruning_bound``; its ``options`` name ``lipschitz`` and ``theta``, the lambdas are the audit's
+  ``lambda1`` / ``lambda2``), ``.realized``, ``.scale``, ``.condition_holds``;
+* ``multilayer``: ``bound``, ``objective_change``, ``scale``, ``slack``, ``condition``, ``budget_sum``,
+  ``penalty_sum`` -> ``theorem_5_8.bound``, ``.realized``, ``.scale``, ``.slack``, ``.condition_holds``,
+  ``.budget_sum``, ``.penalty_sum`` (new: ``.step_bounds``).
 
 Every layer's ``L_s`` carries a label.  ``sound`` (interval / Taylor forward mode,
 :mod:`verification.bridge.vit_interval`; the default of ``certify``): the layer's bounds are certificates.
@@ -36,15 +58,18 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from certs.budget import PerSampleLipschitz
+from certs.multilayer import MultiLayerBound
 from certs.results import jsonable
-from rmt.bounds import Bound
+from certs.single_layer import CEPathCertificate, ElasticNetCertificate, MarginStabilityCertificate
+from rmt.bounds import SOUND, Bound
 from rmt.fit import MPFit
 
 from .audit_bridges import Bridges, audit_bridges
 
 __all__ = ["SCHEMA", "LayerAudit", "MultiLayerAudit", "CertificateReport", "write_report_files", "write_report"]
 
-SCHEMA = "mpcert.certify/2"
+SCHEMA = "mpcert.certify/3"
 NOT_A_BOUND = "not-a-bound"
 
 
@@ -58,12 +83,22 @@ def _packed_mismatch(diff: float | None, tolerance: float, scale: float) -> bool
 
 @dataclass(frozen=True, eq=False)
 class LayerAudit:
-    """Single-layer audit of one masked layer on one sample set (Lemma 5.1, Cor 5.2, Thm 5.4).
+    """Single-layer audit of one masked layer on one sample set: the layer, its ``L_s``, the check-grid path and the
+    per-theorem results at theta = 0 (Lemma 5.1, Corollary 5.2, Theorem 5.4) as the typed results of
+    :mod:`certs.single_layer`, assembled by its own ``*_from_path`` functions from the bridge's path evaluation.
 
-    Path arrays are over ``thetas`` (the check grid, ``theta = 1`` dense last); per-sample arrays
-    over the ``|T|`` samples.  ``*_excess`` arrays are ``realized - bound`` maxima over the path
-    (``> 0`` is a violation of the estimate).  ``rounding``: the float rounding term ``r_s`` of Corollary 5.2
-    (FINDINGS F23; 0 with an estimated ``L_s``); a sample is at risk when its margin is ``<= 2 (eta_s + r_s)``.
+    The layer: ``shape`` of ``R`` (out x in), ``tokens`` per sample, ``removed_entries`` / ``removed_fraction`` /
+    ``removed_frobenius_sq`` / ``removed_l1`` / ``removed_op_norm`` of ``R``, ``input_sup[s] = ||psi_1(s)||_inf``,
+    ``products[s] = ||R psi_1(s)||_inf``, the elastic-net ``lambda1`` / ``lambda2``.  ``L_s``: ``lipschitz`` (values,
+    label, method: the sound interval enclosure or the finite-difference estimate), ``lipschitz_estimate`` (the
+    finite differences, always kept), ``sound_unavailable`` (why a requested sound ``L_s`` is missing) and
+    ``budget`` ``B_T(R)``.  The check grid ``thetas`` (``theta = 1`` dense last; the estimation grid is every second
+    point, ``estimation_points`` of them): ``ce_path``, its bound ``ce_bound_path = (1 - theta) B_T`` rounded up, the
+    thetas where Lemma 5.1 fails (``lemma_violation_thetas``), ``acc_path``; per sample ``sample_ce_change`` at
+    theta = 0 and the ``realized - bound`` maxima over the grid ``logit_excess`` (bound ``(1 - theta) eta_s``) and
+    ``sample_ce_excess`` (bound ``2 (1 - theta) eta_s``); ``> 0`` exceeds the bound.  ``corollary_5_2.rounding``:
+    the float rounding term ``r_s`` (FINDINGS F23; 0 with an estimated ``L_s``); a sample is at risk when its margin
+    is ``<= 2 (eta_s + r_s)``.
     """
 
     layer: str
@@ -72,85 +107,46 @@ class LayerAudit:
     tokens: int
     removed_entries: int
     removed_fraction: float
+    removed_frobenius_sq: float
+    removed_l1: float
+    removed_op_norm: float
+    input_sup: np.ndarray
+    products: np.ndarray
+    lambda1: float
+    lambda2: float
+    lipschitz: PerSampleLipschitz
+    lipschitz_estimate: np.ndarray | None
+    sound_unavailable: str | None
+    budget: Bound
     thetas: np.ndarray
     estimation_points: int
-    products: np.ndarray
-    lipschitz: np.ndarray
-    lipschitz_method: str
-    budget: Bound
-    eta: np.ndarray
     ce_path: np.ndarray
     ce_bound_path: np.ndarray
     lemma_violation_thetas: tuple[float, ...]
-    logit_change: np.ndarray
-    logit_excess: np.ndarray
-    sample_ce_change: np.ndarray
-    sample_ce_excess: np.ndarray
     acc_path: np.ndarray
-    rounding: np.ndarray
-    at_risk_true: np.ndarray
-    at_risk_prediction: np.ndarray
-    correctness_changed: np.ndarray
-    prediction_changed: np.ndarray
-    lambda1: float
-    lambda2: float
-    removed_frobenius_sq: float
-    removed_l1: float
-    elastic_bound: Bound
-    objective_change: float
-    elastic_scale: float
-    input_sup: np.ndarray
-    removed_op_norm: float
-    tolerance: float
-    true_margin_dense: np.ndarray
-    correct_dense: np.ndarray
+    sample_ce_change: np.ndarray
+    logit_excess: np.ndarray
+    sample_ce_excess: np.ndarray
+    lemma_5_1: CEPathCertificate
+    corollary_5_2: MarginStabilityCertificate
+    theorem_5_4: ElasticNetCertificate
     execution: str
     packed_max_abs_diff: float | None
     logit_scale: float
-    lipschitz_label: str = "estimate"
-    lipschitz_estimate: np.ndarray | None = None
-    sound_unavailable: str | None = None
+    tolerance: float
 
     # -- derived quantities ---------------------------------------------------------------------
     @property
-    def ce_dense(self) -> float:
-        return float(self.ce_path[-1])
-
-    @property
-    def ce_pruned(self) -> float:
-        return float(self.ce_path[0])
-
-    @property
-    def ce_change(self) -> float:
-        """Realised ``|L_CE(S) - L_CE(A)|`` (theta = 0)."""
-        return abs(self.ce_pruned - self.ce_dense)
-
-    @property
-    def lemma_slack(self) -> float:
-        """Lemma 5.1 at theta = 0: ``B_T - |L_CE(S) - L_CE(A)|`` (the whole path is in ``lemma_violation_thetas``)."""
-        return float(self.ce_bound_path[0] - self.ce_change)
-
-    @property
-    def acc_change(self) -> float:
-        return abs(float(self.acc_path[0] - self.acc_path[-1]))
-
-    @property
-    def acc_change_bound(self) -> float:
-        """Corollary 5.2 (b) at theta = 0: ``#{s : |Delta_true(s)| <= 2 (eta_s + r_s)} / |T|``."""
-        return float(np.count_nonzero(self.at_risk_true)) / self.products.size
-
-    @property
     def unexplained_correctness(self) -> list[int]:
-        return _indices(self.correctness_changed & ~self.at_risk_true)
+        """Samples whose correctness changed outside Corollary 5.2's at-risk set (must be empty)."""
+        c = self.corollary_5_2
+        return _indices(c.correctness_changed & ~c.at_risk_true)
 
     @property
     def unexplained_prediction(self) -> list[int]:
-        return _indices(self.prediction_changed & ~self.at_risk_prediction)
-
-    @property
-    def elastic_condition(self) -> bool:
-        """``B_T(R) < lambda2 ||R||_F^2 + lambda1 ||R||_1`` (with the estimated ``B_T``)."""
-        return self.elastic_bound.value < 0
+        """Samples whose prediction changed although their margin exceeded ``2 (eta_s + r_s)`` (must be empty)."""
+        c = self.corollary_5_2
+        return _indices(c.prediction_changed & ~c.at_risk_prediction)
 
     @property
     def lambda2_threshold(self) -> float | None:
@@ -170,13 +166,13 @@ class LayerAudit:
     @property
     def is_sound(self) -> bool:
         """``L_s`` (hence ``B_T``, ``eta_s`` and every bound of this audit) is labelled ``sound``."""
-        return self.lipschitz_label == "sound"
+        return self.lipschitz.label == SOUND
 
     @property
     def certified_unchanged(self) -> int | None:
         """Samples whose prediction provably stays, exactly and as computed (Corollary 5.2 with a sound ``L_s``:
         margin ``> 2 (eta_s + r_s)``)."""
-        return int(np.count_nonzero(~self.at_risk_prediction)) if self.is_sound else None
+        return int(np.count_nonzero(~self.corollary_5_2.at_risk_prediction)) if self.is_sound else None
 
     @property
     def sound_to_estimate_median(self) -> float | None:
@@ -184,7 +180,8 @@ class LayerAudit:
         if not self.is_sound or self.lipschitz_estimate is None:
             return None
         ok = (self.products > 0) & (self.lipschitz_estimate > 0)
-        return float(np.median(self.lipschitz[ok] / self.lipschitz_estimate[ok])) if ok.any() else None
+        ratio = self.lipschitz.values[ok] / self.lipschitz_estimate[ok]
+        return float(np.median(ratio)) if ok.any() else None
 
     @property
     def packed_mismatch(self) -> bool:
@@ -193,23 +190,28 @@ class LayerAudit:
 
     def _exceedances(self) -> list[str]:
         """Every realised value above a bound of this audit on the check grid, in words (whatever the label)."""
-        where = f"{self.layer} ({self.sample_set}, " + ("SOUND BOUND VIOLATED" if self.is_sound else "estimate exceeded") + ")"
+        kind = "SOUND BOUND VIOLATED" if self.is_sound else "estimate exceeded"
+        where = f"{self.layer} ({self.sample_set}, {kind})"
         out = []
         if self.lemma_violation_thetas:
             out.append(f"{where}: Lemma 5.1 |dCE| > (1-theta) B_T at theta in {list(self.lemma_violation_thetas)}")
-        for label, excess, scale in (("logit change > (1-theta) L_s p_s", self.logit_excess, self.eta),
-                                     ("|d l_s| > 2 (1-theta) L_s p_s", self.sample_ce_excess, 2.0 * self.eta)):
+        eta = self.lemma_5_1.eta
+        for label, excess, scale in (("logit change > (1-theta) L_s p_s", self.logit_excess, eta),
+                                     ("|d l_s| > 2 (1-theta) L_s p_s", self.sample_ce_excess, 2.0 * eta)):
             flags = excess > self.tolerance * np.maximum(1.0, scale)
             if flags.any():
                 worst = float(np.max(excess[flags] / np.maximum(scale[flags], np.finfo(np.float64).tiny)))
                 out.append(f"{where}: per-sample {label} on {int(flags.sum())} samples {_indices(flags)[:10]} "
                            f"(largest excess {worst:.3g} x its theta = 0 value)")
         if self.unexplained_correctness:
-            out.append(f"{where}: Corollary 5.2 correctness changed outside the at-risk set on {self.unexplained_correctness}")
+            out.append(f"{where}: Corollary 5.2 correctness changed outside the at-risk set on "
+                       f"{self.unexplained_correctness}")
         if self.unexplained_prediction:
-            out.append(f"{where}: Corollary 5.2 prediction changed outside the at-risk set on {self.unexplained_prediction}")
-        if self.objective_change > self.elastic_bound.value + self.tolerance * max(1.0, self.elastic_scale):
-            out.append(f"{where}: Theorem 5.4 J(S) - J(A) = {self.objective_change:.6g} > bound {self.elastic_bound.value:.6g}")
+            out.append(f"{where}: Corollary 5.2 prediction changed outside the at-risk set on "
+                       f"{self.unexplained_prediction}")
+        elastic = self.theorem_5_4
+        if elastic.realized > elastic.bound.value + self.tolerance * max(1.0, elastic.scale):
+            out.append(f"{where}: Theorem 5.4 J(S) - J(A) = {elastic.realized:.6g} > bound {elastic.bound.value:.6g}")
         return out
 
     def violations(self) -> list[str]:
@@ -218,8 +220,8 @@ class LayerAudit:
         every realised value above its bound on the check grid (said in capitals)."""
         out = []
         if self.packed_mismatch:
-            out.append(f"{self.layer} ({self.sample_set}): PACKED 2:4 EXECUTION DIFFERS from the masked dense float64 path: "
-                       f"max |dz| = {self.packed_max_abs_diff:.3g} (a wrongly packed layer?)")
+            out.append(f"{self.layer} ({self.sample_set}): PACKED 2:4 EXECUTION DIFFERS from the masked dense "
+                       f"float64 path: max |dz| = {self.packed_max_abs_diff:.3g} (a wrongly packed layer?)")
         return out + (self._exceedances() if self.is_sound else [])
 
     def estimate_diagnostics(self) -> list[str]:
@@ -229,16 +231,21 @@ class LayerAudit:
         return [] if self.is_sound else self._exceedances()
 
     def to_dict(self) -> dict[str, Any]:
-        out = {f.name: jsonable(getattr(self, f.name)) for f in fields(self)}
-        for name in ("ce_dense", "ce_pruned", "ce_change", "lemma_slack", "acc_change", "acc_change_bound",
-                     "unexplained_correctness", "unexplained_prediction", "elastic_condition", "lambda2_threshold",
-                     "lambda1_threshold", "proxy", "packed_mismatch", "certified_unchanged", "sound_to_estimate_median"):
+        """Schema 3: the fields (each theorem's result by its ``to_dict``), then the derived quantities."""
+        out = {f.name: jsonable(getattr(self, f.name)) for f in fields(self) if f.name not in _THEOREMS}
+        out.update({name: getattr(self, name).to_dict() for name in _THEOREMS})
+        for name in ("unexplained_correctness", "unexplained_prediction", "lambda2_threshold", "lambda1_threshold",
+                     "proxy", "packed_mismatch", "certified_unchanged", "sound_to_estimate_median"):
             out[name] = jsonable(getattr(self, name))
         out["proxy_label"] = NOT_A_BOUND
-        out["at_risk_samples"] = _indices(self.at_risk_true)
+        out["at_risk_samples"] = _indices(self.corollary_5_2.at_risk_true)
         out["violations"] = self.violations()
         out["estimate_diagnostics"] = self.estimate_diagnostics()
         return out
+
+
+#: The per-theorem results of a :class:`LayerAudit`, serialised by their own ``to_dict``.
+_THEOREMS = ("lemma_5_1", "corollary_5_2", "theorem_5_4")
 
 
 @dataclass(frozen=True, eq=False)
@@ -246,48 +253,39 @@ class MultiLayerAudit:
     """Theorem 5.8 on the intermediate networks: the layers are pruned one at a time in ``order``.
 
     ``steps[j]`` is the single-layer audit of layer ``order[j]`` in the network where the layers
-    ``order[:j]`` are already pruned (its own ``psi_1``, ``psi_2`` and ``L_{j,s}`` estimate).
-    ``bound`` estimates ``J(alpha^(M)) - J(alpha^(0)) <= sum_j B_j - sum_j (lambda2 ||R_j||_F^2 + lambda1 ||R_j||_1)``.
+    ``order[:j]`` are already pruned (its own ``psi_1``, ``psi_2`` and ``L_{j,s}``).  ``theorem_5_8``
+    (:class:`certs.multilayer.MultiLayerBound`, assembled by :func:`certs.multilayer.theorem_5_8_result`) bounds
+    ``J(alpha^(M)) - J(alpha^(0)) <= sum_j B_j - sum_j (lambda2 ||R_j||_F^2 + lambda1 ||R_j||_1)`` (``realized``: the
+    executed final network against the dense one); ``ce_*`` / ``acc_*``: the dense and the final network.
     """
 
     order: tuple[str, ...]
     steps: tuple[LayerAudit, ...]
-    bound: Bound
-    budget_sum: float
-    penalty_sum: float
-    objective_change: float
+    theorem_5_8: MultiLayerBound
     ce_dense: float
     ce_final: float
     acc_dense: float
     acc_final: float
-    scale: float
     tolerance: float
     execution: str = "dense-float64"
     packed_max_abs_diff: float | None = None
     logit_scale: float = 1.0
 
     @property
-    def slack(self) -> float:
-        return self.bound.value - self.objective_change
-
-    @property
-    def condition(self) -> bool:
-        """``sum_j B_j < sum_j`` removed penalties (estimated decrease of ``J``)."""
-        return self.bound.value < 0
-
-    @property
     def is_sound(self) -> bool:
         """Every step's ``L_s`` is sound, hence the Theorem 5.8 bound is a certificate."""
-        return self.bound.label == "sound"
+        return self.theorem_5_8.bound.label == SOUND
 
     def _bound_exceeded(self) -> list[str]:
-        if self.objective_change > self.bound.value + self.tolerance * max(1.0, self.scale):
+        t = self.theorem_5_8
+        if t.realized > t.bound.value + self.tolerance * max(1.0, t.scale):
             kind = "SOUND BOUND VIOLATED" if self.is_sound else "estimate exceeded"
-            return [f"multi-layer (Theorem 5.8, {kind}): J change {self.objective_change:.6g} > bound {self.bound.value:.6g}"]
+            return [f"multi-layer (Theorem 5.8, {kind}): J change {t.realized:.6g} > bound {t.bound.value:.6g}"]
         return []
 
     def violations(self) -> list[str]:
-        """The steps' violations, a packed mismatch of the final network and, with a sound bound, ``J`` change above it."""
+        """The steps' violations, a packed mismatch of the final network and, with a sound bound, ``J`` change
+        above it."""
         out = [v for step in self.steps for v in step.violations()]
         if _packed_mismatch(self.packed_max_abs_diff, self.tolerance, self.logit_scale):
             out.append(f"multi-layer final network: PACKED 2:4 EXECUTION DIFFERS from the masked dense float64 path: "
@@ -296,13 +294,13 @@ class MultiLayerAudit:
 
     def estimate_diagnostics(self) -> list[str]:
         """The steps' diagnostics and, with an estimated bound, ``J`` change above it (not violations)."""
-        return [d for step in self.steps for d in step.estimate_diagnostics()] + ([] if self.is_sound else self._bound_exceeded())
+        steps = [d for step in self.steps for d in step.estimate_diagnostics()]
+        return steps + ([] if self.is_sound else self._bound_exceeded())
 
     def to_dict(self) -> dict[str, Any]:
-        out = {f.name: jsonable(getattr(self, f.name)) for f in fields(self) if f.name != "steps"}
+        out = {f.name: jsonable(getattr(self, f.name)) for f in fields(self) if f.name not in ("steps", "theorem_5_8")}
         out["steps"] = [step.to_dict() for step in self.steps]
-        out["slack"] = self.slack
-        out["condition"] = self.condition
+        out["theorem_5_8"] = self.theorem_5_8.to_dict()
         out["violations"] = self.violations()
         out["estimate_diagnostics"] = self.estimate_diagnostics()
         return out
@@ -331,7 +329,8 @@ class CertificateReport:
     def bridges(self) -> dict[str, Bridges]:
         """The paper's three OR2 bridges (:mod:`verification.bridge.audit_bridges`) per sample set."""
         sigma = self.sigma_plus()
-        return {audits[0].sample_set: audit_bridges(audits, sigma) for audits in (self.calibration, self.heldout) if audits}
+        return {audits[0].sample_set: audit_bridges(audits, sigma)
+                for audits in (self.calibration, self.heldout) if audits}
 
     def execution(self) -> dict[str, Any]:
         """How the realised side was executed, per layer and sample set, and the worst packed-vs-dense gap."""
@@ -346,7 +345,8 @@ class CertificateReport:
         return {
             "global": kinds[0] if len(kinds) == 1 else "mixed: " + ", ".join(kinds),
             "layers": rows,
-            "multilayer_final": None if ml is None else {"execution": ml.execution, "packed_max_abs_diff": ml.packed_max_abs_diff},
+            "multilayer_final": None if ml is None else {"execution": ml.execution,
+                                                         "packed_max_abs_diff": ml.packed_max_abs_diff},
             "max_packed_abs_diff": max(diffs) if diffs else None,
             "note": "theta-path re-runs (0 < theta <= 1) are float64 masked dense: S + theta R is not 2:4",
         }
@@ -357,7 +357,8 @@ class CertificateReport:
         return out + (self.multilayer.violations() if self.multilayer is not None else [])
 
     def estimate_diagnostics(self) -> list[str]:
-        """Realised values above bounds built on an ``estimate`` ``L_s`` (diagnostics of the estimate, not violations)."""
+        """Realised values above bounds built on an ``estimate`` ``L_s`` (diagnostics of the estimate, not
+        violations)."""
         out = [d for audit in self.calibration + self.heldout for d in audit.estimate_diagnostics()]
         return out + (self.multilayer.estimate_diagnostics() if self.multilayer is not None else [])
 
@@ -375,19 +376,22 @@ class CertificateReport:
                 "samples": int(audits[0].products.size),
                 "layers": len(audits),
                 "layers_sound": len(sound),
-                "not_sound": {a.layer: a.sound_unavailable or "sound L_s not requested" for a in audits if not a.is_sound},
+                "not_sound": {a.layer: a.sound_unavailable or "sound L_s not requested"
+                              for a in audits if not a.is_sound},
                 "min_certified_unchanged": min((a.certified_unchanged for a in sound), default=None),
-                "max_acc_change_bound": max((a.acc_change_bound for a in sound), default=None),
-                "max_acc_change": max((a.acc_change for a in sound), default=None),
-                "rows": [{"layer": a.layer, "certified_unchanged": a.certified_unchanged, "acc_change_bound": a.acc_change_bound,
-                          "acc_change": a.acc_change, "budget": a.budget.value, "ce_change": a.ce_change,
+                "max_acc_change_bound": max((a.corollary_5_2.bound.value for a in sound), default=None),
+                "max_acc_change": max((a.corollary_5_2.realized for a in sound), default=None),
+                "rows": [{"layer": a.layer, "certified_unchanged": a.certified_unchanged,
+                          "acc_change_bound": a.corollary_5_2.bound.value, "acc_change": a.corollary_5_2.realized,
+                          "budget": a.budget.value, "ce_change": a.lemma_5_1.realized,
                           "sound_to_estimate_median": a.sound_to_estimate_median} for a in sound],
             }
         ml = self.multilayer
         return {
             "sets": sets,
-            "multilayer": None if ml is None else {"label": ml.bound.label, "bound": ml.bound.value,
-                                                   "objective_change": ml.objective_change,
+            "multilayer": None if ml is None else {"label": ml.theorem_5_8.bound.label,
+                                                   "bound": ml.theorem_5_8.bound.value,
+                                                   "objective_change": ml.theorem_5_8.realized,
                                                    "ce_change": ml.ce_final - ml.ce_dense},
             "violations": len(self.violations()),
             "estimate_diagnostics": len(self.estimate_diagnostics()),
@@ -398,8 +402,9 @@ class CertificateReport:
         the held-out set.  No theorem says one bounds the other (the budget is about ``T`` only)."""
         held = {a.layer: a for a in self.heldout}
         return [
-            {"layer": a.layer, "budget_calibration": a.budget.value, "ce_change_heldout": held[a.layer].ce_change,
-             "exceeds": held[a.layer].ce_change > a.budget.value}
+            {"layer": a.layer, "budget_calibration": a.budget.value,
+             "ce_change_heldout": held[a.layer].lemma_5_1.realized,
+             "exceeds": held[a.layer].lemma_5_1.realized > a.budget.value}
             for a in self.calibration if a.layer in held
         ]
 
@@ -456,11 +461,12 @@ class CertificateReport:
         """The readable summary; ``figures`` (paths relative to the report folder) are linked at the end."""
         counts = self.lipschitz_labels()
         kind = ("ESTIMATES, not certificates" if counts["sound"] == 0 else
-                "certificates: every L_s sound" if counts["estimate"] == 0 else "partly certificates: see the L_s labels")
+                "certificates: every L_s sound" if counts["estimate"] == 0 else
+                "partly certificates: see the L_s labels")
         lines = [f"# mpcert certify — literal audit of the Section 5 bounds ({kind})", ""]
         lines += _certified_lines(self.certified()) + _violation_lines(self.violations())
-        lines += [f"Model: {self.model}", "", f"Mask: {self.mask.get('method')} ({self.mask.get('pattern')}); realised side executed as "
-                  f"**{self.execution()['global']}**", ""]
+        lines += [f"Model: {self.model}", "", f"Mask: {self.mask.get('method')} ({self.mask.get('pattern')}); "
+                  f"realised side executed as **{self.execution()['global']}**", ""]
         lines += ["Options: " + ", ".join(f"{k}={v}" for k, v in self.options.items()), ""]
         lines += ["Data: " + ", ".join(f"{k}={v}" for k, v in self.data.items()), ""]
         lines += [
@@ -487,7 +493,9 @@ class CertificateReport:
             lines += [f"| {t['layer']} | {t['budget_calibration']:.4g} | {t['ce_change_heldout']:.4g} | "
                       f"{'**yes**' if t['exceeds'] else 'no'} |" for t in self.transfer()] + [""]
         if self.multilayer is not None:
-            ml = self.multilayer
+            ml, t = self.multilayer, self.multilayer.theorem_5_8
+            verdict = ("estimated decrease of J (sum B_j < removed penalty)" if t.condition_holds
+                       else "no estimated decrease (sum B_j >= removed penalty)")
             lines += [
                 "## Multi-layer (Theorem 5.8) on the intermediate networks",
                 "",
@@ -495,10 +503,12 @@ class CertificateReport:
                 "",
                 *_layer_table(ml.steps),
                 "",
-                f"- sum of step budgets B_j ({ml.bound.label}): {ml.budget_sum:.6g}; removed penalty: {ml.penalty_sum:.6g}",
-                f"- bound on J change ({ml.bound.label}): {ml.bound.value:.6g}; realised: {ml.objective_change:.6g}; slack: {ml.slack:.6g}",
+                f"- sum of step budgets B_j ({t.bound.label}): {t.budget_sum:.6g}; "
+                f"removed penalty: {t.penalty_sum:.6g}",
+                f"- bound on J change ({t.bound.label}): {t.bound.value:.6g}; realised: {t.realized:.6g}; "
+                f"slack: {t.slack:.6g}",
                 f"- CE {ml.ce_dense:.6g} -> {ml.ce_final:.6g}; accuracy {ml.acc_dense:.4f} -> {ml.acc_final:.4f}",
-                f"- verdict: {'estimated decrease of J (sum B_j < removed penalty)' if ml.condition else 'no estimated decrease (sum B_j >= removed penalty)'}",
+                f"- verdict: {verdict}",
                 "",
             ]
         totals = self.totals()
@@ -506,7 +516,8 @@ class CertificateReport:
             "## Totals",
             "",
             f"- sum of single-layer B_T (labels as above): {totals['budget_sum_calibration']:.6g}",
-            f"- sum of the paper's proxy ||R||_op mean||psi_1||_inf (**not a bound**): {totals['proxy_sum_calibration']:.6g}",
+            f"- sum of the paper's proxy ||R||_op mean||psi_1||_inf (**not a bound**): "
+            f"{totals['proxy_sum_calibration']:.6g}",
             "",
         ]
         lines += _execution_lines(self.execution())
@@ -515,9 +526,11 @@ class CertificateReport:
         if self.fit_errors:
             lines += ["MP fits that failed: " + "; ".join(f"{k}: {v}" for k, v in self.fit_errors.items()), ""]
         if self.timings:
-            lines += ["## Timings (s)", "", "; ".join(f"{k.removesuffix('_s')} {v:.1f}" if k.endswith("_s") else f"{k} {v}"
-                                                  for k, v in self.timings.items()), "",
-                      "(`phase_*`: seconds summed over all audits and ranks; `audit_wall`: all audit units, wall clock)", ""]
+            times = "; ".join(f"{k.removesuffix('_s')} {v:.1f}" if k.endswith("_s") else f"{k} {v}"
+                              for k, v in self.timings.items())
+            lines += ["## Timings (s)", "", times, "",
+                      "(`phase_*`: seconds summed over all audits and ranks; `audit_wall`: all audit units, "
+                      "wall clock)", ""]
         if figures:
             lines += ["## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures] + [""]
         return "\n".join(lines) + "\n"
@@ -537,15 +550,16 @@ def _layer_table(audits) -> list[str]:
     rows = [_HEADER, "|" + "---|" * (_HEADER.count("|") - 1)]
     for a in audits:
         tag = "certified" if a.is_sound else "est."
-        verdict = f"decrease ({tag})" if a.elastic_condition else f"no decrease ({tag})"
+        lemma, margin, elastic = a.lemma_5_1, a.corollary_5_2, a.theorem_5_4
+        verdict = f"decrease ({tag})" if elastic.condition_holds else f"no decrease ({tag})"
         if a.violations():
             verdict += "; **VIOLATED**"
         elif a.estimate_diagnostics():
             verdict += "; estimate exceeded"
         rows.append(
-            f"| {a.layer} | {a.removed_fraction:.3f} | {a.lipschitz_label} | {a.budget.value:.4g} | {a.proxy:.4g} | {a.ce_change:.4g} "
-            f"| {a.lemma_slack:.4g} | {a.acc_change:.4f} / {a.acc_change_bound:.4f} "
-            f"| {a.objective_change:.4g} / {a.elastic_bound.value:.4g} | {verdict} "
+            f"| {a.layer} | {a.removed_fraction:.3f} | {a.lipschitz.label} | {a.budget.value:.4g} | {a.proxy:.4g} "
+            f"| {lemma.realized:.4g} | {lemma.slack:.4g} | {margin.realized:.4f} / {margin.bound.value:.4f} "
+            f"| {elastic.realized:.4g} / {elastic.bound.value:.4g} | {verdict} "
             f"| {_fmt(a.lambda2_threshold)} | {_fmt(a.lambda1_threshold)} |"
         )
     return rows
@@ -555,15 +569,16 @@ def _certified_lines(certified: dict[str, Any]) -> list[str]:
     """The report's first section: what is certified (:meth:`CertificateReport.certified`)."""
     lines = ["## What is certified", ""]
     if not any(info["layers_sound"] for info in certified["sets"].values()):
-        return lines + ["**Nothing**: every `L_s` is an estimate (finite differences), so no bound below is a certificate.",
-                        f"Violations (failed literal checks): **{certified['violations']}**; diagnostics of the estimate: "
-                        f"{certified['estimate_diagnostics']}.", ""]
+        return lines + ["**Nothing**: every `L_s` is an estimate (finite differences), so no bound below is a "
+                        "certificate.",
+                        f"Violations (failed literal checks): **{certified['violations']}**; diagnostics of the "
+                        f"estimate: {certified['estimate_diagnostics']}.", ""]
     for name, info in certified["sets"].items():
+        detail = (f"; fewest samples certified unchanged (Corollary 5.2) {info['min_certified_unchanged']} / "
+                  f"{info['samples']}; largest certified accuracy-change bound {info['max_acc_change_bound']:.4f} "
+                  f"(realised {info['max_acc_change']:.4f})" if info["layers_sound"] else "")
         lines.append(f"- {name} set ({info['samples']} samples): **{info['layers_sound']} of {info['layers']} layers "
-                     f"certified sound**" + (f"; fewest samples certified unchanged (Corollary 5.2) "
-                                             f"{info['min_certified_unchanged']} / {info['samples']}; largest certified "
-                                             f"accuracy-change bound {info['max_acc_change_bound']:.4f} (realised "
-                                             f"{info['max_acc_change']:.4f})" if info["layers_sound"] else ""))
+                     f"certified sound**" + detail)
         for layer, reason in info["not_sound"].items():
             lines.append(f"  - {layer}: estimate only ({reason.replace('|', '/')[:240]})")
     ml = certified["multilayer"]
@@ -577,9 +592,9 @@ def _certified_lines(certified: dict[str, Any]) -> list[str]:
             lines += [f"### Certified per layer — {name} set", "",
                       "| layer | samples certified unchanged | acc. change bound / realised | B_T / realised dCE "
                       "| median sound / estimate L_s |", "|---|---|---|---|---|"]
-            lines += [f"| {r['layer']} | {r['certified_unchanged']} / {info['samples']} | {r['acc_change_bound']:.4f} / "
-                      f"{r['acc_change']:.4f} | {r['budget']:.4g} / {r['ce_change']:.4g} | {_fmt(r['sound_to_estimate_median'])} |"
-                      for r in info["rows"]] + [""]
+            lines += [f"| {r['layer']} | {r['certified_unchanged']} / {info['samples']} | "
+                      f"{r['acc_change_bound']:.4f} / {r['acc_change']:.4f} | {r['budget']:.4g} / {r['ce_change']:.4g} "
+                      f"| {_fmt(r['sound_to_estimate_median'])} |" for r in info["rows"]] + [""]
     return lines
 
 
@@ -595,16 +610,17 @@ def _diagnostic_lines(diagnostics: list[str]) -> list[str]:
         return []
     return [f"## Diagnostics of the estimate ({len(diagnostics)})", "",
             "Realised values above bounds built on an `estimate` `L_s` on the check grid: the finite difference",
-            "under-estimates the local constant there (FINDINGS F11).  Not violations: no certificate is involved.", ""] + \
-        [f"- {d}" for d in diagnostics] + [""]
+            "under-estimates the local constant there (FINDINGS F11).  Not violations: no certificate is involved.",
+            ""] + [f"- {d}" for d in diagnostics] + [""]
 
 
 def _risk_lines(audits) -> list[str]:
     lines = ["At-risk samples (Corollary 5.2 at theta = 0: |Delta_true| <= 2 (eta_s + r_s)):", ""]
     for a in audits:
-        risk = _indices(a.at_risk_true)
-        changed = _indices(a.correctness_changed)
-        lines.append(f"- {a.layer}: at risk {risk if risk else 'none'}; correctness changed {changed if changed else 'none'}")
+        risk = _indices(a.corollary_5_2.at_risk_true)
+        changed = _indices(a.corollary_5_2.correctness_changed)
+        lines.append(f"- {a.layer}: at risk {risk if risk else 'none'}; "
+                     f"correctness changed {changed if changed else 'none'}")
     return lines
 
 
@@ -635,14 +651,15 @@ def _bridge_lines(b: Bridges) -> list[str]:
     ]
     for r in b.rows:
         lines.append(
-            f"| {r.layer} | {r.budget:.4g} | {r.proxy:.4g} | {r.mean_product:.4g} | {_fmt(r.sigma_plus)} | {r.ce_change:.4g} "
-            f"| {r.top1_drop:+.4f} | {r.flips_to_wrong} / {r.flips_to_right} | {_r(r.sample_r)} "
+            f"| {r.layer} | {r.budget:.4g} | {r.proxy:.4g} | {r.mean_product:.4g} | {_fmt(r.sigma_plus)} "
+            f"| {r.ce_change:.4g} | {r.top1_drop:+.4f} | {r.flips_to_wrong} / {r.flips_to_right} | {_r(r.sample_r)} "
             f"| {'**yes**' if r.exceeds_budget else 'no'} | {'yes' if r.exceeds_proxy else 'no'} |"
         )
     lines += [
         "",
         f"- Bridge 1 (budget vs top-1 drop): across layers r(B_T, drop) = {_r(b.r_budget_vs_drop)}, "
-        f"r(proxy, drop) = {_r(b.r_proxy_vs_drop)}; pooled over (layer, sample) r(2 L_s p_s, d_s) = {_r(b.r_sample_pooled)}",
+        f"r(proxy, drop) = {_r(b.r_proxy_vs_drop)}; pooled over (layer, sample) r(2 L_s p_s, d_s) = "
+        f"{_r(b.r_sample_pooled)}",
         f"- Bridge 2 (realised |dCE| vs budget): exceeds B_T on {b.exceedances_budget}/{n} layers; "
         f"exceeds the paper's proxy (L_s = 1) on {b.exceedances_proxy}/{n} layers",
         f"- Bridge 3 (log sigma_+ vs log budget, across layers): r with mean ||R psi_1||_inf = "

@@ -28,6 +28,13 @@ For every masked layer (token convention: :mod:`verification.bridge.vit_views`),
   and ``B_T / ||R||_1`` (``lambda2 = 0``) above which the condition holds;
 * the paper's proxy ``||R||_op mean_s ||psi_1(s)||_inf`` (not a bound, ALGORITHMS.md 10.3).
 
+One certificate stack: the bridge evaluates the path itself (the real model's logits, the interval engine's rounding
+term) into a :class:`certs.single_layer.PathEvaluation` at theta = 0, and the typed per-theorem results of the audit
+are assembled from it by the same ``certs`` code as the library certificates
+(:func:`certs.single_layer.ce_path_bound_from_path`, :func:`~certs.single_layer.margin_stability_from_path`,
+:func:`~certs.single_layer.elastic_net_from_path`; Theorem 5.8: :func:`certs.multilayer.theorem_5_8_result`, one
+rounding rule).  The check-grid arrays (every theta of the grid) stay the bridge's own.
+
 **2:4 execution** (the audited network is the one that is executed).  When the mask's pattern is 2:4
 (:class:`pruning.mask.Mask` with ``pattern`` 2:4), the realised side at ``theta = 0`` — the pruned
 logits, hence the realised CE, accuracy, flips and ``J`` change — comes from the network whose pruned
@@ -73,13 +80,15 @@ import torch
 from torch import nn
 
 from certs.budget import PerSampleLipschitz, budget_from_products, eta_from_products, upper_sum
-from certs.classification import accuracy, cross_entropy_per_sample, mean_cross_entropy, prediction_margins, true_margins
+from certs.classification import accuracy, cross_entropy_per_sample, mean_cross_entropy
 from certs.errors import CertificateInputError, UnsupportedLayerError
 from certs.intervals.interval import IntervalDomainError
-from certs.multilayer import theorem_5_8_bound
-from certs.single_layer import PathEvaluation, mask_path_bound, objective_change, same_unique_argmax
+from certs.multilayer import theorem_5_8_result
+from certs.results import HypothesisCheck
+from certs.single_layer import (PathEvaluation, ce_path_bound_from_path, elastic_net_from_path,
+                                margin_stability_from_path)
 from certs.splits import ElasticNetPenalty, mask_split
-from rmt.bounds import ESTIMATE, SOUND, Bound
+from rmt.bounds import ESTIMATE
 
 from pruning.kn_patterns import PATTERN_24
 from pruning.mask import Mask, binary_keep
@@ -92,8 +101,10 @@ from .distributed import launch, rank_and_size, run_units
 from .vit_interval import resolve_device, sound_path_bounds
 from .vit_views import CapturedLayer, audit_copy, capture_layer, check_mask_layers, path_logits, supported_layers
 
-__all__ = ["AuditData", "AuditUnit", "certify", "audit_layer", "multilayer_step", "multilayer_audit", "estimate_lipschitz", "check_grid", "MAX_GRID", "MAX_SOUND_BUDGET", "ORDERS",
-           "LIPSCHITZ_METHODS", "SOUND_BUDGET", "SOUND_BUDGET_CUDA", "SOUND_START", "check_samples_fit", "parameter_dtype", "PACKED", "DENSE", "packing_mask", "executed_logits", "fit_layers"]
+__all__ = ["AuditData", "AuditUnit", "certify", "audit_layer", "multilayer_step", "multilayer_audit",
+           "estimate_lipschitz", "check_grid", "MAX_GRID", "MAX_SOUND_BUDGET", "ORDERS", "LIPSCHITZ_METHODS",
+           "SOUND_BUDGET", "SOUND_BUDGET_CUDA", "SOUND_START", "ROUNDING_CHECK", "check_samples_fit",
+           "parameter_dtype", "PACKED", "DENSE", "packing_mask", "executed_logits", "fit_layers"]
 
 ORDERS = ("forward", "reverse")
 #: ``L_s`` methods of :func:`certify`: finite differences (``estimate``) or interval forward mode (``sound``).
@@ -137,9 +148,11 @@ def _as_data(data, name: str) -> AuditData:
     images = torch.as_tensor(images)
     labels = torch.as_tensor(labels)
     if images.ndim != 4 or images.shape[0] == 0:
-        raise CertificateInputError(f"{name}: images must be a non-empty (N, C, H, W) tensor, got shape {tuple(images.shape)}")
+        raise CertificateInputError(
+            f"{name}: images must be a non-empty (N, C, H, W) tensor, got shape {tuple(images.shape)}")
     if labels.shape != (images.shape[0],) or labels.dtype.is_floating_point or labels.dtype == torch.bool:
-        raise CertificateInputError(f"{name}: labels must be integers of shape ({images.shape[0]},), got {labels.dtype} {tuple(labels.shape)}")
+        raise CertificateInputError(
+            f"{name}: labels must be integers of shape ({images.shape[0]},), got {labels.dtype} {tuple(labels.shape)}")
     if not torch.isfinite(images).all():
         raise CertificateInputError(f"{name}: images contain NaN or Inf")
     return AuditData(images.to(torch.float64), labels.to(torch.int64), name)
@@ -269,9 +282,9 @@ def audit_layer(
         z[0] = executed
         execution = PACKED
     start = _tick(clock, "realized", start)
-    y = data.labels.numpy()
-    estimated = PerSampleLipschitz(values, ESTIMATE, f"finite-difference-grid-{grid}" + ("" if lipschitz_factor == 1 else f"*{lipschitz_factor:g}"))
-    lip, sound_unavailable, rounding = estimated, None, np.zeros(layer.products.shape)
+    method = f"finite-difference-grid-{grid}" + ("" if lipschitz_factor == 1 else f"*{lipschitz_factor:g}")
+    lip, sound_unavailable = PerSampleLipschitz(values, ESTIMATE, method), None
+    rounding = np.zeros(layer.products.shape), HypothesisCheck(ROUNDING_CHECK, False, "L_s is an estimate")
     if lipschitz == "sound":
         try:
             sound = sound_path_bounds(model, layer, data.images, subintervals=min(SOUND_START, sound_budget),
@@ -280,8 +293,50 @@ def audit_layer(
             sound_unavailable = str(exc)
         else:
             lip = sound.lipschitz if lipschitz_factor == 1 else sound.lipschitz.scaled(lipschitz_factor)
-            rounding = np.nextafter(sound.segments.rounding(z[0], 0) + 2.0 * sound.segments.rounding(z[-1], 1), np.inf)
+            rho = sound.segments.rounding(z[0], 0) + 2.0 * sound.segments.rounding(z[-1], 1)
+            rounding = np.nextafter(rho, np.inf), HypothesisCheck(ROUNDING_CHECK, True, ROUNDING_DETAIL)
         start = _tick(clock, "sound_lipschitz", start)
+    audit = _layer_audit(layer, keep, data, z, thetas, lip, rounding, lambda1=lambda1, lambda2=lambda2)
+    _tick(clock, "budgets", start)
+    return LayerAudit(
+        layer=name,
+        sample_set=data.name,
+        shape=tuple(int(d) for d in layer.removed.shape),
+        tokens=layer.tokens,
+        removed_entries=int(np.count_nonzero(~keep.numpy())),
+        removed_fraction=float((~keep).float().mean()),
+        removed_frobenius_sq=float(np.sum(layer.removed ** 2)),
+        removed_l1=float(np.sum(np.abs(layer.removed))),
+        removed_op_norm=float(np.linalg.norm(layer.removed, 2)) if layer.removed.size else 0.0,
+        input_sup=layer.input_sup,
+        products=layer.products,
+        lambda1=float(lambda1),
+        lambda2=float(lambda2),
+        lipschitz=lip,
+        lipschitz_estimate=values,
+        sound_unavailable=sound_unavailable,
+        thetas=thetas,
+        estimation_points=int(thetas[::2].size),
+        execution=execution,
+        packed_max_abs_diff=packed_diff,
+        logit_scale=float(np.max(np.abs(z))),
+        tolerance=TOLERANCE,
+        **audit,
+    )
+
+
+#: The rounding hypothesis of Corollary 5.2 in the bridge (:func:`certs.single_layer.margin_stability_from_path`).
+ROUNDING_CHECK = "float evaluation error of the logits bounded"
+ROUNDING_DETAIL = "rho_s(0) + 2 rho_s(1) of the interval enclosure (SegmentBounds.rounding)"
+
+
+def _layer_audit(layer: CapturedLayer, keep: torch.Tensor, data: AuditData, z: np.ndarray, thetas: np.ndarray,
+                 lip: PerSampleLipschitz, rounding: tuple[np.ndarray, HypothesisCheck], *, lambda1: float,
+                 lambda2: float) -> dict[str, Any]:
+    """The budget, the check-grid arrays and the per-theorem results of one audit from the logits ``z`` on the check
+    grid (``z[0]``: the executed pruned network, ``z[-1]``: the dense one).  Lemma 5.1, Corollary 5.2 and Theorem 5.4
+    at theta = 0 are assembled by :mod:`certs.single_layer` from a :class:`certs.single_layer.PathEvaluation`."""
+    y = data.labels.numpy()
     width = layer.removed.shape[1]
     budget = budget_from_products(layer.products, lip, width)
     eta_path = np.stack([eta_from_products(layer.products, lip, float(t), width) for t in thetas])
@@ -292,64 +347,23 @@ def audit_layer(
     tol = TOLERANCE * np.maximum(1.0, np.maximum(ce_bound_path, np.abs(ce_path)))
     logit_change = np.abs(z - z[-1]).max(axis=2)
     sample_ce_change = np.abs(ce_samples - ce_samples[-1])
-    eta0 = eta_path[0]
-    allowance = np.nextafter(eta0 + rounding, np.inf)
-    true_dense = true_margins(z[-1], y)
-    correct_pruned = true_margins(z[0], y) > 0
     split = mask_split(layer.structured + layer.removed, keep.reshape(layer.structured.shape).numpy())
-    penalty = ElasticNetPenalty.create(lambda1, lambda2)
     path = PathEvaluation(
         split=split, lipschitz=lip, budget=budget, theta=0.0, products=layer.products,
         logits_theta=z[0], logits_dense=z[-1], ce_theta=float(ce_path[0]), ce_dense=float(ce_path[-1]),
     )
-    _, full, quad, lin = mask_path_bound(path, penalty)
-    realized, scale = objective_change(path, penalty)
-    _tick(clock, "budgets", start)
-    return LayerAudit(
-        layer=name,
-        sample_set=data.name,
-        shape=tuple(int(d) for d in layer.removed.shape),
-        tokens=layer.tokens,
-        removed_entries=int(np.count_nonzero(~keep.numpy())),
-        removed_fraction=float((~keep).float().mean()),
-        thetas=thetas,
-        estimation_points=int(thetas[::2].size),
-        products=layer.products,
-        lipschitz=lip.values,
-        lipschitz_method=lip.method,
+    return dict(
         budget=budget,
-        eta=eta0,
         ce_path=ce_path,
         ce_bound_path=ce_bound_path,
         lemma_violation_thetas=tuple(float(t) for t in thetas[ce_real_path > ce_bound_path + tol]),
-        logit_change=logit_change[0],
-        logit_excess=(logit_change - eta_path).max(axis=0),
-        sample_ce_change=sample_ce_change[0],
-        sample_ce_excess=(sample_ce_change - 2.0 * eta_path).max(axis=0),
         acc_path=accuracy(z, y),
-        rounding=rounding,
-        at_risk_true=np.abs(true_dense) <= 2.0 * allowance,
-        at_risk_prediction=prediction_margins(z[-1]) <= 2.0 * allowance,
-        correctness_changed=(true_dense > 0) != correct_pruned,
-        prediction_changed=~same_unique_argmax(z[-1], z[0]),
-        lambda1=float(lambda1),
-        lambda2=float(lambda2),
-        removed_frobenius_sq=float(np.sum(layer.removed ** 2)),
-        removed_l1=float(np.sum(np.abs(layer.removed))),
-        elastic_bound=Bound(full, lip.label, "theorem-5.4", {"lipschitz": lip.method, "lambda1": lambda1, "lambda2": lambda2}),
-        objective_change=realized,
-        elastic_scale=max(scale, abs(budget.value), quad, lin),
-        input_sup=layer.input_sup,
-        removed_op_norm=float(np.linalg.norm(layer.removed, 2)) if layer.removed.size else 0.0,
-        tolerance=TOLERANCE,
-        true_margin_dense=true_dense,
-        correct_dense=true_dense > 0,
-        execution=execution,
-        packed_max_abs_diff=packed_diff,
-        logit_scale=float(np.max(np.abs(z))),
-        lipschitz_label=lip.label,
-        lipschitz_estimate=values,
-        sound_unavailable=sound_unavailable,
+        sample_ce_change=sample_ce_change[0],
+        logit_excess=(logit_change - eta_path).max(axis=0),
+        sample_ce_excess=(sample_ce_change - 2.0 * eta_path).max(axis=0),
+        lemma_5_1=ce_path_bound_from_path(path),
+        corollary_5_2=margin_stability_from_path(path, y, *rounding),
+        theorem_5_4=elastic_net_from_path(path, ElasticNetPenalty.create(lambda1, lambda2)),
     )
 
 
@@ -361,7 +375,8 @@ def _apply_keep(model: nn.Module, name: str, keep: torch.Tensor) -> None:
 
 def _objective(model: nn.Module, data: AuditData, names, penalty: ElasticNetPenalty,
                logits: np.ndarray | None = None) -> tuple[float, float, float]:
-    """``(J, L_CE, acc)`` of ``model`` on ``data`` (or of the given executed ``logits``); ``J`` penalises ``names`` only."""
+    """``(J, L_CE, acc)`` of ``model`` on ``data`` (or of the given executed ``logits``); ``J`` penalises ``names``
+    only."""
     if logits is None:
         with torch.no_grad():
             logits = model(data.images).numpy()
@@ -393,7 +408,9 @@ def multilayer_audit(
 ) -> MultiLayerAudit:
     """Theorem 5.8 from the audited ``steps`` (:func:`multilayer_step`, in ``order``): the summed bound against the
     realised ``J(alpha^(M)) - J(alpha^(0))`` of the network with every layer of ``order`` pruned (a float64 copy of
-    ``model``).  With a 2:4 ``mask`` the final network executes the layers of ``order`` packed (:func:`packing_mask`)."""
+    ``model``).  With a 2:4 ``mask`` the final network executes the layers of ``order`` packed
+    (:func:`packing_mask`).  The bound is :func:`certs.multilayer.theorem_5_8_result` of the steps' budgets and
+    removed penalties ``lambda2 ||R_j||_F^2 + lambda1 ||R_j||_1``."""
     penalty = ElasticNetPenalty.create(lambda1, lambda2)
     net = audit_copy(model)
     j0, ce0, acc0 = _objective(net, data, order, penalty)
@@ -407,21 +424,19 @@ def multilayer_audit(
             packed_diff = float(np.max(np.abs(executed - net(data.images).numpy())))
         execution = PACKED
     j1, ce1, acc1 = _objective(net, data, order, penalty, executed)
-    budgets = [s.budget.value for s in steps]
+    budgets = [s.budget for s in steps]
     penalties = [lambda2 * s.removed_frobenius_sq + lambda1 * s.removed_l1 for s in steps]
-    value = theorem_5_8_bound(budgets, penalties, [s.removed_entries for s in steps])
+    scale = max(abs(j0), abs(j1), float(sum(b.value for b in budgets)), float(sum(penalties)))
+    theorem = theorem_5_8_result(budgets, penalties, [s.removed_entries for s in steps], realized=j1 - j0,
+                                 scale=scale, options={"order": list(order), "lambda1": lambda1, "lambda2": lambda2})
     return MultiLayerAudit(
         order=tuple(order),
         steps=tuple(steps),
-        bound=Bound(value, SOUND if all(st.lipschitz_label == SOUND for st in steps) else ESTIMATE, "theorem-5.8", {"order": list(order), "lambda1": lambda1, "lambda2": lambda2}),
-        budget_sum=float(sum(budgets)),
-        penalty_sum=float(sum(penalties)),
-        objective_change=j1 - j0,
+        theorem_5_8=theorem,
         ce_dense=ce0,
         ce_final=ce1,
         acc_dense=acc0,
         acc_final=acc1,
-        scale=max(abs(j0), abs(j1), float(sum(budgets)), float(sum(penalties))),
         tolerance=TOLERANCE,
         execution=execution,
         packed_max_abs_diff=packed_diff,
@@ -493,7 +508,8 @@ def certify(
     :class:`certs.errors.CertificateInputError` / ``UnsupportedLayerError`` naming the bad argument
     before any work is done.  ``sound_device`` (with ``lipschitz="sound"``): ``"auto"`` (CUDA when available),
     ``"cpu"`` or ``"cuda[:N]"``; ``sound_budget``: sub-intervals of theta per sample (``None``:
-    :data:`SOUND_BUDGET` on the CPU, :data:`SOUND_BUDGET_CUDA` on CUDA).  ``progress`` shows a tqdm bar of the whole audit on stderr (rank 0).  ``fit``: MP-fit
+    :data:`SOUND_BUDGET` on the CPU, :data:`SOUND_BUDGET_CUDA` on CUDA).  ``progress`` shows a tqdm bar of the whole
+    audit on stderr (rank 0).  ``fit``: MP-fit
     every masked layer's dense weight (Bridge 3, ESD plots).  ``timings`` records seconds per set,
     the multi-layer audit, the fits, and per phase summed over all audits (``phase_capture_s``,
     ``phase_lipschitz_s`` = estimation-grid re-runs, ``phase_realized_s`` = check-grid midpoints and
@@ -520,9 +536,12 @@ def certify(
         raise CertificateInputError(f"lipschitz: expected one of {LIPSCHITZ_METHODS}, got {lipschitz!r}")
     if sound_budget is not None and (isinstance(sound_budget, bool) or not isinstance(sound_budget, (int, np.integer))
                                      or not 1 <= sound_budget <= MAX_SOUND_BUDGET):
-        raise CertificateInputError(f"sound_budget: must be an integer in 1..{MAX_SOUND_BUDGET} or None, got {sound_budget!r}")
+        raise CertificateInputError(
+            f"sound_budget: must be an integer in 1..{MAX_SOUND_BUDGET} or None, got {sound_budget!r}")
     device = resolve_device(sound_device, "sound_device")
-    sound_budget = int(sound_budget) if sound_budget is not None else SOUND_BUDGET_CUDA if device.type == "cuda" else SOUND_BUDGET
+    if sound_budget is None:
+        sound_budget = SOUND_BUDGET_CUDA if device.type == "cuda" else SOUND_BUDGET
+    sound_budget = int(sound_budget)
     device = str(device)
     if not np.isfinite(lipschitz_factor) or lipschitz_factor <= 0:
         raise CertificateInputError(f"lipschitz_factor: must be finite and > 0, got {lipschitz_factor!r}")
@@ -532,7 +551,8 @@ def certify(
     supported = supported_layers(model)
     keep_map = getattr(mask, "keep", mask)
     if not isinstance(keep_map, Mapping):
-        raise CertificateInputError(f"mask: expected a pruning.Mask or a mapping of keep-tensors, got {type(mask).__name__}")
+        raise CertificateInputError(
+            f"mask: expected a pruning.Mask or a mapping of keep-tensors, got {type(mask).__name__}")
     keep = {name: binary_keep(f"mask: layer {name}", t) for name, t in keep_map.items()}
     check_mask_layers(model, keep)
     unsupported = sorted(name for name in keep if name not in supported)
@@ -547,11 +567,13 @@ def certify(
     rank, size = rank_and_size()
     if workers > 1:
         if size > 1:
-            raise CertificateInputError(f"workers: this process is already rank {rank} of a group of {size}; pass workers=1")
+            raise CertificateInputError(
+                f"workers: this process is already rank {rank} of a group of {size}; pass workers=1")
         return launch(workers, certify, (model, mask, data), dict(
             heldout=heldout, lambda1=lambda1, lambda2=lambda2, grid=grid, order=order, multilayer=multilayer,
             lipschitz_factor=lipschitz_factor, lipschitz=lipschitz, sound_budget=sound_budget, sound_device=device,
-            model_description=model_description, progress=progress, fit=fit), cuda=lipschitz == "sound" and device.startswith("cuda"))
+            model_description=model_description, progress=progress, fit=fit),
+            cuda=lipschitz == "sound" and device.startswith("cuda"))
     if size > 1 and device.startswith("cuda"):
         device = f"cuda:{torch.cuda.current_device()}"
     options = dict(lambda1=float(lambda1), lambda2=float(lambda2), grid=int(grid), order=order,
@@ -560,7 +582,8 @@ def certify(
     audit_options = dict(grid=grid, lambda1=lambda1, lambda2=lambda2, lipschitz_factor=lipschitz_factor,
                          lipschitz=lipschitz, sound_budget=sound_budget, sound_device=device)
     units = [AuditUnit(n, i) for i in range(len(sets)) for n in names]
-    units += [AuditUnit(steps[j], 0, j) for j in range(1, len(steps))] if multilayer else []  # step 0: the calibration audit
+    # step 0 of the multi-layer audit is the calibration audit of its first layer
+    units += [AuditUnit(steps[j], 0, j) for j in range(1, len(steps))] if multilayer else []
     units.sort(key=lambda u: -_unit_cost(u, names, int(sets[u.set_index].images.shape[0])))
 
     def run(unit: AuditUnit) -> tuple[LayerAudit, dict[str, float], float]:
@@ -574,7 +597,8 @@ def certify(
         return audit, clock, time.perf_counter() - begin
 
     begin = time.perf_counter()
-    results = dict(zip(units, run_units(units, run, progress=progress, desc=f"certify ({size} rank{'s' * (size > 1)})")))
+    desc = f"certify ({size} rank{'s' * (size > 1)})"
+    results = dict(zip(units, run_units(units, run, progress=progress, desc=desc)))
     timings: dict[str, float] = {"audit_wall_s": time.perf_counter() - begin, "workers": size}
     if rank != 0:
         return None
@@ -587,9 +611,11 @@ def certify(
     ml = None
     if multilayer:
         start = time.perf_counter()
-        audited = [results[AuditUnit(steps[0], 0)][0]] + [results[AuditUnit(steps[j], 0, j)][0] for j in range(1, len(steps))]
+        audited = [results[AuditUnit(steps[0], 0)][0]]
+        audited += [results[AuditUnit(steps[j], 0, j)][0] for j in range(1, len(steps))]
         ml = multilayer_audit(model, keep, sets[0], steps, tuple(audited), lambda1=lambda1, lambda2=lambda2, mask=mask)
-        timings["multilayer_s"] = time.perf_counter() - start + sum(t for u, (_, _, t) in results.items() if u.step is not None)
+        step_s = sum(t for u, (_, _, t) in results.items() if u.step is not None)
+        timings["multilayer_s"] = time.perf_counter() - start + step_s
     for _, clock, _ in results.values():
         for phase, value in clock.items():
             timings[f"phase_{phase}_s"] = timings.get(f"phase_{phase}_s", 0.0) + value

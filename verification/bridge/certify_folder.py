@@ -157,7 +157,8 @@ def select_mask_layers(mask, supported: list[str], globs: list[str] | None, spec
 
     chosen = [name for name in supported if any(fnmatchcase(name, g) for g in globs)]
     if not chosen:
-        raise InvalidParameterError(f"--layers {globs}: no supported layer matches (the model has {supported[:6]}, ...)")
+        raise InvalidParameterError(f"--layers {globs}: no supported layer matches "
+                                    f"(the model has {supported[:6]}, ...)")
     missing = [name for name in chosen if name not in mask.keep]
     if missing:
         raise CertificateInputError(
@@ -183,7 +184,8 @@ def certify_to_folder(
     lipschitz: str = "sound", sound_budget: int | None = None, sound_device: str = "auto", order: str = "forward",
     multilayer: bool = True, plots: bool = True, force: bool = False, workers: int = 1,
 ) -> dict | None:
-    """Check every input, run :func:`verification.bridge.certify.certify`, write the folder ``out``; return ``report.json``.
+    """Check every input, run :func:`verification.bridge.certify.certify`, write the folder ``out``; return
+    ``report.json``.
 
     Every check (supported layers, data fit, mask, options) runs before the first file is written;
     the folder (``report.json``, ``report.md``, the figures unless ``plots=False``, ``mask.safetensors``)
@@ -224,9 +226,9 @@ def certify_to_folder(
 def run_certify(
     *, model: str, mask: str, out: Path, checkpoint: str | None = None, sparsity: float = 0.5,
     layers: list[str] | None = None, data: str = "default", calibration: int = 32, heldout: int = 32, seed: int = 0,
-    lambda1: float = 0.0, lambda2: float = 0.0, grid: int = 16, lipschitz: str = "sound", sound_budget: int | None = None,
-    sound_device: str = "auto", order: str = "forward", multilayer: bool = True, plots: bool = True, force: bool = False,
-    workers: int = 1,
+    lambda1: float = 0.0, lambda2: float = 0.0, grid: int = 16, lipschitz: str = "sound",
+    sound_budget: int | None = None, sound_device: str = "auto", order: str = "forward", multilayer: bool = True,
+    plots: bool = True, force: bool = False, workers: int = 1,
 ) -> dict | None:
     """``mpcert certify``: load ``model`` and ``data``, then :func:`certify_to_folder` (see the module docstring)."""
     _check_lipschitz(lipschitz, sound_budget, sound_device)

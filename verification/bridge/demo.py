@@ -118,11 +118,12 @@ def _summary_row(name: str, mask, report: CertificateReport) -> dict[str, Any]:
         "max_packed_abs_diff": report.execution()["max_packed_abs_diff"],
         "budget_sum_calibration": report.totals()["budget_sum_calibration"],
         "proxy_sum_calibration": report.totals()["proxy_sum_calibration"],
-        "largest_single_layer_ce_change": max(a.ce_change for a in report.calibration),
+        "largest_single_layer_ce_change": max(a.lemma_5_1.realized for a in report.calibration),
         "multilayer": None if ml is None else {
-            "bound": ml.bound.value, "objective_change": ml.objective_change, "ce_dense": ml.ce_dense,
+            "bound": ml.theorem_5_8.bound.value, "objective_change": ml.theorem_5_8.realized, "ce_dense": ml.ce_dense,
             "ce_final": ml.ce_final, "acc_dense": ml.acc_dense, "acc_final": ml.acc_final},
-        "bridge2_exceedances": {"calibration": cal.exceedances_budget, "heldout": None if held is None else held.exceedances_budget},
+        "bridge2_exceedances": {"calibration": cal.exceedances_budget,
+                                "heldout": None if held is None else held.exceedances_budget},
         "bridge3_r_log_sigma_plus_vs_log_mean_product": cal.r_log_sigma_plus_vs_log_mean_product,
         "violations": len(report.violations()),
         "estimate_diagnostics": len(report.estimate_diagnostics()),
@@ -162,7 +163,8 @@ def _multilayer_cell(row: dict[str, Any]) -> str:
 
 #: The summary's first table: what each mask's audit certifies (:meth:`CertificateReport.certified`).
 _CERTIFIED_ROWS = (
-    ("layers certified sound (calibration)", _set_cell("calibration", lambda i: f"**{i['layers_sound']} / {i['layers']}**")),
+    ("layers certified sound (calibration)",
+     _set_cell("calibration", lambda i: f"**{i['layers_sound']} / {i['layers']}**")),
     ("layers certified sound (held-out)", _set_cell("heldout", lambda i: f"{i['layers_sound']} / {i['layers']}")),
     ("samples certified unchanged, fewest over layers (Cor. 5.2, calibration)",
      _set_cell("calibration", lambda i: f"{_fmt(i['min_certified_unchanged'])} / {i['samples']}")),
@@ -170,7 +172,8 @@ _CERTIFIED_ROWS = (
      _set_cell("calibration", lambda i: f"{_fmt(i['max_acc_change_bound'])} / {_fmt(i['max_acc_change'])}")),
     ("B_T / realised dCE, the sound layer of largest B_T (calibration)", _set_cell("calibration", _largest_budget)),
     ("Thm 5.8 bound on the J change (label) / realised, all layers pruned", _multilayer_cell),
-    ("violations (broken sound bounds, failed literal checks)", lambda r: f"**{r['violations']}**" if r["violations"] else "0"),
+    ("violations (broken sound bounds, failed literal checks)",
+     lambda r: f"**{r['violations']}**" if r["violations"] else "0"),
     ("diagnostics of the estimate", lambda r: r["estimate_diagnostics"]),
 )
 
@@ -221,13 +224,16 @@ def _summary_markdown(summary: dict[str, Any]) -> str:
         ("sum of the paper's proxy (not a bound)", lambda r: _fmt(r["proxy_sum_calibration"])),
         ("largest single-layer dCE", lambda r: _fmt(r["largest_single_layer_ce_change"])),
         ("accuracy dense -> pruned (calibration)",
-         lambda r: "-" if not r["multilayer"] else f"{r['multilayer']['acc_dense']:.4f} -> {r['multilayer']['acc_final']:.4f}"),
+         lambda r: ("-" if not r["multilayer"]
+                    else f"{r['multilayer']['acc_dense']:.4f} -> {r['multilayer']['acc_final']:.4f}")),
         ("Bridge 2: layers with dCE > B_T (cal / held-out)",
          lambda r: f"{r['bridge2_exceedances']['calibration']} / {_fmt(r['bridge2_exceedances']['heldout'])}"),
-        ("Bridge 3: r(log sigma_+, log mean ||R psi_1||)", lambda r: _fmt(r["bridge3_r_log_sigma_plus_vs_log_mean_product"])),
+        ("Bridge 3: r(log sigma_+, log mean ||R psi_1||)",
+         lambda r: _fmt(r["bridge3_r_log_sigma_plus_vs_log_mean_product"])),
     ]
     lines += [f"| {label} | " + " | ".join(str(cell(r)) for r in masks) + " |" for label, cell in rows]
-    lines += ["", "## MP fits of the dense weights", "", "| layer | shape | sigma_+ | spikes | bulk fraction |", "|---|---|---|---|---|"]
+    lines += ["", "## MP fits of the dense weights", "", "| layer | shape | sigma_+ | spikes | bulk fraction |",
+              "|---|---|---|---|---|"]
     lines += [f"| {f['name']} | {f['shape'][0]}x{f['shape'][1]} | {f['sigma_plus']:.4g} | {spike_count_cell(f)} | "
               f"{f['bulk_fraction']:.3f} |" for f in summary["mp_fits"]]
     alphas = sorted({f["spike_alpha"] for f in summary["mp_fits"] if f["spike_test"] == "calibrated"})
@@ -238,7 +244,8 @@ def _summary_markdown(summary: dict[str, Any]) -> str:
     lines += ["", "## Wall time per step (s)", ""] + [f"- {k}: {v:.1f}" for k, v in summary["step_times_s"].items()]
     lines += [f"- total: {summary['wall_time_s']:.1f}", ""]
     lines += ["Audit phases, seconds summed over all audits and ranks: "
-              + "; ".join(f"{r['mask']}: " + ", ".join(f"{k} {v:.1f}" for k, v in r["phase_times_s"].items()) for r in masks), ""]
+              + "; ".join(f"{r['mask']}: " + ", ".join(f"{k} {v:.1f}" for k, v in r["phase_times_s"].items())
+                          for r in masks), ""]
     return "\n".join(lines) + "\n"
 
 
@@ -262,15 +269,17 @@ def run_demo(out: Path, settings: DemoSettings = DEFAULT_SETTINGS, *, force: boo
 
     start = time.perf_counter()
     loaded = load_model("default", runnable=True, argument="--model")
-    sets = load_audit_sets("default", settings.calibration, settings.heldout, settings.seed)  # typed errors before the bar
+    # typed errors before the bar
+    sets = load_audit_sets("default", settings.calibration, settings.heldout, settings.seed)
     steps = tqdm(total=5, desc="mpcert demo", unit="step", file=sys.stderr, disable=not progress)
     cache = spectral_cache(loaded.model)
     start = lap("model, data and MP fits", start)
     steps.update()
     masks = {}
     steps.set_postfix_str("Hybrid Magnitude-SER mask")
-    masks["hybrid"] = build_mask("hybrid", loaded.model, sparsity=settings.sparsity, train_data=_hybrid_training_data(settings),
-                                 cache=cache, steps=settings.steps, batch_size=64, seed=settings.seed)
+    masks["hybrid"] = build_mask("hybrid", loaded.model, sparsity=settings.sparsity,
+                                 train_data=_hybrid_training_data(settings), cache=cache, steps=settings.steps,
+                                 batch_size=64, seed=settings.seed)
     start = lap("Hybrid Magnitude-SER mask", start)
     steps.update()
     steps.set_postfix_str("CAST 2:4 mask")
@@ -301,7 +310,8 @@ def run_demo(out: Path, settings: DemoSettings = DEFAULT_SETTINGS, *, force: boo
     with staged_folder(out, force) as tmp:
         from figures.certificate_plots import write_esd_plots
 
-        summary["esd_figures"] = [p.relative_to(tmp).as_posix() for p in write_esd_plots(cache.fits.values(), tmp / "esd")]
+        summary["esd_figures"] = [p.relative_to(tmp).as_posix()
+                                  for p in write_esd_plots(cache.fits.values(), tmp / "esd")]
         for name, report in reports.items():
             folder = tmp / MASK_FOLDERS[name]
             folder.mkdir()

@@ -98,7 +98,8 @@ def run_units(units: Sequence[Any], run: Callable[[Any], Any], *, progress: bool
               desc: str = "certify") -> list[Any]:
     """``[run(u) for u in units]`` over the ranks of the default process group (module docstring).
 
-    Without a process group (or with one rank) the units run here in order.  Raises :class:`WorkerError` on every rank when any rank raised.
+    Without a process group (or with one rank) the units run here in order.  Raises :class:`WorkerError` on every rank
+    when any rank raised.
     """
     rank, size = rank_and_size()
     bar = tqdm(total=len(units), desc=desc, unit="audit", file=sys.stderr, disable=not progress or rank != 0)
@@ -173,7 +174,9 @@ def launch(workers: int, function: Callable, args: tuple = (), kwargs: dict | No
         results = elastic_launch(config, _rank_main)(threads, cuda, function, tuple(args), dict(kwargs or {}))
     except ChildFailedError as exc:
         rank, failure = exc.get_first_failure()
-        message = failure.message.get("message", failure.message) if isinstance(failure.message, dict) else failure.message
+        message = (failure.message.get("message", failure.message) if isinstance(failure.message, dict)
+                   else failure.message)
         message = str(message).removeprefix(f"{WorkerError.__name__}: ")
-        raise WorkerError(message if message.startswith("rank ") else f"rank {rank} of {workers} failed: {message}") from None
+        raise WorkerError(message if message.startswith("rank ")
+                          else f"rank {rank} of {workers} failed: {message}") from None
     return results[0]

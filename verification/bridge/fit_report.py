@@ -77,7 +77,8 @@ def format_table(layers: list[dict]) -> str:
     """Plain-text per-layer table (name, shape, sigma2, sigma_plus, spikes, spike test, bulk %, fit error)."""
     rows = [_COLUMNS] + [_row(layer) for layer in layers]
     widths = [max(len(r[i]) for r in rows) for i in range(len(_COLUMNS))]
-    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths))) for r in rows]
+    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths)))
+             for r in rows]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
 

@@ -8,10 +8,10 @@ trained Fashion-MNIST ViT; ``--checkpoint`` replaces its weights), a registered 
 (built offline, ``--checkpoint`` loaded strictly), or a state-dict file (``.safetensors`` / ``.pt`` /
 ``.pth``; data-free methods only — its layers are rebuilt from the weight shapes by
 :func:`verification.models.model_source.weights_module`, so the mask's layer names are the state dict's
-module names).  The written mask file is read by ``mpcert certify --mask FILE``.  Data-driven methods (``ser``, ``hybrid`` and ``cast``) use ``--data``
-(``default``: :func:`verification.models.datasets.load_default_dataset`, or a folder of idx files): SER and
-Hybrid train on ``--train-images`` class-balanced training images for at most ``--steps`` steps per
-phase; CAST calibrates on ``--calibration`` images.  The MP cache of SEB/SER/Hybrid is computed once
+module names).  The written mask file is read by ``mpcert certify --mask FILE``.  Data-driven methods (``ser``,
+``hybrid`` and ``cast``) use ``--data`` (``default``: :func:`verification.models.datasets.load_default_dataset`, or a
+folder of idx files): SER and Hybrid train on ``--train-images`` class-balanced training images for at most ``--steps``
+steps per phase; CAST calibrates on ``--calibration`` images.  The MP cache of SEB/SER/Hybrid is computed once
 from the source weights.  ``rmt`` runs the classical-RMT sweep with the post-pruning step of
 ``--compat`` (ALGORITHMS.md 11 C6): ``paper`` (default) fine-tunes on the ``--train-images`` for at
 most ``--steps`` steps after every grid point, ``reference`` runs the authors' data-free regulariser
@@ -57,7 +57,8 @@ _KN_METHODS = tuple(name for name in METHODS if "pattern" in pruner_spec(name).o
 def _check_arguments(spec: PrunerSpec, sparsity: float | None, pattern: str | None, packed_out: Path | None) -> None:
     effective_pattern = pattern or ("2:4" if spec.takes == "pattern" else None)
     if packed_out is not None and effective_pattern != "2:4":
-        raise PruningParameterError("--packed-out: needs a 2:4 mask (--method cast, or --method magnitude --pattern 2:4)")
+        raise PruningParameterError("--packed-out: needs a 2:4 mask "
+                                    "(--method cast, or --method magnitude --pattern 2:4)")
     if spec.takes == "pattern":
         if sparsity is not None:
             raise PruningParameterError(f"--sparsity: {spec.name.upper()} takes --pattern K:N, not --sparsity")
@@ -96,8 +97,9 @@ def _dataset_parts(need: str, data: str, calibration: int, train_images: int, se
 
 def run_prune(
     source: str, *, method: str, out: Path, sparsity: float | None = None, pattern: str | None = None,
-    scope: str = "global", compat: str = "paper", checkpoint: str | None = None, data: str = "default", calibration: int = 64,
-    train_images: int = 256, steps: int = 20, seed: int = 0, force: bool = False, packed_out: Path | None = None,
+    scope: str = "global", compat: str = "paper", checkpoint: str | None = None, data: str = "default",
+    calibration: int = 64, train_images: int = 256, steps: int = 20, seed: int = 0, force: bool = False,
+    packed_out: Path | None = None,
 ):
     """Build the mask of ``method`` for ``source`` and save it to ``out`` (and the 2:4 checkpoint to
     ``packed_out``, module docstring); return ``(mask, description)``."""
@@ -122,14 +124,16 @@ def run_prune(
     if need != "none":
         if not loaded.runnable:
             hint = " (or use --compat reference, which is data-free)" if method == "rmt" else ""
-            raise ModelSourceError(f"--method {method} needs a runnable model{hint}; {source!r} is a weights-only state-dict file")
+            raise ModelSourceError(f"--method {method} needs a runnable model{hint}; "
+                                   f"{source!r} is a weights-only state-dict file")
         parts = _dataset_parts(need, data, calibration, train_images, seed)
         probe = (parts.get("calibration") or parts["train"])[0][:1]
         try:
             with torch.no_grad():
                 model(probe)
         except Exception as exc:
-            raise ModelSourceError(f"--data {data!r}: its images {tuple(probe.shape[1:])} do not fit {source!r} ({exc})") from exc
+            raise ModelSourceError(f"--data {data!r}: its images {tuple(probe.shape[1:])} "
+                                   f"do not fit {source!r} ({exc})") from exc
     torch.manual_seed(seed)
     options = dict(sparsity=sparsity, pattern=pattern, scope=scope, compat=compat, steps=steps, seed=seed)
     mask = build_mask(method, model, **_mask_options(spec, options, parts))

@@ -37,8 +37,8 @@ from certs.intervals.taylor import TaylorDual, TaylorForm
 from verification.bridge.vit_interval import BLOCK_SUBSTAGES, block_substages, path_walk, target_stage
 from verification.bridge.vit_views import CapturedLayer
 
-__all__ = ["MAX_JACOBIAN_ENTRIES", "StageTrace", "SubstageTrace", "remainder_trace", "block_breakdown", "float_stage", "float_substage",
-           "trace_table", "breakdown_table"]
+__all__ = ["MAX_JACOBIAN_ENTRIES", "StageTrace", "SubstageTrace", "remainder_trace", "block_breakdown", "float_stage",
+           "float_substage", "trace_table", "breakdown_table"]
 
 
 @dataclass(frozen=True)
@@ -117,9 +117,9 @@ def _rest(fns: list[Callable[[torch.Tensor], torch.Tensor]]) -> Callable[[torch.
     return run
 
 
-#: Largest dense Jacobian the trace forms (entries; 2^24 float64 = 128 MiB; reverse mode over more outputs took more than
-#: 9 GB at width 192): a ViT-Ti/16 block (197 x 192 inputs and
-#: outputs) would need 11 GiB, so its ``composite`` is reported as NaN.
+#: Largest dense Jacobian the trace forms (entries; 2^24 float64 = 128 MiB; reverse mode over more outputs took more
+#: than 9 GB at width 192): a ViT-Ti/16 block (197 x 192 inputs and outputs) would need 11 GiB, so its ``composite`` is
+#: reported as NaN.
 MAX_JACOBIAN_ENTRIES = 2 ** 24
 
 
@@ -171,8 +171,8 @@ def remainder_trace(model: nn.Module, captured_layer: CapturedLayer, images: tor
     return out
 
 
-def block_breakdown(model: nn.Module, captured_layer: CapturedLayer, images: torch.Tensor, block: int, *, sample: int = 0,
-                    theta: float = 1.0, order: int = 1) -> list[SubstageTrace]:
+def block_breakdown(model: nn.Module, captured_layer: CapturedLayer, images: torch.Tensor, block: int, *,
+                    sample: int = 0, theta: float = 1.0, order: int = 1) -> list[SubstageTrace]:
     """The sub-stages of block ``block`` (a whole block downstream of the target) on the path of
     :func:`remainder_trace`: what the engine carries after each, against the composite ``|J| r_in``."""
     label = f"blocks.{block}"
@@ -211,13 +211,15 @@ def _full_block(name: str, label: str) -> bool:
 
 def trace_table(trace: list[StageTrace]) -> list[str]:
     """Markdown lines of a trace, with the growth factors ``carried_k / carried_{k-1}``."""
-    lines = ["| stage | value | carried | x | tangent | fresh | composite | to logits |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| stage | value | carried | x | tangent | fresh | composite | to logits |",
+             "|---|---|---|---|---|---|---|---|"]
     previous = None
     for row in trace:
         growth = "" if previous is None or previous == 0 else f"{row.carried / previous:.3g}"
-        lines.append(f"| {row.stage} | {row.value:.3g} | {row.carried:.3g} | {growth} | {row.tangent:.3g} | {row.fresh:.3g} | "
-                     f"{row.composite:.3g} | {row.to_logits:.3g} |")
+        lines.append(f"| {row.stage} | {row.value:.3g} | {row.carried:.3g} | {growth} | {row.tangent:.3g} | "
+                     f"{row.fresh:.3g} | {row.composite:.3g} | {row.to_logits:.3g} |")
         previous = row.carried
     ideal = float(np.sum([row.to_logits for row in trace]))
-    lines.append(f"\nfirst-order non-compounding ideal of the final remainder (sum of to-logits, estimate): {ideal:.3g}")
+    lines.append("\nfirst-order non-compounding ideal of the final remainder (sum of to-logits, estimate): "
+                 f"{ideal:.3g}")
     return lines

@@ -190,7 +190,8 @@ def _module(model: nn.Module, name: str) -> nn.Module:
 
 
 def capture_layer(model: nn.Module, name: str, keep: torch.Tensor, images: torch.Tensor) -> CapturedLayer:
-    """Capture ``psi_1`` of layer ``name`` on ``images`` (float64 model from :func:`audit_copy`) and split it by ``keep``."""
+    """Capture ``psi_1`` of layer ``name`` on ``images`` (float64 model from :func:`audit_copy`) and split it by
+    ``keep``."""
     module = _module(model, name)
     weight = module.weight.detach()
     keep = torch.as_tensor(keep, dtype=torch.bool).reshape(weight.shape)
@@ -243,7 +244,8 @@ class _PathOutput(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k = self.thetas.numel()
         if x.shape[0] != k * self.base.shape[0]:
-            raise CertificateInputError(f"re-run: the target received {x.shape[0]} rows, expected {k} x {self.base.shape[0]}")
+            raise CertificateInputError(f"re-run: the target received {x.shape[0]} rows, "
+                                        f"expected {k} x {self.base.shape[0]}")
         tile = (k, *([1] * (self.base.ndim - 1)))
         theta = self.thetas.repeat_interleave(self.base.shape[0]).reshape(-1, *([1] * (self.base.ndim - 1)))
         return _add_bias(self.target[0], self.base.repeat(tile) + theta * self.step.repeat(tile))
@@ -256,8 +258,8 @@ def path_logits(
 
     Re-runs ``model`` (from :func:`audit_copy`) with the target module swapped, for the re-run only, for
     a stand-in returning ``op(psi_1, S) + theta op(psi_1, R) + bias``, batching several ``theta`` values
-    per forward pass.  With ``restart`` (default) the re-run starts at ``layer.restart`` from its cached state (the images
-    must then be the captured ones); ``restart=False`` re-runs the whole model on ``images``.
+    per forward pass.  With ``restart`` (default) the re-run starts at ``layer.restart`` from its cached state (the
+    images must then be the captured ones); ``restart=False`` re-runs the whole model on ``images``.
     """
     module = _module(model, layer.name)
     if layer.psi1 is None:
@@ -304,5 +306,6 @@ def check_mask_layers(model: nn.Module, keep: Mapping[str, torch.Tensor]) -> Non
             raise UnsupportedLayerError(f"mask: layer {name!r} is a {type(module).__name__}, not nn.Linear / nn.Conv2d")
         if tuple(tensor.shape) != tuple(module.weight.shape):
             raise CertificateInputError(
-                f"mask: layer {name!r} keep-tensor shape {tuple(tensor.shape)} != weight shape {tuple(module.weight.shape)}"
+                f"mask: layer {name!r} keep-tensor shape {tuple(tensor.shape)} != weight shape "
+                f"{tuple(module.weight.shape)}"
             )

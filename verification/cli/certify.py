@@ -2,7 +2,8 @@
 
     mpcert certify --model NAME_OR_DEFAULT [--checkpoint FILE] --mask FILE_OR_METHOD [--data ...] --out DIR
 
-Argument parsing only: the work is :func:`verification.bridge.certify_folder.run_certify` (its module docstring has the details).
+Argument parsing only: the work is :func:`verification.bridge.certify_folder.run_certify` (its module docstring has the
+details).
 """
 
 from __future__ import annotations
@@ -24,32 +25,40 @@ def register(subparsers) -> None:
         help="certify the Section 5 bounds of a mask on a model (sound L_s by default)",
         description=__doc__.split("\n\n")[0],
     )
-    parser.add_argument("--model", default="default", help="'default', 'deep' or a timm model name (default: %(default)s)")
-    parser.add_argument("--checkpoint", metavar="FILE", help="weights for --model (.safetensors or .pt, loaded strictly)")
+    parser.add_argument("--model", default="default",
+                        help="'default', 'deep' or a timm model name (default: %(default)s)")
+    parser.add_argument("--checkpoint", metavar="FILE",
+                        help="weights for --model (.safetensors or .pt, loaded strictly)")
     parser.add_argument("--mask", required=True, metavar="FILE_OR_METHOD",
                         help=f"a mask file, or one of {', '.join(MASK_METHODS)}")
-    parser.add_argument("--sparsity", type=float, default=0.5, help="target sparsity of a magnitude mask (default: %(default)s)")
+    parser.add_argument("--sparsity", type=float, default=0.5,
+                        help="target sparsity of a magnitude mask (default: %(default)s)")
     parser.add_argument("--layers", nargs="+", metavar="GLOB",
                         help="audit only the supported layers matching any glob (e.g. 'blocks.11.mlp.*')")
     parser.add_argument("--data", default="default",
-                        help="'default', a folder of Fashion-MNIST idx files, or a .npz/.pt file with images and labels")
+                        help="'default', a folder of Fashion-MNIST idx files, or a .npz/.pt file with images and "
+                             "labels")
     parser.add_argument("--calibration", type=int, default=32, help="calibration images |T| (default: %(default)s)")
     parser.add_argument("--heldout", type=int, default=32, help="held-out images, 0 for none (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the image choice (default: %(default)s)")
     parser.add_argument("--lambda1", type=float, default=0.0, help="elastic-net lambda1 (default: %(default)s)")
     parser.add_argument("--lambda2", type=float, default=0.0, help="elastic-net lambda2 (default: %(default)s)")
-    parser.add_argument("--grid", type=int, default=16, help="theta intervals of the L_s estimate (default: %(default)s)")
+    parser.add_argument("--grid", type=int, default=16,
+                        help="theta intervals of the L_s estimate (default: %(default)s)")
     parser.add_argument("--lipschitz", choices=LIPSCHITZ_METHODS, default="sound",
                         help="L_s method: 'sound' (default: interval forward mode; layers it cannot reach keep the "
                              "estimate, labelled) or 'estimate' (finite differences: estimates, not certificates)")
     parser.add_argument("--sound-budget", type=int, metavar="K",
-                        help="with --lipschitz sound: sub-intervals of theta per sample; more reaches earlier layers at "
-                             f"a cost (default: {SOUND_BUDGET} on the CPU, {SOUND_BUDGET_CUDA} on CUDA)")
+                        help="with --lipschitz sound: sub-intervals of theta per sample; more reaches earlier layers "
+                             f"at a cost (default: {SOUND_BUDGET} on the CPU, {SOUND_BUDGET_CUDA} on CUDA)")
     parser.add_argument("--sound-device", default="auto", metavar="DEVICE",
-                        help="with --lipschitz sound: 'auto' (CUDA when available), 'cpu' or 'cuda[:N]' (default: %(default)s)")
+                        help="with --lipschitz sound: 'auto' (CUDA when available), 'cpu' or 'cuda[:N]' "
+                             "(default: %(default)s)")
     parser.add_argument("--workers", type=int, default=available_cores(), metavar="N",
-                        help="local torch.distributed ranks sharing the audits (default: the cores available, %(default)s)")
-    parser.add_argument("--order", choices=ORDERS, default="forward", help="multi-layer pruning order (default: %(default)s)")
+                        help="local torch.distributed ranks sharing the audits "
+                             "(default: the cores available, %(default)s)")
+    parser.add_argument("--order", choices=ORDERS, default="forward",
+                        help="multi-layer pruning order (default: %(default)s)")
     parser.add_argument("--no-multilayer", action="store_true", help="skip the Theorem 5.8 audit")
     parser.add_argument("--no-plots", action="store_true", help="do not draw the report figures")
     parser.add_argument("--out", metavar="DIR", required=True, help="report folder")
@@ -68,8 +77,9 @@ def _main(args: argparse.Namespace) -> int:
     if report is None:  # a rank other than 0 of a torchrun group: rank 0 writes and prints
         return 0
     labels, violations = report["lipschitz_labels"], report["violations"]
-    print(f"{len(report['calibration'])} layers audited; L_s sound on {labels['sound']} / estimate on {labels['estimate']} "
-          f"audits; {len(violations)} violation(s); {len(report['estimate_diagnostics'])} diagnostic(s) of the estimate")
+    print(f"{len(report['calibration'])} layers audited; L_s sound on {labels['sound']} / "
+          f"estimate on {labels['estimate']} audits; {len(violations)} violation(s); "
+          f"{len(report['estimate_diagnostics'])} diagnostic(s) of the estimate")
     for line in violations[:20]:
         print(f"  VIOLATION: {line}")
     print(f"report written to {args.out}")

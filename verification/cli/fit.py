@@ -1,6 +1,7 @@
 """``mpcert fit SOURCE``: fit the MP law to every prunable layer and write a report folder.
 
-Argument parsing only: the work is :func:`verification.bridge.fit_report.run_fit` (its module docstring has the details).
+Argument parsing only: the work is :func:`verification.bridge.fit_report.run_fit` (its module docstring has the
+details).
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ def register(subparsers) -> None:
     parser.add_argument("--out", metavar="DIR", default="mpcert-report", help="report folder (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="replace a non-empty existing --out folder")
     parser.add_argument("--method", choices=METHODS, default="bema", help="variance estimator (default: %(default)s)")
-    parser.add_argument("--alpha-bema", type=float, default=0.25, help="BEMA window trim in (0, 1/2) (default: %(default)s)")
+    parser.add_argument("--alpha-bema", type=float, default=0.25,
+                        help="BEMA window trim in (0, 1/2) (default: %(default)s)")
     parser.add_argument("--beta-tw", type=float, default=0.8, help="Tracy-Widom level in (0, 1) (default: %(default)s)")
-    parser.add_argument("--tw-form", choices=TW_FORMS, default="reference", help="TW margin form (default: %(default)s)")
+    parser.add_argument("--tw-form", choices=TW_FORMS, default="reference",
+                        help="TW margin form (default: %(default)s)")
     parser.add_argument("--spike-test", choices=SPIKE_TESTS, default="calibrated",
                         help="spike count: sequential Tracy-Widom test at --spike-alpha, or the paper's "
                              "#{s > sigma_plus} (default: %(default)s)")
@@ -38,7 +41,8 @@ def register(subparsers) -> None:
                         help="family-wise false-alarm rate of the calibrated spike test (default: %(default)s)")
     parser.add_argument("--no-plots", action="store_true", help="do not draw the per-layer ESD figures")
     parser.add_argument("--json-only", action="store_true",
-                        help="print the fits.json document to stdout instead of the table (the folder is still written)")
+                        help="print the fits.json document to stdout instead of the table "
+                             "(the folder is still written)")
     parser.set_defaults(func=_main)
 
 

@@ -265,7 +265,8 @@ def load_default_dataset(
     return load_digits_dataset()
 
 
-def calibration_subset(dataset: ImageDataset, n: int, seed: int, argument: str = "calibration size n") -> CalibrationSubset:
+def calibration_subset(dataset: ImageDataset, n: int, seed: int,
+                       argument: str = "calibration size n") -> CalibrationSubset:
     """``n`` class-balanced training images chosen with ``numpy.random.default_rng(seed)``.
 
     ``argument`` names ``n`` in error messages (the command-line flag, e.g. ``--calibration``).

@@ -16,7 +16,12 @@ from typing import Any
 
 import torch
 
-from verification.models.default_model import DEFAULT_CONFIG, default_assets_dir, load_embedded_weights, read_embedded_card
+from verification.models.default_model import (
+    DEFAULT_CONFIG,
+    default_assets_dir,
+    load_embedded_weights,
+    read_embedded_card,
+)
 from verification.models.train_default import TrainingRecipe
 
 __all__ = ["DEEP_CONFIG", "DEEP_WEIGHTS_NAME", "DEEP_CARD_NAME", "DEEP_RECIPE", "DEEP_SCRIPT", "new_deep_model",
@@ -51,6 +56,7 @@ def build_deep_model(weights_path: str | Path | None = None) -> torch.nn.Module:
 
 
 def deep_model_card(card_path: str | Path | None = None) -> dict[str, Any]:
-    """The JSON card of the deep model (package assets, or ``card_path``); its ``config`` must be :data:`DEEP_CONFIG`."""
+    """The JSON card of the deep model (package assets, or ``card_path``); its ``config`` must be
+    :data:`DEEP_CONFIG`."""
     path = Path(card_path) if card_path is not None else default_assets_dir() / DEEP_CARD_NAME
     return read_embedded_card(path, DEEP_CONFIG, "deep model", "DEEP_CONFIG")

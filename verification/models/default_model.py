@@ -91,7 +91,8 @@ def load_embedded_weights(model: torch.nn.Module, path: str | Path, label: str, 
     if not path.is_file():
         raise DefaultModelError(f"{label} weights {str(path)!r} do not exist (run {script})")
     state = read_state_dict(path, what=f"{label} weights", error=DefaultModelError)
-    load_state_dict_strictly(model, state, label=f"{label} weights {str(path)!r}", target=target, error=DefaultModelError)
+    load_state_dict_strictly(model, state, label=f"{label} weights {str(path)!r}", target=target,
+                             error=DefaultModelError)
 
 
 def build_default_model(pretrained: bool = True, weights_path: str | Path | None = None) -> torch.nn.Module:

@@ -20,6 +20,7 @@ For every seed and every :class:`verification.models.model_family.FamilyMember` 
 
 Each row of the ledger is one (seed, member, method, sparsity); ``delta_top1_pp = top1 - dense``
 (signed, Figure 2 convention), ``drop_pp = dense - top1`` (Figure 3 convention), in percentage points.
+:func:`measure_and_draw` (``mpcert figures measured``) runs the measurement or reads a ledger, then draws it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import os
 import platform
 import time
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -39,13 +41,15 @@ from pruning.finetune import finetune
 from pruning.hybrid import MAGNITUDE_FT_DEFAULT, HybridPoint, hybrid_schedule
 from pruning.ser import KEEP_FT_DEFAULT, SELECTION_DEFAULT
 from rmt.errors import InvalidParameterError
+from figures.measured_figures import MeasuredFigures, write_measured_figures
+from figures.measured_ledger import committed_ledger_path, read_ledger, write_ledger
 from figures.measured_rows import CAST, HYBRID, MeasuredRow, Measurement
 from verification.bridge.certify import certify
-from verification.models.datasets import ImageDataset, calibration_subset
+from verification.models.datasets import ImageDataset, calibration_subset, load_default_dataset
 from verification.models.model_family import FamilyMember, member_mac_report, parameter_count, train_member
 from verification.models.train_default import TrainingRecipe, evaluate_accuracy
 
-__all__ = ["MeasuredConfig", "SMALL_CONFIG", "FULL_CONFIG", "CONFIGS", "run_measurement"]
+__all__ = ["MeasuredConfig", "SMALL_CONFIG", "FULL_CONFIG", "CONFIGS", "run_measurement", "measure_and_draw"]
 
 @dataclass(frozen=True)
 class MeasuredConfig:
@@ -205,3 +209,26 @@ def run_measurement(config: MeasuredConfig, dataset: ImageDataset, log: Callable
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     return Measurement(rows=tuple(rows), record=record)
+
+
+def measure_and_draw(out: str | Path, *, config: str = "small", from_ledger: str | Path | None = None,
+                     ledger_dir: str | Path | None = None, data: str | None = None,
+                     log: Callable[[str], None] = lambda _: None) -> MeasuredFigures:
+    """Draw the measured size-trend figures into ``out``
+    (:func:`figures.measured_figures.write_measured_figures`) from a ledger that is either read or measured.
+
+    With ``from_ledger`` (a ``.csv`` / ``.json`` ledger; ``"committed"``: the shipped full measurement,
+    :func:`figures.measured_ledger.committed_ledger_path`) nothing is trained.  Otherwise
+    :func:`run_measurement` runs ``CONFIGS[config]`` on :func:`verification.models.datasets.load_default_dataset`
+    ``(data)`` and the ledger is written into ``ledger_dir`` (default: ``out``); ``log`` receives the
+    measurement's progress lines and ``wrote PATH`` for each ledger file.
+    """
+    if from_ledger is not None:
+        measurement = read_ledger(committed_ledger_path() if str(from_ledger) == "committed" else from_ledger)
+    else:
+        if config not in CONFIGS:
+            raise InvalidParameterError(f"config must be one of {sorted(CONFIGS)}, got {config!r}")
+        measurement = run_measurement(CONFIGS[config], load_default_dataset(data), log=log)
+        for path in write_ledger(measurement, ledger_dir if ledger_dir is not None else out):
+            log(f"wrote {path}")
+    return write_measured_figures(measurement, out)

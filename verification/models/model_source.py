@@ -132,7 +132,8 @@ def _layer_paths(weights: dict[str, torch.Tensor]) -> dict[str, list[str]]:
     reserved = nn.Module()
     for key, path in paths.items():
         if "" in path:
-            raise ModelSourceError(f"state-dict key {key!r}: a module name in it is empty (leading, trailing or doubled '.')")
+            raise ModelSourceError(f"state-dict key {key!r}: a module name in it is empty "
+                                   "(leading, trailing or doubled '.')")
         clash = [part for part in path if hasattr(reserved, part)]
         if clash:
             raise ModelSourceError(f"state-dict key {key!r}: module name {clash[0]!r} is an attribute of every "
@@ -198,7 +199,8 @@ def _load_default(checkpoint: str | None) -> LoadedModel:
         if checkpoint is None:
             raise
         raise DefaultModelError(f"--checkpoint: {exc}") from exc
-    weights = f"weights {checkpoint} (loaded strictly)" if checkpoint else f"shipped trained weights {DEFAULT_WEIGHTS_NAME}"
+    weights = (f"weights {checkpoint} (loaded strictly)" if checkpoint
+               else f"shipped trained weights {DEFAULT_WEIGHTS_NAME}")
     return LoadedModel(
         model=model, source=DEFAULT_SOURCE, kind="default", checkpoint=checkpoint, trained_default=checkpoint is None,
         description=f"default Fashion-MNIST ViT (timm VisionTransformer, {weights})",
@@ -209,7 +211,8 @@ def _load_deep(checkpoint: str | None) -> LoadedModel:
     from verification.models.deep_model import DEEP_WEIGHTS_NAME, build_deep_model
 
     model = build_deep_model(weights_path=checkpoint)
-    weights = f"weights {checkpoint} (loaded strictly)" if checkpoint else f"embedded trained weights {DEEP_WEIGHTS_NAME}"
+    weights = (f"weights {checkpoint} (loaded strictly)" if checkpoint
+               else f"embedded trained weights {DEEP_WEIGHTS_NAME}")
     return LoadedModel(
         model=model, source=DEEP_SOURCE, kind="deep", checkpoint=checkpoint, trained_default=False,
         description=f"deep Fashion-MNIST ViT (timm VisionTransformer, 12 blocks of width 192; {weights})",
@@ -265,7 +268,8 @@ def load_model(
     checkpoint = None if checkpoint is None else str(checkpoint)
     if Path(source).suffix in WEIGHT_FILE_SUFFIXES:
         if checkpoint is not None:
-            raise ModelSourceError(f"--checkpoint applies to a timm model name or {DEFAULT_SOURCE!r}, not to a weight file")
+            raise ModelSourceError(f"--checkpoint applies to a timm model name or {DEFAULT_SOURCE!r}, not to a weight "
+                                   "file")
         if runnable:
             raise ModelSourceError(
                 f"{argument}: {source!r} is a weights-only state-dict file; this command runs the network, so give "

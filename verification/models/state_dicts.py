@@ -48,7 +48,8 @@ def read_state_dict(
     for wrapper in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]
-    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
         raise error(f"{what} {str(path)!r} does not contain a state dict (a mapping from names to tensors)")
     return state
 
@@ -83,8 +84,8 @@ def state_dict_mismatches(model: torch.nn.Module, state: dict[str, torch.Tensor]
     )
     return [
         f"{title}: {shorten_keys(keys)}"
-        for title, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong_shape),
-                            ("unsupported dtypes", wrong_dtype))
+        for title, keys in (("missing keys", missing), ("unexpected keys", unexpected),
+                            ("shape mismatches", wrong_shape), ("unsupported dtypes", wrong_dtype))
         if keys
     ]
 

@@ -147,7 +147,8 @@ def _train(
     else:
         chosen = calibration_subset(dataset, recipe.subset, recipe.seed)
         train_x, train_y = chosen.images, chosen.labels
-    test_count = len(dataset.test_labels) if recipe.test_limit is None else min(recipe.test_limit, len(dataset.test_labels))
+    test_count = (len(dataset.test_labels) if recipe.test_limit is None
+                  else min(recipe.test_limit, len(dataset.test_labels)))
     probe = slice(0, min(PROBE_IMAGES, len(train_y)))
 
     load_start = os.getloadavg()
@@ -234,7 +235,8 @@ def write_outputs(model: torch.nn.Module, card: dict[str, Any], out: Path, weigh
     weights_path, card_path = out / weights_name, out / card_name
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(weights_path), metadata={"format": "pt", "card": card_name})
-    card = {**card, "weights_file": weights_name, "weights_sha256": hashlib.sha256(weights_path.read_bytes()).hexdigest()}
+    card = {**card, "weights_file": weights_name,
+            "weights_sha256": hashlib.sha256(weights_path.read_bytes()).hexdigest()}
     card_path.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return weights_path, card_path
 

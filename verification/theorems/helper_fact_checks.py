@@ -3,8 +3,9 @@
 * CE is 2-Lipschitz in the l_inf norm of the logits, and ``||grad l_s||_1 = 2 (1 - rho_C)``.
 * Logit path bound ``||z_{A_theta}(s) - z_{A_1}(s)||_inf <= (1 - theta) L_s ||R v_s||_inf``.
 * Frobenius identity ``||S + theta R||_F^2 - ||S + R||_F^2 = -(1 - theta^2) ||R||_F^2 - 2 (1 - theta) <S, R>_F``.
-* Disjoint supports: ``||S + theta R||_F^2 = ||S||_F^2 + theta^2 ||R||_F^2``, ``||S + theta R||_1 = ||S||_1 + theta ||R||_1``
-  (entrywise), ``<S, R>_F = 0``, and the same with entrywise weights ``gamma``.
+* Disjoint supports: ``||S + theta R||_F^2 = ||S||_F^2 + theta^2 ||R||_F^2``,
+  ``||S + theta R||_1 = ||S||_1 + theta ||R||_1`` (entrywise), ``<S, R>_F = 0``, and the same with entrywise weights
+  ``gamma``.
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ def check_ce_lipschitz(pair: LogitPair, mutation: str | None = None) -> list[Che
 
 
 def check_logit_path_bound(inst: SingleLayerInstance, mutation: str | None = None) -> list[CheckOutcome]:
-    """Per sample: ``||z_{A_theta}(s) - z_{A_1}(s)||_inf <= (1 - theta) L_s ||R v_s||_inf``.  Mutation: ``lipschitz-halved``."""
+    """Per sample: ``||z_{A_theta}(s) - z_{A_1}(s)||_inf <= (1 - theta) L_s ||R v_s||_inf``.  Mutation:
+    ``lipschitz-halved``."""
     out = []
     for _, lip, theta in segment_points(inst, mutation):
         r = ce_path_bound(inst.view, inst.split, lip, theta)

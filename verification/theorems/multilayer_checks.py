@@ -66,7 +66,8 @@ def check_theorem_5_8(inst: MultiLayerInstance, mutation: str | None = None) -> 
     """
     out = []
     for method in CHECKED_METHODS:
-        c = multilayer_certificate(inst.mlp, inst.X, inst.labels, inst.steps, _lipschitz(method, mutation), inst.penalties)
+        c = multilayer_certificate(inst.mlp, inst.X, inst.labels, inst.steps, _lipschitz(method, mutation),
+                                   inst.penalties)
         steps = c.sequence.steps
         bound = c.bound.value
         if mutation == "last-step-budget-only":

@@ -285,7 +285,8 @@ class SpikedNetwork:
         return self.S2 + self.R2
 
     def a_scale(self, s) -> np.ndarray | float:
-        """``a(N, s) = ||W3||_inf ||W1 s||_2 sqrt(log(2N)/N)`` (OR1 eq. (eqans)); ``s`` of shape ``(d,)`` or ``(B, d)``."""
+        """``a(N, s) = ||W3||_inf ||W1 s||_2 sqrt(log(2N)/N)`` (OR1 eq. (eqans)); ``s`` of shape ``(d,)`` or
+        ``(B, d)``."""
         x = np.asarray(s, dtype=np.float64)
         w3_inf = np.abs(self.W3).sum(axis=1).max()
         value = w3_inf * np.linalg.norm(x @ self.W1.T, axis=-1) * np.sqrt(np.log(2 * self.N) / self.N)

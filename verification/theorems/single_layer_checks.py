@@ -205,7 +205,8 @@ def check_theorem_5_3(inst: SingleLayerInstance, mutation: str | None = None) ->
             bound += 2.0 * inst.lambda2 * (1.0 - theta) * r.cross_term
         offset = bound - (1.0 - theta) * r.budget.value
         out.append(inequality(r.realized, bound, r.scale, offset))
-        out.append(inequality(r.realized, r.eta_bound.value, r.scale, r.eta_bound.value - (1.0 - theta) * r.budget.value))
+        out.append(inequality(r.realized, r.eta_bound.value, r.scale,
+                              r.eta_bound.value - (1.0 - theta) * r.budget.value))
         if theta == 0.0:
             out.append(implication(r.condition_holds, decreases(r.realized, r.scale)))
     return out
@@ -225,7 +226,8 @@ def _induced_variant(view, split, lip, lam1, lam2, theta) -> tuple[float, float,
 
 def _overlap_variant(view, split, method, lam1, lam2, theta) -> tuple[float, float, float]:
     """Theorem 5.4's formula applied to overlapping parts ``S' = 1.5 S``, ``R' = R - 0.5 S`` (known-bad)."""
-    bad = AdditiveSplit(structured=1.5 * split.structured, removed=split.removed - 0.5 * split.structured, disjoint=True)
+    bad = AdditiveSplit(structured=1.5 * split.structured, removed=split.removed - 0.5 * split.structured,
+                        disjoint=True)
     lip = segment_lipschitz(view, bad.structured, bad.removed, method)
     penalty = ElasticNetPenalty.create(lam1, lam2)
     path = evaluate_path(view, bad, lip, theta)
@@ -274,7 +276,8 @@ def check_theorem_5_5(inst: SingleLayerInstance, mutation: str | None = None) ->
         r = prune_restore_certificate(inst.view, triple, lip, inst.lambda1, inst.lambda2, theta)
         bound = r.bound.value
         if mutation == "restored-penalty-counted":
-            bound -= (1 - theta * theta) * penalty.quadratic(triple.restored) + (1 - theta) * penalty.linear(triple.restored)
+            bound -= ((1 - theta * theta) * penalty.quadratic(triple.restored)
+                      + (1 - theta) * penalty.linear(triple.restored))
         out.append(inequality(r.realized, bound, r.scale, bound - (1 - theta) * r.budget.value))
         if theta == 0.0:
             out.append(implication(r.condition_holds, decreases(r.realized, r.scale)))
@@ -282,8 +285,8 @@ def check_theorem_5_5(inst: SingleLayerInstance, mutation: str | None = None) ->
 
 
 def check_corollary_5_6(inst: SingleLayerInstance, mutation: str | None = None) -> list[CheckOutcome]:
-    """Corollary 5.6 (EXACT): ``U_res < U_all  <=>  B_T(R) - B_T(P) > lambda2 ||Q||_F^2 + lambda1 ||Q||_1``, each budget on
-    its own path; near-ties (``|U_res - U_all| <= tol``) are skipped.  Mutation: ``restored-penalty-ignored``."""
+    """Corollary 5.6 (EXACT): ``U_res < U_all  <=>  B_T(R) - B_T(P) > lambda2 ||Q||_F^2 + lambda1 ||Q||_1``, each budget
+    on its own path; near-ties (``|U_res - U_all| <= tol``) are skipped.  Mutation: ``restored-penalty-ignored``."""
     view, triple = inst.view, inst.triple
     all_split, res_split = triple.all_pruned(), triple.final()
     out = []
@@ -315,7 +318,8 @@ def _stationarity_outcomes(inst, certify, mutation) -> list[CheckOutcome]:
 
 
 def check_theorem_5_7(inst: SingleLayerInstance, mutation: str | None = None) -> list[CheckOutcome]:
-    """Theorem 5.7, pointwise form: ``lambda2 (1 + theta) ||R||_F^2 + lambda1 ||R||_1 <= B_T(R) + eps_theta`` for theta < 1.
+    """Theorem 5.7, pointwise form: ``lambda2 (1 + theta) ||R||_F^2 + lambda1 ||R||_1 <= B_T(R) + eps_theta`` for
+    theta < 1.
 
     Mutations: ``epsilon-not-divided`` (``eps_theta`` without the ``1/(1 - theta)``), ``lipschitz-halved``.
     """

@@ -68,8 +68,10 @@ class TheoremCheck:
 CHECKS: dict[str, TheoremCheck] = {
     c.check_id: c
     for c in (
-        TheoremCheck("ce-2-lipschitz", "THEORY 3.7 CE 2-Lipschitz", "sound", logit_pairs, check_ce_lipschitz, ("constant-1",)),
-        TheoremCheck("logit-path-bound", "THEORY 3.7 logit path bound", "sound", split_instances, check_logit_path_bound,
+        TheoremCheck("ce-2-lipschitz", "THEORY 3.7 CE 2-Lipschitz", "sound", logit_pairs, check_ce_lipschitz,
+                     ("constant-1",)),
+        TheoremCheck("logit-path-bound", "THEORY 3.7 logit path bound", "sound", split_instances,
+                     check_logit_path_bound,
                      ("lipschitz-halved",)),
         TheoremCheck("frobenius-identity", "THEORY 3.7 Frobenius identity", "exact",
                      lambda: matrix_pairs(disjoint=False), check_frobenius_identity, ("cross-term-dropped",)),
@@ -79,7 +81,8 @@ CHECKS: dict[str, TheoremCheck] = {
                      ("budget-without-factor-2", "theta-not-complemented", "lipschitz-halved")),
         TheoremCheck("corollary-5.2", "Corollary 5.2", "sound", split_instances, check_corollary_5_2,
                      ("eta-halved", "rounding-dropped")),
-        TheoremCheck("theorem-5.3", "Theorem 5.3", "sound", lambda: split_instances(("additive", "svd", "gaussian", "mask")),
+        TheoremCheck("theorem-5.3", "Theorem 5.3", "sound",
+                     lambda: split_instances(("additive", "svd", "gaussian", "mask")),
                      check_theorem_5_3, ("cross-term-dropped",)),
         TheoremCheck("theorem-5.4", "Theorem 5.4", "sound", mask_instances, check_theorem_5_4,
                      ("induced-l1", "overlapping-parts", "lipschitz-halved")),
@@ -93,7 +96,8 @@ CHECKS: dict[str, TheoremCheck] = {
                      check_theorem_5_8, ("lipschitz-halved", "last-step-budget-only")),
         TheoremCheck("theorem-5.9", "Theorem 5.9", "sound", lambda: multilayer_instances(allow_repeats=False),
                      check_theorem_5_9, ("factor-2-instead-of-2-minus-h", "lipschitz-halved")),
-        TheoremCheck("or1-1.1", "OR1 Corollary 1.1", "sound", lambda: mask_instances(weighted=True), check_weighted_mask,
+        TheoremCheck("or1-1.1", "OR1 Corollary 1.1", "sound",
+                     lambda: mask_instances(weighted=True), check_weighted_mask,
                      ("quadratic-factor-2(1-theta)", "lipschitz-halved")),
         TheoremCheck("or1-1.2", "OR1 Corollary 1.2", "sound", lambda: mask_instances(weighted=True),
                      check_weighted_stationarity, ("epsilon-not-divided",)),

@@ -108,7 +108,8 @@ def test_bad_size_and_mutation_are_rejected(name):
 
 
 # -- generators and the training gradient -----------------------------------------------------------------
-@given(seed=st.integers(0, 10_000), N=st.integers(4, 24), g=st.floats(0.0, 1.0), activation=st.sampled_from(["relu", "abs"]))
+@given(seed=st.integers(0, 10_000), N=st.integers(4, 24), g=st.floats(0.0, 1.0),
+       activation=st.sampled_from(["relu", "abs"]))
 def test_embedded_generator_matches_reference(seed, N, g, activation):
     """The numpy generator is draw for draw the reference generator of THEORY.md 7.1 (same seed, same N)."""
     net = embedded_three_layer(4, 3, N, 3, [3.0, 2.0, 1.0], g, activation, seed=seed)
@@ -218,7 +219,8 @@ def test_or1_known_bad_variants_are_caught():
 def test_theorem_3_20_sandwich_holds_whenever_max_noise_is_below_t(seed, n, m, t, density):
     """SOUND on the event ``max|R| <= t``: ``{|S| > 2t} ⊆ supp H_t(S + R) ⊆ supp S`` for every such ``R``."""
     rng = np.random.default_rng(seed)
-    S = np.where(rng.random((n, m)) < density, rng.choice([-1.0, 1.0], (n, m)) * rng.choice([0.5, 1.0, 2.0, 3.0], (n, m)) * t, 0.0)
+    S = np.where(rng.random((n, m)) < density,
+                 rng.choice([-1.0, 1.0], (n, m)) * rng.choice([0.5, 1.0, 2.0, 3.0], (n, m)) * t, 0.0)
     R = t * rng.uniform(-1.0, 1.0, (n, m))
     R[rng.random((n, m)) < 0.2] = t * rng.choice([-1.0, 1.0])   # the event's boundary, max|R| = t exactly
     assert support_sandwich(S, S + R, t) == (True, True)

@@ -12,7 +12,7 @@ from verification.asymptotics import registry
 from verification.asymptotics.ledger import experiment_record, format_experiment_row, violation_lines
 from verification.asymptotics.noise_experiments import run_e10
 from verification.asymptotics.registry import EXPERIMENTS, SPECTRAL_EXPERIMENTS, ExperimentRun, run_experiment
-from verification.cli.verify import HEADER
+from verification.theorems.ledger import HEADER
 
 
 def test_registry_lists_every_spectral_experiment_in_theory_order():

@@ -1,7 +1,7 @@
 """Spectral finite-N experiments (THEORY.md 10: E1-E5, E10, E12, E13) and their SOUND inequalities.
 
-* every experiment passes at its ``ci`` size (its full size under the ``thorough`` profile), and each known-bad variant (wrong BBP map, wrong MP edge,
-  sigma^2 off by 10%, no collapse, ...) fails it — the checks have teeth;
+* every experiment passes at its ``ci`` size (its full size under the ``thorough`` profile), and each known-bad variant
+  (wrong BBP map, wrong MP edge, sigma^2 off by 10%, no collapse, ...) fails it — the checks have teeth;
 * the deterministic inequalities of THEORY.md 7.3/7.4 (||R||_op <= ||R||_F, Weyl, Eckart-Young tail,
   counting, explicit Wedin, OR1 Proposition 3.30 (ii)) hold on every hypothesis example, and their
   halved-bound variants are found violated;

@@ -55,18 +55,18 @@ def _forward_metrics(model, mask_layers, cal):
 def test_report_is_labelled_estimate_and_serialises(magnitude_report):
     mask, report = magnitude_report
     doc = json.loads(json.dumps(report.to_json(), allow_nan=False))
-    assert doc["schema"] == "mpcert.certify/2"
+    assert doc["schema"] == "mpcert.certify/3"
     assert [a["layer"] for a in doc["calibration"]] == list(mask.layer_names)
     assert len(doc["heldout"]) == len(doc["calibration"])
     for audit in doc["calibration"] + doc["heldout"] + doc["multilayer"]["steps"]:
-        assert audit["budget"]["label"] == "estimate" and audit["elastic_bound"]["label"] == "estimate"
+        assert audit["budget"]["label"] == "estimate" and audit["theorem_5_4"]["bound"]["label"] == "estimate"
         assert audit["proxy_label"] == "not-a-bound"
-    assert doc["multilayer"]["bound"]["label"] == "estimate"
+    assert doc["multilayer"]["theorem_5_8"]["bound"]["label"] == "estimate"
     transfer = {t["layer"]: t for t in doc["heldout_transfer"]}
     for cal_audit, held_audit in zip(doc["calibration"], doc["heldout"]):
         row = transfer[cal_audit["layer"]]
         assert row["budget_calibration"] == cal_audit["budget"]["value"]
-        assert row["exceeds"] == (held_audit["ce_change"] > cal_audit["budget"]["value"])
+        assert row["exceeds"] == (held_audit["lemma_5_1"]["realized"] > cal_audit["budget"]["value"])
     md = report.to_markdown()
     assert "Held-out transfer" in md and "not a bound" in md and "estimate" in md
     assert "**Nothing**: every `L_s` is an estimate" in md and "certified sound" not in md and "(certified)" not in md
@@ -79,9 +79,9 @@ def test_realised_side_matches_an_independent_forward(env, magnitude_report):
     ce_dense, acc_dense = _forward_metrics(model, {}, cal)
     for audit in report.calibration[::6]:
         ce_pruned, acc_pruned = _forward_metrics(model, {audit.layer: mask.keep[audit.layer]}, cal)
-        assert audit.ce_dense == pytest.approx(ce_dense, abs=1e-10)
-        assert audit.ce_pruned == pytest.approx(ce_pruned, abs=1e-10)
-        assert audit.acc_change == pytest.approx(abs(acc_pruned - acc_dense), abs=1e-12)
+        assert audit.lemma_5_1.ce_dense == pytest.approx(ce_dense, abs=1e-10)
+        assert audit.lemma_5_1.ce_theta == pytest.approx(ce_pruned, abs=1e-10)
+        assert audit.corollary_5_2.realized == pytest.approx(abs(acc_pruned - acc_dense), abs=1e-12)
         assert audit.removed_fraction == pytest.approx(float((~mask.keep[audit.layer]).float().mean()))
 
 
@@ -89,14 +89,15 @@ def test_bounds_hold_at_the_estimation_grid_end(magnitude_report):
     """At theta = 0 (an estimation-grid point) the estimated bounds hold by the triangle inequality."""
     _, report = magnitude_report
     for audit in report.calibration + report.heldout:
-        tol = 1e-9 * np.maximum(1.0, audit.eta)
-        assert np.all(audit.logit_change <= audit.eta + tol), audit.layer
-        assert audit.ce_change <= audit.budget.value + 1e-9, audit.layer
-        assert audit.lemma_slack >= -1e-9
-        assert audit.acc_change <= audit.acc_change_bound + 1e-12
+        lemma, margin, elastic = audit.lemma_5_1, audit.corollary_5_2, audit.theorem_5_4
+        tol = 1e-9 * np.maximum(1.0, lemma.eta)
+        assert np.all(lemma.logit_change <= lemma.eta + tol), audit.layer
+        assert lemma.realized <= audit.budget.value + 1e-9, audit.layer
+        assert lemma.slack >= -1e-9
+        assert margin.realized <= margin.bound.value + 1e-12
         assert not audit.unexplained_correctness and not audit.unexplained_prediction
-        assert audit.objective_change <= audit.elastic_bound.value + 1e-9 * max(1.0, audit.elastic_scale)
-        np.testing.assert_allclose(audit.budget.value, 2 * np.mean(audit.lipschitz * audit.products), rtol=1e-8)
+        assert elastic.realized <= elastic.bound.value + 1e-9 * max(1.0, elastic.scale)
+        np.testing.assert_allclose(audit.budget.value, 2 * np.mean(audit.lipschitz.values * audit.products), rtol=1e-8)
 
 
 def test_head_has_lipschitz_exactly_one_and_no_violation(magnitude_report):
@@ -104,7 +105,7 @@ def test_head_has_lipschitz_exactly_one_and_no_violation(magnitude_report):
     _, report = magnitude_report
     head = next(a for a in report.calibration if a.layer == "head")
     assert head.tokens == 1
-    np.testing.assert_allclose(head.lipschitz[head.products > 0], 1.0, rtol=1e-9)
+    np.testing.assert_allclose(head.lipschitz.values[head.products > 0], 1.0, rtol=1e-9)
     assert head.violations() == []
 
 
@@ -115,7 +116,8 @@ def test_an_exceeded_estimate_is_a_diagnostic_never_a_violation(env):
     model, cal, _ = env
     mask = magnitude(model, 0.5, layers=["head"])
     report = certify(model, mask, cal, grid=GRID, multilayer=False, lipschitz_factor=0.5, lipschitz="estimate")
-    assert any("head (calibration, estimate exceeded): per-sample logit change" in d for d in report.estimate_diagnostics())
+    assert any("head (calibration, estimate exceeded): per-sample logit change" in d
+               for d in report.estimate_diagnostics())
     assert report.violations() == [] and report.certified()["violations"] == 0
     md = report.to_markdown()
     assert "## Diagnostics of the estimate" in md and "VIOLATIONS" not in md and "No violation" in md
@@ -131,11 +133,13 @@ def test_shrunk_lipschitz_breaks_the_ce_bounds(env):
     work = audit_copy(model)
     name = "blocks.2.attn.qkv"
     good = audit_layer(work, name, mask.keep[name], data, grid=GRID, lipschitz="estimate")
-    active = good.eta > 0
-    per_sample = float(np.max(good.sample_ce_change[active] / (2 * good.eta[active])))
-    lemma = good.ce_change / good.budget.value
+    eta = good.lemma_5_1.eta
+    active = eta > 0
+    per_sample = float(np.max(good.sample_ce_change[active] / (2 * eta[active])))
+    lemma = good.lemma_5_1.realized / good.budget.value
     assert per_sample <= 1 + 1e-9 and lemma <= 1 + 1e-9
-    bad = audit_layer(work, name, mask.keep[name], data, grid=GRID, lipschitz_factor=per_sample / 2, lipschitz="estimate")
+    bad = audit_layer(work, name, mask.keep[name], data, grid=GRID, lipschitz_factor=per_sample / 2,
+                      lipschitz="estimate")
     assert any("|d l_s| > 2" in v for v in bad.estimate_diagnostics()) and bad.violations() == []
     bad = audit_layer(work, name, mask.keep[name], data, grid=GRID, lipschitz_factor=lemma / 2, lipschitz="estimate")
     assert bad.lemma_violation_thetas and bad.lemma_violation_thetas[0] == 0.0
@@ -149,9 +153,11 @@ def test_smallest_lambdas_are_the_thresholds(env, magnitude_report):
     work = audit_copy(model)
     audit = next(a for a in report.calibration if a.layer == "blocks.1.mlp.fc1")
     for key, threshold in (("lambda2", audit.lambda2_threshold), ("lambda1", audit.lambda1_threshold)):
-        above = audit_layer(work, audit.layer, mask.keep[audit.layer], data, grid=GRID, lipschitz="estimate", **{key: 1.01 * threshold})
-        below = audit_layer(work, audit.layer, mask.keep[audit.layer], data, grid=GRID, lipschitz="estimate", **{key: 0.99 * threshold})
-        assert above.elastic_condition and not below.elastic_condition
+        above = audit_layer(work, audit.layer, mask.keep[audit.layer], data, grid=GRID, lipschitz="estimate",
+                            **{key: 1.01 * threshold})
+        below = audit_layer(work, audit.layer, mask.keep[audit.layer], data, grid=GRID, lipschitz="estimate",
+                            **{key: 0.99 * threshold})
+        assert above.theorem_5_4.condition_holds and not below.theorem_5_4.condition_holds
 
 
 def test_multilayer_runs_on_intermediate_networks(env, magnitude_report):
@@ -163,13 +169,14 @@ def test_multilayer_runs_on_intermediate_networks(env, magnitude_report):
     assert ml.steps[0].budget.value == pytest.approx(first.budget.value, rel=1e-12)
     # later steps see the already-pruned network: their dense CE is the previous step's pruned CE
     for prev, step in zip(ml.steps, ml.steps[1:]):
-        assert step.ce_dense == pytest.approx(prev.ce_pruned, abs=1e-10)
+        assert step.lemma_5_1.ce_dense == pytest.approx(prev.lemma_5_1.ce_theta, abs=1e-10)
     ce_final, acc_final = _forward_metrics(model, dict(mask.keep), cal)
     assert ml.ce_final == pytest.approx(ce_final, abs=1e-10) and ml.acc_final == pytest.approx(acc_final)
-    assert sum(s.objective_change for s in ml.steps) == pytest.approx(ml.objective_change, abs=1e-9)
+    theorem = ml.theorem_5_8
+    assert sum(s.theorem_5_4.realized for s in ml.steps) == pytest.approx(theorem.realized, abs=1e-9)
     penalties = sum(1e-3 * s.removed_frobenius_sq for s in ml.steps)
-    assert ml.bound.value == pytest.approx(sum(s.budget.value for s in ml.steps) - penalties, rel=1e-8)
-    assert ml.objective_change <= ml.bound.value
+    assert theorem.bound.value == pytest.approx(sum(s.budget.value for s in ml.steps) - penalties, rel=1e-8)
+    assert theorem.realized <= theorem.bound.value
 
 
 def test_cast_24_mask_with_reverse_order(env):
@@ -191,10 +198,11 @@ def test_proxy_is_not_a_bound():
         model[1].bias.zero_()
     keep = torch.ones(2, m, dtype=torch.bool)
     keep[0] = False
-    report = certify(model, {"1": keep}, (torch.ones(1, 1, 4, 4), torch.tensor([0])), grid=2, multilayer=False, lipschitz="estimate")
+    report = certify(model, {"1": keep}, (torch.ones(1, 1, 4, 4), torch.tensor([0])), grid=2, multilayer=False,
+                     lipschitz="estimate")
     audit = report.calibration[0]
     assert audit.products[0] == pytest.approx(m)
-    assert audit.lipschitz[0] == pytest.approx(1.0)
+    assert audit.lipschitz.values[0] == pytest.approx(1.0)
     assert audit.proxy == pytest.approx(np.sqrt(m))
     assert audit.proxy < audit.products[0] < audit.budget.value
 
@@ -239,11 +247,14 @@ def tiny_relu_network(draw):
 def test_estimate_never_exceeds_the_global_bound(case):
     """THEORY.md 3.6 chain: an empirical ratio is <= L^G = ||W_2||_inf (induced) for a Linear-ReLU-Linear tail."""
     model, keep, images, labels = case
-    audit = certify(model, {"1": keep}, (images, labels), grid=GRID, multilayer=False, lipschitz="estimate").calibration[0]
+    audit = certify(model, {"1": keep}, (images, labels), grid=GRID, multilayer=False,
+                    lipschitz="estimate").calibration[0]
     global_bound = float(model[3].weight.detach().abs().sum(dim=1).max())
-    assert np.all(audit.lipschitz <= global_bound * (1 + 1e-9))
-    assert np.all(audit.logit_change <= audit.eta + 1e-9 * np.maximum(1.0, audit.eta))
-    if audit.lipschitz.max() > 0:  # known-bad: a wrong constant (1.5 L^G / max L_s) is caught by the same comparison
-        factor = 1.5 * global_bound / audit.lipschitz.max()
-        bad = certify(model, {"1": keep}, (images, labels), grid=GRID, multilayer=False, lipschitz_factor=factor, lipschitz="estimate")
-        assert not np.all(bad.calibration[0].lipschitz <= global_bound * (1 + 1e-9))
+    lip, lemma = audit.lipschitz.values, audit.lemma_5_1
+    assert np.all(lip <= global_bound * (1 + 1e-9))
+    assert np.all(lemma.logit_change <= lemma.eta + 1e-9 * np.maximum(1.0, lemma.eta))
+    if lip.max() > 0:  # known-bad: a wrong constant (1.5 L^G / max L_s) is caught by the same comparison
+        factor = 1.5 * global_bound / lip.max()
+        bad = certify(model, {"1": keep}, (images, labels), grid=GRID, multilayer=False, lipschitz_factor=factor,
+                      lipschitz="estimate")
+        assert not np.all(bad.calibration[0].lipschitz.values <= global_bound * (1 + 1e-9))

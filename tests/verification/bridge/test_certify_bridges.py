@@ -25,7 +25,8 @@ def env():
     cal = calibration_subset(dataset, 12, 2)
     held = (dataset.test_images[:12], dataset.test_labels[:12])
     mask = magnitude(model, 0.7, layers=LAYERS)
-    return model, cal, held, mask, certify(model, mask, cal, heldout=held, grid=2, multilayer=False, lipschitz="estimate")
+    return model, cal, held, mask, certify(model, mask, cal, heldout=held, grid=2, multilayer=False,
+                                           lipschitz="estimate")
 
 
 @given(st.lists(st.tuples(st.floats(-1e3, 1e3), st.floats(-1e3, 1e3)), min_size=3, max_size=30))
@@ -54,12 +55,13 @@ def test_rows_are_the_audit_numbers(env):
         for audit, row in zip(audits, b.rows):
             assert row.layer == audit.layer and row.budget == audit.budget.value and row.proxy == audit.proxy
             assert row.mean_product == pytest.approx(float(np.mean(audit.products)))
-            assert row.ce_change == audit.ce_change
+            assert row.ce_change == audit.lemma_5_1.realized
             assert row.top1_drop == pytest.approx(float(audit.acc_path[-1] - audit.acc_path[0]))
             assert (row.flips_to_wrong - row.flips_to_right) / audit.products.size == pytest.approx(row.top1_drop)
             expected_sigma = fit_mp(modules[audit.layer].weight.detach().double(), name=audit.layer).sigma_plus
             assert row.sigma_plus == pytest.approx(expected_sigma, rel=1e-12)
-            assert row.exceeds_budget == (audit.ce_change > audit.budget.value + 1e-9 * max(1.0, audit.budget.value))
+            tol = 1e-9 * max(1.0, audit.budget.value)
+            assert row.exceeds_budget == (audit.lemma_5_1.realized > audit.budget.value + tol)
         sigma = np.array([r.sigma_plus for r in b.rows])
         means = np.array([np.mean(a.products) for a in audits])
         assert b.r_log_sigma_plus_vs_log_mean_product == pytest.approx(
@@ -87,7 +89,8 @@ def test_known_bad_budget_is_counted_as_a_bridge2_exceedance(env):
     b = bad.bridges()["calibration"]
     exceeding = [r.layer for r in b.rows if r.exceeds_budget]
     assert b.exceedances_budget == len(exceeding) > 0
-    assert all(any(v.startswith(f"{layer} (calibration, estimate exceeded): Lemma 5.1") for v in bad.estimate_diagnostics()) for layer in exceeding)
+    assert all(any(v.startswith(f"{layer} (calibration, estimate exceeded): Lemma 5.1")
+                   for v in bad.estimate_diagnostics()) for layer in exceeding)
     assert all(r.sigma_plus is None for r in b.rows) and b.r_log_sigma_plus_vs_log_budget is None  # fit=False
 
 
@@ -97,10 +100,10 @@ def test_per_sample_bridge1_uses_the_budget_terms(env):
     b = audit_bridges(report.calibration, report.sigma_plus())
     terms, drops = [], []
     for audit, row in zip(report.calibration, b.rows):
-        dense_ok = audit.true_margin_dense > 0
-        pruned_ok = dense_ok ^ audit.correctness_changed
+        dense_ok = audit.corollary_5_2.true_margin > 0
+        pruned_ok = dense_ok ^ audit.corollary_5_2.correctness_changed
         d = dense_ok.astype(float) - pruned_ok.astype(float)
-        t = 2 * audit.lipschitz * audit.products
+        t = 2 * audit.lipschitz.values * audit.products
         terms.append(t)
         drops.append(d)
         assert row.sample_r == pearson(t, d)

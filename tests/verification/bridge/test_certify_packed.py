@@ -44,8 +44,8 @@ def test_every_layer_runs_packed_at_float_tolerance(packed_report):
     assert not any("PACKED" in v for v in report.violations())
     assert "Execution of the realised side" in report.to_markdown() and PACKED in report.to_markdown()
     phases = [report.timings[f"phase_{p}_s"] for p in ("capture", "lipschitz", "realized", "budgets")]
-    assert all(t > 0 for t in phases) and sum(phases) <= sum(v for k, v in report.timings.items() if k.startswith("single"))\
-        + report.timings["multilayer_s"]
+    assert all(t > 0 for t in phases) and sum(phases) <= (
+        sum(v for k, v in report.timings.items() if k.startswith("single")) + report.timings["multilayer_s"])
 
 
 def test_realised_side_is_the_packed_network(env, packed_report):
@@ -58,7 +58,7 @@ def test_realised_side_is_the_packed_network(env, packed_report):
         assert isinstance(net.get_submodule(audit.layer), SparseLinear24)
         with torch.no_grad():
             z = net(cal.images.double()).numpy()
-        assert audit.ce_pruned == pytest.approx(float(mean_cross_entropy(z, y)), abs=1e-12)
+        assert audit.lemma_5_1.ce_theta == pytest.approx(float(mean_cross_entropy(z, y)), abs=1e-12)
         assert audit.acc_path[0] == pytest.approx(float(accuracy(z, y)))
     final = convert_to_24(audit_copy(model), mask)
     with torch.no_grad():

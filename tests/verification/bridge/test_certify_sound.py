@@ -32,18 +32,19 @@ def test_sound_layers_are_certificates_and_the_rest_say_why(env):
     report = certify(model, mask, cal, grid=2, fit=False, lipschitz="sound", sound_budget=2)
     by_layer = {a.layer: a for a in report.calibration}
     late = by_layer["blocks.3.mlp.fc1"]
-    assert late.is_sound and late.budget.label == "sound" and late.elastic_bound.label == "sound"
-    assert np.all(late.lipschitz >= late.lipschitz_estimate * (1 - 1e-12))
+    assert late.is_sound and late.budget.label == "sound" and late.theorem_5_4.bound.label == "sound"
+    assert np.all(late.lipschitz.values >= late.lipschitz_estimate * (1 - 1e-12))
     assert late.sound_to_estimate_median >= 1.0 and late.violations() == []
-    assert late.certified_unchanged == int(np.count_nonzero(~late.at_risk_prediction))
+    margin = late.corollary_5_2
+    assert late.certified_unchanged == int(np.count_nonzero(~margin.at_risk_prediction))
     # the rounding term of the computed logits against the engine's exact enclosures (FINDINGS F23) enters the risk test
-    assert np.all(np.isfinite(late.rounding)) and np.all(late.rounding > 0)
-    allowance = np.nextafter(late.eta + late.rounding, np.inf)
-    assert np.array_equal(late.at_risk_true, np.abs(late.true_margin_dense) <= 2.0 * allowance)
+    assert np.all(np.isfinite(margin.rounding)) and np.all(margin.rounding > 0)
+    allowance = np.nextafter(margin.eta + margin.rounding, np.inf)
+    assert np.array_equal(margin.at_risk_true, np.abs(margin.true_margin) <= 2.0 * allowance)
     early = by_layer["blocks.0.attn.qkv"]
     assert not early.is_sound and early.budget.label == "estimate" and "max_subintervals=2" in early.sound_unavailable
-    assert np.all(early.rounding == 0.0)  # an estimate has no rounding term
-    assert report.multilayer.bound.label == "estimate"  # one step without a sound L_s
+    assert np.all(early.corollary_5_2.rounding == 0.0)  # an estimate has no rounding term
+    assert report.multilayer.theorem_5_8.bound.label == "estimate"  # one step without a sound L_s
     assert report.lipschitz_labels()["sound"] >= 1 and "partly certificates" in report.to_markdown()
 
 
@@ -88,8 +89,8 @@ def test_a_larger_sound_budget_reaches_an_earlier_layer(env):
     large = certify(model, one, data, grid=2, fit=False, multilayer=False, lipschitz="sound", sound_budget=64)
     audit = large.calibration[0]
     assert audit.is_sound and audit.violations() == []
-    assert audit.lipschitz_method == "interval-forward-taylor8-K8-adaptive"
-    assert np.all(audit.lipschitz >= audit.lipschitz_estimate * (1 - 1e-12))
+    assert audit.lipschitz.method == "interval-forward-taylor8-K8-adaptive"
+    assert np.all(audit.lipschitz.values >= audit.lipschitz_estimate * (1 - 1e-12))
 
 
 def test_sound_is_the_default_of_certify_and_of_the_commands():

@@ -1,5 +1,5 @@
-"""The remainder trace (verification.bridge.remainder_trace, FINDINGS F22): the stages are the sound walk's, each stage's
-carried remainder encloses the float64 value of timm's own forward at that stage, and the Jacobian measure is
+"""The remainder trace (verification.bridge.remainder_trace, FINDINGS F22): the stages are the sound walk's, each
+stage's carried remainder encloses the float64 value of timm's own forward at that stage, and the Jacobian measure is
 ``|J| r``.  Known-bad: a walk that drops the rest of the target's block; ``J r`` without the absolute value."""
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ def stage_values(model, name, layer, images, sample, theta):
     s_t, r_t = torch.from_numpy(layer.structured), torch.from_numpy(layer.removed)
     seen = {}
     handles = [module.register_forward_hook(
-        lambda _m, inputs, _o: _add_bias(module, _layer_op(module, inputs[0], s_t) + theta * _layer_op(module, inputs[0], r_t)))]
+        lambda _m, inputs, _o: _add_bias(
+            module, _layer_op(module, inputs[0], s_t) + theta * _layer_op(module, inputs[0], r_t)))]
     handles.append(model.blocks[0].register_forward_pre_hook(lambda _m, inputs: seen.setdefault("embed", inputs[0])))
     for i, block in enumerate(model.blocks):
         handles.append(block.register_forward_hook(lambda _m, _i, out, i=i: seen.setdefault(f"blocks.{i}", out)))
@@ -51,7 +52,8 @@ def trace_cases(draw):
     gen = torch.Generator().manual_seed(draw(st.integers(0, 10_000)))
     images = torch.randn(2, 1, 8, 8, generator=gen, dtype=torch.float64)
     keep = torch.rand(dict(model.named_modules())[name].weight.shape, generator=gen) < 0.5
-    return model, name, capture_layer(model, name, keep, images), images, draw(st.integers(0, 1)), draw(st.sampled_from([0.0, 0.3, 1.0]))
+    return (model, name, capture_layer(model, name, keep, images), images, draw(st.integers(0, 1)),
+            draw(st.sampled_from([0.0, 0.3, 1.0])))
 
 
 def _missed(case) -> float:
@@ -59,7 +61,8 @@ def _missed(case) -> float:
     model, name, layer, images, sample, theta = case
     trace = remainder_trace(model, layer, images, sample=sample, theta=theta)
     truth = stage_values(model, name, layer, images, sample, theta)
-    return max(float(np.max(np.abs(truth[row.stage] - row.centre) - row.carried - TOL * np.maximum(1.0, np.abs(truth[row.stage]))))
+    return max(float(np.max(np.abs(truth[row.stage] - row.centre) - row.carried
+                            - TOL * np.maximum(1.0, np.abs(truth[row.stage]))))
                for row in trace)
 
 
@@ -70,7 +73,8 @@ def test_every_stage_encloses_the_float_forward(case):
     trace = remainder_trace(model, layer, images, sample=sample, theta=theta)
     depth = len(model.blocks)
     first = 0 if name == "patch_embed.proj" else int(name.split(".")[1])
-    expected = (["embed"] if name == "patch_embed.proj" else []) + [f"blocks.{i}" for i in range(first, depth)] + ["head"]
+    expected = ((["embed"] if name == "patch_embed.proj" else []) + [f"blocks.{i}" for i in range(first, depth)]
+                + ["head"])
     assert [row.stage for row in trace] == expected
     assert _missed(case) <= 0.0
     assert trace[0].fresh == trace[0].carried and np.isnan(trace[0].composite)
@@ -113,7 +117,8 @@ def test_known_bad_jacobian_without_abs_is_caught():
                             torch.from_numpy(radius)))
 
 
-@pytest.mark.parametrize("kwargs, word", [({"sample": 2}, "sample"), ({"theta": 1.5}, "theta"), ({"order": 0}, "order")])
+@pytest.mark.parametrize("kwargs, word",
+                         [({"sample": 2}, "sample"), ({"theta": 1.5}, "theta"), ({"order": 0}, "order")])
 def test_bad_arguments_raise_typed_errors(kwargs, word):
     model = tiny_vit(0, 8, 1, 1, "gelu", "token", 1.0)
     images = torch.randn(2, 1, 8, 8, dtype=torch.float64)
@@ -126,7 +131,8 @@ def test_block_breakdown_ends_where_the_trace_stage_ends():
     gen = torch.Generator().manual_seed(3)
     model = tiny_vit(3, 8, 2, 3, "gelu", "token", 1.0)
     images = torch.randn(2, 1, 8, 8, generator=gen, dtype=torch.float64)
-    layer = capture_layer(model, "patch_embed.proj", torch.rand(model.patch_embed.proj.weight.shape, generator=gen) < 0.5, images)
+    layer = capture_layer(model, "patch_embed.proj",
+                          torch.rand(model.patch_embed.proj.weight.shape, generator=gen) < 0.5, images)
     trace = remainder_trace(model, layer, images, sample=1, theta=0.5)
     rows = block_breakdown(model, layer, images, 2, sample=1, theta=0.5)
     assert [row.substage for row in rows] == list(BLOCK_SUBSTAGES)
@@ -143,7 +149,8 @@ def test_float_substages_are_timm_intermediates():
     x = torch.randn(2, 5, 8, dtype=torch.float64)
     with torch.no_grad():
         assert torch.equal(float_substage(block, "attn.qkv")(x), block.attn.qkv(block.norm1(x)))
-        assert torch.equal(block.attn.proj(float_substage(block, "attn.core")(x)), float_substage(block, "attn.proj")(x))
+        assert torch.equal(block.attn.proj(float_substage(block, "attn.core")(x)),
+                           float_substage(block, "attn.proj")(x))
         assert torch.equal(float_substage(block, "norm2.input")(x), x + block.attn(block.norm1(x)))
         assert torch.equal(float_substage(block, "output")(x), block(x))
     with pytest.raises(CertificateInputError, match="substage"):
@@ -153,4 +160,5 @@ def test_float_substages_are_timm_intermediates():
 def test_jacobians_beyond_the_memory_limit_are_nan(monkeypatch):
     monkeypatch.setattr(remainder_trace_module, "MAX_JACOBIAN_ENTRIES", 5 * 7 - 1)
     w = torch.ones(5, 7, dtype=torch.float64)
-    assert np.isnan(_abs_jacobian_times(lambda x: x @ w.T, torch.zeros(1, 7, dtype=torch.float64), torch.ones(7, dtype=torch.float64)))
+    assert np.isnan(_abs_jacobian_times(lambda x: x @ w.T, torch.zeros(1, 7, dtype=torch.float64),
+                                        torch.ones(7, dtype=torch.float64)))

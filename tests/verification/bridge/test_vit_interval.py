@@ -23,8 +23,8 @@ from certs.errors import CertificateInputError, UnsupportedLayerError
 from certs.intervals.interval import IntervalDomainError
 from certs.intervals.smooth import GELU
 from verification.bridge.certify import estimate_lipschitz
-from verification.bridge.vit_interval import (MAX_BATCH, check_interval_support, default_batch, resolve_device, sound_path_bounds,
-                                       target_stage)
+from verification.bridge.vit_interval import (MAX_BATCH, check_interval_support, default_batch, resolve_device,
+                                              sound_path_bounds, target_stage)
 from verification.bridge.vit_views import _add_bias, _layer_op, audit_copy, capture_layer, path_logits
 
 TOL = 1e-9
@@ -69,8 +69,8 @@ def path_derivative(model: nn.Module, name: str, layer, images: torch.Tensor, th
 @st.composite
 def vit_cases(draw):
     depth = draw(st.integers(1, 2))
-    model = tiny_vit(draw(st.integers(0, 10_000)), draw(st.sampled_from([8, 12, 16])), draw(st.sampled_from([1, 2])), depth,
-                     draw(st.sampled_from(sorted(ACTIVATIONS))), draw(st.sampled_from(["token", "avg"])),
+    model = tiny_vit(draw(st.integers(0, 10_000)), draw(st.sampled_from([8, 12, 16])), draw(st.sampled_from([1, 2])),
+                     depth, draw(st.sampled_from(sorted(ACTIVATIONS))), draw(st.sampled_from(["token", "avg"])),
                      draw(st.sampled_from([0.5, 1.0, 1.5])))
     name = draw(st.sampled_from(layer_names(depth)))
     gen = torch.Generator().manual_seed(draw(st.integers(0, 10_000)))
@@ -128,7 +128,8 @@ def _gelu_case_violations(seed: int) -> bool:
     keep = torch.zeros(dict(model.named_modules())[name].weight.shape, dtype=torch.bool)
     layer = capture_layer(model, name, keep, images)
     slope = sound_path_bounds(model, layer, images, subintervals=1, refine=0).lipschitz.values * layer.products
-    exact = np.max([np.abs(path_derivative(model, name, layer, images, t)).max(axis=1) for t in np.linspace(0, 1, 21)], axis=0)
+    exact = np.max([np.abs(path_derivative(model, name, layer, images, t)).max(axis=1)
+                    for t in np.linspace(0, 1, 21)], axis=0)
     return bool(np.any(exact > slope * (1 + TOL) + TOL))
 
 
@@ -192,7 +193,8 @@ def test_float64_start_enclosure_fallback_is_sound_and_looser(monkeypatch, name)
     model = tiny_vit(5, 8, 2, 2, "gelu", "token", 1.0)
     images = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     weight = dict(model.named_modules())[name].weight
-    layer = capture_layer(model, name, torch.rand(weight.shape, generator=torch.Generator().manual_seed(5)) < 0.5, images)
+    layer = capture_layer(model, name, torch.rand(weight.shape, generator=torch.Generator().manual_seed(5)) < 0.5,
+                          images)
     options = dict(subintervals=4, refine=0, loose_order=None, device="cpu")
     tight = sound_path_bounds(model, layer, images, **options)
     monkeypatch.setattr(extended, "AVAILABLE", False)

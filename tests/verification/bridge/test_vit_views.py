@@ -43,7 +43,8 @@ def test_path_ends_match_dense_and_pruned_forward(setup, name):
     z = path_logits(work, layer, x, np.array([0.0, 0.5, 1.0]))
     with torch.no_grad():
         dense = work(x).numpy()
-        pruned = audit_copy(type(mask)(keep={name: mask.keep[name]}, provenance=mask.provenance).apply(model))(x).numpy()
+        pruned = audit_copy(type(mask)(keep={name: mask.keep[name]},
+                                       provenance=mask.provenance).apply(model))(x).numpy()
     np.testing.assert_allclose(z[2], dense, rtol=0, atol=1e-11)
     np.testing.assert_allclose(z[0], pruned, rtol=0, atol=1e-11)
     assert np.abs(z[0] - z[2]).max() > 1e-6  # the mask really changes the logits
@@ -62,7 +63,8 @@ def test_wrong_split_is_caught_by_the_endpoint_check(setup):
 
 
 def test_products_follow_the_token_convention(setup):
-    """||R psi_1(s)||_inf equals the certs product on the block-diagonal (I_tokens ⊗ R) view, and the im2col view for convs."""
+    """||R psi_1(s)||_inf equals the certs product on the block-diagonal (I_tokens ⊗ R) view, and the im2col view for
+    convs."""
     model, images, mask = setup
     x = images.double()
     work = audit_copy(model)
@@ -81,7 +83,8 @@ def test_products_follow_the_token_convention(setup):
     np.testing.assert_allclose(qkv.products, expected, rtol=1e-13, atol=0)
     conv_module = dict(work.named_modules())["patch_embed.proj"]
     conv = capture_layer(work, "patch_embed.proj", mask.keep["patch_embed.proj"], x)
-    rows = layer_input_rows(conv_module, seen["patch_embed.proj"]).numpy().reshape(x.shape[0], -1, conv.removed.shape[1])
+    rows = layer_input_rows(conv_module, seen["patch_embed.proj"]).numpy().reshape(x.shape[0], -1,
+                                                                                   conv.removed.shape[1])
     expected = np.abs(rows @ conv.removed.T).max(axis=(1, 2))
     np.testing.assert_allclose(conv.products, expected, rtol=1e-13, atol=0)
     # known-bad: the class token alone (one row per image) under-reports some product

@@ -159,7 +159,8 @@ def test_a_signal_during_the_run_removes_the_staging_folder(tmp_path, stop, exis
         f"mpcert fit: interrupted by {name}; no partial output was left"]
     assert staging_leftovers(tmp_path) == []
     if existing:
-        assert [p.name for p in out.iterdir()] == ["fits.json"] and (out / "fits.json").read_text() == "the user's report"
+        assert ([p.name for p in out.iterdir()] == ["fits.json"]
+                and (out / "fits.json").read_text() == "the user's report")
     else:
         assert not out.exists()
 
@@ -192,7 +193,8 @@ def _files(folder: Path) -> dict[str, str]:
     images = rng.standard_normal((4, 1, 28, 28)).astype(np.float32)
     np.savez(folder / "string_labels.npz", images=images, labels=np.array(list("abcd")))
     g = torch.Generator().manual_seed(0)
-    save_file({"a.weight": torch.randn(8, 8, generator=g), "z.weight": torch.zeros(0, 8)}, str(folder / "zero.safetensors"))
+    save_file({"a.weight": torch.randn(8, 8, generator=g), "z.weight": torch.zeros(0, 8)},
+              str(folder / "zero.safetensors"))
     save_file({".weight": torch.randn(8, 8, generator=g)}, str(folder / "empty_key.safetensors"))
     save_file({"a..b.weight": torch.randn(8, 8, generator=g)}, str(folder / "empty_middle.safetensors"))
     huge = torch.randn(16, 16, generator=g, dtype=torch.float64) * 1e160
@@ -226,7 +228,8 @@ CASES = {
                          ["too large for an MP fit"]),
     "complex checkpoint": (CERTIFY + ["--checkpoint", "{complex.pt}"], "certify",
                            ["--checkpoint", "complex.pt", "unsupported dtypes:", "complex128 != float32"]),
-    "malformed mask metadata": (["certify", *FAST, "--mask", "{not_json.safetensors}"], "certify", ["is not valid JSON"]),
+    "malformed mask metadata": (["certify", *FAST, "--mask", "{not_json.safetensors}"], "certify",
+                                ["is not valid JSON"]),
     "grid without bound": (CERTIFY + ["--grid", "1000000000"], "certify", ["--grid 1000000000: at most 1024",
                                                                            "2000000001 forward passes"]),
     "sound budget without bound": (CERTIFY + ["--lipschitz", "sound", "--sound-budget", "1000000000"], "certify",
@@ -234,8 +237,10 @@ CASES = {
     "sparsity by its flag": (CERTIFY + ["--sparsity", "1.5"], "certify", ["--sparsity: must lie in [0, 1)"]),
     "calibration by its flag": (["prune", "default", "--method", "cast", "--calibration", "0"], "prune",
                                 ["--calibration 0: must be an integer in 1.."]),
-    "demo heldout above the split": (["demo", "--quick", "--heldout", "20000"], "demo", ["--heldout 20000: at most 10000"]),
-    "out is the working directory": (["fit", "default", "--out", ".", "--force"], "fit", ["--out '.' is the working directory"]),
+    "demo heldout above the split": (["demo", "--quick", "--heldout", "20000"], "demo",
+                                     ["--heldout 20000: at most 10000"]),
+    "out is the working directory": (["fit", "default", "--out", ".", "--force"], "fit",
+                                     ["--out '.' is the working directory"]),
     "out below a file": (["fit", "default", "--out", "{a_file}/nested/report"], "fit", ["is not a directory"]),
     "prune onto a directory with force": (["prune", "default", "--method", "magnitude", "--sparsity", "0.5", "--force",
                                            "--out", "{existing}"], "prune", ["is a directory; name a file"]),

@@ -58,8 +58,9 @@ def default_samples(tmp_path_factory):
 
 def test_sample_file_and_layer_glob_on_the_default_model(tmp_path, default_samples, capsys):
     out = tmp_path / "report"
-    code = main(["certify", "--workers", "1", "--lipschitz", "estimate", "--mask", "magnitude", "--sparsity", "0.4", "--data", default_samples,
-                 "--calibration", "3", "--heldout", "1", "--grid", "1", "--layers", "blocks.3.mlp.*", "--out", str(out)])
+    code = main(["certify", "--workers", "1", "--lipschitz", "estimate", "--mask", "magnitude", "--sparsity", "0.4",
+                 "--data", default_samples, "--calibration", "3", "--heldout", "1", "--grid", "1",
+                 "--layers", "blocks.3.mlp.*", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     doc = json.loads((out / "report.json").read_text())
     assert [a["layer"] for a in doc["calibration"]] == ["blocks.3.mlp.fc1", "blocks.3.mlp.fc2"]
@@ -80,9 +81,9 @@ def test_prune_default_then_certify_its_mask_file(tmp_path, default_samples, cap
     mask_path = tmp_path / "seb.safetensors"
     assert main(["prune", "default", "--method", "seb", "--sparsity", "0.3", "--out", str(mask_path)]) == 0
     out = tmp_path / "report"
-    code = main(["certify", "--workers", "1", "--lipschitz", "estimate", "--model", "default", "--mask", str(mask_path), "--data", default_samples,
-                 "--calibration", "2", "--heldout", "0", "--grid", "1", "--no-multilayer", "--no-plots",
-                 "--out", str(out)])
+    code = main(["certify", "--workers", "1", "--lipschitz", "estimate", "--model", "default", "--mask", str(mask_path),
+                 "--data", default_samples, "--calibration", "2", "--heldout", "0", "--grid", "1", "--no-multilayer",
+                 "--no-plots", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     pruned = Mask.load(mask_path, build_default_model())
     doc = json.loads((out / "report.json").read_text())
@@ -110,22 +111,23 @@ def test_full_size_vit_tiny_through_checkpoint(tmp_path, capsys):
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(checkpoint))
     data = sample_file(tmp_path / "imgs.npz", shape=(2, 3, 224, 224), labels=(17, 999))
     out = tmp_path / "report"
-    code = main(["certify", "--workers", "1", "--lipschitz", "estimate", "--model", "vit_tiny_patch16_224", "--checkpoint", str(checkpoint), "--mask", "magnitude",
-                 "--sparsity", "0.5", "--data", data, "--calibration", "2", "--heldout", "0", "--grid", "1",
-                 "--no-multilayer", "--layers", "blocks.11.mlp.fc2", "--out", str(out)])
+    code = main(["certify", "--workers", "1", "--lipschitz", "estimate", "--model", "vit_tiny_patch16_224",
+                 "--checkpoint", str(checkpoint), "--mask", "magnitude", "--sparsity", "0.5", "--data", data,
+                 "--calibration", "2", "--heldout", "0", "--grid", "1", "--no-multilayer",
+                 "--layers", "blocks.11.mlp.fc2", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     doc = json.loads((out / "report.json").read_text())
     assert {"mask.safetensors", "report.json", "report.md"} <= {p.name for p in out.iterdir()}
     assert doc["figures"] and all((out / f).read_bytes()[:8] == PNG_MAGIC for f in doc["figures"])
     assert "esd/blocks.11.mlp.fc2.png" in doc["figures"]
-    assert doc["schema"] == "mpcert.certify/2"
+    assert doc["schema"] == "mpcert.certify/3"
     assert "vit_tiny_patch16_224" in doc["model"] and str(checkpoint) in doc["model"]
     assert doc["data"]["calibration"] == {"samples": 2, "shape": [3, 224, 224]}
     (audit,) = doc["calibration"]
     assert audit["layer"] == "blocks.11.mlp.fc2" and audit["shape"] == [192, 768]
     assert audit["tokens"] == 197  # 14 x 14 patches + the class token
     assert audit["removed_entries"] > 0
-    assert len(audit["products"]) == len(audit["lipschitz"]) == len(audit["eta"]) == 2
+    assert len(audit["products"]) == len(audit["lipschitz"]["values"]) == len(audit["lemma_5_1"]["eta"]) == 2
     assert audit["budget"]["label"] == "estimate" and np.isfinite(audit["budget"]["value"])
     assert len(audit["ce_path"]) == 3  # check grid of --grid 1: theta = 0, 1/2, 1
     assert doc["heldout"] == [] and doc["multilayer"] is None and isinstance(doc["violations"], list)
@@ -147,7 +149,8 @@ def test_mask_for_another_model(tmp_path, default_samples, capsys):
 
 def test_mask_naming_layers_the_model_lacks(tmp_path, default_samples, capsys):
     path = tmp_path / "extra.safetensors"
-    keep = {"blocks.0.mlp.fc1": torch.ones(128, 64, dtype=torch.bool), "blocks.7.mlp.fc1": torch.ones(128, 64, dtype=torch.bool)}
+    keep = {"blocks.0.mlp.fc1": torch.ones(128, 64, dtype=torch.bool),
+            "blocks.7.mlp.fc1": torch.ones(128, 64, dtype=torch.bool)}
     Mask(keep=keep, provenance=Provenance(method="hand-made")).save(path)
     out = tmp_path / "report"
     code = main(["certify", *FAST, "--mask", str(path), "--data", default_samples, "--out", str(out)])
@@ -156,7 +159,8 @@ def test_mask_naming_layers_the_model_lacks(tmp_path, default_samples, capsys):
 
 def test_mask_missing_selected_layers(tmp_path, default_samples, capsys):
     path = tmp_path / "partial.safetensors"
-    Mask(keep={"blocks.0.mlp.fc1": torch.ones(128, 64, dtype=torch.bool)}, provenance=Provenance(method="hand-made")).save(path)
+    Mask(keep={"blocks.0.mlp.fc1": torch.ones(128, 64, dtype=torch.bool)},
+         provenance=Provenance(method="hand-made")).save(path)
     out = tmp_path / "report"
     code = main(["certify", *FAST, "--mask", str(path), "--layers", "blocks.0.mlp.*", "--data", default_samples,
                  "--out", str(out)])
@@ -191,15 +195,15 @@ def test_data_with_the_wrong_channel_count(tmp_path, capsys):
 def test_labels_outside_the_heads_classes(tmp_path, capsys):
     data = sample_file(tmp_path / "labels.npz", labels=(0, 1, 10, -1))
     out = tmp_path / "report"
-    code = main(["certify", "--no-plots", "--workers", "1", "--mask", "magnitude", "--data", data, "--calibration", "2", "--heldout", "2",
-                 "--grid", "1", "--out", str(out)])
+    code = main(["certify", "--no-plots", "--workers", "1", "--mask", "magnitude", "--data", data, "--calibration", "2",
+                 "--heldout", "2", "--grid", "1", "--out", str(out)])
     assert_nothing_written(code, capsys, out, "held-out", "[-1, 10]", "0..9")
 
 
 def test_more_samples_asked_than_the_file_has(tmp_path, default_samples, capsys):
     out = tmp_path / "report"
-    code = main(["certify", *FAST, "--mask", "magnitude", "--data", default_samples, "--calibration", "4", "--heldout", "1",
-                 "--out", str(out)])
+    code = main(["certify", *FAST, "--mask", "magnitude", "--data", default_samples, "--calibration", "4",
+                 "--heldout", "1", "--out", str(out)])
     assert_nothing_written(code, capsys, out, "--calibration 4 + --heldout 1", "4 samples")
 
 
@@ -260,17 +264,19 @@ def test_sound_lipschitz_labels_each_layer(tmp_path, default_samples):
     rows = {row["layer"]: row for row in document["calibration"]}
     for name in ("head", "blocks.3.mlp.fc2"):
         row = rows[name]
-        assert row["lipschitz_label"] == "sound" and row["budget"]["label"] == "sound"
-        assert all(s >= e * (1 - 1e-12) for s, e in zip(row["lipschitz"], row["lipschitz_estimate"]))
+        assert row["lipschitz"]["label"] == "sound" and row["budget"]["label"] == "sound"
+        assert all(s >= e * (1 - 1e-12) for s, e in zip(row["lipschitz"]["values"], row["lipschitz_estimate"]))
         assert row["certified_unchanged"] is not None and row["violations"] == []
     early = rows["blocks.0.attn.qkv"]
-    assert early["lipschitz_label"] == "estimate" and "max_subintervals=1" in early["sound_unavailable"]
+    assert early["lipschitz"]["label"] == "estimate" and "max_subintervals=1" in early["sound_unavailable"]
     assert document["lipschitz_labels"] == {"sound": 2, "estimate": 1}
     md = (out / "report.md").read_text()
-    assert "## What is certified" in md and "2 of 3 layers certified sound" in md and "blocks.0.attn.qkv: estimate only" in md
+    assert ("## What is certified" in md and "2 of 3 layers certified sound" in md
+            and "blocks.0.attn.qkv: estimate only" in md)
 
 
 def test_bad_worker_count_is_refused_before_anything_is_written(tmp_path, default_samples, capsys):
     out = tmp_path / "report"
-    code = main(["certify", *FAST, "--mask", "magnitude", "--workers", "0", "--data", default_samples, "--out", str(out)])
+    code = main(["certify", *FAST, "--mask", "magnitude", "--workers", "0", "--data", default_samples,
+                 "--out", str(out)])
     assert_nothing_written(code, capsys, out, "--workers", ">= 1")

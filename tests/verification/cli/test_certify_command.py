@@ -9,7 +9,8 @@ from verification.cli import main
 from verification.models.default_model import build_default_model
 
 #: One process, the finite-difference L_s (the sound default is tested in the bridge tests).
-SMALL = ["--calibration", "8", "--heldout", "4", "--grid", "2", "--no-plots", "--workers", "1", "--lipschitz", "estimate"]
+SMALL = ["--calibration", "8", "--heldout", "4", "--grid", "2", "--no-plots", "--workers", "1",
+         "--lipschitz", "estimate"]
 
 
 def leftovers(parent):
@@ -28,11 +29,11 @@ def test_certify_writes_json_markdown_and_mask(magnitude_run, capsys):
     assert code == 0
     assert sorted(p.name for p in out.iterdir()) == ["mask.safetensors", "report.json", "report.md"]
     doc = json.loads((out / "report.json").read_text())
-    assert doc["schema"] == "mpcert.certify/2"
+    assert doc["schema"] == "mpcert.certify/3"
     assert doc["options"]["lambda2"] == 0.01 and doc["options"]["grid"] == 2
     assert doc["data"]["calibration"]["samples"] == 8 and doc["data"]["heldout"]["samples"] == 4
     assert doc["mask"]["method"] == "magnitude" and doc["mask"]["sparsity"] == 0.3
-    assert doc["multilayer"]["bound"]["label"] == "estimate"
+    assert doc["multilayer"]["theorem_5_8"]["bound"]["label"] == "estimate"
     mask = Mask.load(out / "mask.safetensors", build_default_model())
     assert list(mask.layer_names) == [a["layer"] for a in doc["calibration"]]
     md = (out / "report.md").read_text()
@@ -43,7 +44,8 @@ def test_certify_writes_json_markdown_and_mask(magnitude_run, capsys):
 def test_certify_reads_a_mask_file(magnitude_run, tmp_path):
     _, first = magnitude_run
     out = tmp_path / "again"
-    assert main(["certify", "--mask", str(first / "mask.safetensors"), *SMALL, "--no-multilayer", "--out", str(out)]) == 0
+    assert main(["certify", "--mask", str(first / "mask.safetensors"), *SMALL, "--no-multilayer",
+                 "--out", str(out)]) == 0
     doc = json.loads((out / "report.json").read_text())
     before = json.loads((first / "report.json").read_text())
     assert doc["multilayer"] is None

@@ -19,7 +19,8 @@ def demo_out(tmp_path_factory):
 
 
 def test_demo_writes_both_reports_and_the_summary(demo_out):
-    assert sorted(p.name for p in demo_out.iterdir()) == sorted(["summary.md", "summary.json", "esd", *MASK_FOLDERS.values()])
+    assert sorted(p.name for p in demo_out.iterdir()) == sorted(["summary.md", "summary.json", "esd",
+                                                                 *MASK_FOLDERS.values()])
     summary = json.loads((demo_out / "summary.json").read_text())
     rows = {r["mask"]: r for r in summary["masks"]}
     assert set(rows) == {"hybrid", "cast-2:4"}
@@ -38,7 +39,8 @@ def test_demo_writes_both_reports_and_the_summary(demo_out):
         assert all((demo_out / folder / f).is_file() for f in doc["figures"])
     md = (demo_out / "summary.md").read_text()
     assert "[hybrid](hybrid/report.md)" in md and "[cast-2:4](cast-2of4/report.md)" in md
-    assert all((demo_out / p).is_file() for p in summary["esd_figures"]) and len(summary["esd_figures"]) == len(summary["mp_fits"])
+    assert (all((demo_out / p).is_file() for p in summary["esd_figures"])
+            and len(summary["esd_figures"]) == len(summary["mp_fits"]))
     assert "estimate" in md and "certificate" in md  # "never a certificate"
     assert md.index("## What is certified") < md.index("## Audit details") and "diagnostics of the estimate" in md
     assert "false-alarm rate alpha = 0.05" in md and all(f["spike_test"] == "calibrated" for f in summary["mp_fits"])
@@ -58,5 +60,6 @@ def test_demo_refuses_bad_settings_before_any_work(tmp_path):
         run_demo(tmp_path / "x", QUICK_SETTINGS.__class__(lipschitz="sound", sound_device="tpu"))
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "f").write_text("x")
-    assert main(["demo", "--quick", "--workers", "1", "--out", str(tmp_path / "full")]) == 2  # non-empty --out without --force
+    # non-empty --out without --force
+    assert main(["demo", "--quick", "--workers", "1", "--out", str(tmp_path / "full")]) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["full"]

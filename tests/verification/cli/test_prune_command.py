@@ -63,7 +63,8 @@ def test_unknown_method_is_an_argparse_error(tmp_path):
 def state_dict(tmp_path, nan: bool = False):
     torch.manual_seed(0)
     state = {"enc.fc1.weight": torch.randn(16, 8), "enc.fc1.bias": torch.randn(16),
-             "enc.conv.weight": torch.randn(6, 4, 3, 3), "head.weight": torch.randn(4, 16), "norm.weight": torch.ones(16)}
+             "enc.conv.weight": torch.randn(6, 4, 3, 3), "head.weight": torch.randn(4, 16),
+             "norm.weight": torch.ones(16)}
     if nan:
         state["head.weight"][1, 2] = float("nan")
     path = tmp_path / ("nan.safetensors" if nan else "w.safetensors")
@@ -98,7 +99,8 @@ def test_classical_rmt_compat_switch(tmp_path, capsys):
     out = tmp_path / "rmt.safetensors"
     assert main(["prune", str(path), "--method", "rmt", "--sparsity", "0.3", "--out", str(out)]) == 2
     assert "--compat reference" in capsys.readouterr().err
-    assert main(["prune", str(path), "--method", "rmt", "--sparsity", "0.3", "--compat", "reference", "--out", str(out)]) == 0
+    assert main(["prune", str(path), "--method", "rmt", "--sparsity", "0.3", "--compat", "reference",
+                 "--out", str(out)]) == 0
     shell = weights_module({k: v for k, v in state.items() if k.endswith("weight") and v.ndim in (2, 4)})
     mask = Mask.load(out, shell)
     assert mask.provenance.method == "classical_rmt"

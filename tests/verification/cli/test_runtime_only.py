@@ -36,8 +36,8 @@ def runtime_only_path(tmp_path_factory) -> Path:
 def run_without_test_extra(code: str, *args: str, cwd: Path, site: Path) -> subprocess.CompletedProcess:
     """``python -S`` (no site-packages) with the project and the filtered site-packages on the path."""
     env = {"PYTHONPATH": f"{ROOT}{os.pathsep}{site}", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-S", "-c", "import runpy, sys\n" + code, *args], cwd=cwd, capture_output=True,
-                          text=True, env=env, timeout=600)
+    return subprocess.run([sys.executable, "-S", "-c", "import runpy, sys\n" + code, *args], cwd=cwd,
+                          capture_output=True, text=True, env=env, timeout=600)
 
 
 def mpcert(*args: str, cwd: Path, site: Path) -> subprocess.CompletedProcess:

@@ -26,7 +26,8 @@ def test_ledger_and_json(tmp_path, capsys):
 
 
 def test_violation_gives_exit_status_1(monkeypatch, capsys):
-    broken = dataclasses.replace(CHECKS["ce-2-lipschitz"], evaluate=lambda inst, m: check_ce_lipschitz(inst, "constant-1"))
+    broken = dataclasses.replace(CHECKS["ce-2-lipschitz"],
+                                 evaluate=lambda inst, m: check_ce_lipschitz(inst, "constant-1"))
     monkeypatch.setitem(CHECKS, "ce-2-lipschitz", broken)
     assert cli.main(["verify", "--only", "ce-2-lipschitz"]) == 1
     assert "VIOLATION ce-2-lipschitz" in capsys.readouterr().out

@@ -6,10 +6,16 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from torch import nn
 
-from verification.models.deep_model import DEEP_CARD_NAME, DEEP_CONFIG, DEEP_SCRIPT, build_deep_model, deep_model_card, new_deep_model
+from verification.models.deep_model import (
+    DEEP_CARD_NAME,
+    DEEP_CONFIG,
+    DEEP_SCRIPT,
+    build_deep_model,
+    deep_model_card,
+    new_deep_model,
+)
 from verification.models.default_model import DEFAULT_CONFIG, DefaultModelError
 
 

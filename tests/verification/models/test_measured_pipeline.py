@@ -15,7 +15,7 @@ import pytest
 
 from figures.measured_ledger import LedgerError, read_ledger
 from figures.measured_rows import CAST, HYBRID
-from verification.models.measured_trend import SMALL_CONFIG, MeasuredConfig
+from verification.models.measured_trend import SMALL_CONFIG, MeasuredConfig, measure_and_draw
 from rmt.errors import InvalidParameterError
 from verification.cli import main
 from verification.models.model_family import FamilyMember
@@ -72,7 +72,8 @@ def test_figures_and_fits_are_written(measured):
 
 
 def test_redraw_from_ledger_gives_the_same_fits(measured, tmp_path):
-    assert main(["figures", "measured", "--from-ledger", str(measured / "measured_ledger.csv"), "--out", str(tmp_path)]) == 0
+    assert main(["figures", "measured", "--from-ledger", str(measured / "measured_ledger.csv"), "--out",
+                 str(tmp_path)]) == 0
     first = json.loads((measured / "measured_fits.json").read_text(encoding="utf-8"))["trends"]
     again = json.loads((tmp_path / "measured_fits.json").read_text(encoding="utf-8"))["trends"]
     assert again == first
@@ -98,3 +99,10 @@ def test_config_rejects_too_few_models_and_off_grid_sparsities():
     with pytest.raises(InvalidParameterError, match="sparsities"):
         MeasuredConfig(name="x", members=SMALL_CONFIG.members, seeds=(0,), train_images=10, epochs=1,
                        grid=(0.2, 0.5), sparsities=(0.5, 0.6))
+
+
+def test_measure_and_draw_refuses_an_unknown_config_before_any_work(tmp_path):
+    """Known-bad: a configuration name that is not in CONFIGS is a typed error, and nothing is written."""
+    with pytest.raises(InvalidParameterError, match="config must be one of"):
+        measure_and_draw(tmp_path / "out", config="medium")
+    assert not (tmp_path / "out").exists()

@@ -189,7 +189,8 @@ def test_checkpoint_of_a_non_floating_dtype_is_refused(tmp_path, test_vit, dtype
 def test_state_dict_file_with_only_non_floating_layer_weights_says_unsupported_dtype(tmp_path, dtype):
     path = tmp_path / "quantised.safetensors"
     save_file({"fc.weight": torch.ones(4, 3, dtype=dtype), "head.weight": torch.ones(2, 4, dtype=dtype)}, str(path))
-    with pytest.raises(ModelSourceError, match=rf"no prunable weights: unsupported dtype .* fc.weight \(torch.{str(dtype)[6:]}\)"):
+    with pytest.raises(ModelSourceError,
+                       match=rf"no prunable weights: unsupported dtype .* fc.weight \(torch.{str(dtype)[6:]}\)"):
         load_model(str(path))
 
 
@@ -249,6 +250,7 @@ def test_deep_source_loads_its_checkpoint_or_names_the_training_script(tmp_path,
     path = tmp_path / "deep.safetensors"
     save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
     loaded = load_model("deep", str(path), runnable=True)
-    assert loaded.kind == "deep" and not loaded.trained_default and loaded.runnable and "deep.safetensors" in loaded.description
+    assert loaded.kind == "deep" and not loaded.trained_default and loaded.runnable
+    assert "deep.safetensors" in loaded.description
     assert len(loaded.prunable_weights()) == 4 * 12 + 2
     assert all(torch.equal(loaded.model.state_dict()[k], v) for k, v in source.state_dict().items())

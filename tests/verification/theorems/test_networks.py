@@ -144,7 +144,8 @@ def test_embedded_variant_scales_do_not_depend_on_N():
     large = spiked_gaussian_network(d=3, K=2, N=320, r=2, sigma=[2.0, 1.0], g=1.0, variant="embedded", seed=5)
     for net in (small, large):
         assert np.allclose(np.linalg.svd(net.S2, compute_uv=False)[:3], [2.0, 1.0, 0.0], atol=1e-12)
-        assert not np.any(net.W1[3:]) and not np.any(net.W3[:, 2:]) and not np.any(net.S2[2:]) and not np.any(net.S2[:, 3:])
+        assert not np.any(net.W1[3:]) and not np.any(net.W3[:, 2:])
+        assert not np.any(net.S2[2:]) and not np.any(net.S2[:, 3:])
     assert np.isclose(np.linalg.norm(small.S2), np.linalg.norm(large.S2), rtol=1e-14)
     unscaled = [net.a_scale(s) / np.sqrt(np.log(2 * net.N) / net.N) for net in (small, large)]
     assert np.allclose(unscaled[0], unscaled[1], rtol=1e-14)

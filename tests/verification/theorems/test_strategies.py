@@ -1,4 +1,5 @@
-"""The hypothesis strategies (verification/theorems/strategies.py) produce valid objects and reach the degenerate cases."""
+"""The hypothesis strategies (verification/theorems/strategies.py) produce valid objects and reach the degenerate
+cases."""
 
 from __future__ import annotations
 
@@ -57,12 +58,15 @@ def test_target_problems_are_consistent(problem):
     [
         ("psi_1(s) = 0", lambda p: bool(np.any(np.all(p.view.inputs == 0, axis=1)))),
         ("|T| = 1", lambda p: p.X.shape[0] == 1),
-        ("tied logits", lambda p: bool(np.any(np.sum(p.mlp.logits_np(p.X) == p.mlp.logits_np(p.X).max(axis=1, keepdims=True), axis=1) > 1))),
+        ("tied logits",
+         lambda p: bool(np.any(np.sum(p.mlp.logits_np(p.X) == p.mlp.logits_np(p.X).max(axis=1, keepdims=True), axis=1)
+                               > 1))),
         (
             "all ReLUs after the target dead",
             lambda p: p.mlp.activation == "relu"
             and p.index + 2 < p.mlp.n_layers
-            and not np.any(p.view.tail.ops[3](p.view.tail.ops[2](p.view.tail.ops[1](p.view.tail.ops[0](np.full((1, p.view.weight.shape[0]), 5.0)))))),
+            and not np.any(p.view.tail.ops[3](p.view.tail.ops[2](p.view.tail.ops[1](p.view.tail.ops[0](
+                np.full((1, p.view.weight.shape[0]), 5.0)))))),
         ),
         ("abs activation without final activation", lambda p: p.mlp.activation == "abs" and not p.mlp.final_activation),
     ],

@@ -1,4 +1,5 @@
-"""Every theorem check of :mod:`verification.theorems.theorem_checks`, run by search exactly as ``mpcert verify`` runs it.
+"""Every theorem check of :mod:`verification.theorems.theorem_checks`, run by search exactly as
+``mpcert verify`` runs it.
 
 Hypothesis (profile ``ci``: derandomized) generates instances, both sides are computed exactly, and a
 sound/exact result may have no violation.  Every known-bad variant must be caught by the same search
