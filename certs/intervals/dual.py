@@ -94,7 +94,8 @@ def gelu_value_enclosure(x: Interval) -> Interval:
 def gelu_derivative_enclosure(x: Interval) -> Interval:
     """Range of ``g'(x) = Phi(x) + x phi(x)`` over ``x``, from its critical points ``+- sqrt 2``."""
     ends = _end_values(gelu_exact_derivative, x.lo, x.hi, lambda t, _v: normal_cdf(t) + t.abs() * gaussian_density(t))
-    lo = torch.where((x.lo <= -_SQRT2) & (x.hi >= -_SQRT2), torch.clamp(ends.lo, max=GELU_DERIVATIVE_MIN_LOWER), ends.lo)
+    crosses = (x.lo <= -_SQRT2) & (x.hi >= -_SQRT2)
+    lo = torch.where(crosses, torch.clamp(ends.lo, max=GELU_DERIVATIVE_MIN_LOWER), ends.lo)
     hi = torch.where((x.lo <= _SQRT2) & (x.hi >= _SQRT2), torch.clamp(ends.hi, min=GELU_DERIVATIVE_MAX_UPPER), ends.hi)
     return Interval(lo, hi)
 
@@ -221,5 +222,6 @@ class Dual:
         t = ((x + (x2 * x) * TANH_GELU_COEFF) * _TANH_GELU_K).tanh()
         one_plus_t = t + 1.0
         value = (x * one_plus_t) * 0.5
-        slope = one_plus_t * 0.5 + (x * (1.0 - t.square())) * ((x2 * (3.0 * TANH_GELU_COEFF) + 1.0) * (0.5 * _TANH_GELU_K))
+        inner = (x2 * (3.0 * TANH_GELU_COEFF) + 1.0) * (0.5 * _TANH_GELU_K)
+        slope = one_plus_t * 0.5 + (x * (1.0 - t.square())) * inner
         return Dual(value, slope * self.tangent)

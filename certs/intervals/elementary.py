@@ -14,7 +14,8 @@ low-degree terms, which dominate a Taylor polynomial, carry few roundings.
   and ``|r| <= R = ln 2 / 2 + 3e-13``.  ``e^r`` is the Taylor polynomial ``sum_{i <= 13} r^i / i!`` by
   Horner: error ``<= sum_i gamma_(2i+1) R^i / i! <= u (1 + 2R) e^R / (1 - 27 u)`` (Horner),
   ``u (e^R - 1 - R)`` (coefficients ``fl(1 / i!)``, exact for ``i <= 1``) and ``R^14 / 14! e^R``
-  (truncation); divided by ``e^r >= e^-R`` these become relative errors.  ``y = p 2^k1 2^k2`` (``k1 + k2 = k``, both powers exact) is exact unless ``y``
+  (truncation); divided by ``e^r >= e^-R`` these become relative errors.  ``y = p 2^k1 2^k2`` (``k1 + k2 = k``,
+  both powers exact) is exact unless ``y``
   is subnormal (absolute error ``<= 2^-1075``), overflows (``inf``, only for ``x > 709.78``) or ``x < -746``
   (``0``, ``e^x < 2^-1076``).  Hence ``|y - e^x| <= EXP_REL y + FN_ABS`` with :data:`EXP_REL` below
   (about ``2.1 eps``, computed from these terms times a ``1.01`` margin).

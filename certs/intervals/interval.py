@@ -36,7 +36,8 @@ from certs.errors import EnclosureError
 from .elementary import exp_bounds
 from .rounding import EPS, FN_ABS, FN_REL, TINY, U, round_down, round_up_tensor
 
-__all__ = ["EPS", "U", "TINY", "FN_REL", "FN_ABS", "IntervalDomainError", "Interval", "round_down", "round_up_tensor", "widen"]
+__all__ = ["EPS", "U", "TINY", "FN_REL", "FN_ABS", "IntervalDomainError", "Interval", "round_down", "round_up_tensor",
+           "widen"]
 
 Operand = Union["Interval", torch.Tensor, float]
 
@@ -90,7 +91,8 @@ class Interval:
         Every rule propagates NaN (or widens to ``[-inf, inf]``) instead of dropping it, so the
         replacement encloses the true value."""
         inf = torch.full_like(self.lo, float("inf"))
-        return Interval(torch.where(torch.isnan(self.lo), -inf, self.lo), torch.where(torch.isnan(self.hi), inf, self.hi))
+        return Interval(torch.where(torch.isnan(self.lo), -inf, self.lo),
+                        torch.where(torch.isnan(self.hi), inf, self.hi))
 
     # ------------------------------------------------------------------ measures
     def centre_radius(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,7 +152,8 @@ class Interval:
         """``1 / x``; ``[-inf, inf]`` where the interval contains 0 (or is NaN)."""
         safe = (self.lo > 0) | (self.hi < 0)
         inf = torch.full_like(self.lo, float("inf"))
-        return Interval(torch.where(safe, round_down(1.0 / self.hi), -inf), torch.where(safe, round_up_tensor(1.0 / self.lo), inf))
+        return Interval(torch.where(safe, round_down(1.0 / self.hi), -inf),
+                        torch.where(safe, round_up_tensor(1.0 / self.lo), inf))
 
     def sqrt(self) -> "Interval":
         """``sqrt(x)`` on ``x >= 0`` (negative parts clamped: the caller guarantees ``x >= 0``)."""

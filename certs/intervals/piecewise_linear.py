@@ -32,8 +32,10 @@ def tail_evaluator(tail, start: np.ndarray, direction: np.ndarray, order: int = 
     start_t = torch.as_tensor(np.asarray(start, dtype=np.float64))
     dir_t = torch.as_tensor(np.asarray(direction, dtype=np.float64))
     if start_t.ndim != 2 or start_t.shape != dir_t.shape:
-        raise CertificateInputError(f"start/direction: expected two (B, n) arrays of one shape, got {start_t.shape} and {dir_t.shape}")
-    params = [(torch.as_tensor(op.weight), torch.as_tensor(op.bias)) if isinstance(op, AffineOp) else op.kind for op in ops]
+        raise CertificateInputError(
+            f"start/direction: expected two (B, n) arrays of one shape, got {start_t.shape} and {dir_t.shape}")
+    params = [(torch.as_tensor(op.weight), torch.as_tensor(op.bias)) if isinstance(op, AffineOp) else op.kind
+              for op in ops]
 
     def evaluate(owner: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor):
         point = Interval.point
@@ -55,8 +57,10 @@ def tail_segment_bounds(tail, start, direction, order: int = 2, **options) -> Se
 
 
 def tail_sound_lipschitz(tail, start, direction, order: int = 2, **options) -> PerSampleLipschitz:
-    """Sound ``L_s`` of an op list on the segments, labelled ``sound``, method ``interval-forward-taylor{order}-K{K}[-adaptive]``."""
+    """Sound ``L_s`` of an op list on the segments, labelled ``sound``, method
+    ``interval-forward-taylor{order}-K{K}[-adaptive]``."""
     bounds = tail_segment_bounds(tail, start, direction, order, **options)
     products = np.abs(np.asarray(direction, dtype=np.float64)).max(axis=1)
-    method = f"interval-forward-taylor{order}-K{bounds.subintervals}" + ("-adaptive" if options.get("refine", 0) else "")
+    adaptive = "-adaptive" if options.get("refine", 0) else ""
+    method = f"interval-forward-taylor{order}-K{bounds.subintervals}{adaptive}"
     return bounds.lipschitz(products, method)

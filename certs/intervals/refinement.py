@@ -13,16 +13,22 @@ On a cover of ``[0, 1]`` by sub-intervals ``I_j``:
 * ``change_j = max_k max(hi_k(I_j) - lo_k(1), hi_k(1) - lo_k(I_j))`` bounds
   ``sup_{theta in I_j} ||z(theta) - z(1)||_inf`` directly (the logit path bound of THEORY.md 3.7 without
   the Lipschitz step; it is often much tighter for Corollary 5.2).
-* a rigorous *lower* bound of ``sup ||z'||_inf`` comes from point evaluations ``[m, m]``: the true
-  ``z'(m)_k`` lies in ``T_k``, so ``|z'(m)_k| >= mig(T_k)``.  The same point evaluations give
+* a rigorous *lower* bound of ``sup ||z'||_inf`` comes from point evaluations ``[m, m]`` (the ends ``0``, ``1``
+  and the midpoints of the pieces): the true ``z'(m)_k`` lies in ``T_k``, so ``|z'(m)_k| >= mig(T_k)``.  The
+  same point evaluations give
   ``point_s = max_m max_k mag(T_k(m))``: a point enclosure's width is rounding error only, so no
   sub-interval bound can be expected below it; and ``reference_s = max(lower_s, max_m max_k |centre T_k(m)|)``,
   the float64 value of ``||z'(m)||_inf`` (not a bound: it only steers the work below).
 
 Adaptive refinement: in each round, every sub-interval with ``slope_j > (1 + rtol) point_s`` is halved
 (at most ``max_subintervals`` per sample, largest slopes first); the children evaluate their midpoints
-too.  A child keeps ``min(child bound, parent bound)`` (the parent's bound is valid on the child), so
-the per-sample bounds never increase.  Work is batched over samples and sub-intervals.  Whatever steers
+too.  Midpoints are evaluated lazily: those of the start pieces only for the samples that need work under the
+ends' statistics alone (a loose sample, or a piece above ``(1 + rtol) point_s``), those of children only for the
+samples that still need work under the points so far: more points can only raise ``point_s`` and
+``reference_s``, so for the other samples they could not change a decision (the same cover and bounds, one
+evaluation per piece less; ``derivative_lower`` then rests on fewer points).  A child keeps
+``min(child bound, parent bound)`` (the parent's bound is valid on the child), so the per-sample bounds never
+increase.  Work is batched over samples and sub-intervals.  Whatever steers
 the work, every returned bound is an enclosure bound; the heuristics only decide where to spend time.
 """
 
@@ -81,7 +87,8 @@ class SegmentBounds:
 
     def rounding(self, computed: np.ndarray, theta: int) -> np.ndarray:
         """``max_k max(z^_k - lo_k, hi_k - z^_k)`` rounded up, per sample: bounds ``||z^ - z(theta)||_inf`` for computed
-        logits ``z^`` (any float evaluation, ``(B, K)``) against the exact ``z(theta)`` enclosed at ``theta`` in {0, 1}."""
+        logits ``z^`` (any float evaluation, ``(B, K)``) against the exact ``z(theta)`` enclosed at ``theta`` in
+        {0, 1}."""
         if theta not in (0, 1):
             raise CertificateInputError(f"theta: the ends are 0 and 1, got {theta!r}")
         z = np.asarray(computed, dtype=np.float64)
@@ -101,7 +108,8 @@ class SegmentBounds:
         return out
 
     def _integrated_change(self, theta0: float) -> np.ndarray:
-        """Per sub-interval ``I_j = [a_j, b_j]``: bound of ``sup_{theta in I_j, theta >= theta0} ||z(theta) - z(1)||_inf``
+        """Per sub-interval ``I_j = [a_j, b_j]``: bound of
+        ``sup_{theta in I_j, theta >= theta0} ||z(theta) - z(1)||_inf``
         from ``z(1) - z(theta) = int_theta^1 z' in [0, b_j - max(a_j, theta0)] T_j + sum_{i: a_i >= b_j} |I_i| T_i``
         (componentwise; sums rounded outward with the margin ``(P + 4) eps sum |terms|``)."""
         order = np.lexsort((-self.theta_lo, self.owner))  # per sample, right to left
@@ -177,7 +185,8 @@ def _run(evaluate: PathEvaluator, owner, lo, hi, batch: int, device) -> tuple[In
     return cat(values), cat(tangents)
 
 
-def _piece_bounds(value: Interval, tangent: Interval, owner: np.ndarray, end: Interval) -> tuple[np.ndarray, np.ndarray]:
+def _piece_bounds(value: Interval, tangent: Interval, owner: np.ndarray,
+                  end: Interval) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     slope = tangent.mag().amax(-1).numpy()
     idx = torch.as_tensor(owner, dtype=torch.long)
     gap = torch.maximum(value.hi - end.lo[idx], end.hi[idx] - value.lo)
@@ -194,7 +203,8 @@ def _scatter_max(values: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
 def _gap(upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
     """``upper / lower`` per sample (1 where the upper bound is negligible; ``inf`` where it overflowed)."""
     with np.errstate(over="ignore", invalid="ignore"):
-        return np.nan_to_num(np.where(upper > _FLOOR, upper / np.maximum(lower, _FLOOR), 1.0), nan=np.inf, posinf=np.inf)
+        ratio = np.where(upper > _FLOOR, upper / np.maximum(lower, _FLOOR), 1.0)
+        return np.nan_to_num(ratio, nan=np.inf, posinf=np.inf)
 
 
 @dataclass(frozen=True)
@@ -210,7 +220,8 @@ class _Points:
     def of(tangent: Interval, owner: np.ndarray, n: int) -> "_Points":
         lower = _scatter_max(tangent.mig().amax(-1).numpy(), owner, n)
         centre = tangent.centre_radius()[0].abs().amax(-1).numpy()
-        centre = _scatter_max(np.where(np.isfinite(centre), centre, 0.0), owner, n)  # an unbounded enclosure has no value
+        # an unbounded enclosure has no value
+        centre = _scatter_max(np.where(np.isfinite(centre), centre, 0.0), owner, n)
         return _Points(lower, _scatter_max(tangent.mag().amax(-1).numpy(), owner, n), np.maximum(lower, centre))
 
     def merge(self, other: "_Points") -> "_Points":
@@ -218,17 +229,47 @@ class _Points:
                                                         (self.reference, other.reference))))
 
 
-def _uniform_pass(evaluate: PathEvaluator, n: int, k: int, end: Interval, batch: int, device):
-    """Bounds on the ``k`` uniform sub-intervals of each of the ``n`` samples, and the statistics of their midpoints.
+def _needs_work(slope: np.ndarray, owner: np.ndarray, points: "_Points", n: int, give_up: float | None,
+                refine: int, rtol: float) -> np.ndarray:
+    """Per sample: is it loose (``give_up``) or has it a piece that the refinement would halve, under ``points``?"""
+    need = np.zeros(n, dtype=bool)
+    if give_up is not None:
+        need |= ~(_gap(_scatter_max(slope, owner, n), points.reference) <= give_up)
+    if refine:
+        need[owner[slope > (1.0 + rtol) * points.upper[owner] + _FLOOR]] = True
+    return need
 
-    Returns ``owner, lo, hi, slope, change, tangent_lo, tangent_hi`` per sub-interval and the :class:`_Points`."""
+
+#: ``needs(slope, owner, points)`` -> per sample: does it need work (:func:`_needs_work` with the run's options)?
+NeedsWork = Callable[[np.ndarray, np.ndarray, "_Points"], np.ndarray]
+
+
+def _uniform_pass(evaluate: PathEvaluator, n: int, k: int, end: Interval, ends: "_Points", batch: int, device,
+                  needs: NeedsWork):
+    """Bounds on the ``k`` uniform sub-intervals of each of the ``n`` samples, and the point statistics: the ends'
+    (``ends``) with the midpoints of the samples that need work under the ends' alone (module docstring).
+
+    Returns ``owner, lo, hi, slope, change, tangent_lo, tangent_hi`` per sub-interval, the :class:`_Points` and the
+    number of midpoints evaluated."""
     edges = np.linspace(0.0, 1.0, k + 1)
     owner = np.repeat(np.arange(n), k)
     lo, hi = np.tile(edges[:-1], n), np.tile(edges[1:], n)
-    mid = 0.5 * (lo + hi)
     value, tangent = _run(evaluate, owner, lo, hi, batch, device)
     slope, change, t_lo, t_hi = _piece_bounds(value, tangent, owner, end)
-    return owner, lo, hi, slope, change, t_lo, t_hi, _Points.of(_run(evaluate, owner, mid, mid, batch, device)[1], owner, n)
+    rows = np.flatnonzero(needs(slope, owner, ends)[owner])
+    points = ends
+    if rows.size:
+        mid = 0.5 * (lo[rows] + hi[rows])
+        points = ends.merge(_Points.of(_run(evaluate, owner[rows], mid, mid, batch, device)[1], owner[rows], n))
+    return owner, lo, hi, slope, change, t_lo, t_hi, points, rows.size
+
+
+def _learned_start(first: SegmentBounds, n: int) -> int:
+    """The uniform start that every sample of the probe run ``first`` split to everywhere: ``1 / (widest piece of
+    any sample)``, rounded down (the coarser levels would only be evaluated to be split again)."""
+    widest = np.zeros(n)
+    np.maximum.at(widest, first.owner, first.theta_hi - first.theta_lo)
+    return int(np.floor(1.0 / float(widest.max()) + 1e-9))
 
 
 def _finest(lo: np.ndarray, hi: np.ndarray) -> int:
@@ -237,10 +278,12 @@ def _finest(lo: np.ndarray, hi: np.ndarray) -> int:
 
 
 def _split(pieces: tuple, points: "_Points", rows: np.ndarray, parts: int, evaluate: PathEvaluator, end: Interval,
-           batch: int, device, n: int) -> tuple[tuple, "_Points", int]:
+           batch: int, device, n: int, needs: NeedsWork) -> tuple[tuple, "_Points", int]:
     """Replace the pieces ``rows`` by ``parts`` equal children each (shared float endpoints, so the cover stays
-    exact); each child keeps ``min(child bound, parent bound)`` (the parent's bound is valid on it) and its
-    midpoint joins the point statistics.  ``pieces = (owner, lo, hi, slope, change, tangent_lo, tangent_hi)``."""
+    exact); each child keeps ``min(child bound, parent bound)`` (the parent's bound is valid on it); the midpoints
+    of the children of the samples that still need work (``needs``, under the points so far) join the point
+    statistics (module docstring).  ``pieces = (owner, lo, hi, slope, change, tangent_lo, tangent_hi)``; returns
+    the new pieces, points and the number of evaluations."""
     owner, lo, hi, slope, change, t_lo, t_hi = pieces
     a, b = lo[rows], hi[rows]
     edges = [a] + [a + (b - a) * (j / parts) for j in range(1, parts)] + [b]
@@ -249,16 +292,19 @@ def _split(pieces: tuple, points: "_Points", rows: np.ndarray, parts: int, evalu
     c_lo, c_hi = np.concatenate(edges[:-1]), np.concatenate(edges[1:])
     value, tangent = _run(evaluate, c_owner, c_lo, c_hi, batch, device)
     c_slope, c_change, c_t_lo, c_t_hi = _piece_bounds(value, tangent, c_owner, end)
-    mid = 0.5 * (c_lo + c_hi)
-    points = points.merge(_Points.of(_run(evaluate, c_owner, mid, mid, batch, device)[1], c_owner, n))
     keep = np.ones(owner.size, dtype=bool)
     keep[rows] = False
-    pieces = (np.concatenate([owner[keep], c_owner]), np.concatenate([lo[keep], c_lo]), np.concatenate([hi[keep], c_hi]),
+    pieces = (np.concatenate([owner[keep], c_owner]), np.concatenate([lo[keep], c_lo]),
+              np.concatenate([hi[keep], c_hi]),
               np.concatenate([slope[keep], np.minimum(c_slope, slope[parent])]),
               np.concatenate([change[keep], np.minimum(c_change, change[parent])]),
               np.concatenate([t_lo[keep], np.maximum(c_t_lo, t_lo[parent])]),
               np.concatenate([t_hi[keep], np.minimum(c_t_hi, t_hi[parent])]))
-    return pieces, points, 2 * c_owner.size
+    late = np.flatnonzero(needs(pieces[3], pieces[0], points)[c_owner])
+    if late.size:
+        mid = 0.5 * (c_lo[late] + c_hi[late])
+        points = points.merge(_Points.of(_run(evaluate, c_owner[late], mid, mid, batch, device)[1], c_owner[late], n))
+    return pieces, points, c_owner.size + late.size
 
 
 def segment_bounds(
@@ -268,35 +314,45 @@ def segment_bounds(
 ) -> SegmentBounds:
     """Bounds of ``z`` and ``z'`` on ``[0, 1]`` for ``n_samples`` paths (module docstring).
 
-    ``subintervals``: initial uniform count ``K`` (at most ``max_subintervals``); ``refine``: maximum refinement rounds (0 = none);
+    ``subintervals``: initial uniform count ``K`` (at most ``max_subintervals``); ``refine``: maximum refinement
+    rounds (0 = none);
     ``rtol``: stop splitting a sub-interval once ``slope <= (1 + rtol) point_s``; ``max_subintervals``:
     per-sample cap; ``batch``: evaluator batch size; ``give_up``: the samples whose ``max slope / reference_s``
     exceeds it after the initial pass (a remainder that blew up: refinement by halving cannot close it)
     get each loose piece (``slope_j / reference_s > give_up``) split into 4 equal pieces (2 where 4 would
-    exceed ``max_subintervals`` pieces for the sample), repeatedly, while the budget allows; :class:`IntervalDomainError` is raised — an error, never
-    a number — when even the finest allowed cover stays above ``give_up``, or at once when already
-    ``point_s / reference_s > give_up`` (rounding errors alone swamp the value: no finer cover can help).
+    exceed ``max_subintervals`` pieces for the sample), repeatedly, while the budget allows;
+    :class:`IntervalDomainError` is raised — an error, never a number — when even the finest allowed cover stays
+    above ``give_up``, or at once when already ``point_s / reference_s > give_up`` (rounding errors alone swamp the
+    value: no finer cover can help).
     ``None``: no check, no splitting.  ``probe``: with ``give_up`` set and more than ``probe`` samples, the
     initial pass first runs on samples ``0..probe-1`` alone, and the first split of loose pieces on the
     first ``probe`` loose samples alone, so that an enclosure that is too loose fails after a few samples
-    instead of all of them.
+    instead of all of them; the run then starts from the uniform cover that every probe sample split to
+    everywhere (if finer than ``subintervals``).
     """
-    for label, value, low in (("subintervals", subintervals, 1), ("refine", refine, 0), ("max_subintervals", max_subintervals, 1),
-                              ("batch", batch, 1), ("n_samples", n_samples, 1)):
+    for label, value, low in (("subintervals", subintervals, 1), ("refine", refine, 0),
+                              ("max_subintervals", max_subintervals, 1), ("batch", batch, 1),
+                              ("n_samples", n_samples, 1)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise CertificateInputError(f"{label}: must be an integer >= {low}, got {value!r}")
     if not np.isfinite(rtol) or rtol < 0:
         raise CertificateInputError(f"rtol: must be finite and >= 0, got {rtol!r}")
     n, k = int(n_samples), int(min(subintervals, max_subintervals))
     if give_up is not None and 0 < probe < n:
-        segment_bounds(evaluate, probe, subintervals=subintervals, refine=0, max_subintervals=max_subintervals,
-                       batch=batch, device=device, give_up=give_up, probe=0)
+        first = segment_bounds(evaluate, probe, subintervals=subintervals, refine=0, max_subintervals=max_subintervals,
+                               batch=batch, device=device, give_up=give_up, probe=0)
+        k = max(k, _learned_start(first, probe))
     samples = np.arange(n)
     ones = np.ones(n)
-    end, _ = _run(evaluate, samples, ones, ones, batch, device)
-    start, _ = _run(evaluate, samples, np.zeros(n), np.zeros(n), batch, device)
-    owner, lo, hi, slope, change, t_lo, t_hi, points = _uniform_pass(evaluate, n, k, end, batch, device)
-    evaluations = 2 * n + 2 * owner.size
+    end, end_tangent = _run(evaluate, samples, ones, ones, batch, device)
+    start, start_tangent = _run(evaluate, samples, np.zeros(n), np.zeros(n), batch, device)
+    ends = _Points.of(end_tangent, samples, n).merge(_Points.of(start_tangent, samples, n))
+    def needs(slope: np.ndarray, owner: np.ndarray, points: _Points) -> np.ndarray:
+        return _needs_work(slope, owner, points, n, give_up, refine, rtol)
+
+    owner, lo, hi, slope, change, t_lo, t_hi, points, midpoints = _uniform_pass(
+        evaluate, n, k, end, ends, batch, device, needs)
+    evaluations = 2 * n + owner.size + midpoints
     chunk = probe  # the first split of loose pieces runs on a few samples: a layer that cannot be enclosed fails early
     while give_up is not None:
         gap = _gap(_scatter_max(slope, owner, n), points.reference)
@@ -307,12 +363,16 @@ def segment_bounds(
         loose = ~(_gap(slope, points.reference[owner]) <= give_up)
         count, n_loose = np.bincount(owner, minlength=n), np.bincount(owner[loose], minlength=n)
         if hopeless.size or np.any(count[bad] + n_loose[bad] > max_subintervals):
-            why = (f"even point enclosures exceed the value {np.max(_gap(points.upper[hopeless], points.reference[hopeless])):.3g} "
-                   "times (rounding errors amplified through the network: no finer cover can help)" if hopeless.size else
-                   f"max_subintervals={max_subintervals} allows no finer cover")
+            if hopeless.size:
+                worst = np.max(_gap(points.upper[hopeless], points.reference[hopeless]))
+                why = (f"even point enclosures exceed the value {worst:.3g} times (rounding errors amplified through "
+                       "the network: no finer cover can help)")
+            else:
+                why = f"max_subintervals={max_subintervals} allows no finer cover"
             raise IntervalDomainError(
-                f"samples {bad[:5].tolist()}: derivative bound / float value up to {np.max(gap):.3g} > give_up={give_up:g} "
-                f"with pieces down to 1/{_finest(lo, hi)} (the enclosure is too loose: remainders grow through the network; {why})"
+                f"samples {bad[:5].tolist()}: derivative bound / float value up to {np.max(gap):.3g} > "
+                f"give_up={give_up:g} with pieces down to 1/{_finest(lo, hi)} (the enclosure is too loose: remainders "
+                f"grow through the network; {why})"
             )
         if 0 < chunk < bad.size:
             bad = bad[:chunk]
@@ -326,7 +386,8 @@ def segment_bounds(
         for parts, rows in ((4, rows4), (2, rows2)):
             if rows.size:
                 (owner, lo, hi, slope, change, t_lo, t_hi), points, added = _split(
-                    (owner, lo, hi, slope, change, t_lo, t_hi), points, rows, parts, evaluate, end, batch, device, n)
+                    (owner, lo, hi, slope, change, t_lo, t_hi), points, rows, parts, evaluate, end, batch, device, n,
+                    needs)
                 evaluations += added
     finest = _finest(lo, hi)
     rounds = 0
@@ -341,14 +402,15 @@ def segment_bounds(
             break
         rounds += 1
         (owner, lo, hi, slope, change, t_lo, t_hi), points, added = _split(
-            (owner, lo, hi, slope, change, t_lo, t_hi), points, np.flatnonzero(need), 2, evaluate, end, batch, device, n)
+            (owner, lo, hi, slope, change, t_lo, t_hi), points, np.flatnonzero(need), 2, evaluate, end, batch, device,
+            n, needs)
         evaluations += added
     derivative = _scatter_max(slope, owner, n)
     if not np.all(np.isfinite(derivative)):
         bad = np.flatnonzero(~np.isfinite(derivative))
         raise IntervalDomainError(
-            f"samples {bad[:5].tolist()}: the interval enclosure overflowed on some sub-interval even after refinement; "
-            "raise subintervals or max_subintervals"
+            f"samples {bad[:5].tolist()}: the interval enclosure overflowed on some sub-interval even after "
+            "refinement; raise subintervals or max_subintervals"
         )
     return SegmentBounds(
         owner=owner, theta_lo=lo, theta_hi=hi, slope=slope, change=change, tangent_lo=t_lo, tangent_hi=t_hi,

@@ -11,7 +11,8 @@ its float error (proven from IEEE operations, except for ``tanh``, which carries
   evaluated as ``t_0 = 1 / x`` or ``1 / sqrt(x)``, ``t_j = t_{j-1} / x``, ``f^(j) = falling(p, j) t_j``: every
   step is a correctly rounded IEEE operation and ``falling(p, j)`` is exact (odd integers over ``2^j``), so
   the relative error is at most ``gamma_(j+3) <= (j + 4) u`` with ``u = 2^-53`` (the per-entry error used),
-  below ``16 eps`` for ``j <= 28`` (:data:`POWER_ORDERS`); bound ``|p (p-1)...| lo^(p-k)`` by the same chain (``inf`` where ``lo <= 0``).
+  below ``16 eps`` for ``j <= 28`` (:data:`POWER_ORDERS`); bound ``|p (p-1)...| lo^(p-k)`` by the same chain
+  (``inf`` where ``lo <= 0``).
 * ``tanh``: ``f^(k) = P_k(tanh x)`` with ``P_0 = t``, ``P_{k+1} = P_k'(t) (1 - t^2)``; bound ``sum |coeffs of P_k|``
   (``|t| <= 1``).
 * GELU ``g = x Phi(x)``: ``Phi^(j) = phi^(j-1)``, ``phi^(j) = (-1)^j He_j(x) phi(x)`` (probabilists' Hermite

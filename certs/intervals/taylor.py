@@ -12,7 +12,8 @@ Linear maps act exactly on the ``c_i`` (keeping the cancellations of ``W d``, ``
 remainder (order ``h^(n+1)``) is propagated with ``|W|``.  ``n = 1`` is affine arithmetic; ``n = 2``
 also carries the curvature, which on the default ViT shrinks the remainders by orders of
 magnitude; ``n = 4`` (the default of :mod:`verification.bridge.vit_interval`) shrinks them further, so
-that fewer sub-intervals are needed.  Rules (``spread = sum_{i>=1} |c_i| + r`` bounds ``|x - c_0|``; box ``c_0 +- spread``):
+that fewer sub-intervals are needed.  Rules (``spread = sum_{i>=1} |c_i| + r`` bounds ``|x - c_0|``; box
+``c_0 +- spread``):
 
 * sums, point scaling, ``linear``, ``sum``, ``mean``, ``minus_mean``: exact on the ``c_i``, ``|.|`` on ``r``;
 * product: polynomial product truncated at degree ``n``; the dropped terms ``sum_{i+j>n} |x_i y_j|``
@@ -60,18 +61,52 @@ _TANH_GELU_K = math.sqrt(2.0 / math.pi)
 _TANH_GELU_A = 0.044715
 
 
-def _up(x: torch.Tensor, terms: int = 8) -> torch.Tensor:
+def _up(x: torch.Tensor, terms: int = 8, fresh: bool = False) -> torch.Tensor:
     """``x (1 + terms eps) + 2^-1022`` rounded up (the absolute term covers underflow: a product's error below
-    ``2^-1022`` is at most ``2^-1075``, far below it for the few products behind one entry); NaN read as ``+inf``."""
-    x = torch.nan_to_num(x, nan=float("inf"), posinf=float("inf"))
-    return round_up_tensor(x * (1.0 + terms * EPS) + TINY)
+    ``2^-1022`` is at most ``2^-1075``, far below it for the few products behind one entry); NaN read as ``+inf``.
+    ``fresh``: ``x`` is a temporary of the caller and is overwritten (else a copy is made)."""
+    if fresh:
+        x = x.nan_to_num_(nan=float("inf"), posinf=float("inf"))
+    else:
+        x = torch.nan_to_num(x, nan=float("inf"), posinf=float("inf"))
+    x.mul_(1.0 + terms * EPS).add_(TINY)
+    return torch.nextafter(x, x.new_full((), float("inf")), out=x)
 
 
 def _abs_sum(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``sum_i |t_i|`` (float, accumulated in place)."""
     out = tensors[0].abs()
     for t in tensors[1:]:
-        out = out + t.abs()
+        a = t.abs()
+        out = _accumulate(out, a)
     return out
+
+
+def _accumulate(total: torch.Tensor | None, term: torch.Tensor) -> torch.Tensor:
+    """``total + term``, in place where ``total`` (a temporary of the caller) has the shape of ``term``."""
+    if total is None:
+        return term
+    return total.add_(term) if total.shape == term.shape else total + term
+
+
+def _product_sum(x: Sequence[torch.Tensor], y: Sequence[torch.Tensor], k: int, lo: int, hi: int) -> torch.Tensor:
+    """``sum_{i=lo}^{hi} x_i y_{k-i}`` (a new tensor), accumulated in place (``addcmul_``: with or without FMA, an
+    inner product of ``hi - lo + 1`` terms, within ``gamma_{hi-lo+1}``)."""
+    total = x[lo] * y[k - lo]
+    for i in range(lo + 1, hi + 1):
+        a, b = x[i], y[k - i]
+        if total.shape == a.shape == b.shape:
+            total.addcmul_(a, b)
+        else:
+            total = total + a * b
+    return total
+
+
+def _multiply_add(total: torch.Tensor | None, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``total + a b`` (``a b`` where ``total`` is ``None``), in place where ``total`` (a temporary) has the shape."""
+    if total is None:
+        return a * b
+    return total.addcmul_(a, b) if total.shape == a.shape == b.shape else total + a * b
 
 
 Operand = Union["TaylorForm", torch.Tensor, float]
@@ -101,7 +136,13 @@ class TaylorForm:
         ``scale``: replaces ``sum_i |c_i|`` in the rounding term ``u sum_i |c_i|`` (a known bound, or a larger
         error scale in units of ``u``)."""
         coef = tuple(coef)
-        return TaylorForm(coef, _up(r + err + U * (_abs_sum(coef) if scale is None else scale)))
+        total = _abs_sum(coef).mul_(U) if scale is None else U * scale
+        total = _accumulate(total, r)
+        if isinstance(err, torch.Tensor):
+            total = _accumulate(total, err)
+        elif err:
+            total = total.add_(err)
+        return TaylorForm(coef, _up(total, fresh=True))
 
     @staticmethod
     def cat(parts: Sequence["TaylorForm"], dim: int) -> "TaylorForm":
@@ -156,21 +197,31 @@ class TaylorForm:
         if not isinstance(other, TaylorForm):
             w = torch.as_tensor(other, dtype=self.r.dtype, device=self.r.device)
             return TaylorForm.build(tuple(c * w for c in self.coef), self.r * w.abs())
+        return self._times(other, 0, 0)
+
+    def _times(self, other: "TaylorForm", low_x: int, low_y: int) -> "TaylorForm":
+        """The product rule (module docstring) where the coefficients of ``self`` below degree ``low_x`` and those of
+        ``other`` below ``low_y`` are known exact zeros (skipped: an exact zero adds nothing; an overflow elsewhere
+        still makes the remainder infinite)."""
         n = self.order
-        coef, high = [], 0.0
+        coef, high = [], None
         for k in range(2 * n + 1):
-            total = None
-            for i in range(max(0, k - n), min(k, n) + 1):
-                term = self.coef[i] * other.coef[k - i]
-                total = term if total is None else total + term
+            lo, hi = max(low_x, k - n), min(k - low_y, n)
+            if lo > hi:  # every term is an exact zero
+                if k <= n:
+                    x0, y0 = self.coef[0], other.coef[0]
+                    coef.append(torch.zeros_like(x0) if x0.shape == y0.shape else torch.zeros_like(x0 * y0))
+                continue
+            total = _product_sum(self.coef, other.coef, k, lo, hi)
             if k <= n:
                 coef.append(total)
             else:  # dropped degree k: |sum_{i+j=k} x_i y_j| (keeps cancellations, e.g. in e / sum e)
-                high = high + total.abs()
+                high = _accumulate(high, total.abs_())
         mag_x, mag_y = self.magnitude, other.magnitude
-        r = high + self.r * (mag_y + other.r) + other.r * mag_x
-        # every degree k (kept or dropped) sums at most n + 1 products: float error <= gamma_{n+1} sum_{i+j=k} |x_i y_j|,
-        # and over all k at most (n + 2) u mag_x mag_y
+        r = _accumulate(high, self.r * (mag_y + other.r))
+        r = _accumulate(r, other.r * mag_x)
+        # every degree k (kept or dropped) sums at most n + 1 products: float error <= gamma_{n+1}
+        # sum_{i+j=k} |x_i y_j|, and over all k at most (n + 2) u mag_x mag_y
         return TaylorForm.build(coef, r, scale=(n + 3) * (mag_x * mag_y))
 
     __rmul__ = __mul__
@@ -185,28 +236,29 @@ class TaylorForm:
         products = [blocked_matmul(c, wt) for c in self.coef]
         coef = tuple(value for value, _ in products)
         g = (products[0][1] + 2) * U
-        r = ((self.r + g * _abs_sum(self.coef)) @ wt.abs()) * (1.0 + (m + 4) * U) + (m + 1) * TINY
-        out = TaylorForm(coef, _up(r))
+        r = ((self.r + g * self.magnitude) @ wt.abs()).mul_(1.0 + (m + 4) * U).add_((m + 1) * TINY)
+        out = TaylorForm(coef, _up(r, fresh=True))
         return out if bias is None else out + bias
 
     def matmul(self, other: "TaylorForm") -> "TaylorForm":
         """``X Y`` of two forms (batched like ``torch.matmul``; module docstring)."""
         n = self.order
         k_inner = self.coef[0].shape[-1]
-        abs_x = [c.abs() for c in self.coef]
-        abs_y = [c.abs() for c in other.coef]
         coef = []
         for k in range(n + 1):
             total = self.coef[0] @ other.coef[k]
             for i in range(1, k + 1):
-                total = total + self.coef[i] @ other.coef[k - i]
+                total = _accumulate(total, self.coef[i] @ other.coef[k - i])
             coef.append(total)
         g = (k_inner + 2 * n + 6) * U
-        mag_x, mag_y = _abs_sum(self.coef), _abs_sum(other.coef)
-        r = mag_x @ (other.r + g * mag_y) + self.r @ (mag_y + other.r)
+        mag_x, mag_y = self.magnitude, other.magnitude
+        r = _accumulate(mag_x @ (other.r + g * mag_y), self.r @ (mag_y + other.r))
+        tail = None  # sum_{j > n - i} |y_j|, grown from j = n down
         for i in range(1, n + 1):  # dropped degrees i + j > n, bounded by |x_i| @ sum_{j > n - i} |y_j|
-            r = r + abs_x[i] @ _abs_sum(abs_y[n - i + 1:])
-        return TaylorForm(tuple(coef), _up(r * (1.0 + g) + (k_inner + 1) * TINY))
+            size = other.coef[n - i + 1].abs()
+            tail = size if tail is None else tail + size
+            r = _accumulate(r, self.coef[i].abs() @ tail)
+        return TaylorForm(tuple(coef), _up(r.mul_(1.0 + g).add_((k_inner + 1) * TINY), fresh=True))
 
     def sum(self, dim: int, keepdim: bool = False) -> "TaylorForm":
         k = self.shape[dim]
@@ -244,33 +296,51 @@ class TaylorForm:
 
     # ------------------------------------------------------------------ smooth functions
     def delta_powers(self) -> list["TaylorForm"]:
-        """``(x - c_0)^k`` for ``k = 1..n`` (shared by every function composed with the same form)."""
+        """``(x - c_0)^k`` for ``k = 1..n`` (shared by every function composed with the same form); the coefficients of
+        ``(x - c_0)^k`` below degree ``k`` are exact zeros, and the products skip them (:meth:`_times`)."""
         delta = TaylorForm((torch.zeros_like(self.r),) + self.coef[1:], self.r)
         powers = [delta]
-        for _ in range(1, self.order):
-            powers.append(powers[-1] * delta)
+        for k in range(1, self.order):
+            powers.append(powers[-1]._times(delta, k, 1))
         return powers
 
     def compose(self, derivs: Sequence[torch.Tensor], bound: torch.Tensor, errors: Sequence[torch.Tensor],
                 powers: Sequence["TaylorForm"] | None = None) -> "TaylorForm":
-        """``f(x)`` from ``derivs = [f(c_0), ..., f^(n)(c_0)]``, their float errors ``errors[k] >= |derivs[k] - f^(k)(c_0)|``
-        (absolute, per entry) and ``bound >= sup_box |f^(n+1)|`` (module docstring): the error
-        ``sum_k (errors[k] / k! + u |derivs[k] / k!|) spread^k`` goes to the remainder.  ``powers``:
-        :meth:`delta_powers` if already computed."""
+        """``f(x)`` from ``derivs = [f(c_0), ..., f^(n)(c_0)]``, their float errors
+        ``errors[k] >= |derivs[k] - f^(k)(c_0)|`` (absolute, per entry) and ``bound >= sup_box |f^(n+1)|`` (module
+        docstring).  ``powers``: :meth:`delta_powers` if already computed.
+
+        With ``s_k = fl(derivs[k] / k!)`` and ``P_k`` the form of ``delta^k`` (remainder ``r_k``), the coefficients
+        ``c_0 = derivs[0]`` (no operation) and ``c_j = sum_{1 <= k <= j} s_k P_kj`` are accumulated directly (an inner
+        product of ``j <= n`` terms: float error at most ``gamma_n sum_k |s_k P_kj|``, in all at most
+        ``(n + 2) u sum_k |s_k| sum_j |P_kj|`` with margin for the float magnitudes), and the remainder is
+        ``sum_k |s_k| r_k + sum_k (errors[k] / k! + u |s_k|) spread^k`` (the errors of the derivatives and of
+        ``s_k``, ``|delta^k| <= spread^k``) plus the Lagrange term ``bound spread^(n+1) / (n+1)!`` and that
+        rounding."""
         n = self.order
         powers = self.delta_powers() if powers is None else powers
         spread = self.spread()
-        out = TaylorForm.point(derivs[0], n)
-        err = errors[0]
+        coef: list[torch.Tensor | None] = [derivs[0]] + [None] * n
+        scale_sum = None
+        err = errors[0].clone()
+        r = None
         for k in range(1, n + 1):
             scale = derivs[k] / math.factorial(k)
-            out = out + powers[k - 1] * scale
-            err = err + (errors[k] / math.factorial(k) + U * scale.abs()) * spread ** k
-        lagrange = bound * spread ** (n + 1) / math.factorial(n + 1)
-        return TaylorForm.build(out.coef, out.r + lagrange, err)
+            power = powers[k - 1]
+            for j in range(k, n + 1):
+                coef[j] = _multiply_add(coef[j], scale, power.coef[j])
+            size = scale.abs()
+            scale_sum = _multiply_add(scale_sum, size, power.magnitude)
+            r = _multiply_add(r, size, power.r)
+            err = _accumulate(err, (errors[k] / math.factorial(k) + U * size) * spread ** k)
+        total = _accumulate(err, bound * spread ** (n + 1) / math.factorial(n + 1))
+        if n:
+            total = _accumulate(_accumulate(total, scale_sum.mul_((n + 2) * U)), r)
+        return TaylorForm(tuple(coef), _up(total, 2 * n + 8, fresh=True))
 
     def apply(self, fn: SmoothFunction, floor: torch.Tensor | float | None = None, first: int = 0) -> "TaylorForm":
-        """``f^(first)(x)`` for the smooth ``fn``; ``floor``: a known lower bound of the true ``x`` (tightens the box)."""
+        """``f^(first)(x)`` for the smooth ``fn``; ``floor``: a known lower bound of the true ``x`` (tightens the
+        box)."""
         return self.apply_derivatives(fn, floor, (first,))[0]
 
     def apply_derivatives(self, fn: SmoothFunction, floor: torch.Tensor | float | None = None,
@@ -278,7 +348,8 @@ class TaylorForm:
         """``f^(j)(x)`` for each ``j`` in ``orders``, sharing the box, the derivatives at ``c_0`` and the powers."""
         box = self.box()
         if floor is not None:
-            box = Interval(torch.maximum(box.lo, torch.as_tensor(floor, dtype=box.lo.dtype, device=box.lo.device)), box.hi)
+            floor = torch.as_tensor(floor, dtype=box.lo.dtype, device=box.lo.device)
+            box = Interval(torch.maximum(box.lo, floor), box.hi)
         n = self.order
         a = self.coef[0]
         top = n + max(orders)
@@ -306,13 +377,15 @@ class TaylorForm:
         crossing = ~((l >= 0) | (u <= 0))
         sign = torch.where(l >= 0, 1.0, -1.0).to(l.dtype)
         half = 0.5 * torch.maximum(-l, u)
-        coef = tuple(torch.where(crossing, half if i == 0 else torch.zeros_like(l), c * sign) for i, c in enumerate(self.coef))
+        coef = tuple(torch.where(crossing, half if i == 0 else torch.zeros_like(l), c * sign)
+                     for i, c in enumerate(self.coef))
         out = TaylorForm(coef, _up(torch.where(crossing, half, self.r)))
         return out, torch.where(crossing, -1, torch.where(l >= 0, 1, -2))
 
 
 def _slope_times(code: torch.Tensor, t: TaylorForm, negative_slope: float) -> TaylorForm:
-    """``s t`` with slope ``s`` = 1 (code 1), 0 (code 0), -1 (code -2), or unknown in ``[negative_slope, 1]`` (code -1)."""
+    """``s t`` with slope ``s`` = 1 (code 1), 0 (code 0), -1 (code -2), or unknown in ``[negative_slope, 1]``
+    (code -1)."""
     dtype = t.r.dtype
     fixed = torch.where(code == 1, 1.0, torch.where(code == -2, -1.0, 0.0)).to(dtype)
     crossing = code == -1
@@ -333,11 +406,13 @@ class TaylorDual:
     tangent: TaylorForm
 
     def constant_like(self, x: torch.Tensor) -> "TaylorDual":
-        return TaylorDual(TaylorForm.point(x, self.value.order), TaylorForm.point(torch.zeros_like(x), self.value.order))
+        order = self.value.order
+        return TaylorDual(TaylorForm.point(x, order), TaylorForm.point(torch.zeros_like(x), order))
 
     @staticmethod
     def cat(parts: Sequence["TaylorDual"], dim: int) -> "TaylorDual":
-        return TaylorDual(TaylorForm.cat([p.value for p in parts], dim), TaylorForm.cat([p.tangent for p in parts], dim))
+        return TaylorDual(TaylorForm.cat([p.value for p in parts], dim),
+                          TaylorForm.cat([p.tangent for p in parts], dim))
 
     def rearrange(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "TaylorDual":
         return TaylorDual(self.value.rearrange(fn), self.tangent.rearrange(fn))

@@ -1,7 +1,8 @@
 """Interval forward-mode rules for the transformer ops: LayerNorm, softmax, multi-head attention.
 
 Inputs and outputs are :class:`certs.intervals.dual.Dual` (value + tangent intervals) or
-:class:`certs.intervals.taylor.TaylorDual` (Taylor forms in the path parameter); generic torch ops only (the timm-aware walk lives in :mod:`verification.bridge.vit_interval`).
+:class:`certs.intervals.taylor.TaylorDual` (Taylor forms in the path parameter); generic torch ops only (the
+timm-aware walk lives in :mod:`verification.bridge.vit_interval`).
 
 * LayerNorm over the last dim, ``y = (x - mean x) / sqrt(var + eps) * w + b`` with the biased
   ``var = mean((x - mean x)^2)``: the centring ``x - mean x`` is the exact linear map

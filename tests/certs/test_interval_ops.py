@@ -273,6 +273,51 @@ def test_known_bad_taylor_form_without_lagrange_remainder_is_caught():
     assert caught
 
 
+def _compose_violations() -> int:
+    """Points of ``exp(gelu(x))`` on Taylor duals of orders 2 and 3 outside the enclosure (fixed seeds)."""
+    hits = 0
+    for kind in ("taylor2", "taylor3"):
+        for seed in range(15):
+            rng = np.random.default_rng(seed)
+            x0, d = _t(rng.normal(0, 1.5, (3, 6))), _t(rng.normal(0, 1.0, (3, 6)))
+            value, tangent = _path_start(kind, x0, d, 0.0, 1.0).gelu().exp().enclosures()
+            for theta in np.linspace(0, 1, 11):
+                primal, derivative = _jvp(lambda t: torch.exp(F.gelu(t)), x0, d, float(theta))
+                hits += not bool(value.contains(primal, TOL).all() and tangent.contains(derivative, TOL).all())
+    return hits
+
+
+def test_known_bad_compose_without_the_remainders_of_the_powers_is_caught(monkeypatch):
+    """:meth:`TaylorForm.compose` charges ``|f^(k)(c_0) / k!| r_k`` for the remainder ``r_k`` of ``(x - c_0)^k``: powers
+    whose remainders are dropped miss exact values of a composition."""
+    assert _compose_violations() == 0
+    powers = TaylorForm.delta_powers
+    bare = lambda self: [TaylorForm(p.coef, torch.zeros_like(p.r)) for p in powers(self)]  # noqa: E731
+    monkeypatch.setattr(TaylorForm, "delta_powers", bare)
+    assert _compose_violations() > 0
+
+
+@given(st.integers(0, 2**31 - 1), st.integers(1, 6), st.booleans())
+def test_powers_skipping_their_zero_coefficients_equal_the_full_products(seed, order, overflow):
+    """``delta_powers`` skips the exact-zero low coefficients of ``(x - c_0)^k`` (:meth:`TaylorForm._times`): the same
+    coefficients and remainders as the full product rule, and an overflow still makes the remainder infinite."""
+    rng = np.random.default_rng(seed)
+    coef = [_t(rng.normal(0, 1.0, (2, 5))) for _ in range(order + 1)]
+    if overflow:
+        coef[-1][0, 0] = math.inf
+    x = TaylorForm(tuple(coef), _t(rng.uniform(0, 1e-3, (2, 5))))
+    delta = TaylorForm((torch.zeros_like(x.r),) + x.coef[1:], x.r)
+    full = [delta]
+    for _ in range(1, order):
+        full.append(full[-1] * delta)
+    for fast, slow in zip(x.delta_powers(), full):
+        if overflow:  # the full rule has NaN (0 * inf) where the fast one has inf: both boxes unbounded there
+            assert bool(torch.isinf(fast.spread()[0, 0])) and not bool(torch.isfinite(slow.spread()[0, 0]))
+            continue
+        assert all(torch.equal(a, b) for a, b in zip(fast.coef[1:], slow.coef[1:]))
+        assert torch.equal(fast.r, slow.r)
+
+
 def _normed_violation(monkeypatch=None) -> bool:
     """Does LayerNorm + Linear on Taylor duals miss the exact value or derivative somewhere (fixed seeds)?"""
     for seed in range(30):

@@ -15,8 +15,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from certs.errors import CertificateInputError
-from certs.intervals.interval import IntervalDomainError, widen
+from certs.intervals.dual import Dual
+from certs.intervals.interval import Interval, IntervalDomainError, widen
 from certs.intervals.piecewise_linear import tail_evaluator, tail_segment_bounds, tail_sound_lipschitz
+from certs.intervals import refinement
 from certs.intervals.refinement import segment_bounds
 from certs.lipschitz import lipschitz_constants
 from verification.theorems.networks import ReluAbsMLP
@@ -218,3 +220,86 @@ def test_a_layer_that_stays_loose_fails_after_splitting_a_few_samples():
     with pytest.raises(IntervalDomainError, match="max_subintervals=32"):
         segment_bounds(evaluate, 10, subintervals=8, max_subintervals=32, give_up=1e6, probe=4)
     assert restarted == {4, 5, 6, 7}
+
+
+def _bounds(segment, k: int, refine: int):
+    tail, start, direction = segment
+    evaluate = tail_evaluator(tail, start, direction, order=2)
+    return segment_bounds(evaluate, start.shape[0], subintervals=k, refine=refine, rtol=0.05, give_up=1e6)
+
+
+def _same_cover(a, b) -> bool:
+    """The same pieces with the same bounds (in any order)."""
+    fields = ("owner", "theta_lo", "theta_hi", "slope", "change")
+    ia, ib = np.lexsort((a.theta_lo, a.owner)), np.lexsort((b.theta_lo, b.owner))
+    return all(np.array_equal(getattr(a, f)[ia], getattr(b, f)[ib]) for f in fields)
+
+
+@given(mlp_segments(), st.sampled_from([1, 2, 4]), st.sampled_from([0, 3]))
+def test_midpoints_skipped_where_no_decision_needs_them_give_the_same_cover_and_bounds(segment, k, refine):
+    """The start pieces' midpoints are evaluated only for samples that need work under the ends' statistics alone
+    (refinement.py): the cover and bounds equal those with every midpoint evaluated (more points only raise
+    ``point_s``, so they cannot change a skipped sample's decisions)."""
+    lazy = _bounds(segment, k, refine)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(refinement, "_needs_work", lambda slope, owner, points, n, *rest: np.ones(n, dtype=bool))
+        eager = _bounds(segment, k, refine)
+    assert _same_cover(lazy, eager)
+    assert np.array_equal(lazy.derivative, eager.derivative)
+    assert np.all(lazy.derivative_lower <= eager.derivative_lower)
+
+
+def _bump_evaluator(owner, lo, hi):
+    """``z(theta) = (1 - cos(pi theta)) / pi`` (``z' = sin(pi theta)``: 0 at both ends, 1 in the middle) with
+    enclosures widened by the piece's width: only the midpoints show how large ``z'`` is."""
+    a, b = lo.double()[:, None] * torch.pi, hi.double()[:, None] * torch.pi
+    width = (hi - lo).double()[:, None]
+    top = torch.where((a <= torch.pi / 2) & (b >= torch.pi / 2), torch.ones_like(a), torch.maximum(a.sin(), b.sin()))
+    value = Interval((1 - a.cos()) / torch.pi - width, (1 - b.cos()) / torch.pi + width)
+    return Dual(value, Interval(torch.minimum(a.sin(), b.sin()) - 0.1 * width, top + 0.1 * width))
+
+
+def test_known_bad_skipping_every_midpoint_changes_the_cover():
+    """Known-bad: skipping the midpoints of samples that do need work (here: the ends say ``z' = 0``) changes what
+    the refinement does (or leaves no reference value at all: an error); the real rule evaluates them and matches
+    the eager cover."""
+    options = dict(subintervals=2, refine=3, rtol=0.05, give_up=1e6)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(refinement, "_needs_work", lambda slope, owner, points, n, *rest: np.ones(n, dtype=bool))
+        eager = segment_bounds(_bump_evaluator, 3, **options)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(refinement, "_needs_work", lambda slope, owner, points, n, *rest: np.zeros(n, dtype=bool))
+        try:
+            none = segment_bounds(_bump_evaluator, 3, **options)
+        except IntervalDomainError:
+            none = None
+    assert _same_cover(segment_bounds(_bump_evaluator, 3, **options), eager)
+    assert none is None or not _same_cover(none, eager)
+
+
+def _blowup_evaluator(scale: np.ndarray):
+    """``z = theta`` with a tangent enclosure of radius ``scale[owner] width^6``: pieces wider than about
+    ``(1e6 / scale)^(1/6)`` are loose (``give_up = 1e6``) and get split 4x."""
+    def evaluate(owner, lo, hi):
+        width = (hi - lo).double()[:, None]
+        radius = torch.as_tensor(scale)[owner][:, None] * width ** 6
+        value = Interval(lo.double()[:, None] - width, hi.double()[:, None] + width)
+        return Dual(value, Interval(1.0 - radius, 1.0 + radius))
+    return evaluate
+
+
+@pytest.mark.parametrize("scale, start", [([1e12] * 6, 32), ([1e12, 1.0, 1e12, 1e12, 1e12, 1e12], 2)])
+def test_the_run_starts_from_the_cover_every_probe_sample_split_to(scale, start):
+    """With a probe, the run starts from the uniform cover that every probe sample split to everywhere (32 here
+    when all blow up; the given start 2 when one probe sample needs no split): the same cover and bounds as from the
+    given start, with fewer evaluations where it is finer."""
+    evaluate = _blowup_evaluator(np.asarray(scale))
+    options = dict(subintervals=2, refine=2, rtol=0.25, give_up=1e6, max_subintervals=64)
+    first = segment_bounds(evaluate, 3, **{**options, "refine": 0}, probe=0)  # what the probe run does
+    assert refinement._learned_start(first, 3) == start
+    learned = segment_bounds(evaluate, 6, **options, probe=3)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(refinement, "_learned_start", lambda first, n: 0)
+        given_start = segment_bounds(evaluate, 6, **options, probe=3)
+    assert _same_cover(learned, given_start) and np.array_equal(learned.derivative, given_start.derivative)
+    assert (learned.evaluations < given_start.evaluations) == (start > 2)

@@ -28,8 +28,9 @@ block on the default model for a point ``theta``, where they hold rounding error
 LayerNorms; verification/FINDINGS.md F20), so the earliest layers may exceed ``give_up``; their loose
 sub-intervals are split 4x (2x where 4x would exceed ``max_subintervals``), and what still fails raises
 :class:`certs.intervals.interval.IntervalDomainError` (never a number).  Order 4 (the default) needs far
-fewer sub-intervals than order 2; a layer whose first samples are loose at order 4 switches to order 6
-(``loose_order``), and pieces narrower than the start use it too.  The start products ``S psi_1`` and
+fewer sub-intervals than order 2; a layer whose first samples are loose at order 4 switches to order 8
+(``loose_order``; the highest with proven GELU derivative errors, :data:`certs.intervals.smooth.GELU_ORDERS`),
+and pieces narrower than the start use it too.  The start products ``S psi_1`` and
 ``R psi_1`` are enclosed in extended precision (:mod:`certs.intervals.extended`): their float64 radius was
 the largest rounding source that the blocks amplify.  On the demo's masks every layer is reached at
 budget 64 (18 of 18 Hybrid, 16 of 16 CAST 2:4), median sound / estimate 1.00–1.49; CAST 2:4
@@ -72,8 +73,9 @@ from certs.intervals.transformer import attention, layer_norm
 
 from .vit_views import CapturedLayer, _layer_op, audit_copy
 
-__all__ = ["SoundPathBounds", "sound_path_bounds", "target_stage", "path_stages", "capture_streams", "PathWalk", "path_walk",
-           "BLOCK_SUBSTAGES", "block_substages", "check_interval_support", "resolve_device", "SOUND_DEVICES", "default_batch", "MAX_BATCH", "BATCH_MEMORY"]
+__all__ = ["SoundPathBounds", "sound_path_bounds", "target_stage", "path_stages", "capture_streams", "PathWalk",
+           "path_walk", "BLOCK_SUBSTAGES", "block_substages", "check_interval_support", "resolve_device",
+           "SOUND_DEVICES", "default_batch", "MAX_BATCH", "BATCH_MEMORY"]
 
 #: Accepted ``device`` values (``"cuda:N"`` too): ``"auto"`` = CUDA when available, else the CPU.
 SOUND_DEVICES = ("auto", "cpu", "cuda")
@@ -91,7 +93,8 @@ _BLOCK_TARGET = re.compile(r"^blocks\.(\d+)\.(attn\.qkv|attn\.proj|mlp\.fc1|mlp\
 class SoundPathBounds:
     """Sound per-sample bounds on the pruning path of one layer.
 
-    lipschitz: ``L_s`` labelled ``sound`` (method ``interval-forward-taylor{order}[+{loose_order}]-K{K}[-adaptive]``, ``K`` = 1 / the narrowest piece before refinement).
+    lipschitz: ``L_s`` labelled ``sound`` (method ``interval-forward-taylor{order}[+{loose_order}]-K{K}[-adaptive]``,
+    ``K`` = 1 / the narrowest piece before refinement).
     logit_change: ``(B,)`` sound bound of ``sup_{theta in [0, 1]} ||z(theta) - z(1)||_inf``.
     segments: the sub-intervals and their bounds (``segments.logit_change(theta0)`` for other ranges).
     products: ``||R psi_1(s)||_inf`` used for ``L_s`` (those of the :class:`CapturedLayer`).
@@ -105,7 +108,8 @@ class SoundPathBounds:
 
 
 def target_stage(name: str) -> tuple[str, int | None]:
-    """``('embed', None)``, ``('head', None)`` or ``(part, block)`` for ``blocks.i.{attn.qkv, attn.proj, mlp.fc1, mlp.fc2}``."""
+    """``('embed', None)``, ``('head', None)`` or ``(part, block)`` for
+    ``blocks.i.{attn.qkv, attn.proj, mlp.fc1, mlp.fc2}``."""
     if name == "patch_embed.proj":
         return "embed", None
     if name == "head":
@@ -113,7 +117,8 @@ def target_stage(name: str) -> tuple[str, int | None]:
     match = _BLOCK_TARGET.match(name)
     if match is None:
         raise UnsupportedLayerError(
-            f"layer {name!r}: interval bounds support patch_embed.proj, blocks.i.attn.qkv/attn.proj/mlp.fc1/mlp.fc2 and head"
+            f"layer {name!r}: interval bounds support patch_embed.proj, blocks.i.attn.qkv/attn.proj/mlp.fc1/mlp.fc2 "
+            "and head"
         )
     return match.group(2), int(match.group(1))
 
@@ -130,7 +135,8 @@ def _check_norm(module: nn.Module, name: str) -> None:
     if _is_identity(module):
         return
     if not isinstance(module, nn.LayerNorm) or len(module.normalized_shape) != 1:
-        raise UnsupportedLayerError(f"module {name!r} ({type(module).__name__}) has no interval rule (LayerNorm over the last dim only)")
+        raise UnsupportedLayerError(
+            f"module {name!r} ({type(module).__name__}) has no interval rule (LayerNorm over the last dim only)")
 
 
 def _check_scale(module: nn.Module, name: str) -> None:
@@ -145,17 +151,22 @@ def _check_block(block: nn.Module, name: str) -> None:
     from timm.models.vision_transformer import Block
 
     if type(block) is not Block:
-        raise UnsupportedLayerError(f"module {name!r} ({type(block).__name__}) is not a timm pre-norm Block: no interval rule")
+        raise UnsupportedLayerError(
+            f"module {name!r} ({type(block).__name__}) is not a timm pre-norm Block: no interval rule")
     attn, mlp = block.attn, block.mlp
     if type(attn) is not Attention or getattr(attn, "gate", None) is not None:
-        raise UnsupportedLayerError(f"module {name}.attn ({type(attn).__name__}) has no interval rule (plain timm Attention only)")
+        raise UnsupportedLayerError(
+            f"module {name}.attn ({type(attn).__name__}) has no interval rule (plain timm Attention only)")
     for part in ("q_norm", "k_norm", "norm", "attn_drop", "proj_drop"):
         if not _is_identity(getattr(attn, part)):
-            raise UnsupportedLayerError(f"module {name}.attn.{part} ({type(getattr(attn, part)).__name__}) has no interval rule")
+            raise UnsupportedLayerError(
+                f"module {name}.attn.{part} ({type(getattr(attn, part)).__name__}) has no interval rule")
     if type(mlp) is not Mlp or not isinstance(mlp.fc1, nn.Linear) or not isinstance(mlp.fc2, nn.Linear):
-        raise UnsupportedLayerError(f"module {name}.mlp ({type(mlp).__name__}) has no interval rule (timm Mlp with Linear layers only)")
+        raise UnsupportedLayerError(
+            f"module {name}.mlp ({type(mlp).__name__}) has no interval rule (timm Mlp with Linear layers only)")
     if not isinstance(mlp.act, (nn.GELU, nn.ReLU)):
-        raise UnsupportedLayerError(f"module {name}.mlp.act ({type(mlp.act).__name__}) has no interval rule (GELU or ReLU)")
+        raise UnsupportedLayerError(
+            f"module {name}.mlp.act ({type(mlp.act).__name__}) has no interval rule (GELU or ReLU)")
     for part in ("drop1", "drop2"):
         if not _is_identity(getattr(mlp, part)):
             raise UnsupportedLayerError(f"module {name}.mlp.{part} has no interval rule")
@@ -180,11 +191,13 @@ def check_interval_support(model: nn.Module, name: str) -> None:
     if part == "embed":
         pe = model.patch_embed
         if type(pe) is not PatchEmbed or not pe.flatten or getattr(model, "dynamic_img_size", False):
-            raise UnsupportedLayerError("module 'patch_embed' must be a flattening timm PatchEmbed without dynamic image size")
+            raise UnsupportedLayerError(
+                "module 'patch_embed' must be a flattening timm PatchEmbed without dynamic image size")
         _check_norm(pe.norm, "patch_embed.norm")
         for part_name in ("pos_drop", "patch_drop"):
             if not _is_identity(getattr(model, part_name)):
-                raise UnsupportedLayerError(f"module {part_name!r} ({type(getattr(model, part_name)).__name__}) has no interval rule")
+                kind = type(getattr(model, part_name)).__name__
+                raise UnsupportedLayerError(f"module {part_name!r} ({kind}) has no interval rule")
         _check_norm(model.norm_pre, "norm_pre")
     if part != "head":
         start = 0 if index is None else index
@@ -192,12 +205,14 @@ def check_interval_support(model: nn.Module, name: str) -> None:
             _check_block(model.blocks[i], f"blocks.{i}")
         _check_norm(model.norm, "norm")
         if model.attn_pool is not None or model.global_pool not in ("token", "avg"):
-            raise UnsupportedLayerError(f"pooling {model.global_pool!r} / attn_pool has no interval rule ('token' or 'avg')")
+            raise UnsupportedLayerError(
+                f"pooling {model.global_pool!r} / attn_pool has no interval rule ('token' or 'avg')")
         _check_norm(model.fc_norm, "fc_norm")
         if not _is_identity(model.head_drop):
             raise UnsupportedLayerError("module 'head_drop' has no interval rule")
     if not isinstance(model.head, nn.Linear):
-        raise UnsupportedLayerError(f"module 'head' ({type(model.head).__name__}) has no interval rule (nn.Linear only)")
+        raise UnsupportedLayerError(
+            f"module 'head' ({type(model.head).__name__}) has no interval rule (nn.Linear only)")
 
 
 # ---------------------------------------------------------------------------- interval walk
@@ -330,7 +345,8 @@ def path_stages(model: nn.Module, name: str) -> list[tuple[str, Stage]]:
     else:
         stages = [(f"blocks.{index}", lambda x, rows: _block(blocks[index], x, part, rows))]
         first = index + 1
-    stages += [(f"blocks.{i}", lambda x, rows, blk=blocks[i]: _block(blk, x, "input", rows)) for i in range(first, len(blocks))]
+    stages += [(f"blocks.{i}", lambda x, rows, blk=blocks[i]: _block(blk, x, "input", rows))
+               for i in range(first, len(blocks))]
     return stages + [("head", lambda x, rows: _head_tail(model, x))]
 
 
@@ -344,8 +360,10 @@ def capture_streams(model: nn.Module, name: str, images: torch.Tensor) -> dict[s
     if index is not None:
         hooks["x"] = model.blocks[index]
         hooks["x1"] = model.blocks[index].norm2
-    handles = [m.register_forward_pre_hook(lambda _m, inputs, key=key: seen.setdefault(key, []).append(inputs[0].detach()))
-               for key, m in hooks.items()]
+    def hook(key: str):
+        return lambda _m, inputs: seen.setdefault(key, []).append(inputs[0].detach())
+
+    handles = [m.register_forward_pre_hook(hook(key)) for key, m in hooks.items()]
     try:
         with torch.no_grad():
             model(images)
@@ -354,7 +372,8 @@ def capture_streams(model: nn.Module, name: str, images: torch.Tensor) -> dict[s
             h.remove()
     for key, values in seen.items():
         if len(values) != 1:
-            raise UnsupportedLayerError(f"module for {key!r} of layer {name!r} is called {len(values)} times per forward (need once)")
+            raise UnsupportedLayerError(
+                f"module for {key!r} of layer {name!r} is called {len(values)} times per forward (need once)")
     return {key: values[0] for key, values in seen.items()}
 
 
@@ -368,9 +387,11 @@ def resolve_device(spec: str | torch.device, argument: str = "device") -> torch.
         raise CertificateInputError(f"{argument}: expected one of {SOUND_DEVICES} or 'cuda:N', got {spec!r}")
     device = torch.device(text)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise CertificateInputError(f"{argument}: {text!r} asked for, but torch finds no CUDA device (use 'auto' or 'cpu')")
+        raise CertificateInputError(
+            f"{argument}: {text!r} asked for, but torch finds no CUDA device (use 'auto' or 'cpu')")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise CertificateInputError(f"{argument}: {text!r} asked for, but torch sees {torch.cuda.device_count()} CUDA device(s)")
+        raise CertificateInputError(
+            f"{argument}: {text!r} asked for, but torch sees {torch.cuda.device_count()} CUDA device(s)")
     return device
 
 
@@ -430,7 +451,8 @@ class PathWalk:
     frozen: dict[str, torch.Tensor]
     stages: list[tuple[str, Stage]]
 
-    def start(self, owner: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, degree: int) -> tuple[Dual, dict[str, torch.Tensor]]:
+    def start(self, owner: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
+              degree: int) -> tuple[Dual, dict[str, torch.Tensor]]:
         """The target output on the pieces ``(owner[j], [lo[j], hi[j]])`` (:func:`path_start` at ``degree``) and the
         frozen rows of their samples."""
         shape = (-1,) + (1,) * (self.base.lo.ndim - 1)
@@ -452,7 +474,8 @@ def path_walk(model: nn.Module, captured_layer: CapturedLayer, images: torch.Ten
     structured = torch.as_tensor(captured_layer.structured, device=device)
     removed = torch.as_tensor(captured_layer.removed, device=device)
     if structured.shape[0] != module.weight.shape[0] or structured.numel() != module.weight.numel():
-        raise CertificateInputError(f"captured_layer: S has shape {tuple(structured.shape)}, layer {captured_layer.name!r} has weight {tuple(module.weight.shape)}")
+        raise CertificateInputError(f"captured_layer: S has shape {tuple(structured.shape)}, layer "
+                                    f"{captured_layer.name!r} has weight {tuple(module.weight.shape)}")
     with torch.no_grad():
         base = _product_enclosure(module, psi, structured)
         step = _product_enclosure(module, psi, removed)
@@ -465,7 +488,7 @@ def path_walk(model: nn.Module, captured_layer: CapturedLayer, images: torch.Ten
 def sound_path_bounds(
     model: nn.Module, captured_layer: CapturedLayer, images: torch.Tensor, *, subintervals: int = 8, refine: int = 4,
     rtol: float = 0.25, max_subintervals: int = 64, batch: int | None = None, device: str | torch.device = "auto",
-    order: int = 4, give_up: float | None = 1e6, loose_order: int | None = 6, probe: int = 4,
+    order: int = 4, give_up: float | None = 1e6, loose_order: int | None = 8, probe: int = 4,
 ) -> SoundPathBounds:
     """Sound ``L_s`` and logit-change bounds for ``captured_layer`` on ``images`` (module docstring).
 
@@ -478,10 +501,12 @@ def sound_path_bounds(
     (which explode through attention blocks: kept for comparison).  ``loose_order``: with ``give_up`` set,
     the first ``probe`` samples are tried at ``order`` on the ``subintervals`` start without splitting; if
     one is loose, the whole layer uses ``loose_order`` instead; otherwise the pieces narrower than the start
-    (loose pieces split 4x, pieces halved by the refinement) use it (method ``taylor4+6``; ``None``: never).  On the default model
-    order 6 is 1.3–1.5x dearer per evaluation but needs far fewer pieces on the attention ``qkv`` layers
-    (e.g. Hybrid ``blocks.1.attn.qkv``: 40 instead of 152 evaluations per sample, 3x faster; CAST 2:4
-    ``blocks.1.attn.qkv`` is only reached at order 6).
+    (loose pieces split 4x, pieces halved by the refinement) use it (method ``taylor4+8``; ``None``: never).
+    On the default model order 6 is 1.3–1.5x dearer per evaluation than order 4 but needs far fewer pieces on
+    the attention ``qkv`` layers (e.g. Hybrid ``blocks.1.attn.qkv``: 40 instead of 152 evaluations per sample,
+    3x faster; CAST 2:4 ``blocks.1.attn.qkv`` is only reached at order 6), and order 8 (1.5x dearer than 6)
+    fewer still on the loose layers (``blocks.0.attn.qkv``: 22 instead of 58 evaluations per sample on Hybrid,
+    86 instead of 214 on CAST 2:4, with tighter bounds; benchmarks/RESULTS-sound-lipschitz.md, "Speed").
     """
     for label, value in (("order", order), ("loose_order", 0 if loose_order is None else loose_order)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -489,7 +514,8 @@ def sound_path_bounds(
     images = torch.as_tensor(images)
     if images.ndim != 4 or images.shape[0] != captured_layer.products.shape[0]:
         raise CertificateInputError(
-            f"images: expected (N, C, H, W) with N = {captured_layer.products.shape[0]} (the captured samples), got {tuple(images.shape)}"
+            f"images: expected (N, C, H, W) with N = {captured_layer.products.shape[0]} (the captured samples), "
+            f"got {tuple(images.shape)}"
         )
     device = resolve_device(device)
     walk = path_walk(model, captured_layer, images, device)
@@ -519,6 +545,7 @@ def sound_path_bounds(
                 segment_bounds(evaluate, min(probe, n), subintervals=subintervals,
                                max_subintervals=min(subintervals, max_subintervals),
                                batch=batch, device=device, give_up=give_up, probe=0)
+                probe = 0  # the probe samples needed no split at `order`: a second probe would repeat this one
             except IntervalDomainError:
                 used[0] = loose_order
         segments = segment_bounds(evaluate, n, subintervals=subintervals, refine=refine, rtol=rtol,
