@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pruning.magnitude import magnitude  # noqa: E402
-from verification.cli.certify import load_audit_sets  # noqa: E402
+from verification.bridge.certify_folder import load_audit_sets  # noqa: E402
 from verification.models.datasets import load_fashion_mnist  # noqa: E402
 from verification.models.deep_model import build_deep_model  # noqa: E402
 from verification.models.default_model import build_default_model  # noqa: E402

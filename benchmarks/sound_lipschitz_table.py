@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 from certs.errors import CertificateInputError  # noqa: E402
 from pruning.mask import Mask  # noqa: E402
 from verification.bridge.certify import check_grid, estimate_lipschitz  # noqa: E402
-from verification.cli.certify import load_audit_sets  # noqa: E402
-from verification.cli.demo import MASK_FOLDERS  # noqa: E402
+from verification.bridge.certify_folder import load_audit_sets  # noqa: E402
+from verification.bridge.demo import MASK_FOLDERS  # noqa: E402
 from verification.models.default_model import build_default_model  # noqa: E402
 from verification.bridge.vit_interval import resolve_device, sound_path_bounds  # noqa: E402
 from verification.bridge.vit_views import audit_copy, capture_layer, path_logits  # noqa: E402

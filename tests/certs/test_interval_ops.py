@@ -107,10 +107,13 @@ def test_gelu_constants_bracket_the_critical_points():
     assert d.max() >= GELU_DERIVATIVE_MAX_UPPER - 1e-9  # the constants are attained (not a loose bound)
 
 
-@pytest.mark.parametrize("fn", [smooth.EXP, smooth.RECIPROCAL, smooth.RSQRT, smooth.TANH, smooth.GELU], ids=lambda f: f.name)
+@pytest.mark.parametrize("fn", [smooth.EXP, smooth.RECIPROCAL, smooth.RSQRT, smooth.TANH, smooth.GELU],
+                         ids=lambda f: f.name)
 def test_smooth_derivatives_match_autograd_and_bounds_dominate(fn):
-    x = torch.linspace(0.2, 3.0, 57, dtype=torch.float64) * (1 if fn.name in ("reciprocal", "rsqrt") else 2) - (0 if fn.name in ("reciprocal", "rsqrt") else 3)
-    base = {"exp": torch.exp, "reciprocal": lambda t: 1 / t, "rsqrt": torch.rsqrt, "tanh": torch.tanh, "gelu": lambda t: F.gelu(t)}[fn.name]
+    positive = fn.name in ("reciprocal", "rsqrt")
+    x = torch.linspace(0.2, 3.0, 57, dtype=torch.float64) * (1 if positive else 2) - (0 if positive else 3)
+    base = {"exp": torch.exp, "reciprocal": lambda t: 1 / t, "rsqrt": torch.rsqrt, "tanh": torch.tanh,
+            "gelu": lambda t: F.gelu(t)}[fn.name]
     derivs = fn.derivatives(x, 4)
     nested = [base]
     for _ in range(4):
@@ -159,12 +162,14 @@ def test_power_derivatives_meet_their_proven_error_bound(fn, p):
 def _path_start(kind: str, x0, d, lo: float, hi: float):
     if kind == "interval":
         step = Interval.point(d)
-        return Dual(step * Interval(torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64)) + x0, step)
+        theta = Interval(torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64))
+        return Dual(step * theta + x0, step)
     tc, h = 0.5 * (lo + hi), 0.5 * (hi - lo)
     order = int(kind[-1])
     zero = torch.zeros_like(x0)
     theta = TaylorForm((torch.tensor(tc, dtype=torch.float64), torch.tensor(h, dtype=torch.float64))
-                       + (torch.tensor(0.0, dtype=torch.float64),) * (order - 1), torch.tensor(0.0, dtype=torch.float64))
+                       + (torch.tensor(0.0, dtype=torch.float64),) * (order - 1),
+                       torch.tensor(0.0, dtype=torch.float64))
     step = TaylorForm((d,) + (zero,) * order, zero)
     return TaylorDual(TaylorForm((x0,) + (zero,) * order, zero) + step * theta, step)
 
@@ -193,7 +198,9 @@ def _ln_linear(x):
 
 
 def _ln_boxed(x):
-    return layer_norm_normed(x, W_LN, B_LN, 1e-6).boxed() if isinstance(x, TaylorDual) else layer_norm(x, W_LN, B_LN, 1e-6)
+    if isinstance(x, TaylorDual):
+        return layer_norm_normed(x, W_LN, B_LN, 1e-6).boxed()
+    return layer_norm(x, W_LN, B_LN, 1e-6)
 
 
 def _ln_linear_torch(t):
@@ -211,7 +218,8 @@ PATH_OPS = {
     "attention": (_attn, _attn_torch),
     "layer_norm_linear": (_ln_linear, _ln_linear_torch),
     "gelu_layer_norm_linear": (lambda x: _ln_linear(x.gelu()), lambda t: _ln_linear_torch(F.gelu(t))),
-    "exp_layer_norm_boxed": (lambda x: _ln_boxed(x.exp()), lambda t: F.layer_norm(torch.exp(t), (6,), W_LN, B_LN, 1e-6)),
+    "exp_layer_norm_boxed": (lambda x: _ln_boxed(x.exp()),
+                             lambda t: F.layer_norm(torch.exp(t), (6,), W_LN, B_LN, 1e-6)),
 }
 
 
@@ -222,7 +230,8 @@ def _jvp(fn, x0, d, theta: float):
         return unpacked.primal.detach(), unpacked.tangent.detach()
 
 
-@given(st.integers(0, 2**31 - 1), st.sampled_from(sorted(PATH_OPS)), st.sampled_from(["interval", "taylor1", "taylor2", "taylor3", "taylor4", "taylor6"]),
+@given(st.integers(0, 2**31 - 1), st.sampled_from(sorted(PATH_OPS)),
+       st.sampled_from(["interval", "taylor1", "taylor2", "taylor3", "taylor4", "taylor6"]),
        st.sampled_from([0.01, 0.3, 1.0]))
 def test_dual_rules_enclose_values_and_directional_derivatives(seed, op, kind, scale):
     rng = np.random.default_rng(seed)
@@ -260,7 +269,8 @@ def test_known_bad_gelu_midpoint_derivative_is_caught_and_the_real_rule_is_not()
 
 
 def test_known_bad_taylor_form_without_lagrange_remainder_is_caught():
-    bad = smooth.SmoothFunction("gelu-no-remainder", smooth.GELU.evaluate, lambda box, ks: [torch.zeros_like(box.lo) for _ in ks])
+    bad = smooth.SmoothFunction("gelu-no-remainder", smooth.GELU.evaluate,
+                                lambda box, ks: [torch.zeros_like(box.lo) for _ in ks])
     caught = False
     for seed in range(20):
         rng = np.random.default_rng(seed)

@@ -103,7 +103,8 @@ def test_bad_options_raise_typed_errors_naming_them():
     X = np.random.default_rng(0).normal(size=(3, 2))
     moving = ReluAbsMLP([2, 3, 3], seed=1, final_activation=False).layer_view(0, X, np.zeros(3, dtype=int))
     with pytest.raises(IntervalDomainError, match="give_up"):  # upper >= lower always, so a give_up below 1 must fire
-        tail_segment_bounds(moving.tail, 0 * (moving.inputs @ moving.weight.T), moving.inputs @ moving.weight.T, give_up=0.5)
+        step = moving.inputs @ moving.weight.T
+        tail_segment_bounds(moving.tail, 0 * step, step, give_up=0.5)
     zero = tail_sound_lipschitz(view.tail, start, 0 * start)
     assert np.all(zero.values == 0.0)  # R psi_1 = 0: the path is a point
 

@@ -59,7 +59,8 @@ def test_an_unsound_interval_bound_is_reported_as_a_sound_violation(env, monkeyp
         return dataclasses.replace(bounds, lipschitz=type(lip)(lip.values * 1e-3, lip.label, lip.method + "-shrunk"))
 
     monkeypatch.setattr(certify_module, "sound_path_bounds", shrunk)
-    one = Mask(keep={"blocks.3.mlp.fc1": mask.keep["blocks.3.mlp.fc1"]}, provenance=mask.provenance, pattern=mask.pattern)
+    one = Mask(keep={"blocks.3.mlp.fc1": mask.keep["blocks.3.mlp.fc1"]}, provenance=mask.provenance,
+               pattern=mask.pattern)
     report = certify(model, one, cal, grid=2, fit=False, multilayer=False, lipschitz="sound", sound_device="cpu")
     assert any("SOUND BOUND VIOLATED" in v for v in report.violations())
     assert report.options["sound_budget"] == certify_module.SOUND_BUDGET and report.options["sound_device"] == "cpu"
@@ -125,7 +126,8 @@ def test_a_halved_sound_lipschitz_is_reported_as_a_violation(env, monkeypatch):
     monkeypatch.setattr(certify_module, "sound_path_bounds", halved)
     bad = certify(model, head, cal, grid=2, fit=False, multilayer=False)
     assert bad.calibration[0].is_sound and bad.estimate_diagnostics() == []
-    assert any(v.startswith("head (calibration, SOUND BOUND VIOLATED): per-sample logit change") for v in bad.violations())
+    assert any(v.startswith("head (calibration, SOUND BOUND VIOLATED): per-sample logit change")
+               for v in bad.violations())
     assert bad.certified()["violations"] == len(bad.violations()) > 0
     md = bad.to_markdown()
     assert md.index("## **VIOLATIONS**") < md.index("Model:") and f"**{len(bad.violations())}**" in md

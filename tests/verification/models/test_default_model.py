@@ -1,4 +1,5 @@
-"""The embedded models (default and deep): shipped weights and cards, their accuracy, strict loading, the training script."""
+"""The embedded models (default and deep): shipped weights and cards, their accuracy, strict loading, and the training
+script."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ needs_debian = pytest.mark.skipif(
 
 @dataclass(frozen=True)
 class Shipped:
-    """One embedded model: how to build it (trained / untrained), its card, config, asset names and the card's claims."""
+    """One embedded model: how to build it (trained / untrained), its card, config, asset names, the card's claims."""
 
     name: str
     build: Callable[[], torch.nn.Module]
