@@ -57,3 +57,14 @@ def test_units_are_short_for_the_vit_sizes_and_an_understated_bound_is_caught():
     total, units = blocked_sum(torch.tensor(terms, dtype=torch.float64), 0, parts=1)
     assert units == 65 and _excess_of_dot(terms, [1.0] * 64, float(total), units) <= 0
     assert _excess_of_dot(terms, [1.0] * 64, float(total), 1) > 0  # known-bad: gamma_1 for 64 terms
+
+
+def test_a_matrix_operand_keeps_the_short_last_block_and_a_dropped_block_is_caught():
+    """Inner size 70 in 4 blocks of 18: the last block has 16 terms (no padding on the matrix path)."""
+    x = torch.arange(1.0, 71.0, dtype=torch.float64)[None]
+    w = torch.full((70, 2), 0.5, dtype=torch.float64)
+    out, units = blocked_matmul(x, w)
+    assert units == 22 and _excess_of_dot(x[0].tolist(), w[:, 0].tolist(), float(out[0, 0]), units) <= 0
+    full = 18 * (70 // 18)  # known-bad: the partial products of the full blocks only
+    dropped = sum(float(x[0, s:s + 18] @ w[s:s + 18, 0]) for s in range(0, full, 18))
+    assert _excess_of_dot(x[0].tolist(), w[:, 0].tolist(), dropped, units) > 0
