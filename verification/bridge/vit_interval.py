@@ -539,7 +539,7 @@ def sound_path_bounds(
     used = [order, False]  # the Taylor degree of the start pieces; whether narrower pieces used loose_order
     escalate = loose_order is not None and loose_order > order
     n = int(images.shape[0])
-    with torch.inference_mode():
+    with torch.inference_mode():  # the same arithmetic as no_grad, without autograd's per-op bookkeeping
         if give_up is not None and loose_order is not None and loose_order != order and probe > 0:
             try:
                 segment_bounds(evaluate, min(probe, n), subintervals=subintervals,
