@@ -73,6 +73,16 @@ def _up(x: torch.Tensor, terms: int = 8, fresh: bool = False) -> torch.Tensor:
     return torch.nextafter(x, x.new_full((), float("inf")), out=x)
 
 
+def _spread_powers(spread: torch.Tensor, m: int) -> list[torch.Tensor]:
+    """``[spread^1, ..., spread^m]`` by repeated multiplication (``spread >= 0``): ``fl(spread^k)`` is at least
+    ``spread^k (1 - u)^(k - 1)`` (or underflows, as ``pow`` would), the ``(k - 1) u`` that :meth:`TaylorForm.compose`
+    charges to its margin; ~6x cheaper than ``pow`` per power."""
+    out = [spread]
+    for _ in range(1, m):
+        out.append(out[-1] * spread)
+    return out
+
+
 def _abs_sum(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """``sum_i |t_i|`` (float, accumulated in place)."""
     out = tensors[0].abs()
@@ -169,8 +179,9 @@ class TaylorForm:
         """Upper bound of ``|x - c_0|``."""
         return _up(self.tail_mag() + self.r, 2 * self.order + 2)
 
-    def box(self) -> Interval:
-        s = self.spread()
+    def box(self, spread: torch.Tensor | None = None) -> Interval:
+        """``c_0 +- spread`` (``spread``: :meth:`spread`, if already computed)."""
+        s = self.spread() if spread is None else spread
         return Interval(round_down(self.coef[0] - s), round_up_tensor(self.coef[0] + s))
 
     def _shift(self, value) -> "TaylorForm":
@@ -305,10 +316,12 @@ class TaylorForm:
         return powers
 
     def compose(self, derivs: Sequence[torch.Tensor], bound: torch.Tensor, errors: Sequence[torch.Tensor],
-                powers: Sequence["TaylorForm"] | None = None) -> "TaylorForm":
+                powers: Sequence["TaylorForm"] | None = None,
+                spreads: Sequence[torch.Tensor] | None = None) -> "TaylorForm":
         """``f(x)`` from ``derivs = [f(c_0), ..., f^(n)(c_0)]``, their float errors
         ``errors[k] >= |derivs[k] - f^(k)(c_0)|`` (absolute, per entry) and ``bound >= sup_box |f^(n+1)|`` (module
-        docstring).  ``powers``: :meth:`delta_powers` if already computed.
+        docstring).  ``powers``: :meth:`delta_powers` if already computed; ``spreads``: ``spread^1..spread^(n+1)``
+        (:func:`_spread_powers` of :meth:`spread`) if already computed.
 
         With ``s_k = fl(derivs[k] / k!)`` and ``P_k`` the form of ``delta^k`` (remainder ``r_k``), the coefficients
         ``c_0 = derivs[0]`` (no operation) and ``c_j = sum_{1 <= k <= j} s_k P_kj`` are accumulated directly (an inner
@@ -316,10 +329,11 @@ class TaylorForm:
         ``(n + 2) u sum_k |s_k| sum_j |P_kj|`` with margin for the float magnitudes), and the remainder is
         ``sum_k |s_k| r_k + sum_k (errors[k] / k! + u |s_k|) spread^k`` (the errors of the derivatives and of
         ``s_k``, ``|delta^k| <= spread^k``) plus the Lagrange term ``bound spread^(n+1) / (n+1)!`` and that
-        rounding."""
+        rounding: a sum of at most ``n + 4`` non-negative terms, each within a few ``u`` plus the ``(k - 1) u`` of
+        the repeated products ``spread^k``, all inside the final ``(2 n + 8) eps`` margin."""
         n = self.order
         powers = self.delta_powers() if powers is None else powers
-        spread = self.spread()
+        spreads = _spread_powers(self.spread(), n + 1) if spreads is None else spreads
         coef: list[torch.Tensor | None] = [derivs[0]] + [None] * n
         scale_sum = None
         err = errors[0].clone()
@@ -332,8 +346,8 @@ class TaylorForm:
             size = scale.abs()
             scale_sum = _multiply_add(scale_sum, size, power.magnitude)
             r = _multiply_add(r, size, power.r)
-            err = _accumulate(err, (errors[k] / math.factorial(k) + U * size) * spread ** k)
-        total = _accumulate(err, bound * spread ** (n + 1) / math.factorial(n + 1))
+            err = _accumulate(err, (errors[k] / math.factorial(k) + U * size) * spreads[k - 1])
+        total = _accumulate(err, bound * spreads[n] / math.factorial(n + 1))
         if n:
             total = _accumulate(_accumulate(total, scale_sum.mul_((n + 2) * U)), r)
         return TaylorForm(tuple(coef), _up(total, 2 * n + 8, fresh=True))
@@ -345,8 +359,10 @@ class TaylorForm:
 
     def apply_derivatives(self, fn: SmoothFunction, floor: torch.Tensor | float | None = None,
                           orders: Sequence[int] = (0, 1)) -> tuple["TaylorForm", ...]:
-        """``f^(j)(x)`` for each ``j`` in ``orders``, sharing the box, the derivatives at ``c_0`` and the powers."""
-        box = self.box()
+        """``f^(j)(x)`` for each ``j`` in ``orders``, sharing the box, the derivatives at ``c_0``, the powers and
+        the powers of the spread."""
+        spread = self.spread()
+        box = self.box(spread)
         if floor is not None:
             floor = torch.as_tensor(floor, dtype=box.lo.dtype, device=box.lo.device)
             box = Interval(torch.maximum(box.lo, floor), box.hi)
@@ -355,8 +371,8 @@ class TaylorForm:
         top = n + max(orders)
         derivs, errors = fn.evaluate(a, top)
         lagrange = fn.bounds(box, [n + 1 + j for j in orders])
-        powers = self.delta_powers()
-        return tuple(self.compose(derivs[j:j + n + 1], bound, errors[j:j + n + 1], powers)
+        powers, spreads = self.delta_powers(), _spread_powers(spread, n + 1)
+        return tuple(self.compose(derivs[j:j + n + 1], bound, errors[j:j + n + 1], powers, spreads)
                      for j, bound in zip(orders, lagrange))
 
     def relu_parts(self) -> tuple["TaylorForm", torch.Tensor]:

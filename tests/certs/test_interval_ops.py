@@ -8,6 +8,7 @@ at the midpoint only; a Taylor form without its Lagrange remainder) are caught b
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -30,6 +31,7 @@ from certs.intervals.dual import (
     gelu_value_enclosure,
 )
 from certs.intervals.interval import Interval
+from certs.intervals import taylor
 from certs.intervals.taylor import TaylorDual, TaylorForm
 from certs.intervals.normed import NormedDual, layer_norm_normed
 from certs.intervals.transformer import attention, layer_norm, softmax, softmax_enclosure
@@ -304,6 +306,22 @@ def test_known_bad_compose_without_the_remainders_of_the_powers_is_caught(monkey
     powers = TaylorForm.delta_powers
     bare = lambda self: [TaylorForm(p.coef, torch.zeros_like(p.r)) for p in powers(self)]  # noqa: E731
     monkeypatch.setattr(TaylorForm, "delta_powers", bare)
+    assert _compose_violations() > 0
+
+
+@given(st.floats(1e-30, 1e30), st.integers(1, 10))
+def test_spread_powers_stay_within_the_charged_rounding(x, m):
+    """``compose`` charges ``(k - 1) u`` for ``spread^k`` by repeated multiplication: exact rational check."""
+    powers = taylor._spread_powers(torch.tensor([x], dtype=torch.float64), m)
+    for k, p in enumerate(powers, start=1):
+        assert Fraction(float(p)) >= Fraction(x) ** k * (1 - Fraction(1, 2**53)) ** (k - 1)
+
+
+def test_known_bad_compose_without_the_powers_of_the_spread_is_caught(monkeypatch):
+    """The Lagrange term and the derivative errors scale with ``spread^k`` (shared by ``apply_derivatives``): zero
+    powers (the rule without them) miss exact values of a composition."""
+    assert _compose_violations() == 0
+    monkeypatch.setattr(taylor, "_spread_powers", lambda spread, m: [torch.zeros_like(spread)] * m)
     assert _compose_violations() > 0
 
 
