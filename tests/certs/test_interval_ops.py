@@ -309,12 +309,24 @@ def test_known_bad_compose_without_the_remainders_of_the_powers_is_caught(monkey
     assert _compose_violations() > 0
 
 
-@given(st.floats(1e-30, 1e30), st.integers(1, 10))
-def test_spread_powers_stay_within_the_charged_rounding(x, m):
-    """``compose`` charges ``(k - 1) u`` for ``spread^k`` by repeated multiplication: exact rational check."""
+@given(st.one_of(st.floats(1e-30, 1e30), st.floats(1e-300, 1e-30)), st.integers(1, 10))
+def test_spread_powers_are_upper_bounds_of_the_exact_powers(x, m):
+    """``spread^k`` by repeated multiplication rounded up is >= the exact ``x^k`` (exact rational check), down into
+    the subnormal range and below it (a power that underflows stays positive)."""
     powers = taylor._spread_powers(torch.tensor([x], dtype=torch.float64), m)
     for k, p in enumerate(powers, start=1):
-        assert Fraction(float(p)) >= Fraction(x) ** k * (1 - Fraction(1, 2**53)) ** (k - 1)
+        assert Fraction(float(p)) >= Fraction(x) ** k and float(p) > 0.0
+
+
+def test_known_bad_spread_powers_that_underflow_lose_the_lagrange_term():
+    """Plain repeated multiplication (the rule before) underflows to 0 below the exact power: a Lagrange term
+    ``bound spread^9`` with a large ``bound`` would be dropped; the rounded-up powers keep it."""
+    x = torch.tensor([1e-40], dtype=torch.float64)
+    plain = [x]
+    for _ in range(1, 9):
+        plain.append(plain[-1] * x)
+    assert float(plain[-1]) == 0.0 < Fraction(1e-40) ** 9
+    assert Fraction(float(taylor._spread_powers(x, 9)[-1])) >= Fraction(1e-40) ** 9
 
 
 def test_known_bad_compose_without_the_powers_of_the_spread_is_caught(monkeypatch):
