@@ -114,10 +114,9 @@ LIPSCHITZ_METHODS = ("estimate", "sound")
 SOUND_BUDGET, SOUND_BUDGET_CUDA = 64, 256
 #: Sub-intervals of theta that the sound enclosure starts from (``subintervals`` of
 #: :func:`verification.bridge.vit_interval.sound_path_bounds`).  Two, not that function's 8: a layer whose path is
-#: nearly linear in theta (most layers after block 0) is then done in 5 evaluations per sample instead of 17 with the
-#: same bound (``blocks.2.mlp.fc1``: median sound / estimate 1.0047 vs 1.0040), the refinement halves where the bound
-#: is loose, and loose layers end in the same cover (``patch_embed.proj``, ``blocks.0.attn.qkv``: same bounds,
-#: 69 / 46 evaluations per sample vs 65 / 41); benchmarks/RESULTS-sound-lipschitz.md, "start cover".
+#: nearly linear in theta (most layers after block 0) then needs a few evaluations per sample instead of 17 with the
+#: same bound, the refinement halves where the bound is loose, and loose layers start from the cover their probe
+#: samples split to (benchmarks/RESULTS-sound-lipschitz.md, "start cover" and "Speed (issue 16)" for the counts).
 SOUND_START = 2
 #: Largest accepted ``sound_budget`` (sub-intervals of theta per sample; the enclosure cost grows linearly in it).
 MAX_SOUND_BUDGET = 65536
@@ -456,7 +455,8 @@ class AuditUnit:
 
 def _unit_cost(unit: AuditUnit, names: list[str], samples: int) -> float:
     """Rough relative cost, for claiming the dearest units first: the sound enclosure is carried through every later
-    block, and ``patch_embed.proj`` / ``attn.qkv`` need ~3x the pieces (benchmarks/RESULTS-sound-lipschitz.md)."""
+    block, and ``patch_embed.proj`` / ``attn.qkv`` need several times the pieces of the other layers
+    (benchmarks/RESULTS-sound-lipschitz.md, "Speed (issue 16)": evaluations per sample by layer)."""
     downstream = len(names) - names.index(unit.layer)
     dear = unit.layer == "patch_embed.proj" or unit.layer.endswith("attn.qkv")
     return samples * downstream * (3.0 if dear else 1.0)
