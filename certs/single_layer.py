@@ -52,6 +52,7 @@ __all__ = [
     "margin_stability",
     "margin_stability_from_path",
     "evaluation_rounding",
+    "ROUNDING_CHECK",
     "FrobeniusCertificate",
     "frobenius_certificate",
     "ElasticNetCertificate",
@@ -265,10 +266,14 @@ class MarginStabilityCertificate(CertificateResult):
         return int(np.count_nonzero(self.correctness_changed & ~self.at_risk_true))
 
 
+#: Name of Corollary 5.2's rounding hypothesis (:func:`evaluation_rounding`, and the bridge's interval term).
+ROUNDING_CHECK = "float evaluation error of the logits bounded"
+
+
 def evaluation_rounding(view: LayerView, split: AdditiveSplit, theta: float) -> tuple[np.ndarray, HypothesisCheck]:
     """``rho_s(theta) + 2 rho_s(1)`` (:func:`certs.logit_rounding.tail_rounding`), rounded up, and whether it is proven
     (``psi_2`` a :class:`PiecewiseLinearTail`); zeros and a failed hypothesis for an opaque ``psi_2``."""
-    name = "float evaluation error of the logits bounded"
+    name = ROUNDING_CHECK
     if not isinstance(view.tail, PiecewiseLinearTail):
         return np.zeros(view.n_samples), HypothesisCheck(name, False, "psi_2 is opaque: rounding not bounded")
     moved = tail_rounding(view, split.structured, split.removed, theta)

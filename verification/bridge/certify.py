@@ -85,7 +85,7 @@ from certs.errors import CertificateInputError, UnsupportedLayerError
 from certs.intervals.interval import IntervalDomainError
 from certs.multilayer import theorem_5_8_result
 from certs.results import HypothesisCheck
-from certs.single_layer import (PathEvaluation, ce_path_bound_from_path, elastic_net_from_path,
+from certs.single_layer import (ROUNDING_CHECK, PathEvaluation, ce_path_bound_from_path, elastic_net_from_path,
                                 margin_stability_from_path)
 from certs.splits import ElasticNetPenalty, mask_split
 from rmt.bounds import ESTIMATE
@@ -324,8 +324,7 @@ def audit_layer(
     )
 
 
-#: The rounding hypothesis of Corollary 5.2 in the bridge (:func:`certs.single_layer.margin_stability_from_path`).
-ROUNDING_CHECK = "float evaluation error of the logits bounded"
+#: How the bridge proves Corollary 5.2's rounding hypothesis (:data:`certs.single_layer.ROUNDING_CHECK`).
 ROUNDING_DETAIL = "rho_s(0) + 2 rho_s(1) of the interval enclosure (SegmentBounds.rounding)"
 
 
