@@ -80,11 +80,12 @@ def softmax(x):
     return Dual(p, p * (x.tangent - inner))
 
 
-def attention(qkv: Dual, num_heads: int, head_dim: int, scale: float) -> Dual:
+def attention(qkv: Dual, num_heads: int, head_dim: int, scale: float, observe=None) -> Dual:
     """Multi-head self-attention core from the ``qkv`` projection output ``(..., N, 3 H d)`` to ``(..., N, H d)``.
 
     Same layout as timm: ``qkv.reshape(B, N, 3, H, d).permute(2, 0, 3, 1, 4)``; ``q`` is scaled by
     ``scale`` before ``q k^T``; the attention-weighted values are transposed back and flattened.
+    ``observe(label, dual)`` (optional) receives the probabilities ``(..., H, N, N)`` as ``'attn.probs'``.
     """
     *batch, n, width = qkv.shape
     if width != 3 * num_heads * head_dim:
@@ -101,5 +102,7 @@ def attention(qkv: Dual, num_heads: int, head_dim: int, scale: float) -> Dual:
     k_t = qkv.rearrange(split(1)).rearrange(lambda t: t.transpose(-2, -1))
     v = qkv.rearrange(split(2))
     probs = softmax(q.matmul(k_t))
+    if observe is not None:
+        observe("attn.probs", probs)
     out = probs.matmul(v)  # (..., H, N, d)
     return out.rearrange(lambda t: t.movedim(lead, lead + 1).reshape(*batch, n, num_heads * head_dim))

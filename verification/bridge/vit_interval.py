@@ -64,11 +64,12 @@ from certs.budget import PerSampleLipschitz
 from certs.errors import CertificateInputError, UnsupportedLayerError
 from certs.intervals import extended
 from certs.intervals.blocked import blocked_matmul
+from certs.intervals.consolidation import attention_half_bound, consolidate, layer_norm_stats, mlp_half_bound
 from certs.intervals.dual import Dual
 from certs.intervals.interval import EPS, TINY, U, Interval, IntervalDomainError
 from certs.intervals.normed import layer_norm_normed
 from certs.intervals.refinement import SegmentBounds, path_start, segment_bounds
-from certs.intervals.taylor import TaylorDual
+from certs.intervals.taylor import TaylorDual, TaylorForm
 from certs.intervals.transformer import attention, layer_norm
 
 from .vit_views import CapturedLayer, _layer_op, audit_copy
@@ -255,32 +256,30 @@ def _act(module: nn.Module, x: Dual) -> Dual:
 BLOCK_SUBSTAGES = ("attn.qkv", "attn.core", "attn.proj", "norm2.input", "mlp.fc1", "mlp.act", "mlp.fc2", "output")
 
 
-def _block(block: nn.Module, start: Dual | None, part: str, frozen: dict[str, torch.Tensor],
-           observe: Callable[[str, Dual], None] | None = None) -> Dual:
-    """Block output from the dual ``start`` entering at ``part`` (``'input'`` = block input); ``observe(label, dual)``
-    (optional) receives the outputs of the sub-stages :data:`BLOCK_SUBSTAGES` that are computed."""
-    attn, mlp = block.attn, block.mlp
-    stages = ("input", "attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")
-    at = stages.index(part)
-    seen = observe if observe is not None else (lambda label, dual: None)
-    y = start
-    if at == 0:
-        y = _norm_linear(block.norm1, attn.qkv, start)
-        seen("attn.qkv", y)
-    if at <= 1:
-        core = attention(y, attn.num_heads, attn.head_dim, float(attn.scale))
-        seen("attn.core", core)
-        y = _linear(attn.proj, core)
-        seen("attn.proj", y)
-    if at <= 2:
-        stream = start if at == 0 else frozen["x"]
-        x1 = _scale(block.ls1, y) + stream
-        seen("norm2.input", x1)
-        y = _norm_linear(block.norm2, mlp.fc1, x1)
-        seen("mlp.fc1", y)
-    else:
-        x1 = frozen["x1"]
-    if at <= 3:
+def _attention_core(block: nn.Module, y: Dual, seen: Callable[[str, Dual], None]) -> Dual:
+    """From the ``qkv`` output to the ``proj`` output (the attention probabilities reported as ``'attn.probs'``)."""
+    attn = block.attn
+    core = attention(y, attn.num_heads, attn.head_dim, float(attn.scale), observe=seen)
+    seen("attn.core", core)
+    y = _linear(attn.proj, core)
+    seen("attn.proj", y)
+    return y
+
+
+def _attention_half(block: nn.Module, x: Dual, seen: Callable[[str, Dual], None]) -> Dual:
+    """``x + ls1 proj(attn(qkv(norm1 x)))``: the block input to the ``norm2`` input."""
+    y = _norm_linear(block.norm1, block.attn.qkv, x)
+    seen("attn.qkv", y)
+    x1 = _scale(block.ls1, _attention_core(block, y, seen)) + x
+    seen("norm2.input", x1)
+    return x1
+
+
+def _mlp_from(block: nn.Module, y: Dual, x1: Dual | torch.Tensor, at_fc2: bool,
+              seen: Callable[[str, Dual], None]) -> Dual:
+    """The block output from the ``fc1`` output ``y`` (or the ``fc2`` output where ``at_fc2``) and the stream ``x1``."""
+    mlp = block.mlp
+    if not at_fc2:
         y = _act(mlp.act, y)
         seen("mlp.act", y)
         y = _norm_linear(mlp.norm, mlp.fc2, y)
@@ -290,10 +289,92 @@ def _block(block: nn.Module, start: Dual | None, part: str, frozen: dict[str, to
     return out
 
 
+def _mlp_half(block: nn.Module, x1: Dual, seen: Callable[[str, Dual], None]) -> Dual:
+    """``x1 + ls2 fc2(act(fc1(norm2 x1)))``: the ``norm2`` input to the block output."""
+    y = _norm_linear(block.norm2, block.mlp.fc1, x1)
+    seen("mlp.fc1", y)
+    return _mlp_from(block, y, x1, False, seen)
+
+
+def consolidation_support(block: nn.Module) -> bool:
+    """Whether :func:`_consolidated_block` has Jacobian rules for ``block``: LayerNorms ``norm1`` / ``norm2``, no
+    ``mlp.norm``, exact GELU or ReLU."""
+    act = block.mlp.act
+    return (isinstance(block.norm1, nn.LayerNorm) and isinstance(block.norm2, nn.LayerNorm)
+            and _is_identity(block.mlp.norm)
+            and (isinstance(act, nn.ReLU) or (isinstance(act, nn.GELU) and act.approximate == "none")))
+
+
+def _layer_scale(module: nn.Module) -> torch.Tensor | None:
+    return None if _is_identity(module) else module.gamma.detach()
+
+
+def _attention_bound(block: nn.Module, value: TaylorForm, seen: dict[str, Dual],
+                     remainders: list[torch.Tensor]) -> list[torch.Tensor]:
+    attn = block.attn
+    heads, dh = attn.num_heads, attn.head_dim
+    qkv = seen["attn.qkv"].value.box()
+    pieces, n = qkv.shape[0], qkv.shape[1]
+
+    def split(i: int):
+        return lambda t: t.reshape(pieces, n, 3, heads, dh)[:, :, i].movedim(2, 1)
+
+    q = qkv.rearrange(split(0)) * float(attn.scale)
+    out = seen["attn.core"].value.box().rearrange(lambda t: t.reshape(pieces, n, heads, dh).movedim(2, 1))
+    stats = layer_norm_stats(value, block.norm1.eps)
+    return attention_half_bound(stats, q, qkv.rearrange(split(1)), qkv.rearrange(split(2)),
+                                seen["attn.probs"].value.box(), out, _params(block.norm1)[0], attn.qkv.weight.detach(),
+                                attn.proj.weight.detach(), float(attn.scale), _layer_scale(block.ls1), remainders)
+
+
+def _mlp_bound(block: nn.Module, value: TaylorForm, seen: dict[str, Dual],
+               remainders: list[torch.Tensor]) -> list[torch.Tensor]:
+    mlp = block.mlp
+    stats = layer_norm_stats(value, block.norm2.eps)
+    kind = "relu" if isinstance(mlp.act, nn.ReLU) else "gelu"
+    return mlp_half_bound(stats, seen["mlp.fc1"].value.box(), _params(block.norm2)[0], mlp.fc1.weight.detach(),
+                          mlp.fc2.weight.detach(), kind, _layer_scale(block.ls2), remainders)
+
+
+def _consolidated_block(block: nn.Module, x: Dual) -> Dual:
+    """A whole block on Taylor duals with the remainders consolidated at each residual half
+    (:mod:`certs.intervals.consolidation`); the plain rules where :func:`consolidation_support` fails or ``x`` is
+    not a :class:`TaylorDual`."""
+    if not (isinstance(x, TaylorDual) and consolidation_support(block)):
+        return _block(block, x, "input", {})
+    n, d = x.shape[-2], x.shape[-1]
+    x1 = consolidate(lambda dual, seen: _attention_half(block, dual, seen), x,
+                     lambda value, seen, rs: _attention_bound(block, value, seen, rs), n * n * d * d)
+    return consolidate(lambda dual, seen: _mlp_half(block, dual, seen), x1,
+                       lambda value, seen, rs: _mlp_bound(block, value, seen, rs), n * d * block.mlp.fc1.out_features)
+
+
+def _ignore(label: str, dual: Dual) -> None:
+    return None
+
+
+def _block(block: nn.Module, start: Dual | None, part: str, frozen: dict[str, torch.Tensor],
+           observe: Callable[[str, Dual], None] | None = None) -> Dual:
+    """Block output from the dual ``start`` entering at ``part`` (``'input'`` = block input); ``observe(label, dual)``
+    (optional) receives the outputs of the sub-stages :data:`BLOCK_SUBSTAGES` that are computed (and
+    ``'attn.probs'``)."""
+    at = ("input", "attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2").index(part)
+    seen = observe if observe is not None else _ignore
+    if at == 0:
+        x1 = _attention_half(block, start, seen)
+    elif at <= 2:
+        y = _attention_core(block, start, seen) if at == 1 else start
+        x1 = _scale(block.ls1, y) + frozen["x"]
+        seen("norm2.input", x1)
+    else:
+        return _mlp_from(block, start, frozen["x1"], at == 4, seen)
+    return _mlp_half(block, x1, seen)
+
+
 def block_substages(block: nn.Module, x: Dual) -> list[tuple[str, Dual]]:
     """The sub-stage outputs (:data:`BLOCK_SUBSTAGES`) of a whole block entered at its input ``x``."""
     seen: list[tuple[str, Dual]] = []
-    _block(block, x, "input", {}, lambda label, dual: seen.append((label, dual)))
+    _block(block, x, "input", {}, lambda label, dual: seen.append((label, dual)) if label in BLOCK_SUBSTAGES else None)
     return seen
 
 
@@ -329,7 +410,7 @@ def _head_tail(model: nn.Module, x: Dual) -> Dual:
 Stage = Callable[[Dual, dict[str, torch.Tensor]], Dual]
 
 
-def path_stages(model: nn.Module, name: str) -> list[tuple[str, Stage]]:
+def path_stages(model: nn.Module, name: str, consolidated: bool = False) -> list[tuple[str, Stage]]:
     """The walk from the output of target ``name`` to the logits as named stages (module docstring):
     ``'embed'`` (patch conv output to the input of block 0), ``'blocks.i'`` (the rest of the target's block, then
     every later block, each to its output), ``'head'`` (final norm, pooling, head); none for ``head``.  Composing
@@ -345,8 +426,12 @@ def path_stages(model: nn.Module, name: str) -> list[tuple[str, Stage]]:
     else:
         stages = [(f"blocks.{index}", lambda x, rows: _block(blocks[index], x, part, rows))]
         first = index + 1
-    stages += [(f"blocks.{i}", lambda x, rows, blk=blocks[i]: _block(blk, x, "input", rows))
-               for i in range(first, len(blocks))]
+    if consolidated:
+        stages += [(f"blocks.{i}", lambda x, rows, blk=blocks[i]: _consolidated_block(blk, x))
+                   for i in range(first, len(blocks))]
+    else:
+        stages += [(f"blocks.{i}", lambda x, rows, blk=blocks[i]: _block(blk, x, "input", rows))
+                   for i in range(first, len(blocks))]
     return stages + [("head", lambda x, rows: _head_tail(model, x))]
 
 
@@ -461,7 +546,8 @@ class PathWalk:
         return x, {key: value[owner] for key, value in self.frozen.items()}
 
 
-def path_walk(model: nn.Module, captured_layer: CapturedLayer, images: torch.Tensor, device: torch.device) -> PathWalk:
+def path_walk(model: nn.Module, captured_layer: CapturedLayer, images: torch.Tensor, device: torch.device,
+              consolidated: bool = False) -> PathWalk:
     """The :class:`PathWalk` of ``captured_layer`` on ``images`` (checked: :func:`check_interval_support`, the shapes
     of ``S``).  ``psi_1`` and the frozen streams are captured on the CPU, then moved to ``device``."""
     work = audit_copy(model).cpu()
@@ -482,13 +568,14 @@ def path_walk(model: nn.Module, captured_layer: CapturedLayer, images: torch.Ten
     bias = None if module.bias is None else module.bias.detach()
     if bias is not None and isinstance(module, nn.Conv2d):
         bias = bias[:, None, None]
-    return PathWalk(work, base, step, bias, frozen, path_stages(work, captured_layer.name))
+    return PathWalk(work, base, step, bias, frozen, path_stages(work, captured_layer.name, consolidated))
 
 
 def sound_path_bounds(
     model: nn.Module, captured_layer: CapturedLayer, images: torch.Tensor, *, subintervals: int = 8, refine: int = 4,
     rtol: float = 0.25, max_subintervals: int = 64, batch: int | None = None, device: str | torch.device = "auto",
     order: int = 4, give_up: float | None = 1e6, loose_order: int | None = 8, probe: int = 4,
+    consolidated: bool = False,
 ) -> SoundPathBounds:
     """Sound ``L_s`` and logit-change bounds for ``captured_layer`` on ``images`` (module docstring).
 
@@ -518,7 +605,7 @@ def sound_path_bounds(
             f"got {tuple(images.shape)}"
         )
     device = resolve_device(device)
-    walk = path_walk(model, captured_layer, images, device)
+    walk = path_walk(model, captured_layer, images, device, consolidated)
     if batch is None:
         batch = default_batch(device, *_widest(walk.model), max(order, loose_order or 0))
 

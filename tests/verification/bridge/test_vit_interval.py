@@ -84,14 +84,15 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA de
 DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device, consolidated", [("cpu", False), ("cpu", True), pytest.param("cuda", False,
+                                                                                                 marks=CUDA)])
 @settings(max_examples=max(20, settings().max_examples // 50))  # expensive: 20 under ci, 200 under thorough
 @given(vit_cases(), st.sampled_from([1, 2, 4, 6]))
-def test_sound_bounds_dominate_autograd_finite_differences_and_realised_change(device, case, order):
+def test_sound_bounds_dominate_autograd_finite_differences_and_realised_change(device, consolidated, case, order):
     model, name, layer, images = case
     try:
         bounds = sound_path_bounds(model, layer, images, subintervals=4, refine=2, max_subintervals=8, order=order,
-                                   loose_order=None, device=device)
+                                   loose_order=None, device=device, consolidated=consolidated)
     except IntervalDomainError:  # an overflow is reported, never turned into a number
         assume(False)
     assert bounds.lipschitz.label == "sound"

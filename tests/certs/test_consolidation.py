@@ -1,0 +1,164 @@
+"""Mean-value consolidation of the residual halves (certs.intervals.consolidation): the bounds of ``sup |J| r`` against
+autograd Jacobians at points of the set, and the consolidated half against timm's float forward."""
+
+from __future__ import annotations
+
+import torch
+import torch.autograd.forward_ad as fwad
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from timm.models.vision_transformer import Block
+from torch import nn
+
+import certs.intervals.consolidation as consolidation
+from certs.intervals.taylor import TaylorDual, TaylorForm
+from verification.bridge import vit_interval
+
+TOL = 1e-12
+HALVES = {
+    "attention": (vit_interval._attention_half, vit_interval._attention_bound,
+                  lambda blk, z: z + blk.ls1(blk.attn(blk.norm1(z)))),
+    "mlp": (vit_interval._mlp_half, vit_interval._mlp_bound, lambda blk, z: z + blk.ls2(blk.mlp(blk.norm2(z)))),
+}
+
+
+def make_block(seed: int, dim: int, heads: int, act: str, layer_scale: bool, spread: float) -> nn.Module:
+    torch.manual_seed(seed)
+    block = Block(dim, heads, mlp_ratio=2.0, qkv_bias=True, init_values=0.7 if layer_scale else None,
+                  act_layer=nn.ReLU if act == "relu" else nn.GELU).double().eval()
+    block.attn.fused_attn = False  # forward-mode autograd has no rule for the fused kernel
+    with torch.no_grad():
+        for p in block.parameters():
+            p.add_(spread * torch.randn_like(p))
+    return block
+
+
+@st.composite
+def half_cases(draw):
+    dim, heads = draw(st.sampled_from([(8, 1), (8, 2), (12, 2), (16, 4)]))
+    block = make_block(draw(st.integers(0, 10_000)), dim, heads, draw(st.sampled_from(["gelu", "relu"])),
+                       draw(st.booleans()), draw(st.sampled_from([0.05, 0.2, 0.5])))
+    gen = torch.Generator().manual_seed(draw(st.integers(0, 10_000)))
+    pieces, tokens = 2, draw(st.integers(2, 5))
+    width = draw(st.sampled_from([0.0, 1e-3, 3e-2]))
+    coef = (torch.randn(pieces, tokens, dim, generator=gen, dtype=torch.float64),
+            width * torch.randn(pieces, tokens, dim, generator=gen, dtype=torch.float64))
+    r = draw(st.sampled_from([1e-12, 1e-6, 1e-3])) * torch.rand(pieces, tokens, dim, generator=gen, dtype=torch.float64)
+    weights = torch.rand(pieces, tokens, dim, generator=gen, dtype=torch.float64)
+    return block, TaylorForm(coef, r), weights, gen
+
+
+def sample_points(value: TaylorForm, gen: torch.Generator, count: int) -> torch.Tensor:
+    """``count`` points ``c_0 + c_1 eps + delta`` of the set of an order-1 form, ``(count, P, N, d)``."""
+    c0, c1 = value.coef
+    eps = 2 * torch.rand(count, c0.shape[0], 1, 1, generator=gen, dtype=torch.float64) - 1
+    delta = (2 * torch.rand((count,) + tuple(c0.shape), generator=gen, dtype=torch.float64) - 1) * value.r
+    eps[0], delta[0] = 1.0, value.r  # a corner
+    return c0 + c1 * eps + delta
+
+
+def zero_tangent(value: TaylorForm) -> TaylorDual:
+    zero = torch.zeros_like(value.r)
+    return TaylorDual(value, TaylorForm((zero, zero), zero))
+
+
+def bound_violations(block: nn.Module, half: str, value: TaylorForm, weights: torch.Tensor,
+                     gen: torch.Generator, count: int = 6) -> int:
+    """Entries where ``|J(x)| w`` (autograd, at points ``x`` of the set) exceeds the half's bound of ``sup |J| w``."""
+    run, bound, forward = HALVES[half]
+    seen: dict = {}
+    run(block, zero_tangent(value), lambda label, dual: seen.__setitem__(label, dual))
+    limit = bound(block, value, seen, [weights])[0]
+    bad = 0
+    for x in sample_points(value, gen, count):
+        for p in range(x.shape[0]):
+            jac = torch.autograd.functional.jacobian(lambda z: forward(block, z), x[p:p + 1])[0, :, :, 0]
+            exact = torch.einsum("iajb,jb->ia", jac.abs(), weights[p])
+            bad += int((exact > limit[p] * (1 + TOL) + TOL).sum())
+    return bad
+
+
+@settings(max_examples=max(15, settings().max_examples // 50), deadline=None)
+@given(half_cases(), st.sampled_from(sorted(HALVES)))
+def test_half_bounds_dominate_autograd_jacobians_on_the_set(case, half):
+    block, value, weights, gen = case
+    assert bound_violations(block, half, value, weights, gen) == 0
+
+
+def _wide_case() -> tuple[nn.Module, TaylorForm, torch.Tensor, torch.Generator]:
+    block = make_block(3, 8, 2, "gelu", False, 0.5)
+    gen = torch.Generator().manual_seed(5)
+    coef = (torch.randn(2, 4, 8, generator=gen, dtype=torch.float64),
+            0.3 * torch.randn(2, 4, 8, generator=gen, dtype=torch.float64))
+    r = 1e-3 * torch.ones(2, 4, 8, dtype=torch.float64)
+    return block, TaylorForm(coef, r), torch.rand(2, 4, 8, generator=gen, dtype=torch.float64), gen
+
+
+def test_known_bad_dropping_the_deviation_terms_is_caught(monkeypatch):
+    """Known-bad: the bound taken at the centres only (no ``|J - J_c|`` terms) misses Jacobians of a wide set."""
+    for half in HALVES:
+        block, value, weights, gen = _wide_case()
+        assert bound_violations(block, half, value, weights, gen) == 0
+    monkeypatch.setattr(consolidation, "_factored", lambda *args: torch.zeros_like(args[-1]))
+    monkeypatch.setattr(consolidation, "_margin", lambda x, terms: x)
+    block, value, weights, gen = _wide_case()
+    assert bound_violations(block, "attention", value, weights, gen, count=12) > 0
+
+
+def _tangent_of_half(block: nn.Module, half: str, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    forward = HALVES[half][2]
+    with fwad.dual_level():
+        out = forward(block, fwad.make_dual(x, t))
+        value, tangent = fwad.unpack_dual(out)
+    return value.detach(), tangent.detach()
+
+
+def consolidated_misses(block: nn.Module, half: str, value: TaylorForm, tangent: TaylorForm,
+                        gen: torch.Generator) -> int:
+    """Points of the input set whose float value / tangent image leaves the consolidated half's enclosure."""
+    run = HALVES[half][0]
+    bound = HALVES[half][1]
+    out = consolidation.consolidate(lambda dual, seen: run(block, dual, seen), TaylorDual(value, tangent),
+                                    lambda v, seen, rs: bound(block, v, seen, rs), 1)
+    v_box, t_box = out.enclosures()
+    misses = 0
+    c0, c1 = value.coef
+    t0, t1 = tangent.coef
+    for _ in range(6):
+        eps = 2 * torch.rand(c0.shape[0], 1, 1, generator=gen, dtype=torch.float64) - 1
+        x = c0 + c1 * eps + (2 * torch.rand(c0.shape, generator=gen, dtype=torch.float64) - 1) * value.r
+        t = t0 + t1 * eps + (2 * torch.rand(t0.shape, generator=gen, dtype=torch.float64) - 1) * tangent.r
+        y, dy = _tangent_of_half(block, half, x, t)
+        misses += int((~v_box.contains(y, 1e-10)).sum() + (~t_box.contains(dy, 1e-10)).sum())
+    return misses
+
+
+@settings(max_examples=max(15, settings().max_examples // 50), deadline=None)
+@given(half_cases(), st.sampled_from(sorted(HALVES)))
+def test_consolidated_half_encloses_the_float_forward_and_its_tangent(case, half):
+    block, value, _, gen = case
+    shape = value.r.shape
+    tangent = TaylorForm((torch.randn(shape, generator=gen, dtype=torch.float64),
+                          0.1 * torch.randn(shape, generator=gen, dtype=torch.float64)),
+                         1e-4 * torch.rand(shape, generator=gen, dtype=torch.float64))
+    assert consolidated_misses(block, half, value, tangent, gen) == 0
+
+
+def test_known_bad_consolidation_without_the_jacobian_term_is_caught():
+    """Known-bad: passing the remainders through ``M = 0`` (only the bare input's image) loses the true values."""
+    block = make_block(1, 8, 2, "gelu", False, 0.2)
+    gen = torch.Generator().manual_seed(2)
+    shape = (2, 4, 8)
+    value = TaylorForm((torch.randn(shape, generator=gen, dtype=torch.float64), torch.zeros(shape, dtype=torch.float64)),
+                       0.05 * torch.ones(shape, dtype=torch.float64))
+    tangent = TaylorForm((torch.randn(shape, generator=gen, dtype=torch.float64), torch.zeros(shape, dtype=torch.float64)),
+                         0.05 * torch.ones(shape, dtype=torch.float64))
+    assert consolidated_misses(block, "mlp", value, tangent, gen) == 0
+    zero = {name: (run, lambda blk, v, seen, rs: [torch.zeros_like(r) for r in rs], fwd)
+            for name, (run, _, fwd) in HALVES.items()}
+    original = dict(HALVES)
+    HALVES.update(zero)
+    try:
+        assert consolidated_misses(block, "mlp", value, tangent, gen) > 0
+    finally:
+        HALVES.update(original)
