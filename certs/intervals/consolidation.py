@@ -190,8 +190,8 @@ def attention_half_bound(stats: LayerNormStats, q: Interval, k: Interval, v: Int
     ``qkv`` ``(3 H dh, d)``, ``proj`` ``(d, H dh)`` weights.
 
     ``J_ij = [i = j] I + ls T_ij J_norm,j`` with ``T_ij = sum_h (P_ij A_h + u_ij b_i^T) + [i = j] sum_h B_i``,
-    ``A_h = Wp Wv``, ``u_ij = P_ij Wp (v_j - o_i)``, ``b_i = Wk^T q_i``, ``B_i = Wp C_i (scale Wq)`` (enclosed by interval
-    products, all small).  The float centre ``J_c`` (centres of those enclosures) is the only ``N x N x d x d``
+    ``A_h = Wp Wv``, ``u_ij = P_ij Wp (v_j - o_i)``, ``b_i = Wk^T q_i``, ``B_i = Wp C_i (scale Wq)`` (enclosed by
+    interval products, all small).  The float centre ``J_c`` (centres of those enclosures) is the only ``N x N x d x d``
     tensor; ``|J - J_c| r`` is bounded by the factored products ``|T - T_c| y + |T_c|_abs z'`` (``|T - T_c| <=
     P_rad |A| + |P_c| A_rad + u_rad |b|^T + |u_c| b_rad^T + B_rad``, ``|T_c|_abs`` the same sum of absolute terms,
     ``z' = z + (d + 3 H + 12) eps y`` also covering the float error of ``J_c``)."""
@@ -250,7 +250,8 @@ def _rows(item, start: int, stop: int):
 
 
 def consolidate(half: Callable[[TaylorDual, Callable], TaylorDual], x: TaylorDual,
-                bound: Callable[[TaylorForm, dict, list[torch.Tensor]], list[torch.Tensor]], entries: int) -> TaylorDual:
+                bound: Callable[[TaylorForm, dict, list[torch.Tensor]], list[torch.Tensor]],
+                entries: int) -> TaylorDual:
     """The residual half ``half(dual, observe)`` applied to ``x`` with the remainders passed through ``M`` (module
     docstring).  ``bound(value, seen, [r_1, r_2])`` returns upper bounds of ``sup_X |J| r_k`` over the set of the
     value form ``value``, from the intermediates ``seen`` (label -> dual) that ``half`` reported on ``x`` with its

@@ -105,7 +105,8 @@ def test_known_bad_dropping_the_deviation_terms_is_caught(monkeypatch):
     assert bound_violations(block, "attention", value, weights, gen, count=12) > 0
 
 
-def _tangent_of_half(block: nn.Module, half: str, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _tangent_of_half(block: nn.Module, half: str, x: torch.Tensor,
+                     t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     forward = HALVES[half][2]
     with fwad.dual_level():
         out = forward(block, fwad.make_dual(x, t))
@@ -149,10 +150,9 @@ def test_known_bad_consolidation_without_the_jacobian_term_is_caught():
     block = make_block(1, 8, 2, "gelu", False, 0.2)
     gen = torch.Generator().manual_seed(2)
     shape = (2, 4, 8)
-    value = TaylorForm((torch.randn(shape, generator=gen, dtype=torch.float64), torch.zeros(shape, dtype=torch.float64)),
-                       0.05 * torch.ones(shape, dtype=torch.float64))
-    tangent = TaylorForm((torch.randn(shape, generator=gen, dtype=torch.float64), torch.zeros(shape, dtype=torch.float64)),
-                         0.05 * torch.ones(shape, dtype=torch.float64))
+    zero, wide = torch.zeros(shape, dtype=torch.float64), 0.05 * torch.ones(shape, dtype=torch.float64)
+    value = TaylorForm((torch.randn(shape, generator=gen, dtype=torch.float64), zero), wide)
+    tangent = TaylorForm((torch.randn(shape, generator=gen, dtype=torch.float64), zero), wide)
     assert consolidated_misses(block, "mlp", value, tangent, gen) == 0
     zero = {name: (run, lambda blk, v, seen, rs: [torch.zeros_like(r) for r in rs], fwd)
             for name, (run, _, fwd) in HALVES.items()}
