@@ -50,12 +50,13 @@ from typing import Callable
 import torch
 
 from .dual import gelu_derivative_enclosure
-from .interval import EPS, TINY, Interval, round_down
+from .interval import EPS, TINY, Interval
 from .smooth import RSQRT
 from .taylor import TaylorDual, TaylorForm, _up
+from .transformer import variance_floor
 
 __all__ = ["LayerNormStats", "layer_norm_stats", "mlp_half_bound", "attention_half_bound", "consolidate",
-           "JACOBIAN_ENTRIES"]
+           "ignore", "JACOBIAN_ENTRIES"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,9 +73,7 @@ def layer_norm_stats(x: TaylorForm, eps: float) -> LayerNormStats:
     ``var + eps`` is that of :func:`certs.intervals.transformer.inverse_std`)."""
     c = x.minus_mean(-1)
     var = (c * c).mean(-1, keepdim=True)
-    mig = c.box().mig()
-    floor = round_down(Interval.point(mig).square().mean(-1, keepdim=True).lo + float(eps))
-    s = (var + float(eps)).apply(RSQRT, floor)
+    s = (var + float(eps)).apply(RSQRT, variance_floor(c.box(), eps))
     return LayerNormStats((c * s).box(), s.box())
 
 
@@ -231,10 +230,6 @@ def attention_half_bound(stats: LayerNormStats, q: Interval, k: Interval, v: Int
     return out_bounds
 
 
-def _bare(form: TaylorForm) -> TaylorForm:
-    return TaylorForm(form.coef, torch.zeros_like(form.r))
-
-
 def _better(a: TaylorForm, b: TaylorForm) -> TaylorForm:
     """Entrywise the form with the smaller remainder (both enclose the same quantity)."""
     use_a = a.r <= b.r
@@ -258,8 +253,8 @@ def consolidate(half: Callable[[TaylorDual, Callable], TaylorDual], x: TaylorDua
     remainder (:func:`attention_half_bound`, :func:`mlp_half_bound`); it is called on chunks of the pieces (leading
     dim) of about :data:`JACOBIAN_ENTRIES` entries (``entries``: the largest intermediate per piece)."""
     seen: dict[str, TaylorDual] = {}
-    carried = half(TaylorDual(x.value, _bare(x.tangent)), lambda label, dual: seen.__setitem__(label, dual))
-    fresh = half(TaylorDual(_bare(x.value), _bare(x.tangent)), _ignore)
+    carried = half(TaylorDual(x.value, x.tangent.bare()), lambda label, dual: seen.__setitem__(label, dual))
+    fresh = half(TaylorDual(x.value.bare(), x.tangent.bare()), ignore)
     pieces = x.shape[0]
     step = max(1, JACOBIAN_ENTRIES // max(1, entries))
     through_value, through_tangent = [], []
@@ -274,5 +269,6 @@ def consolidate(half: Callable[[TaylorDual, Callable], TaylorDual], x: TaylorDua
     return TaylorDual(_better(value, carried.value), tangent)
 
 
-def _ignore(label: str, dual: TaylorDual) -> None:
+def ignore(label: str, dual) -> None:
+    """An observer that keeps nothing."""
     return None

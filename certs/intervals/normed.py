@@ -39,10 +39,6 @@ from .transformer import inverse_std
 __all__ = ["NormedDual", "layer_norm_normed"]
 
 
-def _bare(form: TaylorForm) -> TaylorForm:
-    return TaylorForm(form.coef, torch.zeros_like(form.r))
-
-
 @dataclass(frozen=True, eq=False)
 class NormedDual:
     """LayerNorm output: ``core`` plus symbol terms (module docstring); ``value_terms`` / ``tangent_terms`` are
@@ -102,7 +98,7 @@ def layer_norm_normed(x: TaylorDual, weight: torch.Tensor | None, bias: torch.Te
     c_t, m_t = x.tangent.centred()
     s_v, s_t = s.value, s.tangent
     w = torch.ones(k, dtype=x.value.r.dtype, device=x.value.r.device) if weight is None else weight
-    core = TaylorDual(c_v * _bare(s_v), c_t * _bare(s_v) + c_v * _bare(s_t)) * w
+    core = TaylorDual(c_v * s_v.bare(), c_t * s_v.bare() + c_v * s_t.bare()) * w
     if bias is not None:
         core = core + bias
     spread_sv, spread_st = s_v.spread(), s_t.spread()  # bounds of |s - s_0|: tail + remainder

@@ -141,6 +141,10 @@ class TaylorForm:
         zero = torch.zeros_like(x)
         return TaylorForm((x,) + (zero,) * order, zero)
 
+    def bare(self) -> "TaylorForm":
+        """The same polynomial with remainder 0 (encloses only the polynomial's own values)."""
+        return TaylorForm(self.coef, torch.zeros_like(self.r))
+
     @staticmethod
     def build(coef: Sequence[torch.Tensor], r: torch.Tensor, err: torch.Tensor | float = 0.0,
               scale: torch.Tensor | None = None) -> "TaylorForm":

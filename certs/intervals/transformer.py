@@ -28,17 +28,20 @@ from .taylor import TaylorDual
 from .dual import Dual
 from .interval import Interval, round_down, round_up_tensor
 
-__all__ = ["layer_norm", "inverse_std", "softmax_enclosure", "softmax", "attention"]
+__all__ = ["layer_norm", "variance_floor", "inverse_std", "softmax_enclosure", "softmax", "attention"]
+
+
+def variance_floor(c: Interval, eps: float) -> torch.Tensor:
+    """A lower bound of ``mean(c^2) + eps`` over the last dim (kept) for every ``c`` in the box: ``eps + mean(mig^2)``
+    (the polynomial box of ``c^2`` can dip below 0)."""
+    return round_down(Interval.point(c.mig()).square().mean(-1, keepdim=True).lo + float(eps))
 
 
 def inverse_std(c: Dual, eps: float) -> Dual:
     """``(mean(c^2) + eps)^(-1/2)`` over the last dim (kept) of the centred ``c``."""
     var = c.square().mean(-1, keepdim=True)
     if isinstance(c, TaylorDual):
-        # known floor of var + eps: eps + mean(mig(c)^2) (the polynomial box of c^2 can dip below 0)
-        mig = c.value.box().mig()
-        floor = round_down(Interval.point(mig).square().mean(-1, keepdim=True).lo + float(eps))
-        return (var + float(eps)).rsqrt(floor)
+        return (var + float(eps)).rsqrt(variance_floor(c.value.box(), eps))
     return (var + float(eps)).rsqrt()
 
 

@@ -64,7 +64,8 @@ from certs.budget import PerSampleLipschitz
 from certs.errors import CertificateInputError, UnsupportedLayerError
 from certs.intervals import extended
 from certs.intervals.blocked import blocked_matmul
-from certs.intervals.consolidation import attention_half_bound, consolidate, layer_norm_stats, mlp_half_bound
+from certs.intervals.consolidation import (attention_half_bound, consolidate, ignore, layer_norm_stats,
+                                          mlp_half_bound)
 from certs.intervals.dual import Dual
 from certs.intervals.interval import EPS, TINY, U, Interval, IntervalDomainError
 from certs.intervals.normed import layer_norm_normed
@@ -349,17 +350,13 @@ def _consolidated_block(block: nn.Module, x: Dual) -> Dual:
                        lambda value, seen, rs: _mlp_bound(block, value, seen, rs), n * d * block.mlp.fc1.out_features)
 
 
-def _ignore(label: str, dual: Dual) -> None:
-    return None
-
-
 def _block(block: nn.Module, start: Dual | None, part: str, frozen: dict[str, torch.Tensor],
            observe: Callable[[str, Dual], None] | None = None) -> Dual:
     """Block output from the dual ``start`` entering at ``part`` (``'input'`` = block input); ``observe(label, dual)``
     (optional) receives the outputs of the sub-stages :data:`BLOCK_SUBSTAGES` that are computed (and
     ``'attn.probs'``)."""
     at = ("input", "attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2").index(part)
-    seen = observe if observe is not None else _ignore
+    seen = observe if observe is not None else ignore
     if at == 0:
         x1 = _attention_half(block, start, seen)
     elif at <= 2:
