@@ -95,8 +95,9 @@ _BLOCK_TARGET = re.compile(r"^blocks\.(\d+)\.(attn\.qkv|attn\.proj|mlp\.fc1|mlp\
 class SoundPathBounds:
     """Sound per-sample bounds on the pruning path of one layer.
 
-    lipschitz: ``L_s`` labelled ``sound`` (method ``interval-forward-taylor{order}[+{loose_order}]-K{K}[-adaptive]``,
-    ``K`` = 1 / the narrowest piece before refinement).
+    lipschitz: ``L_s`` labelled ``sound`` (method
+    ``interval-forward-taylor{order}[+{loose_order}]-K{K}[-adaptive][-consolidated]``, ``K`` = 1 / the narrowest piece
+    before refinement; ``-consolidated``: the engine of :mod:`certs.intervals.consolidation`).
     logit_change: ``(B,)`` sound bound of ``sup_{theta in [0, 1]} ||z(theta) - z(1)||_inf``.
     segments: the sub-intervals and their bounds (``segments.logit_change(theta0)`` for other ranges).
     products: ``||R psi_1(s)||_inf`` used for ``L_s`` (those of the :class:`CapturedLayer`).
@@ -636,7 +637,8 @@ def sound_path_bounds(
                                   max_subintervals=max_subintervals, batch=batch, device=device, give_up=give_up,
                                   probe=probe)
     degrees = f"{used[0]}+{loose_order}" if used[1] and used[0] != loose_order else f"{used[0]}"
-    method = f"interval-forward-taylor{degrees}-K{segments.subintervals}" + ("-adaptive" if refine else "")
+    method = (f"interval-forward-taylor{degrees}-K{segments.subintervals}" + ("-adaptive" if refine else "")
+              + ("-consolidated" if consolidated else ""))
     return SoundPathBounds(
         layer=captured_layer.name,
         lipschitz=segments.lipschitz(captured_layer.products, method),

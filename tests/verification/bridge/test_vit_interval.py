@@ -97,7 +97,8 @@ def test_sound_bounds_dominate_autograd_finite_differences_and_realised_change(d
         assume(False)
     assert bounds.lipschitz.label == "sound"
     assert bounds.segments.subintervals in (4, 8, 16, 32, 64)  # loose pieces of the 4-piece start split 4x or 2x (<= 8)
-    assert bounds.lipschitz.method == f"interval-forward-taylor{order}-K{bounds.segments.subintervals}-adaptive"
+    assert bounds.lipschitz.method == (f"interval-forward-taylor{order}-K{bounds.segments.subintervals}-adaptive"
+                                       + ("-consolidated" if consolidated else ""))
     slope = bounds.lipschitz.values * layer.products
     thetas = np.r_[0.0, 1.0, np.random.default_rng(0).random(5)]
     for theta in thetas:
