@@ -55,8 +55,8 @@ from .smooth import RSQRT
 from .taylor import TaylorDual, TaylorForm, _up
 from .transformer import variance_floor
 
-__all__ = ["LayerNormStats", "layer_norm_stats", "mlp_half_bound", "attention_half_bound", "consolidate",
-           "ignore", "JACOBIAN_ENTRIES"]
+__all__ = ["LayerNormStats", "layer_norm_stats", "Centred", "centred", "mlp_half_bound", "attention_half_bound",
+           "consolidate", "ignore", "JACOBIAN_ENTRIES"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,6 +81,35 @@ def _point(t: torch.Tensor) -> Interval:
     return Interval.point(t)
 
 
+@dataclass(frozen=True, eq=False)
+class Centred:
+    """An enclosure over pieces ``(P, ...)`` about a centre shared by the pieces of a group: ``[lo, hi] subset
+    [c - r, c + r]`` exactly with ``c = shared[groups]`` (``shared`` ``(G, ...)``: the float midpoint of the hull of
+    the group's intervals), ``mag`` the largest ``|x|`` over ``[lo, hi]`` and ``c``.  One group per piece is the
+    plain midpoint-radius form."""
+
+    shared: torch.Tensor
+    c: torch.Tensor
+    r: torch.Tensor
+    mag: torch.Tensor
+
+
+def centred(x: Interval, groups: torch.Tensor | None) -> Centred:
+    """:class:`Centred` form of ``x`` for the piece groups ``groups`` (``(P,)``, ids ``0 .. G - 1``, every id used;
+    ``None``: a group per piece)."""
+    if groups is None:
+        c, r = x.centre_radius()
+        return Centred(c, c, r, x.mag())
+    count = int(groups.max()) + 1
+    index = groups.reshape((-1,) + (1,) * (x.lo.ndim - 1)).expand_as(x.lo)
+    shape = (count,) + tuple(x.lo.shape[1:])
+    lo = x.lo.new_full(shape, float("inf")).scatter_reduce(0, index, x.lo, "amin")
+    hi = x.hi.new_full(shape, float("-inf")).scatter_reduce(0, index, x.hi, "amax")
+    shared = (lo + hi) * 0.5
+    c = shared[groups]
+    return Centred(shared, c, x.radius_about(c), torch.maximum(x.mag(), c.abs()))
+
+
 def _margin(x: torch.Tensor, terms: int) -> torch.Tensor:
     """``x (1 + (terms + 4) eps) + (terms + 1) 2^-1022`` rounded up: a float sum of non-negative products with at
     most ``terms`` rounded operations behind each entry, raised above the exact sum."""
@@ -89,43 +118,57 @@ def _margin(x: torch.Tensor, terms: int) -> torch.Tensor:
 
 @dataclass(frozen=True, eq=False)
 class _NormCentre:
-    """A LayerNorm's Jacobian ``J = s K``, ``K = diag(w) - w 1^T / d - (w xhat) xhat^T / d``: the centres ``s_c``,
-    ``xhat_c`` of the enclosures over a set (``J_c``: the same formula at the centres) and the weight ``w``."""
+    """A LayerNorm's Jacobian ``J = s K``, ``K = diag(w) - w 1^T / d - (w xhat) xhat^T / d``, at the centres ``s_c``,
+    ``xhat_c`` (``J_c``, shaped by the caller to broadcast against the matrices it multiplies), and the weight ``w``."""
 
     s_c: torch.Tensor
     xhat_c: torch.Tensor
     w: torch.Tensor
 
 
-def _norm_centre(stats: LayerNormStats, weight: torch.Tensor | None) -> _NormCentre:
-    xc = stats.xhat.centre_radius()[0]
-    w = torch.ones(xc.shape[-1], dtype=xc.dtype, device=xc.device) if weight is None else weight
-    return _NormCentre(stats.s.centre_radius()[0], xc, w)
+def _weight_or_ones(weight: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    return torch.ones(like.shape[-1], dtype=like.dtype, device=like.device) if weight is None else weight
 
 
-def _norm_vectors(stats: LayerNormStats, weight: torch.Tensor | None,
+def _norm_vectors(xhat: Centred, s: Centred, weight: torch.Tensor | None,
                   r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(y, z)`` with ``y >= |J| r`` and ``z >= |J - J_c| r`` for every point of the set (:class:`_NormCentre`;
-    ``J - J_c = (s - s_c) K + s_c (K - K_c)``, triangle inequality on the three terms of ``K``)."""
+    """``(y, z)`` with ``y >= |J| r`` for every point of the set and at the centre, and ``z >= |J - J_c| r`` for every
+    point of the set (:class:`_NormCentre`; ``J - J_c = (s - s_c) K + s_c (K - K_c)``, triangle inequality on the
+    three terms of ``K``)."""
     d = r.shape[-1]
-    aw = torch.ones(d, dtype=r.dtype, device=r.device) if weight is None else weight.abs()
-    xc, xr = stats.xhat.centre_radius()
-    sc, sr = stats.s.centre_radius()
-    xm, sm = stats.xhat.mag(), stats.s.mag()
+    aw = _weight_or_ones(weight, r).abs()
+    xm, sm = xhat.mag, s.mag
     kr = _margin(aw * r + aw * (r.sum(-1, keepdim=True) + xm * (xm * r).sum(-1, keepdim=True)) / d, d + 4)
-    dk = aw * (xr * (xm * r).sum(-1, keepdim=True) + xc.abs() * (xr * r).sum(-1, keepdim=True)) / d
-    return _margin(sm * kr, 1), _margin(sr * kr + sc.abs() * _margin(dk, d + 4), 2)
+    dk = aw * (xhat.r * (xm * r).sum(-1, keepdim=True) + xhat.c.abs() * (xhat.r * r).sum(-1, keepdim=True)) / d
+    return _margin(sm * kr, 1), _margin(s.r * kr + s.c.abs() * _margin(dk, d + 4), 2)
 
 
 def _times_norm_centre(t: torch.Tensor, centre: _NormCentre) -> torch.Tensor:
-    """Float ``T J_c`` for ``T`` ``(..., n, d)`` by the structure of ``K`` (``centre`` broadcast on the leading dims):
+    """Float ``T J_c`` on the last dim of ``t`` (``centre`` broadcast against ``t``) by the structure of ``K``:
     ``s_c (T diag(w) - (T w) 1^T / d - (T (w xhat_c)) xhat_c^T / d)``; its float error is at most
     ``(d + 8) u |T| |s_c| |K_c|`` (entrywise, the absolute terms), charged by the callers as ``(d + 8) eps |T| y``."""
     d = t.shape[-1]
-    xc = centre.xhat_c.unsqueeze(-2)  # (..., 1, d)
     tw = (t @ centre.w).unsqueeze(-1)
-    twx = (t * (centre.w * xc)).sum(-1, keepdim=True)
-    return centre.s_c.unsqueeze(-1) * (t * centre.w - (tw + twx * xc) / d)
+    twx = (t * (centre.w * centre.xhat_c)).sum(-1, keepdim=True)
+    return centre.s_c * (t * centre.w - (tw + twx * centre.xhat_c) / d)
+
+
+def _grouped_products(matrices: torch.Tensor, vectors: list[torch.Tensor],
+                      groups: torch.Tensor | None) -> list[torch.Tensor]:
+    """Float ``matrices[groups[p]] @ v[p]`` for each ``v`` in ``vectors``: ``matrices`` ``(G, T, R, C)``, each ``v``
+    ``(P, T, C)`` -> ``(P, T, R)`` (``groups`` ``None``: ``G = P``, piece ``p`` with matrix ``p``); the pieces of a
+    group are one matrix product."""
+    stacked = torch.stack(vectors, -1)  # (P, T, C, k)
+    if groups is None:
+        return list((matrices @ stacked).unbind(-1))
+    pieces, tokens, cols, k = stacked.shape
+    rows = matrices.shape[-2]
+    out = stacked.new_empty((pieces, tokens, rows, k))
+    for g in range(matrices.shape[0]):
+        sel = (groups == g).nonzero().squeeze(1)
+        part = stacked[sel].permute(1, 2, 0, 3).reshape(tokens, cols, -1)
+        out[sel] = (matrices[g] @ part).reshape(tokens, rows, -1, k).permute(2, 0, 1, 3)
+    return list(out.unbind(-1))
 
 
 def _activation_slope(kind: str, h: Interval) -> Interval:
@@ -143,57 +186,68 @@ def _scaled(x: torch.Tensor, ls: torch.Tensor | None) -> torch.Tensor:
 
 
 def mlp_half_bound(stats: LayerNormStats, h: Interval, norm_weight: torch.Tensor | None, fc1: torch.Tensor,
-                   fc2: torch.Tensor, activation: str, ls: torch.Tensor | None,
-                   remainders: list[torch.Tensor]) -> list[torch.Tensor]:
+                   fc2: torch.Tensor, activation: str, ls: torch.Tensor | None, remainders: list[torch.Tensor],
+                   groups: torch.Tensor | None = None) -> list[torch.Tensor]:
     """``sup_X |J| r`` (upper bounds, ``(..., N, d)``) of the MLP half (module docstring) for each ``r`` in
     ``remainders``: ``stats`` of ``norm2`` and ``h`` (the ``fc1`` output box) over the set, ``fc1`` ``(m, d)`` /
-    ``fc2`` ``(d, m)`` weights, ``ls`` the LayerScale (or ``None``).
+    ``fc2`` ``(d, m)`` weights, ``ls`` the LayerScale (or ``None``); ``groups``: the pieces that share one centre
+    (:func:`centred`; ``None``: a centre per piece).
 
     With ``Q = W2 diag(act'(h)) W1`` per token and centres ``c``: ``|J| r <= fl(|J_c| r) + |ls| (|W2| (act'_rad |W1|
     y) + |Q_c| z + g |W2| (|act'_c| |W1| y) + (d + 8) eps |Q_c| y)``, ``J_c = I + ls Q_c J_norm,c`` the float centre
-    matrix, ``y >= |J_norm| r``, ``z >= |J_norm - J_norm,c| r`` (:class:`_NormParts`), ``g = (m + 4) eps`` the error
-    of the float ``Q_c``."""
-    slope = _activation_slope(activation, h)
-    gc, gr = slope.centre_radius()
+    matrix (one per group), ``y >= |J_norm| r``, ``z >= |J_norm - J_norm,c| r`` (:func:`_norm_vectors`),
+    ``g = (m + 4) eps`` the error of the float ``Q_c``."""
+    slope = centred(_activation_slope(activation, h), groups)
+    xhat, s = centred(stats.xhat, groups), centred(stats.s, groups)
     m, d = fc1.shape
-    q_c = (fc2 * gc.unsqueeze(-2)) @ fc1  # (..., N, d, d)
-    j_c = _times_norm_centre(q_c, _norm_centre(stats, norm_weight))
+    q_shared = (fc2 * slope.shared.unsqueeze(-2)) @ fc1  # (G, N, d, d)
+    w = _weight_or_ones(norm_weight, fc1)
+    j_c = _times_norm_centre(q_shared, _NormCentre(s.shared.unsqueeze(-1), xhat.shared.unsqueeze(-2), w))
     j_c = (j_c if ls is None else j_c * ls[:, None]) + torch.eye(d, dtype=j_c.dtype, device=j_c.device)
-    mag_c, mag_q = j_c.abs(), q_c.abs()
     a1, a2 = fc1.abs(), fc2.abs()
     out = []
-    for r in remainders:
-        y, z = _norm_vectors(stats, norm_weight, r)
-        main = _margin((mag_c @ r.unsqueeze(-1)).squeeze(-1), d + 2)
-        dev = (gr * (y @ a1.T)) @ a2.T + (mag_q @ (z + (d + 8) * EPS * y).unsqueeze(-1)).squeeze(-1)
-        dev = dev + (m + 4) * EPS * ((gc.abs() * ((y + z) @ a1.T)) @ a2.T)
-        out.append(_margin(main + _scaled(_margin(dev, m + d + 8), ls), 2))
+    mains = _grouped_products(j_c.abs_(), remainders, groups)
+    for r, main in zip(remainders, mains):
+        y, z = _norm_vectors(xhat, s, norm_weight, r)
+        dev = (slope.r * (y @ a1.T)) @ a2.T + _grouped_products(q_shared.abs(), [z + (d + 8) * EPS * y], groups)[0]
+        dev = dev + (m + 4) * EPS * ((slope.c.abs() * ((y + z) @ a1.T)) @ a2.T)
+        out.append(_margin(_margin(main, d + 2) + _scaled(_margin(dev, m + d + 8), ls), 2))
     return out
 
 
-def _factored(p_w, a_w, u_w, b_w, own, vec: torch.Tensor) -> torch.Tensor:
-    """``sum_h sum_j p_w[h, i, j] (a_w[h] vec_j) + u_w[h, i, j] (b_w[h, i] . vec_j) + own[h, i] vec_i`` (all
-    non-negative): the factored bound of :func:`attention_half_bound`."""
+def _factored(p_w, a_w, u_w, b_w, vec: torch.Tensor) -> torch.Tensor:
+    """``sum_h sum_j p_w[h, i, j] (a_w[h] vec_j) + u_w[h, i, j] (b_w[h, i] . vec_j)`` (all non-negative): the factored
+    bound of the token-mixing terms of :func:`attention_half_bound`."""
     av = torch.einsum("hab,...jb->...hja", a_w, vec)
     first = torch.einsum("...hij,...hja->...ia", p_w, av)
     dots = torch.einsum("...hib,...jb->...hij", b_w, vec)
-    second = torch.einsum("...hija,...hij->...ia", u_w, dots)
-    return first + second + torch.einsum("...hiab,...ib->...ia", own, vec)
+    return first + torch.einsum("...hija,...hij->...ia", u_w, dots)
+
+
+def _through_b(wp_abs: torch.Tensor, c_w: torch.Tensor, wq_w: torch.Tensor, vec: torch.Tensor) -> torch.Tensor:
+    """``sum_h wp_abs[h] (c_w[h, i] (wq_w[h] vec_i))`` (all non-negative): the factored bound of the ``B_i`` terms of
+    :func:`attention_half_bound` (``wp_abs`` ``(H, d, dh)``, ``c_w`` ``(..., H, N, dh, dh)``, ``wq_w`` ``(H, dh, d)``)."""
+    t = torch.einsum("hed,...id->...hie", wq_w, vec)
+    t = (c_w @ t.unsqueeze(-1)).squeeze(-1)
+    return torch.einsum("hde,...hie->...id", wp_abs, t)
 
 
 def attention_half_bound(stats: LayerNormStats, q: Interval, k: Interval, v: Interval, probs: Interval,
                          out: Interval, norm_weight: torch.Tensor | None, qkv: torch.Tensor, proj: torch.Tensor,
-                         scale: float, ls: torch.Tensor | None, remainders: list[torch.Tensor]) -> list[torch.Tensor]:
+                         scale: float, ls: torch.Tensor | None, remainders: list[torch.Tensor],
+                         groups: torch.Tensor | None = None) -> list[torch.Tensor]:
     """``sup_X |J| r`` (upper bounds, ``(..., N, d)``) of the attention half (module docstring) for each ``r`` in
     ``remainders``.  ``q`` (scaled), ``k``, ``v``, ``out``: ``(..., H, N, dh)``; ``probs``: ``(..., H, N, N)``;
-    ``qkv`` ``(3 H dh, d)``, ``proj`` ``(d, H dh)`` weights.
+    ``qkv`` ``(3 H dh, d)``, ``proj`` ``(d, H dh)`` weights; ``groups``: the pieces that share one centre
+    (:func:`centred`; ``None``: a centre per piece).
 
     ``J_ij = [i = j] I + ls T_ij J_norm,j`` with ``T_ij = sum_h (P_ij A_h + u_ij b_i^T) + [i = j] sum_h B_i``,
     ``A_h = Wp Wv``, ``u_ij = P_ij Wp (v_j - o_i)``, ``b_i = Wk^T q_i``, ``B_i = Wp C_i (scale Wq)`` (enclosed by
-    interval products, all small).  The float centre ``J_c`` (centres of those enclosures) is the only ``N x N x d x d``
-    tensor; ``|J - J_c| r`` is bounded by the factored products ``|T - T_c| y + |T_c|_abs z'`` (``|T - T_c| <=
-    P_rad |A| + |P_c| A_rad + u_rad |b|^T + |u_c| b_rad^T + B_rad``, ``|T_c|_abs`` the same sum of absolute terms,
-    ``z' = z + (d + 3 H + 12) eps y`` also covering the float error of ``J_c``)."""
+    interval products, all small).  The float centre ``J_c`` (at the group centres of those enclosures) is the only
+    ``N x N x d x d`` tensor, one per group; ``|J - J_c| r`` is bounded by the factored products ``|T - T_c| y +
+    |T_c|_abs z'`` (``|T - T_c| <= P_rad |A| + |P_c| A_rad + u_rad |b|^T + |u_c| b_rad^T + B_rad``, radii about the
+    group centres, ``|T_c|_abs`` the same sum of absolute terms, ``z' = z + (d + 3 H + 12) eps y`` also covering the
+    float error of ``J_c``)."""
     *lead, heads, n, dh = q.shape
     d = proj.shape[0]
     rows = qkv.reshape(3, heads, dh, d)
@@ -207,26 +261,41 @@ def attention_half_bound(stats: LayerNormStats, q: Interval, k: Interval, v: Int
     b = q.matmul(_point(wk))  # (..., H, N, d)
     spread = (e * probs.rearrange(lambda t: t.unsqueeze(-1))).rearrange(lambda t: t.transpose(-1, -2))
     c = spread.matmul(k.rearrange(lambda t: t.unsqueeze(-3)))  # (..., H, Ni, dh, dh)
-    big_b = _point(wp).rearrange(lambda t: t[:, None]).matmul(c.matmul(wq.rearrange(lambda t: t[:, None])))
-    (pc, pr), (ac, ar), (uc, ur), (bc, br), (bbc, bbr) = (x.centre_radius() for x in (probs, a, u, b, big_b))
-    am, bm = a.mag(), b.mag()
-    eye_n = torch.eye(n, dtype=pc.dtype, device=pc.device)
-    t_c = torch.einsum("...hij,hab->...ijab", pc, ac) + torch.einsum("...hija,...hib->...ijab", uc, bc)
-    t_c = t_c + eye_n[:, :, None, None] * bbc.sum(-4).unsqueeze(-3)
-    j_c = _times_norm_centre(t_c, _norm_centre(LayerNormStats(stats.xhat.rearrange(lambda t: t.unsqueeze(-3)),
-                                                              stats.s.rearrange(lambda t: t.unsqueeze(-3))),
-                                                norm_weight))  # input token j on dim -3
-    j_c = (j_c if ls is None else j_c * ls[:, None]) + eye_n[:, :, None, None] * torch.eye(d, dtype=pc.dtype)
-    mag_c = j_c.abs()
+    ac, ar = a.centre_radius()
+    p_, u_, b_, c_ = (centred(x, groups) for x in (probs, u, b, c))
+    wqc, wqr = wq.centre_radius()
+    b_shared = wp[:, None] @ (c_.shared @ wqc[:, None])  # (G, H, N, d, d): float B_i at the centres
+    xhat, s = centred(stats.xhat, groups), centred(stats.s, groups)
+    am = a.mag()
+    # T_c J_norm,c in the layout (G, i, a, j, b) (J_c of a group is one (N d) x (N d) matrix), with J_norm,c applied
+    # to the small factors first: P_ij (A_h J_j) + u_ij (b_i^T J_j) + [i = j] B_i J_i
+    w = _weight_or_ones(norm_weight, ac)
+    a_j = _times_norm_centre(ac.unsqueeze(-3), _NormCentre(s.shared[..., None, :, None, :],
+                                                           xhat.shared[..., None, :, None, :], w))  # (G, H, Nj, d, d)
+    b_j = _times_norm_centre(b_.shared.unsqueeze(-2), _NormCentre(s.shared[..., None, None, :, :],
+                                                                 xhat.shared[..., None, None, :, :], w))
+    # b_j: (G, H, Ni, Nj, d)
+    bb_i = _times_norm_centre(b_shared.sum(-4), _NormCentre(s.shared.unsqueeze(-1), xhat.shared.unsqueeze(-2),
+                                                            w))  # (G, Ni, d, d)
+    j_c = (torch.einsum("...hij,...hjab->...iajb", p_.shared, a_j)
+           + torch.einsum("...hija,...hijb->...iajb", u_.shared, b_j)).contiguous()
+    j_c.diagonal(dim1=-4, dim2=-2).add_(bb_i.movedim(-3, -1))
+    j_c = j_c if ls is None else j_c.mul_(ls[:, None, None])
+    j_c = j_c.reshape(j_c.shape[:-4] + (1, n * d, n * d))
+    j_c.diagonal(dim1=-2, dim2=-1).add_(1.0)
+    wp_abs = wp.abs()
+    wq_float = wqr + (2 * dh + 2) * EPS * wqc.abs()  # with |C_c|: |B_i(C_c) - fl(B_i)| (two float products)
+    mains = _grouped_products(j_c.abs_(), [r.reshape(r.shape[:-2] + (1, n * d)) for r in remainders], groups)
     out_bounds = []
-    for r in remainders:
-        main = _margin(torch.einsum("...ijab,...jb->...ia", mag_c, r), n * d + 2)
-        y, z = _norm_vectors(stats, norm_weight, r)
+    for r, main in zip(remainders, mains):
+        y, z = _norm_vectors(xhat, s, norm_weight, r)
         zz = z + (d + 3 * heads + 12) * EPS * y
-
-        dev = _factored(pr, am, ur, bm, bbr, y) + _factored(pc.abs(), ar, uc.abs(), br, torch.zeros_like(bbr), y)
-        dev = dev + _factored(pc.abs(), ac.abs(), uc.abs(), bc.abs(), bbc.abs(), zz)
-        out_bounds.append(_margin(main + _scaled(_margin(dev, 2 * n * d + 3 * heads + 16), ls), 2))
+        dev = _factored(p_.r, am, u_.r, b_.mag, y) + _factored(p_.c.abs(), ar, u_.c.abs(), b_.r, y)
+        dev = dev + _factored(p_.c.abs(), ac.abs(), u_.c.abs(), b_.c.abs(), zz)
+        dev = dev + _through_b(wp_abs, c_.r, wq.mag(), y) + _through_b(wp_abs, c_.c.abs(), wq_float, y)
+        dev = dev + _through_b(wp_abs, c_.c.abs(), wqc.abs(), zz)
+        out_bounds.append(_margin(_margin(main.reshape(r.shape), n * d + 2)
+                                  + _scaled(_margin(dev, 2 * n * d + 3 * heads + 16), ls), 2))
     return out_bounds
 
 
@@ -240,32 +309,37 @@ def _better(a: TaylorForm, b: TaylorForm) -> TaylorForm:
 JACOBIAN_ENTRIES = 2 ** 23
 
 
-def _rows(item, start: int, stop: int):
-    return item.rearrange(lambda t: t[start:stop])
+def _rows(item, sel: slice | torch.Tensor):
+    return item.rearrange(lambda t: t[sel])
 
 
-def consolidate(half: Callable[[TaylorDual, Callable], TaylorDual], x: TaylorDual,
-                bound: Callable[[TaylorForm, dict, list[torch.Tensor]], list[torch.Tensor]],
-                entries: int) -> TaylorDual:
+def consolidate(half: Callable[[TaylorDual, Callable], TaylorDual], x: TaylorDual, bound: Callable[..., list],
+                entries: int, groups: torch.Tensor | None = None) -> TaylorDual:
     """The residual half ``half(dual, observe)`` applied to ``x`` with the remainders passed through ``M`` (module
-    docstring).  ``bound(value, seen, [r_1, r_2])`` returns upper bounds of ``sup_X |J| r_k`` over the set of the
-    value form ``value``, from the intermediates ``seen`` (label -> dual) that ``half`` reported on ``x`` with its
-    remainder (:func:`attention_half_bound`, :func:`mlp_half_bound`); it is called on chunks of the pieces (leading
-    dim) of about :data:`JACOBIAN_ENTRIES` entries (``entries``: the largest intermediate per piece)."""
+    docstring).  ``bound(value, seen, [r_1, r_2], groups)`` returns upper bounds of ``sup_X |J| r_k`` over the set of
+    the value form ``value``, from the intermediates ``seen`` (label -> dual) that ``half`` reported on ``x`` with its
+    remainder (:func:`attention_half_bound`, :func:`mlp_half_bound`), with one centre Jacobian per group of pieces
+    (``groups`` ``(P,)``: ids ``0 .. G - 1``; ``None``: a group per piece); it is called on chunks of about
+    :data:`JACOBIAN_ENTRIES` entries (``entries``: the largest intermediate per group)."""
     seen: dict[str, TaylorDual] = {}
     carried = half(TaylorDual(x.value, x.tangent.bare()), lambda label, dual: seen.__setitem__(label, dual))
     fresh = half(TaylorDual(x.value.bare(), x.tangent.bare()), ignore)
     pieces = x.shape[0]
+    count = pieces if groups is None else int(groups.max()) + 1
     step = max(1, JACOBIAN_ENTRIES // max(1, entries))
-    through_value, through_tangent = [], []
-    for start in range(0, pieces, step):
-        stop = min(pieces, start + step)
-        part = {label: _rows(dual, start, stop) for label, dual in seen.items()}
-        mv, mt = bound(_rows(x.value, start, stop), part, [x.value.r[start:stop], x.tangent.r[start:stop]])
-        through_value.append(mv)
-        through_tangent.append(mt)
-    value = TaylorForm(fresh.value.coef, _up(fresh.value.r + torch.cat(through_value), fresh=True))
-    tangent = TaylorForm(carried.tangent.coef, _up(carried.tangent.r + torch.cat(through_tangent), fresh=True))
+    through_value, through_tangent = torch.empty_like(x.value.r), torch.empty_like(x.tangent.r)
+    for first in range(0, count, step):
+        last = min(count, first + step)
+        if groups is None:
+            sel, part_groups = slice(first, last), None
+        else:
+            sel = ((groups >= first) & (groups < last)).nonzero().squeeze(1)
+            part_groups = torch.unique(groups[sel], return_inverse=True)[1]
+        part = {label: _rows(dual, sel) for label, dual in seen.items()}
+        mv, mt = bound(_rows(x.value, sel), part, [x.value.r[sel], x.tangent.r[sel]], part_groups)
+        through_value[sel], through_tangent[sel] = mv, mt
+    value = TaylorForm(fresh.value.coef, _up(fresh.value.r + through_value, fresh=True))
+    tangent = TaylorForm(carried.tangent.coef, _up(carried.tangent.r + through_tangent, fresh=True))
     return TaylorDual(_better(value, carried.value), tangent)
 
 

@@ -98,8 +98,11 @@ class Interval:
     def centre_radius(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Float ``c`` and ``r`` with ``[lo, hi] subset [c - r, c + r]`` exactly."""
         c = (self.lo + self.hi) * 0.5
-        r = torch.maximum(round_up_tensor(self.hi - c), round_up_tensor(c - self.lo))
-        return c, r
+        return c, self.radius_about(c)
+
+    def radius_about(self, c: torch.Tensor) -> torch.Tensor:
+        """Float ``r`` with ``[lo, hi] subset [c - r, c + r]`` exactly, for any centre ``c`` (broadcast)."""
+        return torch.maximum(round_up_tensor(self.hi - c), round_up_tensor(c - self.lo))
 
     def mag(self) -> torch.Tensor:
         """``max |x|`` over the interval (exact)."""

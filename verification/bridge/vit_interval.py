@@ -311,8 +311,8 @@ def _layer_scale(module: nn.Module) -> torch.Tensor | None:
     return None if _is_identity(module) else module.gamma.detach()
 
 
-def _attention_bound(block: nn.Module, value: TaylorForm, seen: dict[str, Dual],
-                     remainders: list[torch.Tensor]) -> list[torch.Tensor]:
+def _attention_bound(block: nn.Module, value: TaylorForm, seen: dict[str, Dual], remainders: list[torch.Tensor],
+                     groups: torch.Tensor | None = None) -> list[torch.Tensor]:
     attn = block.attn
     heads, dh = attn.num_heads, attn.head_dim
     qkv = seen["attn.qkv"].value.box()
@@ -326,29 +326,31 @@ def _attention_bound(block: nn.Module, value: TaylorForm, seen: dict[str, Dual],
     stats = layer_norm_stats(value, block.norm1.eps)
     return attention_half_bound(stats, q, qkv.rearrange(split(1)), qkv.rearrange(split(2)),
                                 seen["attn.probs"].value.box(), out, _params(block.norm1)[0], attn.qkv.weight.detach(),
-                                attn.proj.weight.detach(), float(attn.scale), _layer_scale(block.ls1), remainders)
+                                attn.proj.weight.detach(), float(attn.scale), _layer_scale(block.ls1), remainders,
+                                groups)
 
 
-def _mlp_bound(block: nn.Module, value: TaylorForm, seen: dict[str, Dual],
-               remainders: list[torch.Tensor]) -> list[torch.Tensor]:
+def _mlp_bound(block: nn.Module, value: TaylorForm, seen: dict[str, Dual], remainders: list[torch.Tensor],
+               groups: torch.Tensor | None = None) -> list[torch.Tensor]:
     mlp = block.mlp
     stats = layer_norm_stats(value, block.norm2.eps)
     kind = "relu" if isinstance(mlp.act, nn.ReLU) else "gelu"
     return mlp_half_bound(stats, seen["mlp.fc1"].value.box(), _params(block.norm2)[0], mlp.fc1.weight.detach(),
-                          mlp.fc2.weight.detach(), kind, _layer_scale(block.ls2), remainders)
+                          mlp.fc2.weight.detach(), kind, _layer_scale(block.ls2), remainders, groups)
 
 
-def _consolidated_block(block: nn.Module, x: Dual) -> Dual:
+def _consolidated_block(block: nn.Module, x: Dual, groups: torch.Tensor | None = None) -> Dual:
     """A whole block on Taylor duals with the remainders consolidated at each residual half
-    (:mod:`certs.intervals.consolidation`); the plain rules where :func:`consolidation_support` fails or ``x`` is
-    not a :class:`TaylorDual`."""
+    (:mod:`certs.intervals.consolidation`, one centre Jacobian per group of pieces ``groups``); the plain rules where
+    :func:`consolidation_support` fails or ``x`` is not a :class:`TaylorDual`."""
     if not (isinstance(x, TaylorDual) and consolidation_support(block)):
         return _block(block, x, "input", {})
     n, d = x.shape[-2], x.shape[-1]
     x1 = consolidate(lambda dual, seen: _attention_half(block, dual, seen), x,
-                     lambda value, seen, rs: _attention_bound(block, value, seen, rs), n * n * d * d)
+                     lambda value, seen, rs, g: _attention_bound(block, value, seen, rs, g), n * n * d * d, groups)
     return consolidate(lambda dual, seen: _mlp_half(block, dual, seen), x1,
-                       lambda value, seen, rs: _mlp_bound(block, value, seen, rs), n * d * block.mlp.fc1.out_features)
+                       lambda value, seen, rs, g: _mlp_bound(block, value, seen, rs, g),
+                       n * d * block.mlp.fc1.out_features, groups)
 
 
 def _block(block: nn.Module, start: Dual | None, part: str, frozen: dict[str, torch.Tensor],
@@ -406,6 +408,8 @@ def _head_tail(model: nn.Module, x: Dual) -> Dual:
 
 #: One step of the walk: ``(dual, frozen rows) -> dual`` (the frozen streams of the pieces' samples).
 Stage = Callable[[Dual, dict[str, torch.Tensor]], Dual]
+#: The key of the frozen rows under which :meth:`PathWalk.start` passes the centre groups of the pieces.
+CENTRE_GROUP = "centre group"
 
 
 def path_stages(model: nn.Module, name: str, consolidated: bool = False) -> list[tuple[str, Stage]]:
@@ -425,7 +429,7 @@ def path_stages(model: nn.Module, name: str, consolidated: bool = False) -> list
         stages = [(f"blocks.{index}", lambda x, rows: _block(blocks[index], x, part, rows))]
         first = index + 1
     if consolidated:
-        stages += [(f"blocks.{i}", lambda x, rows, blk=blocks[i]: _consolidated_block(blk, x))
+        stages += [(f"blocks.{i}", lambda x, rows, blk=blocks[i]: _consolidated_block(blk, x, rows.get(CENTRE_GROUP)))
                    for i in range(first, len(blocks))]
     else:
         stages += [(f"blocks.{i}", lambda x, rows, blk=blocks[i]: _block(blk, x, "input", rows))
@@ -533,21 +537,29 @@ class PathWalk:
     bias: torch.Tensor | None
     frozen: dict[str, torch.Tensor]
     stages: list[tuple[str, Stage]]
+    centres: int | None = None
 
     def start(self, owner: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
               degree: int) -> tuple[Dual, dict[str, torch.Tensor]]:
         """The target output on the pieces ``(owner[j], [lo[j], hi[j]])`` (:func:`path_start` at ``degree``) and the
-        frozen rows of their samples."""
+        frozen rows of their samples; with ``centres`` set, under :data:`CENTRE_GROUP` the groups of pieces that share
+        a centre Jacobian in the consolidated stages: those of one sample whose midpoints fall in the same of
+        ``centres`` equal parts of ``[0, 1]``."""
         shape = (-1,) + (1,) * (self.base.lo.ndim - 1)
         x = path_start(self.base.rearrange(lambda t: t[owner]), self.step.rearrange(lambda t: t[owner]),
                        lo.reshape(shape), hi.reshape(shape), self.bias, degree)
-        return x, {key: value[owner] for key, value in self.frozen.items()}
+        rows = {key: value[owner] for key, value in self.frozen.items()}
+        if self.centres is not None:
+            part = torch.clamp(((lo + hi) * (0.5 * self.centres)).long(), 0, self.centres - 1)
+            rows[CENTRE_GROUP] = torch.unique(owner.to(part.device) * self.centres + part, return_inverse=True)[1]
+        return x, rows
 
 
 def path_walk(model: nn.Module, captured_layer: CapturedLayer, images: torch.Tensor, device: torch.device,
-              consolidated: bool = False) -> PathWalk:
+              consolidated: bool = False, centres: int | None = None) -> PathWalk:
     """The :class:`PathWalk` of ``captured_layer`` on ``images`` (checked: :func:`check_interval_support`, the shapes
-    of ``S``).  ``psi_1`` and the frozen streams are captured on the CPU, then moved to ``device``."""
+    of ``S``).  ``psi_1`` and the frozen streams are captured on the CPU, then moved to ``device``; ``consolidated``
+    / ``centres``: see :func:`sound_path_bounds`."""
     work = audit_copy(model).cpu()
     check_interval_support(work, captured_layer.name)
     frozen = capture_streams(work, captured_layer.name, images.to(device="cpu", dtype=torch.float64))
@@ -566,7 +578,8 @@ def path_walk(model: nn.Module, captured_layer: CapturedLayer, images: torch.Ten
     bias = None if module.bias is None else module.bias.detach()
     if bias is not None and isinstance(module, nn.Conv2d):
         bias = bias[:, None, None]
-    return PathWalk(work, base, step, bias, frozen, path_stages(work, captured_layer.name, consolidated))
+    return PathWalk(work, base, step, bias, frozen, path_stages(work, captured_layer.name, consolidated),
+                    centres if consolidated else None)
 
 
 def sound_path_bounds(
