@@ -267,8 +267,8 @@ def attention_half_bound(stats: LayerNormStats, q: Interval, k: Interval, v: Int
     b_shared = wp[:, None] @ (c_.shared @ wqc[:, None])  # (G, H, N, d, d): float B_i at the centres
     xhat, s = centred(stats.xhat, groups), centred(stats.s, groups)
     am = a.mag()
-    # T_c J_norm,c in the layout (G, i, a, j, b) (J_c of a group is one (N d) x (N d) matrix), with J_norm,c applied
-    # to the small factors first: P_ij (A_h J_j) + u_ij (b_i^T J_j) + [i = j] B_i J_i
+    # J_c = I + ls T_c J_norm,c in the layout (G, j, i, a, b) (blocks of d x d per token pair, input token j outermost),
+    # with J_norm,c applied to the small factors first: P_ij (A_h J_j) + u_ij (b_i^T J_j) + [i = j] B_i J_i
     w = _weight_or_ones(norm_weight, ac)
     a_j = _times_norm_centre(ac.unsqueeze(-3), _NormCentre(s.shared[..., None, :, None, :],
                                                            xhat.shared[..., None, :, None, :], w))  # (G, H, Nj, d, d)
@@ -277,15 +277,23 @@ def attention_half_bound(stats: LayerNormStats, q: Interval, k: Interval, v: Int
     # b_j: (G, H, Ni, Nj, d)
     bb_i = _times_norm_centre(b_shared.sum(-4), _NormCentre(s.shared.unsqueeze(-1), xhat.shared.unsqueeze(-2),
                                                             w))  # (G, Ni, d, d)
-    j_c = (torch.einsum("...hij,...hjab->...iajb", p_.shared, a_j)
-           + torch.einsum("...hija,...hijb->...iajb", u_.shared, b_j)).contiguous()
-    j_c.diagonal(dim1=-4, dim2=-2).add_(bb_i.movedim(-3, -1))
-    j_c = j_c if ls is None else j_c.mul_(ls[:, None, None])
-    j_c = j_c.reshape(j_c.shape[:-4] + (1, n * d, n * d))
-    j_c.diagonal(dim1=-2, dim2=-1).add_(1.0)
     wp_abs = wp.abs()
     wq_float = wqr + (2 * dh + 2) * EPS * wqc.abs()  # with |C_c|: |B_i(C_c) - fl(B_i)| (two float products)
-    mains = _grouped_products(j_c.abs_(), [r.reshape(r.shape[:-2] + (1, n * d)) for r in remainders], groups)
+    mains = [torch.zeros(r.shape[:-2] + (n * d,), dtype=r.dtype, device=r.device) for r in remainders]
+    step = max(1, JACOBIAN_ENTRIES // (p_.shared.shape[0] * n * d * d))
+    for first in range(0, n, step):  # J_c for the input tokens first .. last - 1: (G, j, i, a, b)
+        last = min(n, first + step)
+        j_c = torch.einsum("...hij,...hjab->...jiab", p_.shared[..., first:last], a_j[..., first:last, :, :])
+        j_c = j_c.contiguous()
+        j_c += torch.einsum("...hija,...hijb->...jiab", u_.shared[..., first:last, :], b_j[..., first:last, :])
+        diagonal = j_c.diagonal(offset=first, dim1=-4, dim2=-3)  # (G, a, b, j): the blocks i = j
+        diagonal.add_(bb_i[..., first:last, :, :].movedim(-3, -1))
+        j_c = j_c if ls is None else j_c.mul_(ls[:, None])
+        j_c.diagonal(offset=first, dim1=-4, dim2=-3).diagonal(dim1=-3, dim2=-2).add_(1.0)
+        j_c = j_c.abs_().reshape(j_c.shape[:-3] + (n * d, d))  # (G, j, Ni d, d)
+        parts = _grouped_products(j_c, [r[..., first:last, :] for r in remainders], groups)
+        for total, part in zip(mains, parts):
+            total += part.sum(-2)  # sum over j of |J_c|_j r_j
     out_bounds = []
     for r, main in zip(remainders, mains):
         y, z = _norm_vectors(xhat, s, norm_weight, r)
@@ -305,8 +313,9 @@ def _better(a: TaylorForm, b: TaylorForm) -> TaylorForm:
     return TaylorForm(tuple(torch.where(use_a, x, y) for x, y in zip(a.coef, b.coef)), torch.where(use_a, a.r, b.r))
 
 
-#: Jacobian entries computed at once (pieces are taken in chunks of about this many entries: 64 MiB per end).
-JACOBIAN_ENTRIES = 2 ** 23
+#: Jacobian entries computed at once (8 MiB: below the allocator's threshold for fresh pages, so the buffers are
+#: reused; groups and, in the attention half, input tokens are taken in chunks of about this many entries).
+JACOBIAN_ENTRIES = 2 ** 20
 
 
 def _rows(item, sel: slice | torch.Tensor):

@@ -347,7 +347,7 @@ def _consolidated_block(block: nn.Module, x: Dual, groups: torch.Tensor | None =
         return _block(block, x, "input", {})
     n, d = x.shape[-2], x.shape[-1]
     x1 = consolidate(lambda dual, seen: _attention_half(block, dual, seen), x,
-                     lambda value, seen, rs, g: _attention_bound(block, value, seen, rs, g), n * n * d * d, groups)
+                     lambda value, seen, rs, g: _attention_bound(block, value, seen, rs, g), n * d * d, groups)
     return consolidate(lambda dual, seen: _mlp_half(block, dual, seen), x1,
                        lambda value, seen, rs, g: _mlp_bound(block, value, seen, rs, g),
                        n * d * block.mlp.fc1.out_features, groups)
