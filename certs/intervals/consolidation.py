@@ -40,6 +40,14 @@ sum to zero per row, ``d o_i = sum_l P_il dv_l + sum_l P_il (v_l - o_i) dS_il``,
     C_i = sum_l P_il (v_l - o_i) k_l^T,
 
 and ``J_ij = [i = j] I + diag(ls1) sum_h Wp_h (d o_i / d u_j) J_norm1,j`` (``d x d`` blocks for every token pair).
+
+*Shared centres.*  ``M`` is the float Jacobian ``J_c`` at the centres of those enclosures plus bounds of ``|J - J_c|``
+over the set; any centre will do as long as the radii are taken about it (:class:`Centred`).  Pieces of one
+sample that lie close on the path (``groups``) share one centre, the midpoint of the hull of their enclosures, and so
+one ``J_c`` (one matrix product for the group's remainders) — each piece keeps its own radii about it.  ``J_norm`` is
+applied to the small factors (``A_h``, ``b_i``, ``B_i``) before the only ``(N d) x (N d)`` tensor is formed, in
+chunks of input tokens of :data:`JACOBIAN_ENTRIES` entries; the ``B_i`` deviation terms are factored through ``C_i``
+(``|B - B_c| <= |Wp| |C - C_c| |scale Wq|``, no ``d x d`` matrix per piece, token and head).
 """
 
 from __future__ import annotations
@@ -225,11 +233,36 @@ def _factored(p_w, a_w, u_w, b_w, vec: torch.Tensor) -> torch.Tensor:
 
 
 def _through_b(wp_abs: torch.Tensor, c_w: torch.Tensor, wq_w: torch.Tensor, vec: torch.Tensor) -> torch.Tensor:
-    """``sum_h wp_abs[h] (c_w[h, i] (wq_w[h] vec_i))`` (all non-negative): the factored bound of the ``B_i`` terms of
-    :func:`attention_half_bound` (``wp_abs`` ``(H, d, dh)``, ``c_w`` ``(..., H, N, dh, dh)``, ``wq_w`` ``(H, dh, d)``)."""
+    """``sum_h wp_abs[h] (c_w[h, i] (wq_w[h] vec_i))`` (all non-negative): the factored bound of the ``B_i`` terms
+    of :func:`attention_half_bound` (``wp_abs`` ``(H, d, dh)``, ``c_w`` ``(..., H, N, dh, dh)``, ``wq_w``
+    ``(H, dh, d)``)."""
     t = torch.einsum("hed,...id->...hie", wq_w, vec)
     t = (c_w @ t.unsqueeze(-1)).squeeze(-1)
     return torch.einsum("hde,...hie->...id", wp_abs, t)
+
+
+def _dense_main(p_c, a_j, u_c, b_j, bb_i, ls, remainders: list[torch.Tensor],
+                groups: torch.Tensor | None) -> list[torch.Tensor]:
+    """Float ``|J_c| r`` of :func:`attention_half_bound` for each ``r``, with ``J_c = I + ls T_c J_norm,c`` built in
+    the layout ``(G, j, i, a, b)`` (blocks of ``d x d`` per token pair, input token ``j`` outermost) for chunks of
+    input tokens of about :data:`JACOBIAN_ENTRIES` entries and summed over ``j``."""
+    n, d = a_j.shape[-3], a_j.shape[-1]
+    mains = [torch.zeros_like(r).flatten(-2) for r in remainders]
+    step = max(1, JACOBIAN_ENTRIES // (p_c.shape[0] * n * d * d))
+    for first in range(0, n, step):
+        last = min(n, first + step)
+        j_c = torch.einsum("...hij,...hjab->...jiab", p_c[..., first:last], a_j[..., first:last, :, :])
+        j_c = j_c.contiguous()
+        j_c += torch.einsum("...hija,...hijb->...jiab", u_c[..., first:last, :], b_j[..., first:last, :])
+        diagonal = j_c.diagonal(offset=first, dim1=-4, dim2=-3)  # (G, a, b, j): the blocks i = j
+        diagonal.add_(bb_i[..., first:last, :, :].movedim(-3, -1))
+        j_c = j_c if ls is None else j_c.mul_(ls[:, None])
+        j_c.diagonal(offset=first, dim1=-4, dim2=-3).diagonal(dim1=-3, dim2=-2).add_(1.0)
+        j_c = j_c.abs_().reshape(j_c.shape[:-3] + (n * d, d))  # (G, j, Ni d, d)
+        parts = _grouped_products(j_c, [r[..., first:last, :] for r in remainders], groups)
+        for total, part in zip(mains, parts):
+            total += part.sum(-2)  # sum over j of |J_c|_j r_j
+    return [m.reshape(r.shape) for m, r in zip(mains, remainders)]
 
 
 def attention_half_bound(stats: LayerNormStats, q: Interval, k: Interval, v: Interval, probs: Interval,
@@ -243,11 +276,14 @@ def attention_half_bound(stats: LayerNormStats, q: Interval, k: Interval, v: Int
 
     ``J_ij = [i = j] I + ls T_ij J_norm,j`` with ``T_ij = sum_h (P_ij A_h + u_ij b_i^T) + [i = j] sum_h B_i``,
     ``A_h = Wp Wv``, ``u_ij = P_ij Wp (v_j - o_i)``, ``b_i = Wk^T q_i``, ``B_i = Wp C_i (scale Wq)`` (enclosed by
-    interval products, all small).  The float centre ``J_c`` (at the group centres of those enclosures) is the only
-    ``N x N x d x d`` tensor, one per group; ``|J - J_c| r`` is bounded by the factored products ``|T - T_c| y +
-    |T_c|_abs z'`` (``|T - T_c| <= P_rad |A| + |P_c| A_rad + u_rad |b|^T + |u_c| b_rad^T + B_rad``, radii about the
-    group centres, ``|T_c|_abs`` the same sum of absolute terms, ``z' = z + (d + 3 H + 12) eps y`` also covering the
-    float error of ``J_c``)."""
+    interval products, all small).  The float centre ``J_c`` (at the group centres of those enclosures:
+    ``P_c (A_h J_norm,c) + u_c (b_c^T J_norm,c) + B_c J_norm,c`` with ``B_c = fl(Wp C_c scale Wq)``) is the only
+    ``N x N x d x d`` tensor, one per group (:func:`_dense_main`); ``|J - J_c| r`` is bounded by the factored products
+    ``|T - T_c| y + |T_c|_abs z'`` (``|T - T_c| <= P_rad |A| + |P_c| A_rad + u_rad |b|^T + |u_c| b_rad^T + |B - B_c|``,
+    radii about the group centres, ``|B - B_c| <= |Wp| (C_rad |scale Wq| + |C_c| (Wq_rad + (2 dh + 2) eps |Wq_c|))``
+    covering the float ``B_c``; ``|T_c|_abs`` the same sum of absolute terms, ``z' = z + (d + 3 H + 12) eps y``
+    covering the float error of ``J_c`` from the factors: each entry is a sum of at most ``2 H + 1`` products of
+    factors computed by :func:`_times_norm_centre` within ``(d + 8) u`` of their absolute terms)."""
     *lead, heads, n, dh = q.shape
     d = proj.shape[0]
     rows = qkv.reshape(3, heads, dh, d)
@@ -265,6 +301,7 @@ def attention_half_bound(stats: LayerNormStats, q: Interval, k: Interval, v: Int
     p_, u_, b_, c_ = (centred(x, groups) for x in (probs, u, b, c))
     wqc, wqr = wq.centre_radius()
     b_shared = wp[:, None] @ (c_.shared @ wqc[:, None])  # (G, H, N, d, d): float B_i at the centres
+    b_abs = b_shared.abs().sum(-4)  # (G, N, d, d): sum_h |B_i|
     xhat, s = centred(stats.xhat, groups), centred(stats.s, groups)
     am = a.mag()
     # J_c = I + ls T_c J_norm,c in the layout (G, j, i, a, b) (blocks of d x d per token pair, input token j outermost),
@@ -279,21 +316,7 @@ def attention_half_bound(stats: LayerNormStats, q: Interval, k: Interval, v: Int
                                                             w))  # (G, Ni, d, d)
     wp_abs = wp.abs()
     wq_float = wqr + (2 * dh + 2) * EPS * wqc.abs()  # with |C_c|: |B_i(C_c) - fl(B_i)| (two float products)
-    mains = [torch.zeros(r.shape[:-2] + (n * d,), dtype=r.dtype, device=r.device) for r in remainders]
-    step = max(1, JACOBIAN_ENTRIES // (p_.shared.shape[0] * n * d * d))
-    for first in range(0, n, step):  # J_c for the input tokens first .. last - 1: (G, j, i, a, b)
-        last = min(n, first + step)
-        j_c = torch.einsum("...hij,...hjab->...jiab", p_.shared[..., first:last], a_j[..., first:last, :, :])
-        j_c = j_c.contiguous()
-        j_c += torch.einsum("...hija,...hijb->...jiab", u_.shared[..., first:last, :], b_j[..., first:last, :])
-        diagonal = j_c.diagonal(offset=first, dim1=-4, dim2=-3)  # (G, a, b, j): the blocks i = j
-        diagonal.add_(bb_i[..., first:last, :, :].movedim(-3, -1))
-        j_c = j_c if ls is None else j_c.mul_(ls[:, None])
-        j_c.diagonal(offset=first, dim1=-4, dim2=-3).diagonal(dim1=-3, dim2=-2).add_(1.0)
-        j_c = j_c.abs_().reshape(j_c.shape[:-3] + (n * d, d))  # (G, j, Ni d, d)
-        parts = _grouped_products(j_c, [r[..., first:last, :] for r in remainders], groups)
-        for total, part in zip(mains, parts):
-            total += part.sum(-2)  # sum over j of |J_c|_j r_j
+    mains = _dense_main(p_.shared, a_j, u_.shared, b_j, bb_i, ls, remainders, groups)
     out_bounds = []
     for r, main in zip(remainders, mains):
         y, z = _norm_vectors(xhat, s, norm_weight, r)
@@ -301,8 +324,8 @@ def attention_half_bound(stats: LayerNormStats, q: Interval, k: Interval, v: Int
         dev = _factored(p_.r, am, u_.r, b_.mag, y) + _factored(p_.c.abs(), ar, u_.c.abs(), b_.r, y)
         dev = dev + _factored(p_.c.abs(), ac.abs(), u_.c.abs(), b_.c.abs(), zz)
         dev = dev + _through_b(wp_abs, c_.r, wq.mag(), y) + _through_b(wp_abs, c_.c.abs(), wq_float, y)
-        dev = dev + _through_b(wp_abs, c_.c.abs(), wqc.abs(), zz)
-        out_bounds.append(_margin(_margin(main.reshape(r.shape), n * d + 2)
+        dev = dev + _grouped_products(b_abs, [zz], groups)[0]
+        out_bounds.append(_margin(_margin(main, n * d + 2)
                                   + _scaled(_margin(dev, 2 * n * d + 3 * heads + 16), ls), 2))
     return out_bounds
 

@@ -586,7 +586,7 @@ def sound_path_bounds(
     model: nn.Module, captured_layer: CapturedLayer, images: torch.Tensor, *, subintervals: int = 8, refine: int = 4,
     rtol: float = 0.25, max_subintervals: int = 64, batch: int | None = None, device: str | torch.device = "auto",
     order: int = 4, give_up: float | None = 1e6, loose_order: int | None = 8, probe: int = 4,
-    consolidated: bool = False,
+    consolidated: bool = False, centres: int | None = None,
 ) -> SoundPathBounds:
     """Sound ``L_s`` and logit-change bounds for ``captured_layer`` on ``images`` (module docstring).
 
@@ -616,7 +616,7 @@ def sound_path_bounds(
             f"got {tuple(images.shape)}"
         )
     device = resolve_device(device)
-    walk = path_walk(model, captured_layer, images, device, consolidated)
+    walk = path_walk(model, captured_layer, images, device, consolidated, centres)
     if batch is None:
         batch = default_batch(device, *_widest(walk.model), max(order, loose_order or 0))
 
