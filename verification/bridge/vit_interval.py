@@ -75,9 +75,9 @@ from certs.intervals.transformer import attention, layer_norm
 
 from .vit_views import CapturedLayer, _layer_op, audit_copy
 
-__all__ = ["SoundPathBounds", "sound_path_bounds", "target_stage", "path_stages", "capture_streams", "PathWalk",
-           "path_walk", "BLOCK_SUBSTAGES", "block_substages", "check_interval_support", "resolve_device",
-           "SOUND_DEVICES", "default_batch", "MAX_BATCH", "BATCH_MEMORY"]
+__all__ = ["SoundPathBounds", "sound_path_bounds", "target_stage", "blocks_after", "CONSOLIDATE_AFTER", "path_stages",
+           "capture_streams", "PathWalk", "path_walk", "BLOCK_SUBSTAGES", "block_substages", "check_interval_support",
+           "resolve_device", "SOUND_DEVICES", "default_batch", "MAX_BATCH", "BATCH_MEMORY"]
 
 #: Accepted ``device`` values (``"cuda:N"`` too): ``"auto"`` = CUDA when available, else the CPU.
 SOUND_DEVICES = ("auto", "cpu", "cuda")
@@ -124,6 +124,20 @@ def target_stage(name: str) -> tuple[str, int | None]:
             "and head"
         )
     return match.group(2), int(match.group(1))
+
+
+#: :func:`sound_path_bounds` consolidates the remainders (:mod:`certs.intervals.consolidation`) by default for targets
+#: followed by at least this many whole blocks: the box rules' remainder grows x1e2-x6e4 per block from ~1e-16 and is
+#: infinite about five blocks after the target, while the consolidated one grows x3-x10 per block but costs 2-7x more
+#: per evaluation (verification/FINDINGS.md F22).
+CONSOLIDATE_AFTER = 5
+
+
+def blocks_after(model: nn.Module, name: str) -> int:
+    """The number of whole blocks the walk from target ``name`` passes (all of them for ``patch_embed.proj``)."""
+    part, index = target_stage(name)
+    blocks = len(model.blocks)
+    return blocks if part == "embed" else 0 if part == "head" else blocks - index - 1
 
 
 # ---------------------------------------------------------------------------- support checks
@@ -586,7 +600,7 @@ def sound_path_bounds(
     model: nn.Module, captured_layer: CapturedLayer, images: torch.Tensor, *, subintervals: int = 8, refine: int = 4,
     rtol: float = 0.25, max_subintervals: int = 64, batch: int | None = None, device: str | torch.device = "auto",
     order: int = 4, give_up: float | None = 1e6, loose_order: int | None = 8, probe: int = 4,
-    consolidated: bool = False, centres: int | None = None,
+    consolidated: bool | None = None, centres: int | None = None,
 ) -> SoundPathBounds:
     """Sound ``L_s`` and logit-change bounds for ``captured_layer`` on ``images`` (module docstring).
 
@@ -605,6 +619,11 @@ def sound_path_bounds(
     3x faster; CAST 2:4 ``blocks.1.attn.qkv`` is only reached at order 6), and order 8 (1.5x dearer than 6)
     fewer still on the loose layers (``blocks.0.attn.qkv``: 22 instead of 58 evaluations per sample on Hybrid,
     86 instead of 214 on CAST 2:4, with tighter bounds; benchmarks/RESULTS-sound-lipschitz.md, "Speed").
+    ``consolidated``: the remainders consolidated at every residual half of the blocks after the target
+    (:mod:`certs.intervals.consolidation`; method suffix ``-consolidated``); ``None``: where at least
+    :data:`CONSOLIDATE_AFTER` blocks follow the target (:func:`blocks_after`).  ``centres``: with
+    ``consolidated``, the pieces of a sample in the same of ``centres`` equal parts of ``[0, 1]`` share one centre
+    Jacobian (:attr:`PathWalk.centres`; ``None``: one per piece).
     """
     for label, value in (("order", order), ("loose_order", 0 if loose_order is None else loose_order)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -616,6 +635,8 @@ def sound_path_bounds(
             f"got {tuple(images.shape)}"
         )
     device = resolve_device(device)
+    if consolidated is None:
+        consolidated = blocks_after(model, captured_layer.name) >= CONSOLIDATE_AFTER
     walk = path_walk(model, captured_layer, images, device, consolidated, centres)
     if batch is None:
         batch = default_batch(device, *_widest(walk.model), max(order, loose_order or 0))

@@ -25,6 +25,7 @@ from certs.intervals.smooth import GELU
 from verification.bridge.certify import estimate_lipschitz
 from verification.bridge.vit_interval import (MAX_BATCH, check_interval_support, default_batch, resolve_device,
                                               sound_path_bounds, target_stage)
+from verification.bridge import vit_interval
 from verification.bridge.vit_views import _add_bias, _layer_op, audit_copy, capture_layer, path_logits
 
 TOL = 1e-9
@@ -84,15 +85,17 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA de
 DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]
 
 
-@pytest.mark.parametrize("device, consolidated", [("cpu", False), ("cpu", True), pytest.param("cuda", False,
-                                                                                                 marks=CUDA)])
+@pytest.mark.parametrize("device, consolidated, centres", [("cpu", False, None), ("cpu", True, None),
+                                                             ("cpu", True, 2), pytest.param("cuda", False, None,
+                                                                                            marks=CUDA)])
 @settings(max_examples=max(20, settings().max_examples // 50))  # expensive: 20 under ci, 200 under thorough
 @given(vit_cases(), st.sampled_from([1, 2, 4, 6]))
-def test_sound_bounds_dominate_autograd_finite_differences_and_realised_change(device, consolidated, case, order):
+def test_sound_bounds_dominate_autograd_finite_differences_and_realised_change(device, consolidated, centres, case,
+                                                                               order):
     model, name, layer, images = case
     try:
         bounds = sound_path_bounds(model, layer, images, subintervals=4, refine=2, max_subintervals=8, order=order,
-                                   loose_order=None, device=device, consolidated=consolidated)
+                                   loose_order=None, device=device, consolidated=consolidated, centres=centres)
     except IntervalDomainError:  # an overflow is reported, never turned into a number
         assume(False)
     assert bounds.lipschitz.label == "sound"
@@ -111,6 +114,27 @@ def test_sound_bounds_dominate_autograd_finite_differences_and_realised_change(d
     realised = np.abs(z - z[-1]).max(axis=2)
     assert np.all(realised.max(axis=0) <= bounds.logit_change * (1 + TOL) + TOL)
     assert np.all(realised <= (1 - grid)[:, None] * slope * (1 + TOL) + TOL)  # THEORY.md 3.7 logit path bound
+
+
+def test_the_remainders_are_consolidated_by_default_where_enough_blocks_follow(monkeypatch):
+    """``consolidated=None`` picks the consolidated engine exactly for targets with at least CONSOLIDATE_AFTER blocks
+    after them; known-bad: a threshold never met leaves the deepest target on the box rules."""
+    depth = vit_interval.CONSOLIDATE_AFTER + 1
+    model = tiny_vit(3, 8, 2, depth, "gelu", "token", 0.5)
+    assert [vit_interval.blocks_after(model, n) for n in ("patch_embed.proj", "blocks.0.mlp.fc2", "blocks.1.attn.qkv",
+                                                           "head")] == [depth, depth - 1, depth - 2, 0]
+    images = torch.randn(1, 1, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+    def method(name: str) -> str:
+        keep = torch.rand(dict(model.named_modules())[name].weight.shape, generator=torch.Generator().manual_seed(1))
+        layer = capture_layer(model, name, keep < 0.9, images)
+        return sound_path_bounds(model, layer, images, subintervals=2, refine=0, max_subintervals=8, order=4,
+                                 loose_order=None, device="cpu").lipschitz.method
+
+    assert method("blocks.0.mlp.fc2").endswith("-consolidated")
+    assert not method("blocks.1.attn.qkv").endswith("-consolidated")
+    monkeypatch.setattr(vit_interval, "CONSOLIDATE_AFTER", 10 ** 6)
+    assert not method("blocks.0.mlp.fc2").endswith("-consolidated")
 
 
 def _midpoint_gelu(self):
