@@ -151,14 +151,14 @@ def _norm_vectors(xhat: Centred, s: Centred, weight: torch.Tensor | None,
     return _margin(sm * kr, 1), _margin(s.r * kr + s.c.abs() * _margin(dk, d + 4), 2)
 
 
-def _times_norm_centre(t: torch.Tensor, centre: _NormCentre) -> torch.Tensor:
+def _times_norm_centre(t: torch.Tensor, centre: _NormCentre, tx: torch.Tensor) -> torch.Tensor:
     """Float ``T J_c`` on the last dim of ``t`` (``centre`` broadcast against ``t``) by the structure of ``K``:
-    ``s_c (T diag(w) - (T w) 1^T / d - (T (w xhat_c)) xhat_c^T / d)``; its float error is at most
+    ``s_c (T diag(w) - (T w) 1^T / d - (T (w xhat_c)) xhat_c^T / d)``, with ``tx = T (w xhat_c)`` (the one product
+    that depends on both, computed by the caller as a matrix product, last dim kept); its float error is at most
     ``(d + 8) u |T| |s_c| |K_c|`` (entrywise, the absolute terms), charged by the callers as ``(d + 8) eps |T| y``."""
     d = t.shape[-1]
-    tw = (t @ centre.w).unsqueeze(-1)
-    twx = (t * (centre.w * centre.xhat_c)).sum(-1, keepdim=True)
-    return centre.s_c * (t * centre.w - (tw + twx * centre.xhat_c) / d)
+    out = (tx * centre.xhat_c).add_((t @ centre.w).unsqueeze(-1)).div_(d)
+    return out.neg_().add_(t * centre.w).mul_(centre.s_c)
 
 
 def _grouped_products(matrices: torch.Tensor, vectors: list[torch.Tensor],
@@ -210,7 +210,9 @@ def mlp_half_bound(stats: LayerNormStats, h: Interval, norm_weight: torch.Tensor
     m, d = fc1.shape
     q_shared = (fc2 * slope.shared.unsqueeze(-2)) @ fc1  # (G, N, d, d)
     w = _weight_or_ones(norm_weight, fc1)
-    j_c = _times_norm_centre(q_shared, _NormCentre(s.shared.unsqueeze(-1), xhat.shared.unsqueeze(-2), w))
+    wx = w * xhat.shared  # (G, N, d)
+    j_c = _times_norm_centre(q_shared, _NormCentre(s.shared.unsqueeze(-1), xhat.shared.unsqueeze(-2), w),
+                             q_shared @ wx.unsqueeze(-1))
     j_c = (j_c if ls is None else j_c * ls[:, None]) + torch.eye(d, dtype=j_c.dtype, device=j_c.device)
     a1, a2 = fc1.abs(), fc2.abs()
     out = []
@@ -307,13 +309,16 @@ def attention_half_bound(stats: LayerNormStats, q: Interval, k: Interval, v: Int
     # J_c = I + ls T_c J_norm,c in the layout (G, j, i, a, b) (blocks of d x d per token pair, input token j outermost),
     # with J_norm,c applied to the small factors first: P_ij (A_h J_j) + u_ij (b_i^T J_j) + [i = j] B_i J_i
     w = _weight_or_ones(norm_weight, ac)
+    wx = w * xhat.shared  # (G, N, d)
     a_j = _times_norm_centre(ac.unsqueeze(-3), _NormCentre(s.shared[..., None, :, None, :],
-                                                           xhat.shared[..., None, :, None, :], w))  # (G, H, Nj, d, d)
+                                                           xhat.shared[..., None, :, None, :], w),
+                             torch.einsum("hab,...jb->...hja", ac, wx).unsqueeze(-1))  # (G, H, Nj, d, d)
     b_j = _times_norm_centre(b_.shared.unsqueeze(-2), _NormCentre(s.shared[..., None, None, :, :],
-                                                                 xhat.shared[..., None, None, :, :], w))
-    # b_j: (G, H, Ni, Nj, d)
-    bb_i = _times_norm_centre(b_shared.sum(-4), _NormCentre(s.shared.unsqueeze(-1), xhat.shared.unsqueeze(-2),
-                                                            w))  # (G, Ni, d, d)
+                                                                 xhat.shared[..., None, None, :, :], w),
+                             torch.einsum("...hib,...jb->...hij", b_.shared, wx).unsqueeze(-1))  # (G, H, Ni, Nj, d)
+    b_sum = b_shared.sum(-4)
+    bb_i = _times_norm_centre(b_sum, _NormCentre(s.shared.unsqueeze(-1), xhat.shared.unsqueeze(-2), w),
+                              b_sum @ wx.unsqueeze(-1))  # (G, Ni, d, d)
     wp_abs = wp.abs()
     wq_float = wqr + (2 * dh + 2) * EPS * wqc.abs()  # with |C_c|: |B_i(C_c) - fl(B_i)| (two float products)
     mains = _dense_main(p_.shared, a_j, u_.shared, b_j, bb_i, ls, remainders, groups)
