@@ -1,0 +1,86 @@
+"""The two sound engines side by side, in the same run (benchmarks/RESULTS-sound-lipschitz.md, issue 15): the box
+rules (``plain``) and the remainders consolidated at every residual half (``consolidated``,
+:mod:`certs.intervals.consolidation`), with certify's settings (``K = 2`` start, budget 64 pieces per sample, CPU,
+one thread).
+
+For each layer of ``--layers`` on ``--images`` calibration images of ``--model`` and a mask (``cast-2:4`` calibrated on
+the same images, or global magnitude 0.5 for the layers CAST leaves dense, e.g. ``patch_embed.proj``): whether
+the engine reaches the layer (else the reason's first words), the evaluations per sample, the median / p90 of sound
+``L_s`` ÷ the 33-point finite-difference estimate, and the CPU seconds per sample.  A Markdown table on stdout:
+
+    OMP_NUM_THREADS=1 python benchmarks/engine_comparison.py --model deep --images 2 \\
+        --layers patch_embed.proj blocks.0.attn.qkv blocks.6.mlp.fc1
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from certs.intervals.interval import IntervalDomainError  # noqa: E402
+from pruning.registry import build_mask  # noqa: E402
+from verification.bridge.certify import estimate_lipschitz  # noqa: E402
+from verification.bridge.certify_folder import load_audit_sets  # noqa: E402
+from verification.bridge.vit_interval import sound_path_bounds  # noqa: E402
+from verification.bridge.vit_views import audit_copy, capture_layer, path_logits  # noqa: E402
+from verification.models.model_source import load_model  # noqa: E402
+
+ENGINES = {"plain": False, "consolidated": True}
+
+
+def compare(model_name: str, layers: list[str], images: int, engines: list[str],
+            centres: int | None = None) -> list[str]:
+    """The table rows (module docstring)."""
+    torch.set_num_threads(1)
+    model = audit_copy(load_model(model_name, runnable=True, argument="--model").model)
+    data = load_audit_sets("default", images, 0, 0).calibration[0].double()
+    masks = {"cast-2:4": build_mask("cast-2:4", model, calibration_images=data.float()),
+             "magnitude": build_mask("magnitude", model, sparsity=0.5)}
+    thetas = np.linspace(0.0, 1.0, 33)
+    rows = []
+    for layer in layers:
+        mask = "cast-2:4" if layer in masks["cast-2:4"].keep else "magnitude"
+        captured = capture_layer(model, layer, masks[mask].keep[layer], data)
+        estimate = estimate_lipschitz(path_logits(model, captured, data, thetas), thetas, captured.products)
+        for engine in engines:
+            start = time.process_time()
+            try:
+                bounds = sound_path_bounds(model, captured, data, subintervals=2, max_subintervals=64, device="cpu",
+                                           consolidated=ENGINES[engine], centres=centres)
+            except IntervalDomainError as exc:
+                seconds = (time.process_time() - start) / images
+                rows.append(f"| {layer} | {mask} | {engine} | no: {str(exc)[:60]} | | | {seconds:.1f} |")
+                continue
+            seconds = (time.process_time() - start) / images
+            ratio = np.asarray(bounds.lipschitz.values) / np.maximum(estimate, np.finfo(float).tiny)
+            rows.append(f"| {layer} | {mask} | {engine} | yes | {bounds.segments.evaluations / images:.1f} | "
+                        f"{np.median(ratio):.2f} / {np.percentile(ratio, 90):.2f} | {seconds:.1f} |")
+            print(rows[-1], file=sys.stderr, flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="deep")
+    parser.add_argument("--images", type=int, default=2)
+    parser.add_argument("--layers", nargs="+", required=True)
+    parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=list(ENGINES))
+    parser.add_argument("--centres", type=int, default=None,
+                        help="consolidated engine: pieces of a sample in the same 1/CENTRES of [0, 1] share a centre")
+    args = parser.parse_args()
+    rows = compare(args.model, args.layers, args.images, args.engines, args.centres)
+    shared = "" if args.centres is None else f", centres {args.centres}"
+    print(f"{args.model}, {args.images} calibration images, K = 2 start, budget 64, CPU, 1 thread{shared}\n")
+    print("| layer | mask | engine | reached | evaluations / sample | sound ÷ estimate median / p90 | CPU s / sample |")
+    print("|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
