@@ -254,8 +254,10 @@ def _dense_main(p_c, a_j, u_c, b_j, bb_i, ls, remainders: list[torch.Tensor],
     for first in range(0, n, step):
         last = min(n, first + step)
         j_c = torch.einsum("...hij,...hjab->...jiab", p_c[..., first:last], a_j[..., first:last, :, :])
-        j_c = j_c.contiguous()
-        j_c += torch.einsum("...hija,...hijb->...jiab", u_c[..., first:last, :], b_j[..., first:last, :])
+        j_c = j_c.contiguous()  # (G, j, i, a, b); + sum_h u_ij,a (b_i^T J_j)_b as one batched product over h:
+        u_part = u_c[..., first:last, :].movedim(-4, -1).movedim(-3, -4).reshape(-1, d, u_c.shape[-4])  # j i a h
+        b_part = b_j[..., first:last, :].movedim(-2, -4).movedim(-3, -2).reshape(-1, b_j.shape[-4], d)  # j i h b
+        j_c.view(-1, d, d).baddbmm_(u_part, b_part)
         diagonal = j_c.diagonal(offset=first, dim1=-4, dim2=-3)  # (G, a, b, j): the blocks i = j
         diagonal.add_(bb_i[..., first:last, :, :].movedim(-3, -1))
         j_c = j_c if ls is None else j_c.mul_(ls[:, None])
@@ -294,8 +296,10 @@ def attention_half_bound(stats: LayerNormStats, q: Interval, k: Interval, v: Int
     wp = proj.reshape(d, heads, dh).movedim(1, 0)  # (H, d, dh)
     a = _point(wp).matmul(_point(wv))  # (H, d, d)
     e = v.rearrange(lambda t: t.unsqueeze(-3)) - out.rearrange(lambda t: t.unsqueeze(-2))  # (..., H, Ni, Nj, dh)
-    u = e.matmul(_point(wp.transpose(-1, -2)).rearrange(lambda t: t[:, None]))  # (..., H, Ni, Nj, d): Wp (v_j - o_i)
-    u = u * probs.rearrange(lambda t: t.unsqueeze(-1))  # P_ij Wp (v_j - o_i)
+    wp_t = _point(wp.transpose(-1, -2))  # (H, dh, d)
+    wp_v, wp_o = v.matmul(wp_t), out.matmul(wp_t)  # (..., H, N, d)
+    u = wp_v.rearrange(lambda t: t.unsqueeze(-3)) - wp_o.rearrange(lambda t: t.unsqueeze(-2))  # Wp v_j - Wp o_i
+    u = u * probs.rearrange(lambda t: t.unsqueeze(-1))  # (..., H, Ni, Nj, d): P_ij Wp (v_j - o_i)
     b = q.matmul(_point(wk))  # (..., H, N, d)
     spread = (e * probs.rearrange(lambda t: t.unsqueeze(-1))).rearrange(lambda t: t.transpose(-1, -2))
     c = spread.matmul(k.rearrange(lambda t: t.unsqueeze(-3)))  # (..., H, Ni, dh, dh)
