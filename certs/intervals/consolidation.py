@@ -306,8 +306,11 @@ def attention_half_bound(stats: LayerNormStats, q: Interval, k: Interval, v: Int
     ac, ar = a.centre_radius()
     p_, u_, b_, c_ = (centred(x, groups) for x in (probs, u, b, c))
     wqc, wqr = wq.centre_radius()
-    b_shared = wp[:, None] @ (c_.shared @ wqc[:, None])  # (G, H, N, d, d): float B_i at the centres
-    b_abs = b_shared.abs().sum(-4)  # (G, N, d, d): sum_h |B_i|
+    b_sum, b_abs = None, None  # (G, N, d, d): float sum_h B_i at the centres and sum_h |B_i|, head by head
+    for h in range(heads):
+        b_h = wp[h] @ (c_.shared[..., h, :, :, :] @ wqc[h])
+        b_sum = b_h.clone() if b_sum is None else b_sum.add_(b_h)
+        b_abs = b_h.abs_() if b_abs is None else b_abs.add_(b_h.abs_())
     xhat, s = centred(stats.xhat, groups), centred(stats.s, groups)
     am = a.mag()
     # J_c = I + ls T_c J_norm,c in the layout (G, j, i, a, b) (blocks of d x d per token pair, input token j outermost),
@@ -320,7 +323,6 @@ def attention_half_bound(stats: LayerNormStats, q: Interval, k: Interval, v: Int
     b_j = _times_norm_centre(b_.shared.unsqueeze(-2), _NormCentre(s.shared[..., None, None, :, :],
                                                                  xhat.shared[..., None, None, :, :], w),
                              torch.einsum("...hib,...jb->...hij", b_.shared, wx).unsqueeze(-1))  # (G, H, Ni, Nj, d)
-    b_sum = b_shared.sum(-4)
     bb_i = _times_norm_centre(b_sum, _NormCentre(s.shared.unsqueeze(-1), xhat.shared.unsqueeze(-2), w),
                               b_sum @ wx.unsqueeze(-1))  # (G, Ni, d, d)
     wp_abs = wp.abs()
