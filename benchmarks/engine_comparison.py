@@ -27,7 +27,7 @@ from certs.intervals.interval import IntervalDomainError  # noqa: E402
 from pruning.registry import build_mask  # noqa: E402
 from verification.bridge.certify import estimate_lipschitz  # noqa: E402
 from verification.bridge.certify_folder import load_audit_sets  # noqa: E402
-from verification.bridge.vit_interval import sound_path_bounds  # noqa: E402
+from verification.bridge.vit_interval import CENTRES, sound_path_bounds  # noqa: E402
 from verification.bridge.vit_views import audit_copy, capture_layer, path_logits  # noqa: E402
 from verification.models.model_source import load_model  # noqa: E402
 
@@ -35,7 +35,7 @@ ENGINES = {"plain": False, "consolidated": True}
 
 
 def compare(model_name: str, layers: list[str], images: int, engines: list[str],
-            centres: int | None = None) -> list[str]:
+            centres: int | None = CENTRES) -> list[str]:
     """The table rows (module docstring)."""
     torch.set_num_threads(1)
     model = audit_copy(load_model(model_name, runnable=True, argument="--model").model)
@@ -71,11 +71,13 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2)
     parser.add_argument("--layers", nargs="+", required=True)
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=list(ENGINES))
-    parser.add_argument("--centres", type=int, default=None,
-                        help="consolidated engine: pieces of a sample in the same 1/CENTRES of [0, 1] share a centre")
+    parser.add_argument("--centres", type=int, default=CENTRES,
+                        help="consolidated engine: pieces of a sample in the same 1/CENTRES of [0, 1] share a centre "
+                             "(0: one centre per piece)")
     args = parser.parse_args()
-    rows = compare(args.model, args.layers, args.images, args.engines, args.centres)
-    shared = "" if args.centres is None else f", centres {args.centres}"
+    centres = args.centres or None
+    rows = compare(args.model, args.layers, args.images, args.engines, centres)
+    shared = f", centres {centres}"
     print(f"{args.model}, {args.images} calibration images, K = 2 start, budget 64, CPU, 1 thread{shared}\n")
     print("| layer | mask | engine | reached | evaluations / sample | sound ÷ estimate median / p90 | CPU s / sample |")
     print("|---|---|---|---|---|---|---|")

@@ -75,9 +75,9 @@ from certs.intervals.transformer import attention, layer_norm
 
 from .vit_views import CapturedLayer, _layer_op, audit_copy
 
-__all__ = ["SoundPathBounds", "sound_path_bounds", "target_stage", "blocks_after", "CONSOLIDATE_AFTER", "path_stages",
-           "capture_streams", "PathWalk", "path_walk", "BLOCK_SUBSTAGES", "block_substages", "check_interval_support",
-           "resolve_device", "SOUND_DEVICES", "default_batch", "MAX_BATCH", "BATCH_MEMORY"]
+__all__ = ["SoundPathBounds", "sound_path_bounds", "target_stage", "blocks_after", "CONSOLIDATE_AFTER", "CENTRES",
+           "path_stages", "capture_streams", "PathWalk", "path_walk", "BLOCK_SUBSTAGES", "block_substages",
+           "check_interval_support", "resolve_device", "SOUND_DEVICES", "default_batch", "MAX_BATCH", "BATCH_MEMORY"]
 
 #: Accepted ``device`` values (``"cuda:N"`` too): ``"auto"`` = CUDA when available, else the CPU.
 SOUND_DEVICES = ("auto", "cpu", "cuda")
@@ -131,6 +131,12 @@ def target_stage(name: str) -> tuple[str, int | None]:
 #: infinite about five blocks after the target, while the consolidated one grows x3-x10 per block but costs 2-7x more
 #: per evaluation (verification/FINDINGS.md F22).
 CONSOLIDATE_AFTER = 5
+
+
+#: Default ``centres`` of :func:`sound_path_bounds`: on the deep model's CAST 2:4 ``blocks.5.attn.qkv`` (1 image)
+#: 65.5 instead of 80.3 CPU s per sample, the same 54 evaluations, sound / estimate 1.06 instead of 1.05
+#: (benchmarks/engine_comparison.py --centres 8).
+CENTRES = 8
 
 
 def blocks_after(model: nn.Module, name: str) -> int:
@@ -608,7 +614,7 @@ def sound_path_bounds(
     model: nn.Module, captured_layer: CapturedLayer, images: torch.Tensor, *, subintervals: int = 8, refine: int = 4,
     rtol: float = 0.25, max_subintervals: int = 64, batch: int | None = None, device: str | torch.device = "auto",
     order: int = 4, give_up: float | None = 1e6, loose_order: int | None = 8, probe: int = 4,
-    consolidated: bool | None = None, centres: int | None = None,
+    consolidated: bool | None = None, centres: int | None = CENTRES,
 ) -> SoundPathBounds:
     """Sound ``L_s`` and logit-change bounds for ``captured_layer`` on ``images`` (module docstring).
 
@@ -631,7 +637,7 @@ def sound_path_bounds(
     (:mod:`certs.intervals.consolidation`; method suffix ``-consolidated``); ``None``: where at least
     :data:`CONSOLIDATE_AFTER` blocks follow the target (:func:`blocks_after`).  ``centres``: with
     ``consolidated``, the pieces of a sample in the same of ``centres`` equal parts of ``[0, 1]`` share one centre
-    Jacobian (:attr:`PathWalk.centres`; ``None``: one per piece).
+    Jacobian (:attr:`PathWalk.centres`; ``None``: one per piece; default :data:`CENTRES`).
     """
     for label, value in (("order", order), ("loose_order", 0 if loose_order is None else loose_order)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
