@@ -366,7 +366,7 @@ def consolidate(half: Callable[[TaylorDual, Callable], TaylorDual], x: TaylorDua
     :data:`JACOBIAN_ENTRIES` entries (``entries``: the largest intermediate per group)."""
     seen: dict[str, TaylorDual] = {}
     carried = half(TaylorDual(x.value, x.tangent.bare()), lambda label, dual: seen.__setitem__(label, dual))
-    fresh = half(TaylorDual(x.value.bare(), x.tangent.bare()), ignore)
+    fresh = half(TaylorDual(x.value.bare(), None), ignore)  # value only
     pieces = x.shape[0]
     count = pieces if groups is None else int(groups.max()) + 1
     step = max(1, JACOBIAN_ENTRIES // max(1, entries))

@@ -67,8 +67,8 @@ class NormedDual:
 
     def _finish(self, core: TaylorDual, weight: torch.Tensor | None) -> TaylorDual:
         value = TaylorForm(core.value.coef, _up(core.value.r + self._extra(self.value_terms, weight)))
-        tangent = TaylorForm(core.tangent.coef, _up(core.tangent.r + self._extra(self.tangent_terms, weight)))
-        return TaylorDual(value, tangent)
+        return TaylorDual(value, core._tangent(lambda: TaylorForm(
+            core.tangent.coef, _up(core.tangent.r + self._extra(self.tangent_terms, weight)))))
 
     def linear(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> TaylorDual:
         """``y W^T + b``: the symbol directions go through ``W`` before their absolute values."""
@@ -95,18 +95,21 @@ def layer_norm_normed(x: TaylorDual, weight: torch.Tensor | None, bias: torch.Te
     k = x.shape[-1]
     s = inverse_std(x.minus_mean(-1), eps)  # value s_v, tangent s_t: remainders r_s, r_st
     c_v, m_v = x.value.centred()
-    c_t, m_t = x.tangent.centred()
-    s_v, s_t = s.value, s.tangent
+    s_v = s.value
     w = torch.ones(k, dtype=x.value.r.dtype, device=x.value.r.device) if weight is None else weight
-    core = TaylorDual(c_v * s_v.bare(), c_t * s_v.bare() + c_v * s_t.bare()) * w
-    if bias is not None:
-        core = core + bias
-    spread_sv, spread_st = s_v.spread(), s_t.spread()  # bounds of |s - s_0|: tail + remainder
-    box_v = m_v * spread_sv + s_v.r * c_v.spread()
-    box_t = m_t * spread_sv + s_v.r * c_t.spread() + m_v * spread_st + s_t.r * c_v.spread()
-    core = TaylorDual(TaylorForm(core.value.coef, _up(core.value.r + w.abs() * box_v)),
-                      TaylorForm(core.tangent.coef, _up(core.tangent.r + w.abs() * box_t)))
-    c0w, ct0w = c_v.coef[0] * w, c_t.coef[0] * w
+    spread_sv = s_v.spread()  # bound of |s - s_0|: tail + remainder
+    value = (c_v * s_v.bare()) * w
+    value = value if bias is None else value + bias
+    value = TaylorForm(value.coef, _up(value.r + w.abs() * (m_v * spread_sv + s_v.r * c_v.spread())))
+    c0w = c_v.coef[0] * w
     value_terms = ((w * s_v.coef[0], m_v), (c0w, s_v.r))
-    tangent_terms = ((w * s_v.coef[0], m_t), (ct0w, s_v.r), (c0w, s_t.r), (w * s_t.coef[0], m_v))
+    if x.tangent is None:
+        core, tangent_terms = TaylorDual(value, None), ()
+    else:
+        c_t, m_t = x.tangent.centred()
+        s_t = s.tangent
+        tangent = (c_t * s_v.bare() + c_v * s_t.bare()) * w
+        box_t = m_t * spread_sv + s_v.r * c_t.spread() + m_v * s_t.spread() + s_t.r * c_v.spread()
+        core = TaylorDual(value, TaylorForm(tangent.coef, _up(tangent.r + w.abs() * box_t)))
+        tangent_terms = ((w * s_v.coef[0], m_t), (c_t.coef[0] * w, s_v.r), (c0w, s_t.r), (w * s_t.coef[0], m_v))
     return NormedDual(core, value_terms, tangent_terms)

@@ -423,22 +423,32 @@ DualOperand = Union["TaylorDual", torch.Tensor, float]
 
 @dataclass(frozen=True, eq=False)
 class TaylorDual:
-    """Value form and tangent form on one ``eps``; same methods as :class:`certs.intervals.dual.Dual`."""
+    """Value form and tangent form on one ``eps``; same methods as :class:`certs.intervals.dual.Dual`.  A dual whose
+    ``tangent`` is ``None`` is *value only*: every rule skips the tangent (about a third of the work), and mixing it
+    with a dual that has one is an error."""
 
     value: TaylorForm
-    tangent: TaylorForm
+    tangent: TaylorForm | None
+
+    def _tangent(self, rule: Callable[[], TaylorForm], *others: "TaylorDual") -> TaylorForm | None:
+        """``rule()`` (the tangent), or ``None`` where this dual (and every dual in ``others``) is value only."""
+        value_only = [d.tangent is None for d in (self,) + others]
+        if any(value_only) != all(value_only):
+            raise ValueError("a value-only TaylorDual mixed with one that has a tangent")
+        return None if value_only[0] else rule()
 
     def constant_like(self, x: torch.Tensor) -> "TaylorDual":
         order = self.value.order
-        return TaylorDual(TaylorForm.point(x, order), TaylorForm.point(torch.zeros_like(x), order))
+        return TaylorDual(TaylorForm.point(x, order),
+                          self._tangent(lambda: TaylorForm.point(torch.zeros_like(x), order)))
 
     @staticmethod
     def cat(parts: Sequence["TaylorDual"], dim: int) -> "TaylorDual":
         return TaylorDual(TaylorForm.cat([p.value for p in parts], dim),
-                          TaylorForm.cat([p.tangent for p in parts], dim))
+                          parts[0]._tangent(lambda: TaylorForm.cat([p.tangent for p in parts], dim), *parts[1:]))
 
     def rearrange(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "TaylorDual":
-        return TaylorDual(self.value.rearrange(fn), self.tangent.rearrange(fn))
+        return TaylorDual(self.value.rearrange(fn), self._tangent(lambda: self.tangent.rearrange(fn)))
 
     @property
     def shape(self) -> torch.Size:
@@ -450,45 +460,48 @@ class TaylorDual:
 
     def __add__(self, other: DualOperand) -> "TaylorDual":
         if isinstance(other, TaylorDual):
-            return TaylorDual(self.value + other.value, self.tangent + other.tangent)
+            return TaylorDual(self.value + other.value, self._tangent(lambda: self.tangent + other.tangent, other))
         return TaylorDual(self.value + other, self.tangent)
 
     __radd__ = __add__
 
     def __neg__(self) -> "TaylorDual":
-        return TaylorDual(-self.value, -self.tangent)
+        return TaylorDual(-self.value, self._tangent(lambda: -self.tangent))
 
     def __sub__(self, other: DualOperand) -> "TaylorDual":
         return self + (-other)
 
     def __mul__(self, other: DualOperand) -> "TaylorDual":
         if isinstance(other, TaylorDual):
-            return TaylorDual(self.value * other.value, self.tangent * other.value + self.value * other.tangent)
-        return TaylorDual(self.value * other, self.tangent * other)
+            return TaylorDual(self.value * other.value,
+                              self._tangent(lambda: self.tangent * other.value + self.value * other.tangent, other))
+        return TaylorDual(self.value * other, self._tangent(lambda: self.tangent * other))
 
     __rmul__ = __mul__
 
     def linear(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> "TaylorDual":
-        return TaylorDual(self.value.linear(weight, bias), self.tangent.linear(weight))
+        return TaylorDual(self.value.linear(weight, bias), self._tangent(lambda: self.tangent.linear(weight)))
 
     def matmul(self, other: "TaylorDual") -> "TaylorDual":
-        return TaylorDual(self.value.matmul(other.value),
-                          self.tangent.matmul(other.value) + self.value.matmul(other.tangent))
+        return TaylorDual(self.value.matmul(other.value), self._tangent(
+            lambda: self.tangent.matmul(other.value) + self.value.matmul(other.tangent), other))
 
     def sum(self, dim: int, keepdim: bool = False) -> "TaylorDual":
-        return TaylorDual(self.value.sum(dim, keepdim), self.tangent.sum(dim, keepdim))
+        return TaylorDual(self.value.sum(dim, keepdim), self._tangent(lambda: self.tangent.sum(dim, keepdim)))
 
     def mean(self, dim: int, keepdim: bool = False) -> "TaylorDual":
-        return TaylorDual(self.value.mean(dim, keepdim), self.tangent.mean(dim, keepdim))
+        return TaylorDual(self.value.mean(dim, keepdim), self._tangent(lambda: self.tangent.mean(dim, keepdim)))
 
     def minus_mean(self, dim: int = -1) -> "TaylorDual":
-        return TaylorDual(self.value.minus_mean(dim), self.tangent.minus_mean(dim))
+        return TaylorDual(self.value.minus_mean(dim), self._tangent(lambda: self.tangent.minus_mean(dim)))
 
     def square(self) -> "TaylorDual":
-        return TaylorDual(self.value * self.value, (self.value * self.tangent) * 2.0)
+        return TaylorDual(self.value * self.value, self._tangent(lambda: (self.value * self.tangent) * 2.0))
 
     def _smooth(self, fn: SmoothFunction, floor=None) -> "TaylorDual":
         """Chain rule: value ``f(x)``, tangent ``f'(x) t`` with ``f'(x)`` a Taylor form."""
+        if self.tangent is None:
+            return TaylorDual(self.value.apply(fn, floor), None)
         value, slope = self.value.apply_derivatives(fn, floor, (0, 1))
         return TaylorDual(value, slope * self.tangent)
 
@@ -516,11 +529,11 @@ class TaylorDual:
 
     def relu(self) -> "TaylorDual":
         value, code = self.value.relu_parts()
-        return TaylorDual(value, _slope_times(code, self.tangent, 0.0))
+        return TaylorDual(value, self._tangent(lambda: _slope_times(code, self.tangent, 0.0)))
 
     def abs(self) -> "TaylorDual":
         value, code = self.value.abs_parts()
-        return TaylorDual(value, _slope_times(code, self.tangent, -1.0))
+        return TaylorDual(value, self._tangent(lambda: _slope_times(code, self.tangent, -1.0)))
 
     def softmax(self) -> "TaylorDual":
         """Softmax over the last dim: ``e / sum e`` with ``e = exp(x - max hi)`` (shift invariant).
