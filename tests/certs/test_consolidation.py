@@ -3,6 +3,7 @@ autograd Jacobians at points of the set, and the consolidated half against timm'
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.autograd.forward_ad as fwad
 from hypothesis import given, settings
@@ -169,6 +170,36 @@ def test_consolidated_half_encloses_the_float_forward_and_its_tangent(case, half
                           0.1 * torch.randn(shape, generator=gen, dtype=torch.float64)),
                          1e-4 * torch.rand(shape, generator=gen, dtype=torch.float64))
     assert consolidated_misses(block, half, value, tangent, gen, groups) == 0
+
+
+@settings(max_examples=max(15, settings().max_examples // 50), deadline=None)
+@given(half_cases(), st.sampled_from(sorted(HALVES)))
+def test_a_value_only_half_computes_exactly_the_value_of_the_full_dual(case, half):
+    """The bare run of :func:`consolidate` is value only: every rule of the half (LayerNorm with its rank-one terms,
+    attention, GELU / ReLU, LayerScale) must give the value the full dual gives, to the bit, and no tangent."""
+    block, value, _, gen, _ = case
+    run = HALVES[half][0]
+    shape = value.r.shape
+    tangent = TaylorForm((torch.randn(shape, generator=gen, dtype=torch.float64),
+                          torch.randn(shape, generator=gen, dtype=torch.float64)),
+                         1e-6 * torch.rand(shape, generator=gen, dtype=torch.float64))
+    full = run(block, TaylorDual(value, tangent), consolidation.ignore)
+    only = run(block, TaylorDual(value, None), consolidation.ignore)
+    assert only.tangent is None
+    assert all(torch.equal(a, b) for a, b in zip(full.value.coef, only.value.coef))
+    assert torch.equal(full.value.r, only.value.r)
+
+
+def test_a_value_only_dual_mixed_with_a_full_one_is_an_error():
+    """Known-bad use: a value-only dual added to or multiplied by one with a tangent (which would drop a tangent
+    term) raises instead of computing."""
+    form = TaylorForm((torch.ones(2, 3, dtype=torch.float64), torch.zeros(2, 3, dtype=torch.float64)),
+                      torch.zeros(2, 3, dtype=torch.float64))
+    full, only = TaylorDual(form, form), TaylorDual(form, None)
+    for combine in (lambda a, b: a + b, lambda a, b: a * b, lambda a, b: b * a):
+        with pytest.raises(ValueError, match="value-only"):
+            combine(only, full)
+    assert (only + only).tangent is None and (full * full).tangent is not None
 
 
 def test_known_bad_consolidation_without_the_jacobian_term_is_caught():
