@@ -12,7 +12,7 @@ is taken as one map ``F``.  For an input form ``x(eps) in p(eps) + [-r, r]`` (va
 
 * value: ``F(x) = F(p) + int_0^1 J_F(p + s (x - p)) (x - p) ds``, so ``|F(x) - F(p)| <= M r`` with
   ``M >= sup_X |J_F|`` entrywise over the set ``X = {p(eps) + delta: |eps| <= 1, |delta| <= r}`` (mean-value
-  theorem, per output entry).  ``F(p)`` is the form of the half on the *bare* input (remainder 0): its own
+  theorem, per output entry).  ``F(p)`` is the form of the half on the *bare* input (remainder 0, value only): its own
   remainder holds only the rounding and truncation of this half (``fresh``), and the value leaves with
   ``fresh + M r``;
 * tangent: ``J_F(x) t = J_F(x) q + J_F(x) (t - q)``; the first term is enclosed by the half on the input value
