@@ -128,8 +128,8 @@ def target_stage(name: str) -> tuple[str, int | None]:
 
 #: :func:`sound_path_bounds` consolidates the remainders (:mod:`certs.intervals.consolidation`) by default for targets
 #: followed by at least this many whole blocks: the box rules' remainder grows x1e2-x6e4 per block from ~1e-16 and is
-#: infinite about five blocks after the target, while the consolidated one grows x3-x10 per block but costs 2-7x more
-#: per evaluation (verification/FINDINGS.md F22).
+#: infinite about five blocks after the target, while the consolidated one grows x3-x10 per block but costs ~2x more
+#: per evaluation (on the default model 0.97-4x the CPU per sample: verification/FINDINGS.md F22).
 CONSOLIDATE_AFTER = 5
 
 
