@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from certs.intervals.interval import IntervalDomainError  # noqa: E402
 from pruning.registry import build_mask  # noqa: E402
-from verification.bridge.certify import estimate_lipschitz  # noqa: E402
+from verification.bridge.certify import SOUND_BUDGET, SOUND_START, estimate_lipschitz  # noqa: E402
 from verification.bridge.certify_folder import load_audit_sets  # noqa: E402
 from verification.bridge.vit_interval import CENTRES, sound_path_bounds  # noqa: E402
 from verification.bridge.vit_views import audit_copy, capture_layer, path_logits  # noqa: E402
@@ -51,16 +51,16 @@ def compare(model_name: str, layers: list[str], images: int, engines: list[str],
         for engine in engines:
             start = time.process_time()
             try:
-                bounds = sound_path_bounds(model, captured, data, subintervals=2, max_subintervals=64, device="cpu",
+                bounds = sound_path_bounds(model, captured, data, subintervals=SOUND_START,
+                                           max_subintervals=SOUND_BUDGET, device="cpu",
                                            consolidated=ENGINES[engine], centres=centres)
+                ratio = np.asarray(bounds.lipschitz.values) / np.maximum(estimate, np.finfo(float).tiny)
+                cells = (f"yes | {bounds.segments.evaluations / images:.1f} | "
+                         f"{np.median(ratio):.2f} / {np.percentile(ratio, 90):.2f}")
             except IntervalDomainError as exc:
-                seconds = (time.process_time() - start) / images
-                rows.append(f"| {layer} | {mask} | {engine} | no: {str(exc)[:60]} | | | {seconds:.1f} |")
-                continue
+                cells = f"no: {str(exc)[:60]} | | "
             seconds = (time.process_time() - start) / images
-            ratio = np.asarray(bounds.lipschitz.values) / np.maximum(estimate, np.finfo(float).tiny)
-            rows.append(f"| {layer} | {mask} | {engine} | yes | {bounds.segments.evaluations / images:.1f} | "
-                        f"{np.median(ratio):.2f} / {np.percentile(ratio, 90):.2f} | {seconds:.1f} |")
+            rows.append(f"| {layer} | {mask} | {engine} | {cells} | {seconds:.1f} |")
             print(rows[-1], file=sys.stderr, flush=True)
     return rows
 
