@@ -191,6 +191,18 @@ class TaylorForm:
         s = self.spread() if spread is None else spread
         return Interval(round_down(self.coef[0] - s), round_up_tensor(self.coef[0] + s))
 
+    def truncated(self, degree: int) -> "TaylorForm":
+        """The form of order ``degree`` (``<= order``) with the higher terms in the remainder:
+        ``|sum_{i > degree} c_i eps^i| <= sum_{i > degree} |c_i|`` for ``|eps| <= 1``, so
+        ``r' = r + sum_{i > degree} |c_i|`` (a float sum of ``order - degree + 1`` non-negative terms, within
+        ``gamma_{order - degree}``, rounded up)."""
+        if not 0 <= degree <= self.order:
+            raise ValueError(f"degree: must lie in [0, {self.order}], got {degree!r}")
+        if degree == self.order:
+            return self
+        tail = _abs_sum(self.coef[degree + 1:])
+        return TaylorForm(self.coef[:degree + 1], _up(tail.add_(self.r), self.order - degree + 2, fresh=True))
+
     def _shift(self, value) -> "TaylorForm":
         return TaylorForm.build((self.coef[0] + value,) + self.coef[1:], self.r)
 
@@ -418,6 +430,16 @@ def _slope_times(code: torch.Tensor, t: TaylorForm, negative_slope: float) -> Ta
     return TaylorForm.build(scaled.coef, scaled.r + extra)
 
 
+def _decay(form: TaylorForm) -> tuple[float, float]:
+    """``(a_0, rho)`` with ``a_k = max |c_k|`` and ``rho = max_{k >= 1} (a_k / a_0)^(1 / k)``: the geometric rate
+    of the coefficients, so that ``a_0 rho^k`` estimates the degree-``k`` terms that later non-linear rules would
+    generate (e.g. ``f''(c_0) c_1^2 / 2`` from a form that is affine now)."""
+    sizes = [float(c.abs().max()) for c in form.coef]
+    if not sizes[0] > 0:
+        return 0.0, 0.0
+    return sizes[0], max((a / sizes[0]) ** (1.0 / k) for k, a in enumerate(sizes[1:], 1))
+
+
 DualOperand = Union["TaylorDual", torch.Tensor, float]
 
 
@@ -453,6 +475,31 @@ class TaylorDual:
     @property
     def shape(self) -> torch.Size:
         return self.value.shape
+
+    def truncated(self, degree: int) -> "TaylorDual":
+        """Both forms at order ``degree`` (:meth:`TaylorForm.truncated`)."""
+        return TaylorDual(self.value.truncated(degree), self._tangent(lambda: self.tangent.truncated(degree)))
+
+    def reduced(self, tol: float, guard: float = 1e-2) -> "TaylorDual":
+        """:meth:`truncated` at the lowest degree ``m >= 1`` whose dropped terms are small against the remainder
+        already carried, in both forms: ``sum_{i > m} |c_i| <= tol r`` in every entry (the remainders grow by at
+        most the factor ``1 + tol``), and ``a_0 rho^(m + 1) <= guard tol max r`` (:func:`_decay`: the terms of
+        degree ``m + 1`` that the later non-linear rules would generate and now drop into the remainder, estimated
+        from the coefficients' geometric rate; ``guard`` leaves room for the many products and the derivative
+        factors behind one such term).  Sound for any ``tol`` and ``guard`` (truncation is); they only trade the
+        cost of the later rules (``(m + 1)^2`` coefficient products per Taylor product) against their tightness."""
+        forms = [self.value] if self.tangent is None else [self.value, self.tangent]
+        degree, tails = self.value.order, [None] * len(forms)
+        rates = [_decay(f) for f in forms]
+        while degree > 1:
+            for k, f in enumerate(forms):
+                size = f.coef[degree].abs()
+                tails[k] = size if tails[k] is None else tails[k].add_(size)
+            if not all(bool((tail <= tol * f.r).all()) and scale * rho ** degree <= guard * tol * float(f.r.max())
+                       for tail, f, (scale, rho) in zip(tails, forms, rates)):
+                break
+            degree -= 1
+        return self.truncated(degree)
 
     def enclosures(self) -> tuple[Interval, Interval]:
         """Boxes of the value and of the tangent."""

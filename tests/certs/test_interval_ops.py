@@ -386,3 +386,70 @@ def test_nan_and_overflow_become_unbounded_not_finite():
     assert wide.lo[0] == -math.inf and wide.hi[0] == math.inf
     rec = Interval(_t([-1.0]), _t([1.0])).reciprocal()
     assert rec.lo[0] == -math.inf and rec.hi[0] == math.inf
+
+
+# ------------------------------------------------------------------------------------ degree folding
+
+@given(st.integers(0, 2**31 - 1), st.integers(1, 8), st.data())
+def test_truncated_form_remainder_covers_the_dropped_terms_exactly(seed, order, data):
+    """``truncated(m)``: ``r' >= r + sum_{i > m} |c_i|`` in exact rationals (the set of the form at every ``eps`` in
+    ``[-1, 1]`` lies in the truncated one), coefficients of magnitudes ``1e-20 .. 1e3``."""
+    degree = data.draw(st.integers(0, order))
+    rng = np.random.default_rng(seed)
+    scales = 10.0 ** rng.uniform(-20, 3, (order + 1, 1, 7))
+    form = TaylorForm(tuple(_t(rng.normal(0, 1.0, (1, 7)) * s) for s in scales), _t(rng.uniform(0, 1e-6, (1, 7))))
+    cut = form.truncated(degree)
+    assert cut.order == degree and all(torch.equal(a, b) for a, b in zip(cut.coef, form.coef))
+    for j in range(7):
+        needed = Fraction(float(form.r[0, j])) + sum(Fraction(abs(float(c[0, j]))) for c in form.coef[degree + 1:])
+        assert Fraction(float(cut.r[0, j])) >= needed
+
+
+def _folding_violations(truncate=None) -> int:
+    """Points of ``layer_norm_linear(reduced(gelu(x)))`` outside the enclosure, folding at every ``tol`` from 0 to
+    ``1e6`` (down to degree 1) on Taylor duals of order 6 (fixed seeds)."""
+    hits = 0
+    for seed in range(12):
+        for tol in (0.0, 1e-3, 1.0, 1e6):
+            rng = np.random.default_rng(seed)
+            x0, d = _t(rng.normal(0, 1.5, (3, 6))), _t(rng.normal(0, 1.0, (3, 6)))
+            lo, hi = sorted(rng.random(2))
+            mid = _path_start("taylor6", x0, d, lo, hi).gelu()
+            folded = mid.reduced(tol, guard=1e6) if truncate is None else truncate(mid)
+            value, tangent = _ln_linear(folded).enclosures()
+            for theta in np.r_[lo, hi, np.linspace(lo, hi, 9)]:
+                primal, derivative = _jvp(lambda t: _ln_linear_torch(F.gelu(t)), x0, d, float(theta))
+                hits += not bool(value.contains(primal, TOL).all() and tangent.contains(derivative, TOL).all())
+    return hits
+
+
+def test_folded_duals_enclose_values_and_directional_derivatives():
+    assert _folding_violations() == 0
+
+
+def test_known_bad_truncation_without_the_dropped_terms_is_caught():
+    """Cutting the coefficients above degree 1 without adding them to the remainder misses exact values."""
+    def drop(dual: TaylorDual) -> TaylorDual:
+        return TaylorDual(*(TaylorForm(f.coef[:2], f.r) for f in (dual.value, dual.tangent)))
+    assert _folding_violations(drop) > 0
+
+
+@given(st.integers(0, 2**31 - 1), st.sampled_from([0.0, 1e-3, 1e-1, 1e3]))
+def test_reduced_degree_keeps_the_remainder_within_the_tolerance(seed, tol):
+    """``reduced(tol)`` lowers the degree only while ``sum_{i > m} |c_i| <= tol r`` in every entry (so the remainder
+    grows by at most ``1 + tol`` and rounding), never below 1; ``tol = 0`` with non-zero coefficients keeps all."""
+    rng = np.random.default_rng(seed)
+    forms = []
+    for _ in range(2):
+        coef = tuple(_t(rng.normal(0, 1.0, (2, 5)) * 10.0 ** (-3 * i)) for i in range(7))
+        forms.append(TaylorForm(coef, _t(rng.uniform(1e-12, 1e-6, (2, 5)))))
+    dual = TaylorDual(*forms)
+    folded = dual.reduced(tol, guard=1e12)
+    m = folded.value.order
+    assert 1 <= m <= 6 and folded.tangent.order == m
+    for f, g in ((dual.value, folded.value), (dual.tangent, folded.tangent)):
+        dropped = sum((c.abs() for c in f.coef[m + 1:]), torch.zeros_like(f.r))
+        assert bool((dropped <= tol * f.r).all())
+        assert bool((g.r <= (f.r + dropped) * (1 + 1e-12) + 1e-300).all())
+    if tol == 0.0:
+        assert m == 6

@@ -75,7 +75,7 @@ from certs.intervals.transformer import attention, layer_norm
 
 from .vit_views import CapturedLayer, _layer_op, audit_copy
 
-__all__ = ["SoundPathBounds", "sound_path_bounds", "target_stage", "blocks_after", "CONSOLIDATE_AFTER", "CENTRES",
+__all__ = ["SoundPathBounds", "sound_path_bounds", "target_stage", "blocks_after", "CONSOLIDATE_AFTER", "CENTRES", "FOLD",
            "path_stages", "capture_streams", "PathWalk", "path_walk", "BLOCK_SUBSTAGES", "block_substages",
            "check_interval_support", "resolve_device", "SOUND_DEVICES", "default_batch", "MAX_BATCH", "BATCH_MEMORY"]
 
@@ -137,6 +137,14 @@ CONSOLIDATE_AFTER = 5
 #: 65.5 instead of 80.3 CPU s per sample, the same 54 evaluations, sound / estimate 1.06 instead of 1.05
 #: (benchmarks/engine_comparison.py --centres 8).
 CENTRES = 8
+
+#: Default ``fold`` of :func:`sound_path_bounds`: after every stage but the last the Taylor degree drops to the
+#: lowest whose dropped terms are at most this fraction of the remainder already carried
+#: (:meth:`certs.intervals.taylor.TaylorDual.reduced`).  Through the blocks after the target the box rules'
+#: remainder grows x1e2-x1e3 per block while the high coefficients do not, so on the default model's CAST 2:4
+#: ``blocks.0.attn.qkv`` the later blocks run at degrees 6, 5, 4 instead of 8 (benchmarks/RESULTS-sound-lipschitz.md,
+#: "Degree folding").
+FOLD = 1e-3
 
 
 def blocks_after(model: nn.Module, name: str) -> int:
@@ -614,7 +622,7 @@ def sound_path_bounds(
     model: nn.Module, captured_layer: CapturedLayer, images: torch.Tensor, *, subintervals: int = 8, refine: int = 4,
     rtol: float = 0.25, max_subintervals: int = 64, batch: int | None = None, device: str | torch.device = "auto",
     order: int = 4, give_up: float | None = 1e6, loose_order: int | None = 8, probe: int = 4,
-    consolidated: bool | None = None, centres: int | None = CENTRES,
+    consolidated: bool | None = None, centres: int | None = CENTRES, fold: float | None = FOLD,
 ) -> SoundPathBounds:
     """Sound ``L_s`` and logit-change bounds for ``captured_layer`` on ``images`` (module docstring).
 
@@ -637,7 +645,9 @@ def sound_path_bounds(
     (:mod:`certs.intervals.consolidation`; method suffix ``-consolidated``); ``None``: where at least
     :data:`CONSOLIDATE_AFTER` blocks follow the target (:func:`blocks_after`).  ``centres``: with
     ``consolidated``, the pieces of a sample in the same of ``centres`` equal parts of ``[0, 1]`` share one centre
-    Jacobian (:attr:`PathWalk.centres`; ``None``: one per piece; default :data:`CENTRES`).
+    Jacobian (:attr:`PathWalk.centres`; ``None``: one per piece; default :data:`CENTRES`).  ``fold``: after each
+    stage but the last, the Taylor degree is lowered where the dropped terms are at most ``fold`` times the remainder
+    (:meth:`certs.intervals.taylor.TaylorDual.reduced`; sound for any value; ``None``: never; default :data:`FOLD`).
     """
     for label, value in (("order", order), ("loose_order", 0 if loose_order is None else loose_order)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -665,8 +675,10 @@ def sound_path_bounds(
         else:
             degree = used[0]
         x, rows = walk.start(owner, lo, hi, degree)
-        for _, stage in walk.stages:
+        for k, (_, stage) in enumerate(walk.stages):
             x = stage(x, rows)
+            if fold is not None and isinstance(x, TaylorDual) and k + 1 < len(walk.stages):
+                x = x.reduced(fold)
         return x
 
     used = [order, False]  # the Taylor degree of the start pieces; whether narrower pieces used loose_order
