@@ -390,10 +390,10 @@ def _consolidated_block(block: nn.Module, x: Dual, groups: torch.Tensor | None =
 
 
 def _block(block: nn.Module, start: Dual | None, part: str, frozen: dict[str, torch.Tensor],
-           observe: Callable[[str, Dual], None] | None = None) -> Dual:
+           observe: Callable[[str, Dual], None] | None = None, fold: Callable[[Dual], Dual] | None = None) -> Dual:
     """Block output from the dual ``start`` entering at ``part`` (``'input'`` = block input); ``observe(label, dual)``
     (optional) receives the outputs of the sub-stages :data:`BLOCK_SUBSTAGES` that are computed (and
-    ``'attn.probs'``)."""
+    ``'attn.probs'``); ``fold`` (optional) is applied to the ``norm2`` input (:func:`path_stages`)."""
     at = ("input", "attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2").index(part)
     seen = observe if observe is not None else ignore
     if at == 0:
@@ -404,7 +404,7 @@ def _block(block: nn.Module, start: Dual | None, part: str, frozen: dict[str, to
         seen("norm2.input", x1)
     else:
         return _mlp_from(block, start, frozen["x1"], at == 4, seen)
-    return _mlp_half(block, x1, seen)
+    return _mlp_half(block, x1 if fold is None else fold(x1), seen)
 
 
 def block_substages(block: nn.Module, x: Dual) -> list[tuple[str, Dual]]:
@@ -448,28 +448,33 @@ Stage = Callable[[Dual, dict[str, torch.Tensor]], Dual]
 CENTRE_GROUP = "centre group"
 
 
-def path_stages(model: nn.Module, name: str, consolidated: bool = False) -> list[tuple[str, Stage]]:
+def path_stages(model: nn.Module, name: str, consolidated: bool = False,
+                fold: float | None = None) -> list[tuple[str, Stage]]:
     """The walk from the output of target ``name`` to the logits as named stages (module docstring):
     ``'embed'`` (patch conv output to the input of block 0), ``'blocks.i'`` (the rest of the target's block, then
     every later block, each to its output), ``'head'`` (final norm, pooling, head); none for ``head``.  Composing
     them is the evaluator of :func:`sound_path_bounds`; :mod:`verification.bridge.remainder_trace` observes the
-    remainders between them."""
+    remainders between them.  ``fold``: the Taylor duals leaving every stage but the last, and the ``norm2`` input of
+    the plain blocks, are :meth:`certs.intervals.taylor.TaylorDual.reduced` with this tolerance (``None``: never)."""
     part, index = target_stage(name)
     if part == "head":
         return []
+    reduce = None if fold is None else (lambda x: x.reduced(fold) if isinstance(x, TaylorDual) else x)
     blocks = list(model.blocks)
     if part == "embed":
         stages: list[tuple[str, Stage]] = [("embed", lambda x, rows: _embed_tail(model, x))]
         first = 0
     else:
-        stages = [(f"blocks.{index}", lambda x, rows: _block(blocks[index], x, part, rows))]
+        stages = [(f"blocks.{index}", lambda x, rows: _block(blocks[index], x, part, rows, fold=reduce))]
         first = index + 1
     if consolidated:
         stages += [(f"blocks.{i}", lambda x, rows, blk=blocks[i]: _consolidated_block(blk, x, rows.get(CENTRE_GROUP)))
                    for i in range(first, len(blocks))]
     else:
-        stages += [(f"blocks.{i}", lambda x, rows, blk=blocks[i]: _block(blk, x, "input", rows))
+        stages += [(f"blocks.{i}", lambda x, rows, blk=blocks[i]: _block(blk, x, "input", rows, fold=reduce))
                    for i in range(first, len(blocks))]
+    if reduce is not None:
+        stages = [(label, lambda x, rows, stage=stage: reduce(stage(x, rows))) for label, stage in stages]
     return stages + [("head", lambda x, rows: _head_tail(model, x))]
 
 
@@ -592,10 +597,10 @@ class PathWalk:
 
 
 def path_walk(model: nn.Module, captured_layer: CapturedLayer, images: torch.Tensor, device: torch.device,
-              consolidated: bool = False, centres: int | None = None) -> PathWalk:
+              consolidated: bool = False, centres: int | None = None, fold: float | None = None) -> PathWalk:
     """The :class:`PathWalk` of ``captured_layer`` on ``images`` (checked: :func:`check_interval_support`, the shapes
     of ``S``).  ``psi_1`` and the frozen streams are captured on the CPU, then moved to ``device``; ``consolidated``
-    / ``centres``: see :func:`sound_path_bounds`."""
+    / ``centres`` / ``fold``: see :func:`sound_path_bounds`."""
     work = audit_copy(model).cpu()
     check_interval_support(work, captured_layer.name)
     frozen = capture_streams(work, captured_layer.name, images.to(device="cpu", dtype=torch.float64))
@@ -614,7 +619,7 @@ def path_walk(model: nn.Module, captured_layer: CapturedLayer, images: torch.Ten
     bias = None if module.bias is None else module.bias.detach()
     if bias is not None and isinstance(module, nn.Conv2d):
         bias = bias[:, None, None]
-    return PathWalk(work, base, step, bias, frozen, path_stages(work, captured_layer.name, consolidated),
+    return PathWalk(work, base, step, bias, frozen, path_stages(work, captured_layer.name, consolidated, fold),
                     centres if consolidated else None)
 
 
@@ -646,8 +651,9 @@ def sound_path_bounds(
     :data:`CONSOLIDATE_AFTER` blocks follow the target (:func:`blocks_after`).  ``centres``: with
     ``consolidated``, the pieces of a sample in the same of ``centres`` equal parts of ``[0, 1]`` share one centre
     Jacobian (:attr:`PathWalk.centres`; ``None``: one per piece; default :data:`CENTRES`).  ``fold``: after each
-    stage but the last, the Taylor degree is lowered where the dropped terms are at most ``fold`` times the remainder
-    (:meth:`certs.intervals.taylor.TaylorDual.reduced`; sound for any value; ``None``: never; default :data:`FOLD`).
+    stage but the last and at the ``norm2`` input of each block, the Taylor degree is lowered where the dropped terms
+    are at most ``fold`` times the remainder (:func:`path_stages`, :meth:`certs.intervals.taylor.TaylorDual.reduced`;
+    sound for any value; ``None``: never; default :data:`FOLD`).
     """
     for label, value in (("order", order), ("loose_order", 0 if loose_order is None else loose_order)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -661,7 +667,7 @@ def sound_path_bounds(
     device = resolve_device(device)
     if consolidated is None:
         consolidated = blocks_after(model, captured_layer.name) >= CONSOLIDATE_AFTER
-    walk = path_walk(model, captured_layer, images, device, consolidated, centres)
+    walk = path_walk(model, captured_layer, images, device, consolidated, centres, fold)
     if batch is None:
         batch = default_batch(device, *_widest(walk.model), max(order, loose_order or 0))
 
@@ -675,10 +681,8 @@ def sound_path_bounds(
         else:
             degree = used[0]
         x, rows = walk.start(owner, lo, hi, degree)
-        for k, (_, stage) in enumerate(walk.stages):
+        for _, stage in walk.stages:
             x = stage(x, rows)
-            if fold is not None and isinstance(x, TaylorDual) and k + 1 < len(walk.stages):
-                x = x.reduced(fold)
         return x
 
     used = [order, False]  # the Taylor degree of the start pieces; whether narrower pieces used loose_order
