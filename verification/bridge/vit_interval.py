@@ -52,6 +52,7 @@ directly (:mod:`certs.intervals.refinement`).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Callable
@@ -96,8 +97,9 @@ class SoundPathBounds:
     """Sound per-sample bounds on the pruning path of one layer.
 
     lipschitz: ``L_s`` labelled ``sound`` (method
-    ``interval-forward-taylor{order}[+{loose_order}]-K{K}[-adaptive][-consolidated]``, ``K`` = 1 / the narrowest piece
-    before refinement; ``-consolidated``: the engine of :mod:`certs.intervals.consolidation`).
+    ``interval-forward-taylor{order}[+{loose_order}]-K{K}[-adaptive][-fold{fold}][-consolidated]``, ``K`` = 1 / the
+    narrowest piece before refinement; ``-fold``: the degree folding of :func:`path_stages`; ``-consolidated``: the
+    engine of :mod:`certs.intervals.consolidation`).
     logit_change: ``(B,)`` sound bound of ``sup_{theta in [0, 1]} ||z(theta) - z(1)||_inf``.
     segments: the sub-intervals and their bounds (``segments.logit_change(theta0)`` for other ranges).
     products: ``||R psi_1(s)||_inf`` used for ``L_s`` (those of the :class:`CapturedLayer`).
@@ -655,6 +657,8 @@ def sound_path_bounds(
     are at most ``fold`` times the remainder (:func:`path_stages`, :meth:`certs.intervals.taylor.TaylorDual.reduced`;
     sound for any value; ``None``: never; default :data:`FOLD`).
     """
+    if fold is not None and not (isinstance(fold, (int, float)) and math.isfinite(fold) and fold >= 0):
+        raise CertificateInputError(f"fold: must be a finite number >= 0 or None, got {fold!r}")
     for label, value in (("order", order), ("loose_order", 0 if loose_order is None else loose_order)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise CertificateInputError(f"{label}: must be an integer >= 0, got {value!r}")
@@ -702,7 +706,7 @@ def sound_path_bounds(
                                   probe=probe)
     degrees = f"{used[0]}+{loose_order}" if used[1] and used[0] != loose_order else f"{used[0]}"
     method = (f"interval-forward-taylor{degrees}-K{segments.subintervals}" + ("-adaptive" if refine else "")
-              + ("-consolidated" if consolidated else ""))
+              + ("" if fold is None else f"-fold{fold:g}") + ("-consolidated" if consolidated else ""))
     return SoundPathBounds(
         layer=captured_layer.name,
         lipschitz=segments.lipschitz(captured_layer.products, method),

@@ -8,6 +8,8 @@ change.  Known-bad: the GELU derivative factor evaluated at the sub-interval's m
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -23,7 +25,7 @@ from certs.errors import CertificateInputError, UnsupportedLayerError
 from certs.intervals.interval import IntervalDomainError
 from certs.intervals.smooth import GELU
 from verification.bridge.certify import estimate_lipschitz
-from verification.bridge.vit_interval import (MAX_BATCH, check_interval_support, default_batch, resolve_device,
+from verification.bridge.vit_interval import (FOLD, MAX_BATCH, check_interval_support, default_batch, resolve_device,
                                               sound_path_bounds, target_stage)
 from verification.bridge import vit_interval
 from verification.bridge.vit_views import _add_bias, _layer_op, audit_copy, capture_layer, path_logits
@@ -101,7 +103,7 @@ def test_sound_bounds_dominate_autograd_finite_differences_and_realised_change(d
     assert bounds.lipschitz.label == "sound"
     assert bounds.segments.subintervals in (4, 8, 16, 32, 64)  # loose pieces of the 4-piece start split 4x or 2x (<= 8)
     assert bounds.lipschitz.method == (f"interval-forward-taylor{order}-K{bounds.segments.subintervals}-adaptive"
-                                       + ("-consolidated" if consolidated else ""))
+                                       + f"-fold{FOLD:g}" + ("-consolidated" if consolidated else ""))
     slope = bounds.lipschitz.values * layer.products
     thetas = np.r_[0.0, 1.0, np.random.default_rng(0).random(5)]
     for theta in thetas:
@@ -255,3 +257,6 @@ def test_unsupported_modules_and_layers_raise_typed_errors_naming_them():
         sound_path_bounds(tiny_vit(0, 8, 1, 2, "gelu", "token", 1.0), layer, images, order=-1)
     with pytest.raises(CertificateInputError, match="loose_order"):
         sound_path_bounds(tiny_vit(0, 8, 1, 2, "gelu", "token", 1.0), layer, images, loose_order=2.5)
+    for fold in (-1e-3, math.nan, math.inf, "1e-3"):
+        with pytest.raises(CertificateInputError, match="fold"):
+            sound_path_bounds(tiny_vit(0, 8, 1, 2, "gelu", "token", 1.0), layer, images, fold=fold)
