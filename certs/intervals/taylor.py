@@ -115,6 +115,11 @@ def _product_sum(x: Sequence[torch.Tensor], y: Sequence[torch.Tensor], k: int, l
     return total
 
 
+def _nonzero(coef: Sequence[torch.Tensor]) -> list[bool]:
+    """Per coefficient: has it an entry that is not an exact zero (NaN counts as non-zero)?"""
+    return [bool((c != 0).any()) for c in coef]
+
+
 def _multiply_add(total: torch.Tensor | None, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``total + a b`` (``a b`` where ``total`` is ``None``), in place where ``total`` (a temporary) has the shape."""
     if total is None:
@@ -271,23 +276,31 @@ class TaylorForm:
         return out if bias is None else out + bias
 
     def matmul(self, other: "TaylorForm") -> "TaylorForm":
-        """``X Y`` of two forms (batched like ``torch.matmul``; module docstring)."""
+        """``X Y`` of two forms (batched like ``torch.matmul``; module docstring).  Coefficients that are exact zeros
+        (e.g. above degree 1 on the start of a path, which is affine in theta) are skipped: an exact zero adds
+        nothing to a coefficient, and an overflow elsewhere still makes the remainder infinite (through the
+        magnitudes); the rounding bound, for the full count of terms, stays valid for fewer."""
         n = self.order
         k_inner = self.coef[0].shape[-1]
+        live_x, live_y = _nonzero(self.coef), _nonzero(other.coef)
+        shape = torch.broadcast_shapes(self.shape[:-2], other.shape[:-2]) + (self.shape[-2], other.shape[-1])
         coef = []
         for k in range(n + 1):
-            total = self.coef[0] @ other.coef[k]
-            for i in range(1, k + 1):
-                total = _accumulate(total, self.coef[i] @ other.coef[k - i])
-            coef.append(total)
+            total = None
+            for i in range(k + 1):
+                if live_x[i] and live_y[k - i]:
+                    total = _accumulate(total, self.coef[i] @ other.coef[k - i])
+            coef.append(self.coef[0].new_zeros(shape) if total is None else total)
         g = (k_inner + 2 * n + 6) * U
         mag_x, mag_y = self.magnitude, other.magnitude
         r = _accumulate(mag_x @ (other.r + g * mag_y), self.r @ (mag_y + other.r))
-        tail = None  # sum_{j > n - i} |y_j|, grown from j = n down
+        tail = None  # sum_{j > n - i} |y_j|, grown from j = n down (exact zeros skipped)
         for i in range(1, n + 1):  # dropped degrees i + j > n, bounded by |x_i| @ sum_{j > n - i} |y_j|
-            size = other.coef[n - i + 1].abs()
-            tail = size if tail is None else tail + size
-            r = _accumulate(r, self.coef[i].abs() @ tail)
+            if live_y[n - i + 1]:
+                size = other.coef[n - i + 1].abs()
+                tail = size if tail is None else tail + size
+            if tail is not None and live_x[i]:
+                r = _accumulate(r, self.coef[i].abs() @ tail)
         return TaylorForm(tuple(coef), _up(r.mul_(1.0 + g).add_((k_inner + 1) * TINY), fresh=True))
 
     def sum(self, dim: int, keepdim: bool = False) -> "TaylorForm":

@@ -453,3 +453,50 @@ def test_reduced_degree_keeps_the_remainder_within_the_tolerance(seed, tol):
         assert bool((g.r <= (f.r + dropped) * (1 + 1e-12) + 1e-300).all())
     if tol == 0.0:
         assert m == 6
+
+
+@given(st.integers(0, 2**31 - 1), st.integers(1, 8), st.booleans())
+def test_matmul_skipping_zero_coefficients_equals_the_full_products(seed, order, overflow):
+    """``matmul`` skips the coefficients that are exact zeros: the same coefficients and remainders as the full rule
+    (every pair computed), bit for bit, with random zero coefficients on both sides; an overflow in a live
+    coefficient still makes the remainder infinite."""
+    rng = np.random.default_rng(seed)
+
+    def form(shape):
+        coef = [_t(rng.normal(0, 1.0, shape)) * float(rng.random() < 0.6) for _ in range(order + 1)]
+        return TaylorForm(tuple(coef), _t(rng.uniform(0, 1e-3, shape)))
+
+    x, y = form((2, 3, 4)), form((2, 4, 5))
+    if overflow:
+        x.coef[0][0, 0, 0] = math.inf
+    fast = x.matmul(y)
+    full_rule = taylor._nonzero
+    try:
+        taylor._nonzero = lambda coef: [True] * len(coef)
+        full = x.matmul(y)
+    finally:
+        taylor._nonzero = full_rule
+    if overflow:
+        assert bool(torch.isinf(fast.r[0, 0]).all())
+        return
+    assert all(torch.equal(a, b) for a, b in zip(fast.coef, full.coef))
+    assert torch.equal(fast.r, full.r)
+
+
+def test_known_bad_matmul_that_skips_live_coefficients_is_caught(monkeypatch):
+    """Treating a live coefficient as an exact zero (here: every one above degree 1) drops terms of the product:
+    the enclosure then misses the exact values of ``attention``, which the real rule contains."""
+    def violations() -> int:
+        hits = 0
+        for seed in range(10):
+            rng = np.random.default_rng(seed)
+            x0, d = _t(rng.normal(0, 1.5, (3, 12))), _t(rng.normal(0, 1.0, (3, 12)))
+            value, tangent = _attn(_path_start("taylor3", x0, d, 0.0, 1.0).exp()).enclosures()
+            for theta in np.linspace(0, 1, 9):
+                primal, derivative = _jvp(lambda t: _attn_torch(torch.exp(t)), x0, d, float(theta))
+                hits += not bool(value.contains(primal, TOL).all() and tangent.contains(derivative, TOL).all())
+        return hits
+
+    assert violations() == 0
+    monkeypatch.setattr(taylor, "_nonzero", lambda coef: [True, True] + [False] * (len(coef) - 2))
+    assert violations() > 0
