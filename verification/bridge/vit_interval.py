@@ -76,8 +76,8 @@ from certs.intervals.transformer import attention, layer_norm
 
 from .vit_views import CapturedLayer, _layer_op, audit_copy
 
-__all__ = ["SoundPathBounds", "sound_path_bounds", "target_stage", "blocks_after", "CONSOLIDATE_AFTER", "CENTRES", "FOLD",
-           "path_stages", "capture_streams", "PathWalk", "path_walk", "BLOCK_SUBSTAGES", "block_substages",
+__all__ = ["SoundPathBounds", "sound_path_bounds", "target_stage", "blocks_after", "CONSOLIDATE_AFTER", "CENTRES",
+           "FOLD", "path_stages", "capture_streams", "PathWalk", "path_walk", "BLOCK_SUBSTAGES", "block_substages",
            "check_interval_support", "resolve_device", "SOUND_DEVICES", "default_batch", "MAX_BATCH", "BATCH_MEMORY"]
 
 #: Accepted ``device`` values (``"cuda:N"`` too): ``"auto"`` = CUDA when available, else the CPU.
@@ -144,8 +144,8 @@ CENTRES = 8
 #: lowest whose dropped terms are at most this fraction of the remainder already carried
 #: (:meth:`certs.intervals.taylor.TaylorDual.reduced`).  Through the blocks after the target the box rules'
 #: remainder grows x1e2-x1e3 per block while the high coefficients do not, so on the default model's CAST 2:4
-#: ``blocks.0.attn.qkv`` the later blocks run at degrees 6, 5, 4 instead of 8 (benchmarks/RESULTS-sound-lipschitz.md,
-#: "Degree folding").
+#: ``blocks.0.attn.qkv`` (32 pieces) the MLP half of block 0 runs at degree 7 and blocks 1, 2, 3 at 6, 5, 4 instead of
+#: 8 (benchmarks/RESULTS-sound-lipschitz.md, "Degree folding").
 FOLD = 1e-3
 
 
