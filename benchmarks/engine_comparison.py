@@ -1,6 +1,6 @@
-"""The two sound engines side by side, in the same run (benchmarks/RESULTS-sound-lipschitz.md, issue 15): the box
-rules (``plain``) and the remainders consolidated at every residual half (``consolidated``,
-:mod:`certs.intervals.consolidation`), with certify's settings (``K = 2`` start, budget 64 pieces per sample, CPU,
+"""The sound engines side by side, in the same run (benchmarks/RESULTS-sound-lipschitz.md, issue 15): the box
+rules (``plain``), the remainders consolidated at the MLP halves only (``mlp``) and at every residual half
+(``consolidated``, :mod:`certs.intervals.consolidation`), with certify's settings (``K = 2`` start, budget 64 pieces per sample, CPU,
 one thread).
 
 For each layer of ``--layers`` on ``--images`` calibration images of ``--model`` and a mask (``cast-2:4`` calibrated on
@@ -27,11 +27,11 @@ from certs.intervals.interval import IntervalDomainError  # noqa: E402
 from pruning.registry import build_mask  # noqa: E402
 from verification.bridge.certify import SOUND_BUDGET, SOUND_START, estimate_lipschitz  # noqa: E402
 from verification.bridge.certify_folder import load_audit_sets  # noqa: E402
-from verification.bridge.vit_interval import CENTRES, sound_path_bounds  # noqa: E402
+from verification.bridge.vit_interval import CENTRES, MLP_ONLY, sound_path_bounds  # noqa: E402
 from verification.bridge.vit_views import audit_copy, capture_layer, path_logits  # noqa: E402
 from verification.models.model_source import load_model  # noqa: E402
 
-ENGINES = {"plain": False, "consolidated": True}
+ENGINES = {"plain": False, "mlp": MLP_ONLY, "consolidated": True}
 
 
 def compare(model_name: str, layers: list[str], images: int, engines: list[str],

@@ -219,3 +219,52 @@ def test_known_bad_consolidation_without_the_jacobian_term_is_caught():
         assert consolidated_misses(block, "mlp", value, tangent, gen) > 0
     finally:
         HALVES.update(original)
+
+
+def mlp_only_block_misses(block: nn.Module, value: TaylorForm, tangent: TaylorForm, gen: torch.Generator) -> int:
+    """Points of the input set whose float block output / tangent leaves the enclosure of
+    :func:`verification.bridge.vit_interval._consolidated_block` with ``attention=False`` (box rules through the
+    attention half, the MLP half consolidated)."""
+    out = vit_interval._consolidated_block(block, TaylorDual(value, tangent), None, attention=False)
+    v_box, t_box = out.enclosures()
+    misses = 0
+    c0, c1 = value.coef
+    t0, t1 = tangent.coef
+    for _ in range(6):
+        eps = 2 * torch.rand(c0.shape[0], 1, 1, generator=gen, dtype=torch.float64) - 1
+        x = c0 + c1 * eps + (2 * torch.rand(c0.shape, generator=gen, dtype=torch.float64) - 1) * value.r
+        t = t0 + t1 * eps + (2 * torch.rand(t0.shape, generator=gen, dtype=torch.float64) - 1) * tangent.r
+        y, dy = _tangent_of_half(block, "mlp", *_tangent_of_half(block, "attention", x, t))
+        misses += int((~v_box.contains(y, 1e-10)).sum() + (~t_box.contains(dy, 1e-10)).sum())
+    return misses
+
+
+@settings(max_examples=max(15, settings().max_examples // 50), deadline=None)
+@given(half_cases())
+def test_a_block_with_only_its_mlp_half_consolidated_encloses_the_float_forward(case):
+    block, value, _, gen, _ = case
+    shape = value.r.shape
+    tangent = TaylorForm((torch.randn(shape, generator=gen, dtype=torch.float64),
+                          0.1 * torch.randn(shape, generator=gen, dtype=torch.float64)),
+                         1e-4 * torch.rand(shape, generator=gen, dtype=torch.float64))
+    assert mlp_only_block_misses(block, value, tangent, gen) == 0
+
+
+def test_known_bad_mlp_only_block_that_drops_the_attention_halfs_remainder_is_caught(monkeypatch):
+    """Known-bad: the MLP half consolidated on the attention half's output with its remainders dropped (the bare
+    form passed on) loses the true values of a wide input set."""
+    block = make_block(1, 8, 2, "gelu", False, 0.2)
+    gen = torch.Generator().manual_seed(2)
+    shape = (2, 4, 8)
+    zero, wide = torch.zeros(shape, dtype=torch.float64), 0.05 * torch.ones(shape, dtype=torch.float64)
+    value = TaylorForm((torch.randn(shape, generator=gen, dtype=torch.float64), zero), wide)
+    tangent = TaylorForm((torch.randn(shape, generator=gen, dtype=torch.float64), zero), wide)
+    assert mlp_only_block_misses(block, value, tangent, gen) == 0
+    attention_half = vit_interval._attention_half
+
+    def bare_attention_half(blk, dual, seen):
+        out = attention_half(blk, dual, seen)
+        return TaylorDual(out.value.bare(), out.tangent.bare())
+
+    monkeypatch.setattr(vit_interval, "_attention_half", bare_attention_half)
+    assert mlp_only_block_misses(block, value, tangent, gen) > 0

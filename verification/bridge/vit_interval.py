@@ -76,9 +76,10 @@ from certs.intervals.transformer import attention, layer_norm
 
 from .vit_views import CapturedLayer, _layer_op, audit_copy
 
-__all__ = ["SoundPathBounds", "sound_path_bounds", "target_stage", "blocks_after", "CONSOLIDATE_AFTER", "CENTRES",
-           "FOLD", "path_stages", "capture_streams", "PathWalk", "path_walk", "BLOCK_SUBSTAGES", "block_substages",
-           "check_interval_support", "resolve_device", "SOUND_DEVICES", "default_batch", "MAX_BATCH", "BATCH_MEMORY"]
+__all__ = ["SoundPathBounds", "sound_path_bounds", "target_stage", "blocks_after", "default_engine",
+           "CONSOLIDATE_AFTER", "CONSOLIDATE_MLP_AFTER", "MLP_ONLY", "CENTRES", "FOLD", "path_stages",
+           "capture_streams", "PathWalk", "path_walk", "BLOCK_SUBSTAGES", "block_substages", "check_interval_support",
+           "resolve_device", "SOUND_DEVICES", "default_batch", "MAX_BATCH", "BATCH_MEMORY"]
 
 #: Accepted ``device`` values (``"cuda:N"`` too): ``"auto"`` = CUDA when available, else the CPU.
 SOUND_DEVICES = ("auto", "cpu", "cuda")
@@ -97,9 +98,9 @@ class SoundPathBounds:
     """Sound per-sample bounds on the pruning path of one layer.
 
     lipschitz: ``L_s`` labelled ``sound`` (method
-    ``interval-forward-taylor{order}[+{loose_order}]-K{K}[-adaptive][-fold{fold}][-consolidated]``, ``K`` = 1 / the
-    narrowest piece before refinement; ``-fold``: the degree folding of :func:`path_stages`; ``-consolidated``: the
-    engine of :mod:`certs.intervals.consolidation`).
+    ``interval-forward-taylor{order}[+{loose_order}]-K{K}[-adaptive][-fold{fold}][-consolidated[-mlp]]``, ``K`` = 1 /
+    the narrowest piece before refinement; ``-fold``: the degree folding of :func:`path_stages`; ``-consolidated``:
+    the engine of :mod:`certs.intervals.consolidation`, ``-mlp``: at the MLP halves only).
     logit_change: ``(B,)`` sound bound of ``sup_{theta in [0, 1]} ||z(theta) - z(1)||_inf``.
     segments: the sub-intervals and their bounds (``segments.logit_change(theta0)`` for other ranges).
     products: ``||R psi_1(s)||_inf`` used for ``L_s`` (those of the :class:`CapturedLayer`).
@@ -134,6 +135,20 @@ def target_stage(name: str) -> tuple[str, int | None]:
 #: per evaluation (on the default model 0.97-4x the CPU per sample: verification/FINDINGS.md F22).
 CONSOLIDATE_AFTER = 5
 
+#: :func:`default_engine` consolidates for targets followed by at least this many, and fewer than
+#: :data:`CONSOLIDATE_AFTER`, whole blocks: the MLP halves only (:data:`MLP_ONLY`: the tokenwise ``d x d`` Jacobians,
+#: cheap) but both halves after an ``attn.qkv`` target (its softmax's truncation enters the next attention halves).
+#: Measured (benchmarks/RESULTS-sound-lipschitz.md, "MLP halves only"): the default model's Hybrid
+#: ``patch_embed.proj`` (4 blocks after) 17.6 instead of 39.6 evaluations per sample, 1.40x less CPU, median sound
+#: ``L_s`` 0.55x the box rules' (both halves: 13.1, but 1.2x the box rules' CPU); the deep model's CAST 2:4
+#: ``blocks.7.mlp.fc1`` sound / estimate 1.03 (box rules 6.5, both halves 1.12 at 1.8x the CPU) and
+#: ``blocks.7.attn.qkv`` 1.00 with both halves (MLP halves only 14.6, box rules not reached); with 3 blocks after
+#: (the default model's ``blocks.0.*``) the MLP halves cost 0.4–1.5x the box rules' CPU.
+CONSOLIDATE_MLP_AFTER = 4
+
+#: ``consolidated=MLP_ONLY``: the remainders consolidated at the MLP halves only, the attention halves on the box rules.
+MLP_ONLY = "mlp"
+
 
 #: Default ``centres`` of :func:`sound_path_bounds`: on the deep model's CAST 2:4 ``blocks.5.attn.qkv`` (1 image)
 #: 65.5 instead of 80.3 CPU s per sample, the same 54 evaluations, sound / estimate 1.06 instead of 1.05
@@ -147,6 +162,17 @@ CENTRES = 8
 #: ``blocks.0.attn.qkv`` (32 pieces) the MLP half of block 0 runs at degree 7 and blocks 1, 2, 3 at 6, 5, 4 instead of
 #: 8 (benchmarks/RESULTS-sound-lipschitz.md, "Degree folding").
 FOLD = 1e-3
+
+
+def default_engine(model: nn.Module, name: str) -> bool | str:
+    """The ``consolidated`` that :func:`sound_path_bounds` uses for target ``name`` when given ``None``: ``True`` (both
+    halves) where at least :data:`CONSOLIDATE_AFTER` blocks follow it (:func:`blocks_after`); where at least
+    :data:`CONSOLIDATE_MLP_AFTER` do, ``True`` for an ``attn.qkv`` target and :data:`MLP_ONLY` for the others;
+    ``False`` (box rules) otherwise."""
+    after = blocks_after(model, name)
+    if after >= CONSOLIDATE_AFTER or (after >= CONSOLIDATE_MLP_AFTER and target_stage(name)[0] == "attn.qkv"):
+        return True
+    return MLP_ONLY if after >= CONSOLIDATE_MLP_AFTER else False
 
 
 def blocks_after(model: nn.Module, name: str) -> int:
@@ -375,17 +401,23 @@ def _mlp_bound(block: nn.Module, value: TaylorForm, seen: dict[str, Dual], remai
 CONSOLIDATE_ABOVE = 1e-10
 
 
-def _consolidated_block(block: nn.Module, x: Dual, groups: torch.Tensor | None = None) -> Dual:
+def _consolidated_block(block: nn.Module, x: Dual, groups: torch.Tensor | None = None, attention: bool = True,
+                        fold: Callable[[Dual], Dual] | None = None) -> Dual:
     """A whole block on Taylor duals with the remainders consolidated at each residual half
-    (:mod:`certs.intervals.consolidation`, one centre Jacobian per group of pieces ``groups``); the plain rules where
-    :func:`consolidation_support` fails, ``x`` is not a :class:`TaylorDual` or its remainders are all at most
-    :data:`CONSOLIDATE_ABOVE`."""
+    (:mod:`certs.intervals.consolidation`, one centre Jacobian per group of pieces ``groups``); the attention half on
+    the box rules where not ``attention`` (then ``fold``, optional, is applied to the ``norm2`` input as in
+    :func:`_block`); the plain rules where :func:`consolidation_support` fails, ``x`` is not a :class:`TaylorDual` or
+    its remainders are all at most :data:`CONSOLIDATE_ABOVE`."""
     if not (isinstance(x, TaylorDual) and consolidation_support(block)) or max(
             float(x.value.r.max()), float(x.tangent.r.max())) <= CONSOLIDATE_ABOVE:
-        return _block(block, x, "input", {})
+        return _block(block, x, "input", {}, fold=None if attention else fold)
     n, d = x.shape[-2], x.shape[-1]
-    x1 = consolidate(lambda dual, seen: _attention_half(block, dual, seen), x,
-                     lambda value, seen, rs, g: _attention_bound(block, value, seen, rs, g), n * d * d, groups)
+    if attention:
+        x1 = consolidate(lambda dual, seen: _attention_half(block, dual, seen), x,
+                         lambda value, seen, rs, g: _attention_bound(block, value, seen, rs, g), n * d * d, groups)
+    else:
+        x1 = _attention_half(block, x, ignore)
+        x1 = x1 if fold is None else fold(x1)
     return consolidate(lambda dual, seen: _mlp_half(block, dual, seen), x1,
                        lambda value, seen, rs, g: _mlp_bound(block, value, seen, rs, g),
                        n * d * block.mlp.fc1.out_features, groups)
@@ -450,14 +482,16 @@ Stage = Callable[[Dual, dict[str, torch.Tensor]], Dual]
 CENTRE_GROUP = "centre group"
 
 
-def path_stages(model: nn.Module, name: str, consolidated: bool = False,
+def path_stages(model: nn.Module, name: str, consolidated: bool | str = False,
                 fold: float | None = None) -> list[tuple[str, Stage]]:
     """The walk from the output of target ``name`` to the logits as named stages (module docstring):
     ``'embed'`` (patch conv output to the input of block 0), ``'blocks.i'`` (the rest of the target's block, then
     every later block, each to its output), ``'head'`` (final norm, pooling, head); none for ``head``.  Composing
     them is the evaluator of :func:`sound_path_bounds`; :mod:`verification.bridge.remainder_trace` observes the
     remainders between them.  ``fold``: the Taylor duals leaving every stage but the last, and the ``norm2`` input of
-    the plain blocks, are :meth:`certs.intervals.taylor.TaylorDual.reduced` with this tolerance (``None``: never)."""
+    the plain blocks, are :meth:`certs.intervals.taylor.TaylorDual.reduced` with this tolerance (``None``: never).
+    ``consolidated``: the blocks after the target's by :func:`_consolidated_block` (``True``: both halves,
+    :data:`MLP_ONLY`: the MLP halves only)."""
     part, index = target_stage(name)
     if part == "head":
         return []
@@ -470,8 +504,9 @@ def path_stages(model: nn.Module, name: str, consolidated: bool = False,
         stages = [(f"blocks.{index}", lambda x, rows: _block(blocks[index], x, part, rows, fold=reduce))]
         first = index + 1
     if consolidated:
-        stages += [(f"blocks.{i}", lambda x, rows, blk=blocks[i]: _consolidated_block(blk, x, rows.get(CENTRE_GROUP)))
-                   for i in range(first, len(blocks))]
+        attention = consolidated != MLP_ONLY
+        stages += [(f"blocks.{i}", lambda x, rows, blk=blocks[i]: _consolidated_block(
+            blk, x, rows.get(CENTRE_GROUP), attention, reduce)) for i in range(first, len(blocks))]
     else:
         stages += [(f"blocks.{i}", lambda x, rows, blk=blocks[i]: _block(blk, x, "input", rows, fold=reduce))
                    for i in range(first, len(blocks))]
@@ -599,7 +634,7 @@ class PathWalk:
 
 
 def path_walk(model: nn.Module, captured_layer: CapturedLayer, images: torch.Tensor, device: torch.device,
-              consolidated: bool = False, centres: int | None = None, fold: float | None = None) -> PathWalk:
+              consolidated: bool | str = False, centres: int | None = None, fold: float | None = None) -> PathWalk:
     """The :class:`PathWalk` of ``captured_layer`` on ``images`` (checked: :func:`check_interval_support`, the shapes
     of ``S``).  ``psi_1`` and the frozen streams are captured on the CPU, then moved to ``device``; ``consolidated``
     / ``centres`` / ``fold``: see :func:`sound_path_bounds`."""
@@ -629,7 +664,7 @@ def sound_path_bounds(
     model: nn.Module, captured_layer: CapturedLayer, images: torch.Tensor, *, subintervals: int = 8, refine: int = 4,
     rtol: float = 0.25, max_subintervals: int = 64, batch: int | None = None, device: str | torch.device = "auto",
     order: int = 4, give_up: float | None = 1e6, loose_order: int | None = 8, probe: int = 4,
-    consolidated: bool | None = None, centres: int | None = CENTRES, fold: float | None = FOLD,
+    consolidated: bool | str | None = None, centres: int | None = CENTRES, fold: float | None = FOLD,
 ) -> SoundPathBounds:
     """Sound ``L_s`` and logit-change bounds for ``captured_layer`` on ``images`` (module docstring).
 
@@ -649,8 +684,8 @@ def sound_path_bounds(
     fewer still on the loose layers (``blocks.0.attn.qkv``: 22 instead of 58 evaluations per sample on Hybrid,
     86 instead of 214 on CAST 2:4, with tighter bounds; benchmarks/RESULTS-sound-lipschitz.md, "Speed").
     ``consolidated``: the remainders consolidated at every residual half of the blocks after the target
-    (:mod:`certs.intervals.consolidation`; method suffix ``-consolidated``); ``None``: where at least
-    :data:`CONSOLIDATE_AFTER` blocks follow the target (:func:`blocks_after`).  ``centres``: with
+    (:mod:`certs.intervals.consolidation`; method suffix ``-consolidated``), :data:`MLP_ONLY` at the MLP halves only
+    (suffix ``-consolidated-mlp``); ``None``: :func:`default_engine`.  ``centres``: with
     ``consolidated``, the pieces of a sample in the same of ``centres`` equal parts of ``[0, 1]`` share one centre
     Jacobian (:attr:`PathWalk.centres`; ``None``: one per piece; default :data:`CENTRES`).  ``fold``: after each
     stage but the last and at the ``norm2`` input of each block, the Taylor degree is lowered where the dropped terms
@@ -668,9 +703,11 @@ def sound_path_bounds(
             f"images: expected (N, C, H, W) with N = {captured_layer.products.shape[0]} (the captured samples), "
             f"got {tuple(images.shape)}"
         )
-    device = resolve_device(device)
     if consolidated is None:
-        consolidated = blocks_after(model, captured_layer.name) >= CONSOLIDATE_AFTER
+        consolidated = default_engine(model, captured_layer.name)
+    elif consolidated not in (True, False, MLP_ONLY):
+        raise CertificateInputError(f"consolidated: must be True, False, {MLP_ONLY!r} or None, got {consolidated!r}")
+    device = resolve_device(device)
     walk = path_walk(model, captured_layer, images, device, consolidated, centres, fold)
     if batch is None:
         batch = default_batch(device, *_widest(walk.model), max(order, loose_order or 0))
@@ -706,7 +743,8 @@ def sound_path_bounds(
                                   probe=probe)
     degrees = f"{used[0]}+{loose_order}" if used[1] and used[0] != loose_order else f"{used[0]}"
     method = (f"interval-forward-taylor{degrees}-K{segments.subintervals}" + ("-adaptive" if refine else "")
-              + ("" if fold is None else f"-fold{fold:g}") + ("-consolidated" if consolidated else ""))
+              + ("" if fold is None else f"-fold{fold:g}") + ("-consolidated" if consolidated else "")
+              + ("-mlp" if consolidated == MLP_ONLY else ""))
     return SoundPathBounds(
         layer=captured_layer.name,
         lipschitz=segments.lipschitz(captured_layer.products, method),

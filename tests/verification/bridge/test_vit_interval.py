@@ -88,8 +88,8 @@ DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]
 
 
 @pytest.mark.parametrize("device, consolidated, centres", [("cpu", False, None), ("cpu", True, None),
-                                                             ("cpu", True, 2), pytest.param("cuda", False, None,
-                                                                                            marks=CUDA)])
+                                                             ("cpu", True, 2), ("cpu", "mlp", None),
+                                                             pytest.param("cuda", False, None, marks=CUDA)])
 @settings(max_examples=max(20, settings().max_examples // 50))  # expensive: 20 under ci, 200 under thorough
 @given(vit_cases(), st.sampled_from([1, 2, 4, 6]))
 def test_sound_bounds_dominate_autograd_finite_differences_and_realised_change(device, consolidated, centres, case,
@@ -103,7 +103,8 @@ def test_sound_bounds_dominate_autograd_finite_differences_and_realised_change(d
     assert bounds.lipschitz.label == "sound"
     assert bounds.segments.subintervals in (4, 8, 16, 32, 64)  # loose pieces of the 4-piece start split 4x or 2x (<= 8)
     assert bounds.lipschitz.method == (f"interval-forward-taylor{order}-K{bounds.segments.subintervals}-adaptive"
-                                       + f"-fold{FOLD:g}" + ("-consolidated" if consolidated else ""))
+                                       + f"-fold{FOLD:g}" + ("-consolidated" if consolidated else "")
+                                       + ("-mlp" if consolidated == "mlp" else ""))
     slope = bounds.lipschitz.values * layer.products
     thetas = np.r_[0.0, 1.0, np.random.default_rng(0).random(5)]
     for theta in thetas:
@@ -119,12 +120,17 @@ def test_sound_bounds_dominate_autograd_finite_differences_and_realised_change(d
 
 
 def test_the_remainders_are_consolidated_by_default_where_enough_blocks_follow(monkeypatch):
-    """``consolidated=None`` picks the consolidated engine exactly for targets with at least CONSOLIDATE_AFTER blocks
-    after them; known-bad: a threshold never met leaves the deepest target on the box rules."""
+    """``consolidated=None`` (:func:`default_engine`) picks the consolidated engine for targets with at least
+    CONSOLIDATE_AFTER blocks after them, and with at least CONSOLIDATE_MLP_AFTER for ``attn.qkv`` targets; the MLP halves
+    only for the other targets there; known-bad: thresholds never met leave the deepest targets on the box rules."""
     depth = vit_interval.CONSOLIDATE_AFTER + 1
+    assert vit_interval.CONSOLIDATE_MLP_AFTER == depth - 2
     model = tiny_vit(3, 8, 2, depth, "gelu", "token", 0.5)
     assert [vit_interval.blocks_after(model, n) for n in ("patch_embed.proj", "blocks.0.mlp.fc2", "blocks.1.attn.qkv",
                                                            "head")] == [depth, depth - 1, depth - 2, 0]
+    assert [vit_interval.default_engine(model, n) for n in (
+        "patch_embed.proj", "blocks.0.mlp.fc2", "blocks.1.attn.qkv", "blocks.1.attn.proj", "blocks.1.mlp.fc1",
+        "blocks.2.attn.qkv", "head")] == [True, True, True, "mlp", "mlp", False, False]
     images = torch.randn(1, 1, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
 
     def method(name: str) -> str:
@@ -134,9 +140,20 @@ def test_the_remainders_are_consolidated_by_default_where_enough_blocks_follow(m
                                  loose_order=None, device="cpu").lipschitz.method
 
     assert method("blocks.0.mlp.fc2").endswith("-consolidated")
-    assert not method("blocks.1.attn.qkv").endswith("-consolidated")
+    assert method("blocks.1.attn.proj").endswith("-consolidated-mlp")
+    assert not method("blocks.2.attn.qkv").endswith(("-consolidated", "-mlp"))
     monkeypatch.setattr(vit_interval, "CONSOLIDATE_AFTER", 10 ** 6)
-    assert not method("blocks.0.mlp.fc2").endswith("-consolidated")
+    monkeypatch.setattr(vit_interval, "CONSOLIDATE_MLP_AFTER", 10 ** 6)
+    assert not method("blocks.0.mlp.fc2").endswith(("-consolidated", "-mlp"))
+    assert not method("blocks.1.attn.proj").endswith(("-consolidated", "-mlp"))
+
+
+def test_consolidated_must_name_an_engine():
+    model = tiny_vit(3, 8, 2, 1, "gelu", "token", 0.5)
+    images = torch.randn(1, 1, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    layer = capture_layer(model, "blocks.0.mlp.fc1", torch.ones(16, 8, dtype=torch.bool), images)
+    with pytest.raises(CertificateInputError, match="consolidated: must be True, False, 'mlp' or None"):
+        sound_path_bounds(model, layer, images, consolidated="attention")
 
 
 def _midpoint_gelu(self):
