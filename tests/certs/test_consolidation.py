@@ -141,13 +141,9 @@ def _tangent_of_half(block: nn.Module, half: str, x: torch.Tensor,
     return value.detach(), tangent.detach()
 
 
-def consolidated_misses(block: nn.Module, half: str, value: TaylorForm, tangent: TaylorForm,
-                        gen: torch.Generator, groups: torch.Tensor | None = None) -> int:
-    """Points of the input set whose float value / tangent image leaves the consolidated half's enclosure."""
-    run = HALVES[half][0]
-    bound = HALVES[half][1]
-    out = consolidation.consolidate(lambda dual, seen: run(block, dual, seen), TaylorDual(value, tangent),
-                                    lambda v, seen, rs, g: bound(block, v, seen, rs, g), 1, groups)
+def enclosure_misses(out: TaylorDual, forward, value: TaylorForm, tangent: TaylorForm, gen: torch.Generator) -> int:
+    """Points of the input set (order-1 forms ``value`` / ``tangent``) whose float image ``forward(x, t) -> (y, dy)``
+    leaves the enclosures of ``out``."""
     v_box, t_box = out.enclosures()
     misses = 0
     c0, c1 = value.coef
@@ -156,9 +152,19 @@ def consolidated_misses(block: nn.Module, half: str, value: TaylorForm, tangent:
         eps = 2 * torch.rand(c0.shape[0], 1, 1, generator=gen, dtype=torch.float64) - 1
         x = c0 + c1 * eps + (2 * torch.rand(c0.shape, generator=gen, dtype=torch.float64) - 1) * value.r
         t = t0 + t1 * eps + (2 * torch.rand(t0.shape, generator=gen, dtype=torch.float64) - 1) * tangent.r
-        y, dy = _tangent_of_half(block, half, x, t)
+        y, dy = forward(x, t)
         misses += int((~v_box.contains(y, 1e-10)).sum() + (~t_box.contains(dy, 1e-10)).sum())
     return misses
+
+
+def consolidated_misses(block: nn.Module, half: str, value: TaylorForm, tangent: TaylorForm,
+                        gen: torch.Generator, groups: torch.Tensor | None = None) -> int:
+    """Points of the input set whose float value / tangent image leaves the consolidated half's enclosure."""
+    run = HALVES[half][0]
+    bound = HALVES[half][1]
+    out = consolidation.consolidate(lambda dual, seen: run(block, dual, seen), TaylorDual(value, tangent),
+                                    lambda v, seen, rs, g: bound(block, v, seen, rs, g), 1, groups)
+    return enclosure_misses(out, lambda x, t: _tangent_of_half(block, half, x, t), value, tangent, gen)
 
 
 @settings(max_examples=max(15, settings().max_examples // 50), deadline=None)
@@ -202,14 +208,20 @@ def test_a_value_only_dual_mixed_with_a_full_one_is_an_error():
     assert (only + only).tangent is None and (full * full).tangent is not None
 
 
-def test_known_bad_consolidation_without_the_jacobian_term_is_caught():
-    """Known-bad: passing the remainders through ``M = 0`` (only the bare input's image) loses the true values."""
+def _wide_block_case() -> tuple[nn.Module, TaylorForm, TaylorForm, torch.Generator]:
+    """A block and affine value / tangent forms with a wide remainder (0.05): the known-bad cases' input set."""
     block = make_block(1, 8, 2, "gelu", False, 0.2)
     gen = torch.Generator().manual_seed(2)
     shape = (2, 4, 8)
     zero, wide = torch.zeros(shape, dtype=torch.float64), 0.05 * torch.ones(shape, dtype=torch.float64)
     value = TaylorForm((torch.randn(shape, generator=gen, dtype=torch.float64), zero), wide)
     tangent = TaylorForm((torch.randn(shape, generator=gen, dtype=torch.float64), zero), wide)
+    return block, value, tangent, gen
+
+
+def test_known_bad_consolidation_without_the_jacobian_term_is_caught():
+    """Known-bad: passing the remainders through ``M = 0`` (only the bare input's image) loses the true values."""
+    block, value, tangent, gen = _wide_block_case()
     assert consolidated_misses(block, "mlp", value, tangent, gen) == 0
     zero = {name: (run, lambda blk, v, seen, rs, g: [torch.zeros_like(r) for r in rs], fwd)
             for name, (run, _, fwd) in HALVES.items()}
@@ -226,17 +238,11 @@ def mlp_only_block_misses(block: nn.Module, value: TaylorForm, tangent: TaylorFo
     :func:`verification.bridge.vit_interval._consolidated_block` with ``attention=False`` (box rules through the
     attention half, the MLP half consolidated)."""
     out = vit_interval._consolidated_block(block, TaylorDual(value, tangent), None, attention=False)
-    v_box, t_box = out.enclosures()
-    misses = 0
-    c0, c1 = value.coef
-    t0, t1 = tangent.coef
-    for _ in range(6):
-        eps = 2 * torch.rand(c0.shape[0], 1, 1, generator=gen, dtype=torch.float64) - 1
-        x = c0 + c1 * eps + (2 * torch.rand(c0.shape, generator=gen, dtype=torch.float64) - 1) * value.r
-        t = t0 + t1 * eps + (2 * torch.rand(t0.shape, generator=gen, dtype=torch.float64) - 1) * tangent.r
-        y, dy = _tangent_of_half(block, "mlp", *_tangent_of_half(block, "attention", x, t))
-        misses += int((~v_box.contains(y, 1e-10)).sum() + (~t_box.contains(dy, 1e-10)).sum())
-    return misses
+
+    def forward(x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return _tangent_of_half(block, "mlp", *_tangent_of_half(block, "attention", x, t))
+
+    return enclosure_misses(out, forward, value, tangent, gen)
 
 
 @settings(max_examples=max(15, settings().max_examples // 50), deadline=None)
@@ -253,12 +259,7 @@ def test_a_block_with_only_its_mlp_half_consolidated_encloses_the_float_forward(
 def test_known_bad_mlp_only_block_that_drops_the_attention_halfs_remainder_is_caught(monkeypatch):
     """Known-bad: the MLP half consolidated on the attention half's output with its remainders dropped (the bare
     form passed on) loses the true values of a wide input set."""
-    block = make_block(1, 8, 2, "gelu", False, 0.2)
-    gen = torch.Generator().manual_seed(2)
-    shape = (2, 4, 8)
-    zero, wide = torch.zeros(shape, dtype=torch.float64), 0.05 * torch.ones(shape, dtype=torch.float64)
-    value = TaylorForm((torch.randn(shape, generator=gen, dtype=torch.float64), zero), wide)
-    tangent = TaylorForm((torch.randn(shape, generator=gen, dtype=torch.float64), zero), wide)
+    block, value, tangent, gen = _wide_block_case()
     assert mlp_only_block_misses(block, value, tangent, gen) == 0
     attention_half = vit_interval._attention_half
 
