@@ -121,8 +121,9 @@ def test_sound_bounds_dominate_autograd_finite_differences_and_realised_change(d
 
 def test_the_remainders_are_consolidated_by_default_where_enough_blocks_follow(monkeypatch):
     """``consolidated=None`` (:func:`default_engine`) picks the consolidated engine for targets with at least
-    CONSOLIDATE_AFTER blocks after them, and with at least CONSOLIDATE_MLP_AFTER for ``attn.qkv`` targets; the MLP halves
-    only for the other targets there; known-bad: thresholds never met leave the deepest targets on the box rules."""
+    CONSOLIDATE_AFTER blocks after them, and with at least CONSOLIDATE_MLP_AFTER for ``attn.qkv`` targets; the MLP
+    halves only for the other targets there; known-bad: thresholds never met leave the deepest targets on the box
+    rules."""
     depth = vit_interval.CONSOLIDATE_AFTER + 1
     assert vit_interval.CONSOLIDATE_MLP_AFTER == depth - 2
     model = tiny_vit(3, 8, 2, depth, "gelu", "token", 0.5)
