@@ -1,7 +1,7 @@
 """The sound engines side by side, in the same run (benchmarks/RESULTS-sound-lipschitz.md, issue 15): the box
 rules (``plain``), the remainders consolidated at the MLP halves only (``mlp``) and at every residual half
-(``consolidated``, :mod:`certs.intervals.consolidation`), with certify's settings (``K = 2`` start, budget 64 pieces per sample, CPU,
-one thread).
+(``consolidated``, :mod:`certs.intervals.consolidation`), with certify's settings (``K = 2`` start, budget 64
+pieces per sample, CPU, one thread).
 
 For each layer of ``--layers`` on ``--images`` calibration images of ``--model`` and a mask (``cast-2:4`` calibrated on
 the same images, or global magnitude 0.5 for the layers CAST leaves dense, e.g. ``patch_embed.proj``): whether
