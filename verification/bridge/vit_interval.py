@@ -143,7 +143,7 @@ CONSOLIDATE_AFTER = 5
 #: ``L_s`` 0.55x the box rules' (both halves: 13.1, but 1.2x the box rules' CPU); the deep model's CAST 2:4
 #: ``blocks.7.mlp.fc1`` sound / estimate 1.03 (box rules 6.5, both halves 1.12 at 1.8x the CPU) and
 #: ``blocks.7.attn.qkv`` 1.00 with both halves (MLP halves only 14.6, box rules not reached); with 3 blocks after
-#: (the default model's ``blocks.0.*``) the MLP halves cost 0.4–1.5x the box rules' CPU.
+#: (the default model's ``blocks.0.*``) the MLP halves cost 0.9–1.8x the box rules' CPU for no clear gain.
 CONSOLIDATE_MLP_AFTER = 4
 
 #: ``consolidated=MLP_ONLY``: the remainders consolidated at the MLP halves only, the attention halves on the box rules.
