@@ -277,59 +277,59 @@ def run_demo(out: Path, settings: DemoSettings = DEFAULT_SETTINGS, *, force: boo
     loaded = load_model(settings.model, runnable=True, argument="--model")
     # typed errors before the bar
     sets = load_audit_sets("default", settings.calibration, settings.heldout, settings.seed)
-    steps = tqdm(total=5, desc="mpcert demo", unit="step", file=sys.stderr, disable=not progress)
-    cache = spectral_cache(loaded.model)
-    start = lap("model, data and MP fits", start)
-    steps.update()
-    masks = {}
-    steps.set_postfix_str("Hybrid Magnitude-SER mask")
-    masks["hybrid"] = build_mask("hybrid", loaded.model, sparsity=settings.sparsity,
-                                 train_data=_hybrid_training_data(settings), cache=cache, steps=settings.steps,
-                                 batch_size=64, seed=settings.seed)
-    start = lap("Hybrid Magnitude-SER mask", start)
-    steps.update()
-    steps.set_postfix_str("CAST 2:4 mask")
-    masks["cast-2:4"] = build_mask("cast-2:4", loaded.model, calibration_images=sets.calibration[0],
-                                   calibration_source=sets.source)
-    start = lap("CAST 2:4 mask", start)
-    steps.update()
-    reports = {}
-    for name, mask in masks.items():
-        steps.set_postfix_str(f"certify {name}")
-        reports[name] = certify(loaded.model, mask, sets.calibration, heldout=sets.heldout, grid=settings.grid,
-                                multilayer=settings.multilayer, lipschitz=settings.lipschitz,
-                                sound_budget=settings.sound_budget, sound_device=settings.sound_device,
-                                model_description=loaded.description, progress=progress, workers=workers)
-        start = lap(f"certify {name}", start)
-    steps.update()
-    steps.set_postfix_str("reports")
-    summary = {
-        "schema": "mpcert.demo/1",
-        "model": loaded.description,
-        "data": sets.source,
-        "settings": settings.__dict__,
-        "mp_fits": [fit.to_dict() for fit in cache.fits.values()],
-        "mp_unfitted": list(cache.unfitted),
-        "masks": [_summary_row(name, masks[name], reports[name]) for name in masks],
-        "workers": workers,
-    }
-    with staged_folder(out, force) as tmp:
-        from figures.certificate_plots import write_esd_plots
+    # the bar is closed on an error or a signal too: the CLI's message then starts on a line of its own
+    with tqdm(total=5, desc="mpcert demo", unit="step", file=sys.stderr, disable=not progress) as steps:
+        cache = spectral_cache(loaded.model)
+        start = lap("model, data and MP fits", start)
+        steps.update()
+        masks = {}
+        steps.set_postfix_str("Hybrid Magnitude-SER mask")
+        masks["hybrid"] = build_mask("hybrid", loaded.model, sparsity=settings.sparsity,
+                                     train_data=_hybrid_training_data(settings), cache=cache, steps=settings.steps,
+                                     batch_size=64, seed=settings.seed)
+        start = lap("Hybrid Magnitude-SER mask", start)
+        steps.update()
+        steps.set_postfix_str("CAST 2:4 mask")
+        masks["cast-2:4"] = build_mask("cast-2:4", loaded.model, calibration_images=sets.calibration[0],
+                                       calibration_source=sets.source)
+        start = lap("CAST 2:4 mask", start)
+        steps.update()
+        reports = {}
+        for name, mask in masks.items():
+            steps.set_postfix_str(f"certify {name}")
+            reports[name] = certify(loaded.model, mask, sets.calibration, heldout=sets.heldout, grid=settings.grid,
+                                    multilayer=settings.multilayer, lipschitz=settings.lipschitz,
+                                    sound_budget=settings.sound_budget, sound_device=settings.sound_device,
+                                    model_description=loaded.description, progress=progress, workers=workers)
+            start = lap(f"certify {name}", start)
+        steps.update()
+        steps.set_postfix_str("reports")
+        summary = {
+            "schema": "mpcert.demo/1",
+            "model": loaded.description,
+            "data": sets.source,
+            "settings": settings.__dict__,
+            "mp_fits": [fit.to_dict() for fit in cache.fits.values()],
+            "mp_unfitted": list(cache.unfitted),
+            "masks": [_summary_row(name, masks[name], reports[name]) for name in masks],
+            "workers": workers,
+        }
+        with staged_folder(out, force) as tmp:
+            from figures.certificate_plots import write_esd_plots
 
-        summary["esd_figures"] = [p.relative_to(tmp).as_posix()
-                                  for p in write_esd_plots(cache.fits.values(), tmp / "esd")]
-        for name, report in reports.items():
-            folder = tmp / MASK_FOLDERS[name]
-            folder.mkdir()
-            masks[name].save(folder / "mask.safetensors")
-            document = report.to_json()
-            document["data"]["source"] = sets.source
-            write_report_files(report, folder, document=document, esd_plots=False)
-        lap("reports", start)
-        summary["step_times_s"] = times
-        summary["wall_time_s"] = time.perf_counter() - begin
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
-        (tmp / "summary.md").write_text(_summary_markdown(summary))
-    steps.update()
-    steps.close()
+            summary["esd_figures"] = [p.relative_to(tmp).as_posix()
+                                      for p in write_esd_plots(cache.fits.values(), tmp / "esd")]
+            for name, report in reports.items():
+                folder = tmp / MASK_FOLDERS[name]
+                folder.mkdir()
+                masks[name].save(folder / "mask.safetensors")
+                document = report.to_json()
+                document["data"]["source"] = sets.source
+                write_report_files(report, folder, document=document, esd_plots=False)
+            lap("reports", start)
+            summary["step_times_s"] = times
+            summary["wall_time_s"] = time.perf_counter() - begin
+            (tmp / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+            (tmp / "summary.md").write_text(_summary_markdown(summary))
+        steps.update()
     return summary

@@ -105,10 +105,10 @@ def run_units(units: Sequence[Any], run: Callable[[Any], Any], *, progress: bool
     bar = tqdm(total=len(units), desc=desc, unit="audit", file=sys.stderr, disable=not progress or rank != 0)
     if size == 1:
         out = []
-        for unit in units:
-            out.append(run(unit))
-            bar.update()
-        bar.close()
+        with bar:  # closed on an error or a signal too (the CLI's message then starts on a line of its own)
+            for unit in units:
+                out.append(run(unit))
+                bar.update()
         return out
     prefix = f"mpcert/{os.environ.get('TORCHELASTIC_RUN_ID', 'run')}/call{next(_CALLS)}/"
     store = _store(prefix)

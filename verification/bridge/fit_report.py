@@ -133,14 +133,16 @@ def run_fit(
         figures: list[str | None] = []
         if plots:
             (tmp / "esd").mkdir()
-        for index, (name, weight) in enumerate(tqdm(weights.items(), desc="mpcert fit", unit="layer", file=sys.stderr)):
-            fit = fit_mp(weight, method, alpha_bema=alpha_bema, beta_tw=beta_tw, tw_form=tw_form,
-                         spike_test=spike_test, spike_alpha=spike_alpha, name=name)
-            fits.append(fit)
-            figure = _figure_name(index, name) if plots else None
-            if figure:
-                plot_esd(fit, tmp / figure)
-            figures.append(figure)
+        # closed on the way out of an error or a signal too: the CLI's message then starts on a line of its own
+        with tqdm(weights.items(), desc="mpcert fit", unit="layer", file=sys.stderr) as bar:
+            for index, (name, weight) in enumerate(bar):
+                fit = fit_mp(weight, method, alpha_bema=alpha_bema, beta_tw=beta_tw, tw_form=tw_form,
+                             spike_test=spike_test, spike_alpha=spike_alpha, name=name)
+                fits.append(fit)
+                figure = _figure_name(index, name) if plots else None
+                if figure:
+                    plot_esd(fit, tmp / figure)
+                figures.append(figure)
         document = {
             "schema": SCHEMA,
             "mpcert_version": _version(),

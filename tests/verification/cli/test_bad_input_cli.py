@@ -126,11 +126,14 @@ def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[str, str]:
         shutil.rmtree(process.logs, ignore_errors=True)
 
 
-def wait_for_staging(parent: Path, name: str, process: subprocess.Popen, timeout: float = 600) -> None:
+def wait_for_staging(parent: Path, name: str, process: subprocess.Popen, timeout: float = 600,
+                     drawn: str | None = None) -> None:
+    """Return once the staging folder ``.NAME.tmp-*`` exists in ``parent`` (and, with ``drawn``, once that text is
+    in the process's stderr: e.g. its progress bar)."""
     import time
 
     deadline = time.monotonic() + timeout
-    while not any(parent.glob(f".{name}.tmp-*")):
+    while not any(parent.glob(f".{name}.tmp-*")) or (drawn and drawn not in (process.logs / "stderr").read_text()):
         assert process.poll() is None, finish(process)
         assert time.monotonic() < deadline, "the staging folder never appeared"
         time.sleep(0.02)
@@ -140,7 +143,8 @@ def wait_for_staging(parent: Path, name: str, process: subprocess.Popen, timeout
 def test_a_signal_during_the_run_removes_the_staging_folder(tmp_path, stop, existing):
     """SIGTERM (to a ``--force`` run over an existing report) and Ctrl-C (SIGINT) while ``.report.tmp-*`` exists:
     exit status 128 + signal, one line, no traceback, no staging folder, the existing report untouched.
-    Known-bad: before the fix SIGTERM killed the process with the staging folder left in place."""
+    Known-bad: before the fix SIGTERM killed the process with the staging folder left in place.  The signal comes
+    once the progress bar is drawn (a signal inside tqdm's first draw once left the message on the bar's line)."""
     weights = state_dict_file(tmp_path / "many.safetensors", layers=300)
     out = tmp_path / "report"
     if existing:
@@ -148,7 +152,7 @@ def test_a_signal_during_the_run_removes_the_staging_folder(tmp_path, stop, exis
         (out / "fits.json").write_text("the user's report")
     process = mpcert_background("fit", weights, "--out", str(out), *(["--force"] if existing else []), cwd=tmp_path)
     try:
-        wait_for_staging(tmp_path, "report", process)
+        wait_for_staging(tmp_path, "report", process, drawn="layer/s")
         process.send_signal(stop)
     finally:
         _, stderr = finish(process)
@@ -163,6 +167,28 @@ def test_a_signal_during_the_run_removes_the_staging_folder(tmp_path, stop, exis
                 and (out / "fits.json").read_text() == "the user's report")
     else:
         assert not out.exists()
+
+
+def test_a_signal_while_the_demo_bar_is_open_prints_the_message_on_its_own_line(tmp_path):
+    """SIGTERM once ``mpcert demo`` has drawn its step bar and is building a mask: the one-line message is a line of
+    its own and nothing is written.  Known-bad: the bar, not closed on the way out, left the message on its line."""
+    import time
+
+    process = mpcert_background("demo", "--out", str(tmp_path / "demo"), "--calibration", "8", "--heldout", "8",
+                                cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 300
+        while "Hybrid Magnitude-SER mask" not in (process.logs / "stderr").read_text():
+            assert process.poll() is None, finish(process)
+            assert time.monotonic() < deadline, "the demo's bar never reached the Hybrid mask"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+    finally:
+        _, stderr = finish(process)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert [line for line in stderr.splitlines() if "interrupted" in line] == [
+        "mpcert demo: interrupted by SIGTERM; no partial output was left"]
+    assert not (tmp_path / "demo").exists() and staging_leftovers(tmp_path) == []
 
 
 def test_two_concurrent_runs_to_one_out_do_not_overwrite_each_other(tmp_path):
