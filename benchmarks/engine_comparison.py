@@ -10,6 +10,9 @@ the engine reaches the layer (else the reason's first words), the evaluations pe
 
     OMP_NUM_THREADS=1 python benchmarks/engine_comparison.py --model deep --images 2 \\
         --layers patch_embed.proj blocks.0.attn.qkv blocks.6.mlp.fc1
+
+``--model`` takes any source of ``mpcert certify``; a timm name of another resolution (``vit_tiny_patch16_224``,
+random weights) gets the images up-sampled to its input (:func:`model_input`).
 """
 
 from __future__ import annotations
@@ -34,12 +37,23 @@ from verification.models.model_source import load_model  # noqa: E402
 ENGINES = {"plain": False, "mlp": MLP_ONLY, "consolidated": True}
 
 
+def model_input(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The Fashion-MNIST ``images`` at the input of a timm ViT of another resolution (e.g.
+    ``vit_tiny_patch16_224``: bilinear up-sampling to its ``img_size``, the grey channel repeated for each input
+    channel); unchanged for the embedded models."""
+    embed = model.patch_embed
+    size, channels = tuple(embed.img_size), embed.proj.in_channels
+    if tuple(images.shape[-2:]) != size:
+        images = torch.nn.functional.interpolate(images, size=size, mode="bilinear", align_corners=False)
+    return images.expand(-1, channels, -1, -1).contiguous() if images.shape[1] != channels else images
+
+
 def compare(model_name: str, layers: list[str], images: int, engines: list[str],
             centres: int | None = CENTRES) -> list[str]:
     """The table rows (module docstring)."""
     torch.set_num_threads(1)
     model = audit_copy(load_model(model_name, runnable=True, argument="--model").model)
-    data = load_audit_sets("default", images, 0, 0).calibration[0].double()
+    data = model_input(model, load_audit_sets("default", images, 0, 0).calibration[0].double())
     masks = {"cast-2:4": build_mask("cast-2:4", model, calibration_images=data.float()),
              "magnitude": build_mask("magnitude", model, sparsity=0.5)}
     thetas = np.linspace(0.0, 1.0, 33)
