@@ -76,7 +76,7 @@ from certs.intervals.transformer import attention, layer_norm
 
 from .vit_views import CapturedLayer, _layer_op, audit_copy
 
-__all__ = ["SoundPathBounds", "sound_path_bounds", "target_stage", "blocks_after", "default_engine",
+__all__ = ["SoundPathBounds", "sound_path_bounds", "target_stage", "blocks_after", "default_engine", "ESCALATE_RATIO",
            "CONSOLIDATE_AFTER", "CONSOLIDATE_MLP_AFTER", "MLP_ONLY", "CENTRES", "FOLD", "path_stages",
            "capture_streams", "PathWalk", "path_walk", "BLOCK_SUBSTAGES", "block_substages", "check_interval_support",
            "resolve_device", "SOUND_DEVICES", "default_batch", "MAX_BATCH", "BATCH_MEMORY"]
@@ -145,6 +145,13 @@ CONSOLIDATE_AFTER = 5
 #: ``blocks.7.attn.qkv`` 1.00 with both halves (MLP halves only 14.6, box rules not reached); with 3 blocks after
 #: (the default model's ``blocks.0.*``) the MLP halves cost 0.9–1.8x the box rules' CPU for no clear gain.
 CONSOLIDATE_MLP_AFTER = 4
+
+#: :func:`sound_path_bounds` escalates from the box rules to :data:`MLP_ONLY` when its probe samples' median sound
+#: ``sup ||z'||`` is more than this many times its rigorous lower bound.  Measured
+#: (benchmarks/RESULTS-sound-lipschitz.md, "The deep model's blocks.8.*"): the deep model's CAST 2:4
+#: ``blocks.8.attn.qkv`` (3 blocks after) is 242x above the estimate on the box rules, 1.87x with the MLP halves; the
+#: default model's layers are within 1.6x on the box rules.
+ESCALATE_RATIO = 4.0
 
 #: ``consolidated=MLP_ONLY``: the remainders consolidated at the MLP halves only, the attention halves on the box rules.
 MLP_ONLY = "mlp"
@@ -659,12 +666,55 @@ def path_walk(model: nn.Module, captured_layer: CapturedLayer, images: torch.Ten
     return PathWalk(work, base, step, bias, frozen, path_stages(work, captured_layer.name, consolidated, fold),
                     centres if consolidated else None)
 
+def _engine_run(model: nn.Module, captured_layer: CapturedLayer, images: torch.Tensor, consolidated: bool | str,
+                count: int, *,
+                subintervals: int, refine: int, rtol: float, max_subintervals: int, batch: int | None,
+                device: torch.device, order: int, give_up: float | None, loose_order: int | None, probe: int,
+                centres: int | None, fold: float | None):
+    """The segment bounds of :func:`sound_path_bounds` on the first ``count`` samples of ``images`` with one engine,
+    and the Taylor degrees used (``"8"`` or ``"4+8"``)."""
+    walk = path_walk(model, captured_layer, images, device, consolidated, centres, fold)
+    if batch is None:
+        batch = default_batch(device, *_widest(walk.model), max(order, loose_order or 0))
+
+    def evaluate(owner: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor):
+        # a batch of points theta (midpoints, theta = 1) has no tail: order 1 encloses it as tightly, ~4x cheaper;
+        # pieces narrower than the start (loose pieces split 4x, halved pieces) are evaluated at loose_order
+        if torch.equal(lo, hi):
+            degree = min(used[0], 1)
+        elif escalate and float((hi - lo).min()) < 0.99 / subintervals:
+            degree, used[1] = loose_order, True
+        else:
+            degree = used[0]
+        x, rows = walk.start(owner, lo, hi, degree)
+        for _, stage in walk.stages:
+            x = stage(x, rows)
+        return x
+
+    used = [order, False]  # the Taylor degree of the start pieces; whether narrower pieces used loose_order
+    escalate = loose_order is not None and loose_order > order
+    n = count
+    with torch.inference_mode():  # the same arithmetic as no_grad, without autograd's per-op bookkeeping
+        if give_up is not None and loose_order is not None and loose_order != order and probe > 0:
+            try:
+                segment_bounds(evaluate, min(probe, n), subintervals=subintervals,
+                               max_subintervals=min(subintervals, max_subintervals),
+                               batch=batch, device=device, give_up=give_up, probe=0)
+                probe = 0  # the probe samples needed no split at `order`: a second probe would repeat this one
+            except IntervalDomainError:
+                used[0] = loose_order
+        segments = segment_bounds(evaluate, n, subintervals=subintervals, refine=refine, rtol=rtol,
+                                  max_subintervals=max_subintervals, batch=batch, device=device, give_up=give_up,
+                                  probe=probe)
+    return segments, (f"{used[0]}+{loose_order}" if used[1] and used[0] != loose_order else f"{used[0]}")
+
 
 def sound_path_bounds(
     model: nn.Module, captured_layer: CapturedLayer, images: torch.Tensor, *, subintervals: int = 8, refine: int = 4,
     rtol: float = 0.25, max_subintervals: int = 64, batch: int | None = None, device: str | torch.device = "auto",
     order: int = 4, give_up: float | None = 1e6, loose_order: int | None = 8, probe: int = 4,
     consolidated: bool | str | None = None, centres: int | None = CENTRES, fold: float | None = FOLD,
+    escalate_engine: bool = True,
 ) -> SoundPathBounds:
     """Sound ``L_s`` and logit-change bounds for ``captured_layer`` on ``images`` (module docstring).
 
@@ -690,7 +740,12 @@ def sound_path_bounds(
     Jacobian (:attr:`PathWalk.centres`; ``None``: one per piece; default :data:`CENTRES`).  ``fold``: after each
     stage but the last and at the ``norm2`` input of each block, the Taylor degree is lowered where the dropped terms
     are at most ``fold`` times the remainder (:func:`path_stages`, :meth:`certs.intervals.taylor.TaylorDual.reduced`;
-    sound for any value; ``None``: never; default :data:`FOLD`).
+    sound for any value; ``None``: never; default :data:`FOLD`).  ``escalate_engine``: where ``consolidated`` is
+    ``None`` and :func:`default_engine` picks the box rules for a target with blocks after it, the first ``probe``
+    samples run on the box rules first (the whole refinement), and if their median sound ``sup ||z'||`` ÷ its
+    rigorous lower bound (``SegmentBounds.derivative_lower``) exceeds :data:`ESCALATE_RATIO`, the layer runs with the
+    MLP halves consolidated (:data:`MLP_ONLY`) instead; otherwise the box rules go on (with at most ``probe`` samples
+    the probe is the result).  Every bound is sound either way: the choice only steers tightness and cost.
     """
     if fold is not None and not (isinstance(fold, (int, float)) and math.isfinite(fold) and fold >= 0):
         raise CertificateInputError(f"fold: must be a finite number >= 0 or None, got {fold!r}")
@@ -705,43 +760,23 @@ def sound_path_bounds(
         )
     if consolidated is None:
         consolidated = default_engine(model, captured_layer.name)
-    elif consolidated not in (True, False, MLP_ONLY):
+    else:
+        escalate_engine = False
+    if consolidated not in (True, False, MLP_ONLY):
         raise CertificateInputError(f"consolidated: must be True, False, {MLP_ONLY!r} or None, got {consolidated!r}")
     device = resolve_device(device)
-    walk = path_walk(model, captured_layer, images, device, consolidated, centres, fold)
-    if batch is None:
-        batch = default_batch(device, *_widest(walk.model), max(order, loose_order or 0))
-
-    def evaluate(owner: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor):
-        # a batch of points theta (midpoints, theta = 1) has no tail: order 1 encloses it as tightly, ~4x cheaper;
-        # pieces narrower than the start (loose pieces split 4x, halved pieces) are evaluated at loose_order
-        if torch.equal(lo, hi):
-            degree = min(used[0], 1)
-        elif escalate and float((hi - lo).min()) < 0.99 / subintervals:
-            degree, used[1] = loose_order, True
-        else:
-            degree = used[0]
-        x, rows = walk.start(owner, lo, hi, degree)
-        for _, stage in walk.stages:
-            x = stage(x, rows)
-        return x
-
-    used = [order, False]  # the Taylor degree of the start pieces; whether narrower pieces used loose_order
-    escalate = loose_order is not None and loose_order > order
-    n = int(images.shape[0])
-    with torch.inference_mode():  # the same arithmetic as no_grad, without autograd's per-op bookkeeping
-        if give_up is not None and loose_order is not None and loose_order != order and probe > 0:
-            try:
-                segment_bounds(evaluate, min(probe, n), subintervals=subintervals,
-                               max_subintervals=min(subintervals, max_subintervals),
-                               batch=batch, device=device, give_up=give_up, probe=0)
-                probe = 0  # the probe samples needed no split at `order`: a second probe would repeat this one
-            except IntervalDomainError:
-                used[0] = loose_order
-        segments = segment_bounds(evaluate, n, subintervals=subintervals, refine=refine, rtol=rtol,
-                                  max_subintervals=max_subintervals, batch=batch, device=device, give_up=give_up,
-                                  probe=probe)
-    degrees = f"{used[0]}+{loose_order}" if used[1] and used[0] != loose_order else f"{used[0]}"
+    settings = dict(subintervals=subintervals, refine=refine, rtol=rtol, max_subintervals=max_subintervals,
+                    batch=batch, device=device, order=order, give_up=give_up, loose_order=loose_order, probe=probe,
+                    centres=centres, fold=fold)
+    n, run = int(images.shape[0]), None
+    if escalate_engine and consolidated is False and blocks_after(model, captured_layer.name) > 0 and probe > 0:
+        run = _engine_run(model, captured_layer, images, False, min(probe, n), **settings)
+        lower = np.maximum(run[0].derivative_lower, np.finfo(float).tiny)
+        if float(np.median(run[0].derivative / lower)) > ESCALATE_RATIO:
+            consolidated, run = MLP_ONLY, None
+        elif probe < n:
+            run = None  # the probe samples only: the layer runs on all of them below
+    segments, degrees = run or _engine_run(model, captured_layer, images, consolidated, n, **settings)
     method = (f"interval-forward-taylor{degrees}-K{segments.subintervals}" + ("-adaptive" if refine else "")
               + ("" if fold is None else f"-fold{fold:g}") + ("-consolidated" if consolidated else "")
               + ("-mlp" if consolidated == MLP_ONLY else ""))

@@ -124,6 +124,7 @@ def test_the_remainders_are_consolidated_by_default_where_enough_blocks_follow(m
     CONSOLIDATE_AFTER blocks after them, and with at least CONSOLIDATE_MLP_AFTER for ``attn.qkv`` targets; the MLP
     halves only for the other targets there; known-bad: thresholds never met leave the deepest targets on the box
     rules."""
+    monkeypatch.setattr(vit_interval, "ESCALATE_RATIO", math.inf)  # the block-count rule alone
     depth = vit_interval.CONSOLIDATE_AFTER + 1
     assert vit_interval.CONSOLIDATE_MLP_AFTER == depth - 2
     model = tiny_vit(3, 8, 2, depth, "gelu", "token", 0.5)
@@ -147,6 +148,36 @@ def test_the_remainders_are_consolidated_by_default_where_enough_blocks_follow(m
     monkeypatch.setattr(vit_interval, "CONSOLIDATE_MLP_AFTER", 10 ** 6)
     assert not method("blocks.0.mlp.fc2").endswith(("-consolidated", "-mlp"))
     assert not method("blocks.1.attn.proj").endswith(("-consolidated", "-mlp"))
+
+
+def test_a_loose_probe_on_the_box_rules_escalates_to_the_mlp_halves(monkeypatch):
+    """Where :func:`default_engine` picks the box rules for a target with blocks after it, a probe whose median sound
+    ``sup ||z'||`` ÷ its rigorous lower bound exceeds ESCALATE_RATIO moves the layer to the MLP halves: the bounds
+    are then exactly those of ``consolidated="mlp"``, else exactly the box rules' (probe of 1 sample, 2 samples);
+    an explicit engine or ``escalate_engine=False`` is never changed.  Known-bad: with an infinite ratio the layer
+    stays on the box rules (and a ratio of 0.5, below any sound ÷ lower bound, always escalates)."""
+    model = tiny_vit(3, 8, 2, vit_interval.CONSOLIDATE_MLP_AFTER, "gelu", "token", 0.5)
+    name = "blocks.0.mlp.fc2"
+    assert vit_interval.blocks_after(model, name) > 0 and vit_interval.default_engine(model, name) is False
+    images = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    keep = torch.rand(dict(model.named_modules())[name].weight.shape, generator=torch.Generator().manual_seed(1))
+    layer = capture_layer(model, name, keep < 0.9, images)
+
+    def run(**options):
+        bounds = sound_path_bounds(model, layer, images, subintervals=2, refine=1, max_subintervals=8, order=4,
+                                   loose_order=8, probe=1, device="cpu", **options)
+        return bounds.lipschitz.method, np.asarray(bounds.lipschitz.values)
+
+    plain, mlp = run(consolidated=False), run(consolidated="mlp")
+    assert mlp[0].endswith("-consolidated-mlp") and not plain[0].endswith(("-consolidated", "-mlp"))
+    monkeypatch.setattr(vit_interval, "ESCALATE_RATIO", 0.5)
+    escalated = run()
+    assert escalated[0] == mlp[0] and np.array_equal(escalated[1], mlp[1])
+    for kept in (run(consolidated=False), run(escalate_engine=False)):
+        assert kept[0] == plain[0] and np.array_equal(kept[1], plain[1])
+    monkeypatch.setattr(vit_interval, "ESCALATE_RATIO", math.inf)
+    stayed = run()
+    assert stayed[0] == plain[0] and np.array_equal(stayed[1], plain[1])
 
 
 def test_consolidated_must_name_an_engine():
