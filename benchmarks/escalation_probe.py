@@ -42,10 +42,9 @@ def main() -> None:
                 continue
             captured = capture_layer(model, layer, mask.keep[layer], images)
             start = time.process_time()
-            segments, _ = vit_interval._engine_run(
-                model, captured, images, False, PROBE, subintervals=SOUND_START, refine=4, rtol=0.25,
-                max_subintervals=SOUND_BUDGET, batch=None, device=torch.device("cpu"), order=4, give_up=1e6,
-                loose_order=8, probe=PROBE, centres=vit_interval.CENTRES, fold=vit_interval.FOLD)
+            segments = vit_interval.sound_path_bounds(  # the box rules, explicitly: the probe itself
+                model, captured, images, subintervals=SOUND_START, max_subintervals=SOUND_BUDGET, device="cpu",
+                consolidated=False).segments
             ratio = segments.derivative / np.maximum(segments.derivative_lower, np.finfo(float).tiny)
             median = float(np.median(ratio))
             print(f"| {mask_name} | {layer} | {median:.3f} | {ratio.max():.3f} | "

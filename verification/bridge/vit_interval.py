@@ -666,6 +666,7 @@ def path_walk(model: nn.Module, captured_layer: CapturedLayer, images: torch.Ten
     return PathWalk(work, base, step, bias, frozen, path_stages(work, captured_layer.name, consolidated, fold),
                     centres if consolidated else None)
 
+
 def _engine_run(model: nn.Module, captured_layer: CapturedLayer, images: torch.Tensor, consolidated: bool | str,
                 count: int, *,
                 subintervals: int, refine: int, rtol: float, max_subintervals: int, batch: int | None,
@@ -693,7 +694,7 @@ def _engine_run(model: nn.Module, captured_layer: CapturedLayer, images: torch.T
 
     used = [order, False]  # the Taylor degree of the start pieces; whether narrower pieces used loose_order
     escalate = loose_order is not None and loose_order > order
-    n = count
+    n = count  # the samples run: 0 .. count - 1
     with torch.inference_mode():  # the same arithmetic as no_grad, without autograd's per-op bookkeeping
         if give_up is not None and loose_order is not None and loose_order != order and probe > 0:
             try:
