@@ -1,6 +1,7 @@
 """The sound engines side by side, in the same run (benchmarks/RESULTS-sound-lipschitz.md, issue 15): the box
 rules (``plain``), the remainders consolidated at the MLP halves only (``mlp``) and at every residual half
-(``consolidated``, :mod:`certs.intervals.consolidation`), with certify's settings (``K = 2`` start, budget 64
+(``consolidated``, :mod:`certs.intervals.consolidation`), and ``default`` (:func:`default_engine` with its
+escalation, what certify runs), with certify's settings (``K = 2`` start, budget 64
 pieces per sample, CPU, one thread).
 
 For each layer of ``--layers`` on ``--images`` calibration images of ``--model`` and a mask (``cast-2:4`` calibrated on
@@ -18,6 +19,7 @@ random weights) gets the images up-sampled to its input (:func:`model_input`).
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -34,7 +36,7 @@ from verification.bridge.vit_interval import CENTRES, MLP_ONLY, sound_path_bound
 from verification.bridge.vit_views import audit_copy, capture_layer, path_logits  # noqa: E402
 from verification.models.model_source import load_model  # noqa: E402
 
-ENGINES = {"plain": False, "mlp": MLP_ONLY, "consolidated": True}
+ENGINES = {"plain": False, "mlp": MLP_ONLY, "consolidated": True, "default": None}
 
 
 def model_input(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
@@ -48,6 +50,56 @@ def model_input(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
     return images.expand(-1, channels, -1, -1).contiguous() if images.shape[1] != channels else images
 
 
+def engine_of(method: str) -> str:
+    """The engine name of a sound ``L_s`` method string (:class:`SoundPathBounds`)."""
+    return "mlp" if method.endswith("-consolidated-mlp") else "consolidated" if method.endswith("-consolidated") \
+        else "plain"
+
+
+class CellLimit(Exception):
+    """A cell ran past its CPU-time limit (:func:`engine_cells`)."""
+
+
+def _over_limit(signum, frame):
+    raise CellLimit
+
+
+def engine_cells(model: torch.nn.Module, layer: str, keep: torch.Tensor, data: torch.Tensor, engines: list[str],
+                 centres: int | None = CENTRES, limit: float | None = None) -> list[tuple[str, str, float]]:
+    """For each engine: ``(engine, cells, CPU s per sample)`` of the sound ``L_s`` of ``layer`` under the mask
+    ``keep`` on ``data`` (``cells``: reached, evaluations per sample, median / p90 of sound ÷ the 33-point estimate;
+    else the reason's first words).  ``limit``: CPU seconds per engine (``ITIMER_PROF``); past it the cell says
+    "not finished"."""
+    images = data.shape[0]
+    thetas = np.linspace(0.0, 1.0, 33)
+    captured = capture_layer(model, layer, keep, data)
+    estimate = estimate_lipschitz(path_logits(model, captured, data, thetas), thetas, captured.products)
+    results = []
+    for engine in engines:
+        start = time.process_time()
+        previous = signal.signal(signal.SIGPROF, _over_limit) if limit else None
+        try:
+            if limit:
+                signal.setitimer(signal.ITIMER_PROF, limit)
+            bounds = sound_path_bounds(model, captured, data, subintervals=SOUND_START,
+                                       max_subintervals=SOUND_BUDGET, device="cpu",
+                                       consolidated=ENGINES[engine], centres=centres)
+            ratio = np.asarray(bounds.lipschitz.values) / np.maximum(estimate, np.finfo(float).tiny)
+            used = "" if engine != "default" else f" ({engine_of(bounds.lipschitz.method)})"
+            cells = (f"yes{used} | {bounds.segments.evaluations / images:.1f} | "
+                     f"{np.median(ratio):.2f} / {np.percentile(ratio, 90):.2f}")
+        except IntervalDomainError as exc:
+            cells = f"no: {str(exc)[:60]} | | "
+        except CellLimit:
+            cells = f"not finished in {limit:.0f} CPU s ({images} images) | | "
+        finally:
+            if limit:
+                signal.setitimer(signal.ITIMER_PROF, 0)
+                signal.signal(signal.SIGPROF, previous)
+        results.append((engine, cells, (time.process_time() - start) / images))
+    return results
+
+
 def compare(model_name: str, layers: list[str], images: int, engines: list[str],
             centres: int | None = CENTRES) -> list[str]:
     """The table rows (module docstring)."""
@@ -56,24 +108,10 @@ def compare(model_name: str, layers: list[str], images: int, engines: list[str],
     data = model_input(model, load_audit_sets("default", images, 0, 0).calibration[0].double())
     masks = {"cast-2:4": build_mask("cast-2:4", model, calibration_images=data.float()),
              "magnitude": build_mask("magnitude", model, sparsity=0.5)}
-    thetas = np.linspace(0.0, 1.0, 33)
     rows = []
     for layer in layers:
         mask = "cast-2:4" if layer in masks["cast-2:4"].keep else "magnitude"
-        captured = capture_layer(model, layer, masks[mask].keep[layer], data)
-        estimate = estimate_lipschitz(path_logits(model, captured, data, thetas), thetas, captured.products)
-        for engine in engines:
-            start = time.process_time()
-            try:
-                bounds = sound_path_bounds(model, captured, data, subintervals=SOUND_START,
-                                           max_subintervals=SOUND_BUDGET, device="cpu",
-                                           consolidated=ENGINES[engine], centres=centres)
-                ratio = np.asarray(bounds.lipschitz.values) / np.maximum(estimate, np.finfo(float).tiny)
-                cells = (f"yes | {bounds.segments.evaluations / images:.1f} | "
-                         f"{np.median(ratio):.2f} / {np.percentile(ratio, 90):.2f}")
-            except IntervalDomainError as exc:
-                cells = f"no: {str(exc)[:60]} | | "
-            seconds = (time.process_time() - start) / images
+        for engine, cells, seconds in engine_cells(model, layer, masks[mask].keep[layer], data, engines, centres):
             rows.append(f"| {layer} | {mask} | {engine} | {cells} | {seconds:.1f} |")
             print(rows[-1], file=sys.stderr, flush=True)
     return rows
@@ -84,7 +122,7 @@ def main() -> None:
     parser.add_argument("--model", default="deep")
     parser.add_argument("--images", type=int, default=2)
     parser.add_argument("--layers", nargs="+", required=True)
-    parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=list(ENGINES))
+    parser.add_argument("--engines", nargs="+", default=["plain", "mlp", "consolidated"], choices=list(ENGINES))
     parser.add_argument("--centres", type=int, default=CENTRES,
                         help="consolidated engine: pieces of a sample in the same 1/CENTRES of [0, 1] share a centre "
                              "(0: one centre per piece)")

@@ -24,33 +24,16 @@ sys.path.insert(0, str(ROOT))
 
 from pruning.magnitude import magnitude  # noqa: E402
 from verification.bridge.certify_folder import load_audit_sets  # noqa: E402
-from verification.models.datasets import load_fashion_mnist  # noqa: E402
 from verification.models.deep_model import build_deep_model  # noqa: E402
 from verification.models.default_model import build_default_model  # noqa: E402
-from verification.models.model_family import FamilyMember, build_member, train_member  # noqa: E402
+from verification.models.model_family import FamilyMember, cached_member  # noqa: E402
 from verification.bridge.remainder_trace import (  # noqa: E402
     block_breakdown,
     breakdown_table,
     remainder_trace,
     trace_table,
 )
-from verification.models.train_default import TrainingRecipe  # noqa: E402
 from verification.bridge.vit_views import audit_copy, capture_layer  # noqa: E402
-
-
-def family_model(depth: int, cache: Path) -> tuple[str, torch.nn.Module]:
-    """The width-64 member of ``depth`` blocks, trained one epoch (cached as ``cache/<name>.pt``)."""
-    member = FamilyMember(64, depth, 4)
-    path = cache / f"{member.name}.pt"
-    model = build_member(member)
-    if path.is_file():
-        model.load_state_dict(torch.load(path))
-    else:
-        model, card = train_member(member, load_fashion_mnist(), TrainingRecipe(epochs=1, threads=1))
-        cache.mkdir(parents=True, exist_ok=True)
-        torch.save(model.state_dict(), path)
-        print(f"<!-- trained {member.name}: test accuracy {card['test_accuracy']:.4f} -->", flush=True)
-    return f"{member.name} (one epoch)", model.eval()
 
 
 def report(title: str, model: torch.nn.Module, layers: list[str], images: torch.Tensor, sample: int,
@@ -93,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
           f"({args.threads} thread(s)).  Columns: verification/bridge/remainder_trace.py; `carried` and `fresh` are "
           "the engine's sound remainders, `composite` and `to logits` float64 first-order estimates (a diagnosis, "
           "never a bound); `x` = carried / carried of the stage before.")
-    models = [("default model", build_default_model())] + [family_model(d, args.cache) for d in args.depths]
+    models = [("default model", build_default_model())] + [
+        (f"{FamilyMember(64, d, 4).name} (one epoch)", cached_member(FamilyMember(64, d, 4), args.cache)[0])
+        for d in args.depths]
     if args.deep is not None:
         models.append(("deep model", build_deep_model(args.deep)))
     for title, model in models:

@@ -11,18 +11,21 @@ projection of the block Linears comes from the analytical ViT model of ALGORITHM
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 from rmt.errors import InvalidParameterError
 from pruning.macs import MacReport, ViTMacModel, vit_mac_report
-from verification.models.datasets import ImageDataset
+from verification.models.datasets import ImageDataset, load_fashion_mnist
 from verification.models.default_model import DEFAULT_CONFIG
 from verification.models.train_default import TrainingRecipe, train_vision_transformer
 
-__all__ = ["FamilyMember", "member_config", "build_member", "parameter_count", "member_mac_report", "train_member"]
+__all__ = ["FamilyMember", "member_config", "build_member", "parameter_count", "member_mac_report", "train_member",
+           "cached_member"]
 
 
 @dataclass(frozen=True)
@@ -81,3 +84,21 @@ def train_member(
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Train the member by ``recipe`` (:func:`train_vision_transformer`); return the model (eval mode) and its card."""
     return train_vision_transformer(member_config(member), dataset, recipe, progress)
+
+
+def cached_member(
+    member: FamilyMember, cache: Path, recipe: TrainingRecipe | None = None
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The member trained by ``recipe`` (default: one epoch on one thread) on Fashion-MNIST and its training card,
+    cached as ``cache/<name>.pt`` (state dict) and ``cache/<name>.json`` (card): loaded when both are present, else
+    trained and written (the benchmarks' depth family, issue 15)."""
+    weights, card_file = Path(cache) / f"{member.name}.pt", Path(cache) / f"{member.name}.json"
+    if weights.is_file() and card_file.is_file():
+        model = build_member(member)
+        model.load_state_dict(torch.load(weights, weights_only=True))
+        return model.eval(), json.loads(card_file.read_text())
+    model, card = train_member(member, load_fashion_mnist(), recipe or TrainingRecipe(epochs=1, threads=1))
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), weights)
+    card_file.write_text(json.dumps(card, indent=1, default=str))
+    return model.eval(), card

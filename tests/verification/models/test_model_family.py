@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from pruning.macs import layer_macs
 from rmt.errors import InvalidParameterError
@@ -10,6 +11,7 @@ from verification.models.default_model import DEFAULT_CONFIG, new_default_model
 from verification.models.model_family import (
     FamilyMember,
     build_member,
+    cached_member,
     member_config,
     member_mac_report,
     parameter_count,
@@ -63,6 +65,27 @@ def test_train_member_uses_the_member_config(dataset):
     assert card["config"] == member_config(member)
     assert card["parameters"] == parameter_count(model) == parameter_count(build_member(member))
     assert card["data"]["train_images"] == 60 and card["data"]["test_images"] == 40
+
+
+def test_a_cached_member_is_trained_once_and_loaded_back(tmp_path, monkeypatch):
+    from verification.models import model_family
+
+    member = FamilyMember(8, 1, 2)
+    recipe = TrainingRecipe(epochs=1, batch_size=32, subset=60, test_limit=40)
+    trained, card = cached_member(member, tmp_path, recipe)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{member.name}.json", f"{member.name}.pt"]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(model_family, "train_member", no_training)
+    loaded, loaded_card = cached_member(member, tmp_path, recipe)
+    assert not loaded.training and loaded_card["test_accuracy"] == card["test_accuracy"]
+    for (name, value), (_, other) in zip(trained.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(value, other), name
+    (tmp_path / f"{member.name}.json").unlink()  # known-bad: without its card the cache is not trusted
+    with pytest.raises(AssertionError, match="trained again"):
+        cached_member(member, tmp_path, recipe)
 
 
 @pytest.fixture(scope="module")
