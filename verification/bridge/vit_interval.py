@@ -402,9 +402,12 @@ def _mlp_bound(block: nn.Module, value: TaylorForm, seen: dict[str, Dual], remai
                           mlp.fc2.weight.detach(), kind, _layer_scale(block.ls2), remainders, groups)
 
 
-#: :func:`_consolidated_block` keeps the box rules for a block whose input remainders are all at most this: they grow
-#: at most ~x6e4 through one block (verification/FINDINGS.md F22), so the next block starts below ~1e-5 and is
-#: consolidated, at a fraction of the cost.
+#: In the MLP-halves-only mode (:data:`MLP_ONLY`, at most 4 blocks after the target) :func:`_consolidated_block`
+#: keeps the box rules for a block whose input remainders are all at most this: they grow at most ~x6e4 through one
+#: block (verification/FINDINGS.md F22), so the next block starts below ~1e-5 and is consolidated, at a fraction of
+#: the cost.  With both halves consolidated (5 or more blocks after) every block is: the x4e3 of one box block
+#: compounds through every later block (F24; the deep model's ``blocks.0.attn.qkv`` point enclosure is unbounded
+#: at block 9 with the threshold, 8.9e-4 at the logits without).
 CONSOLIDATE_ABOVE = 1e-10
 
 
@@ -413,10 +416,10 @@ def _consolidated_block(block: nn.Module, x: Dual, groups: torch.Tensor | None =
     """A whole block on Taylor duals with the remainders consolidated at each residual half
     (:mod:`certs.intervals.consolidation`, one centre Jacobian per group of pieces ``groups``); the attention half on
     the box rules where not ``attention`` (then ``fold``, optional, is applied to the ``norm2`` input as in
-    :func:`_block`); the plain rules where :func:`consolidation_support` fails, ``x`` is not a :class:`TaylorDual` or
-    its remainders are all at most :data:`CONSOLIDATE_ABOVE`."""
-    if not (isinstance(x, TaylorDual) and consolidation_support(block)) or max(
-            float(x.value.r.max()), float(x.tangent.r.max())) <= CONSOLIDATE_ABOVE:
+    :func:`_block`); the plain rules where :func:`consolidation_support` fails, ``x`` is not a :class:`TaylorDual` or,
+    where not ``attention``, its remainders are all at most :data:`CONSOLIDATE_ABOVE`."""
+    if not (isinstance(x, TaylorDual) and consolidation_support(block)) or (not attention and max(
+            float(x.value.r.max()), float(x.tangent.r.max())) <= CONSOLIDATE_ABOVE):
         return _block(block, x, "input", {}, fold=None if attention else fold)
     n, d = x.shape[-2], x.shape[-1]
     if attention:

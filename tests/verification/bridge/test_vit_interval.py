@@ -150,6 +150,36 @@ def test_the_remainders_are_consolidated_by_default_where_enough_blocks_follow(m
     assert not method("blocks.1.attn.proj").endswith(("-consolidated", "-mlp"))
 
 
+def test_both_halves_consolidate_every_block_however_small_its_remainder(monkeypatch):
+    """``consolidated=True`` consolidates both halves of every block after the target, even where the remainder is at
+    rounding level (a point theta: ~1e-15); ``"mlp"`` keeps the box rules for blocks whose input remainders are at most
+    CONSOLIDATE_ABOVE (FINDINGS F24).  Counted by the calls of ``consolidate``; known-bad: the MLP mode with the
+    threshold at 0 consolidates every MLP half too (the count the full mode had to reach before F24 it did not)."""
+    calls = []
+    real = vit_interval.consolidate
+    monkeypatch.setattr(vit_interval, "consolidate", lambda *args, **kw: calls.append(1) or real(*args, **kw))
+    depth = 3
+    model = tiny_vit(3, 8, 2, depth, "gelu", "token", 0.5)
+    images = torch.randn(1, 1, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    keep = torch.rand(model.patch_embed.proj.weight.shape, generator=torch.Generator().manual_seed(1)) < 0.9
+    layer = capture_layer(model, "patch_embed.proj", keep, images)
+
+    def consolidations(consolidated) -> int:
+        calls.clear()
+        walk = vit_interval.path_walk(model, layer, images, torch.device("cpu"), consolidated)
+        theta = torch.tensor([1.0], dtype=torch.float64)
+        x, rows = walk.start(torch.zeros(1, dtype=torch.long), theta, theta, 1)
+        for _, stage in walk.stages:
+            x = stage(x, rows)
+        assert float(x.value.r.max()) < 1e-6
+        return len(calls)
+
+    assert consolidations(True) == 2 * depth
+    assert consolidations("mlp") < depth
+    monkeypatch.setattr(vit_interval, "CONSOLIDATE_ABOVE", 0.0)
+    assert consolidations("mlp") == depth
+
+
 def test_a_loose_probe_on_the_box_rules_escalates_to_the_mlp_halves(monkeypatch):
     """Where :func:`default_engine` picks the box rules for a target with blocks after it, a probe whose median sound
     ``sup ||z'||`` ÷ its rigorous lower bound exceeds ESCALATE_RATIO moves the layer to the MLP halves: the bounds
