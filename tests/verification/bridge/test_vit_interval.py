@@ -153,8 +153,9 @@ def test_the_remainders_are_consolidated_by_default_where_enough_blocks_follow(m
 def test_both_halves_consolidate_every_block_however_small_its_remainder(monkeypatch):
     """``consolidated=True`` consolidates both halves of every block after the target, even where the remainder is at
     rounding level (a point theta: ~1e-15); ``"mlp"`` keeps the box rules for blocks whose input remainders are at most
-    CONSOLIDATE_ABOVE (FINDINGS F24).  Counted by the calls of ``consolidate``; known-bad: the MLP mode with the
-    threshold at 0 consolidates every MLP half too (the count the full mode had to reach before F24 it did not)."""
+    CONSOLIDATE_ABOVE (FINDINGS F24).  Counted by the calls of ``consolidate``.  Known-bad: the rule before F24 (the
+    threshold in the full mode too) fails the first assertion (0 calls instead of 6); the MLP mode with the threshold
+    at 0 consolidates every MLP half, so the count does see the threshold."""
     calls = []
     real = vit_interval.consolidate
     monkeypatch.setattr(vit_interval, "consolidate", lambda *args, **kw: calls.append(1) or real(*args, **kw))
