@@ -20,7 +20,15 @@ is taken as one map ``F``.  For an input form ``x(eps) in p(eps) + [-r, r]`` (va
   ``M r_t``.
 
 So the remainder passes each half through ``M`` (the composite growth, x1.4–x6 per block on the trained models)
-instead of the product of the per-operation boxes.  ``M`` is an interval evaluation of the exact Jacobian of the
+instead of the product of the per-operation boxes.
+
+*Whole blocks* (:func:`consolidate_block`, FINDINGS F25).  Chaining the halves still wraps once per half:
+``M_B M_A r = (|L| + dev_B)(|J| + dev_A) r`` with ``J`` / ``L`` the halves' float centre Jacobians, and ``|L| |J|``
+loses the cancellations of the product ``L J`` (on the deep model's 24 halves, float Jacobians at one sample:
+row sums of ``|H| |J_24| ... |J_1|`` up to 1.9e10 against 2.2e2 for ``|H J_24 ... J_1|``, 1.2e8 with the two halves
+of every block multiplied first).  The MLP half is tokenwise, so ``L J`` costs ``N^2 d^3`` per group of pieces (a
+``d x d`` product per token pair) and a block passes its input remainders through
+``|L J| r + M_B (dev_A r) + dev_B (main_A r)`` instead.  ``M`` is an interval evaluation of the exact Jacobian of the
 half over ``X`` in the structured forms below; every factor is an interval that holds the true intermediate for
 every point of ``X`` (the boxes of the forms computed on ``x`` with its remainder), and every product is Rump's
 midpoint-radius product of :meth:`certs.intervals.interval.Interval.matmul` (rounding included), so ``M`` is a
@@ -63,8 +71,9 @@ from .smooth import RSQRT
 from .taylor import TaylorDual, TaylorForm, _up
 from .transformer import variance_floor
 
-__all__ = ["LayerNormStats", "layer_norm_stats", "Centred", "centred", "mlp_half_bound", "attention_half_bound",
-           "consolidate", "ignore", "JACOBIAN_ENTRIES"]
+__all__ = ["LayerNormStats", "layer_norm_stats", "Centred", "centred", "HalfBound", "AttentionCentre",
+           "mlp_half_bound", "attention_half_bound", "block_products", "consolidate", "consolidate_block", "ignore",
+           "JACOBIAN_ENTRIES", "COMPOSITE_SHARE"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,6 +131,22 @@ def _margin(x: torch.Tensor, terms: int) -> torch.Tensor:
     """``x (1 + (terms + 4) eps) + (terms + 1) 2^-1022`` rounded up: a float sum of non-negative products with at
     most ``terms`` rounded operations behind each entry, raised above the exact sum."""
     return _up(x.mul_(1.0 + (terms + 4) * EPS).add_((terms + 1) * TINY), fresh=True)
+
+
+@dataclass(frozen=True, eq=False)
+class HalfBound:
+    """Upper bounds for each ``r_k`` of a list: ``main[k] >= |J_c| r_k`` (``J_c`` the float centre Jacobian of the
+    half, one per group of pieces) and ``dev[k] >= sup_X |J - J_c| r_k``, so that :meth:`total` ``>= sup_X |J| r_k``;
+    ``centre``: what :func:`block_products` needs to compose the half with the next one (the attention half: its
+    :class:`AttentionCentre`; the MLP half: its signed ``J_c`` ``(G, N, d, d)``, tokenwise)."""
+
+    main: list[torch.Tensor]
+    dev: list[torch.Tensor]
+    centre: object
+
+    def total(self) -> list[torch.Tensor]:
+        """``sup_X |J| r_k <= |J_c| r_k + sup_X |J - J_c| r_k`` (the float sum rounded up)."""
+        return [_margin(m + d, 2) for m, d in zip(self.main, self.dev)]
 
 
 @dataclass(frozen=True, eq=False)
@@ -195,8 +220,8 @@ def _scaled(x: torch.Tensor, ls: torch.Tensor | None) -> torch.Tensor:
 
 def mlp_half_bound(stats: LayerNormStats, h: Interval, norm_weight: torch.Tensor | None, fc1: torch.Tensor,
                    fc2: torch.Tensor, activation: str, ls: torch.Tensor | None, remainders: list[torch.Tensor],
-                   groups: torch.Tensor | None = None) -> list[torch.Tensor]:
-    """``sup_X |J| r`` (upper bounds, ``(..., N, d)``) of the MLP half (module docstring) for each ``r`` in
+                   groups: torch.Tensor | None = None) -> HalfBound:
+    """:class:`HalfBound` of ``sup_X |J| r`` (``(..., N, d)``) of the MLP half (module docstring) for each ``r`` in
     ``remainders``: ``stats`` of ``norm2`` and ``h`` (the ``fc1`` output box) over the set, ``fc1`` ``(m, d)`` /
     ``fc2`` ``(d, m)`` weights, ``ls`` the LayerScale (or ``None``); ``groups``: the pieces that share one centre
     (:func:`centred`; ``None``: a centre per piece).
@@ -215,14 +240,14 @@ def mlp_half_bound(stats: LayerNormStats, h: Interval, norm_weight: torch.Tensor
                              q_shared @ wx.unsqueeze(-1))
     j_c = (j_c if ls is None else j_c * ls[:, None]) + torch.eye(d, dtype=j_c.dtype, device=j_c.device)
     a1, a2 = fc1.abs(), fc2.abs()
-    out = []
-    mains = _grouped_products(j_c.abs_(), remainders, groups)
-    for r, main in zip(remainders, mains):
+    devs = []
+    mains = [_margin(main, d + 2) for main in _grouped_products(j_c.abs(), remainders, groups)]
+    for r in remainders:
         y, z = _norm_vectors(xhat, s, norm_weight, r)
         dev = (slope.r * (y @ a1.T)) @ a2.T + _grouped_products(q_shared.abs(), [z + (d + 8) * EPS * y], groups)[0]
         dev = dev + (m + 4) * EPS * ((slope.c.abs() * ((y + z) @ a1.T)) @ a2.T)
-        out.append(_margin(_margin(main, d + 2) + _scaled(_margin(dev, m + d + 8), ls), 2))
-    return out
+        devs.append(_scaled(_margin(dev, m + d + 8), ls))
+    return HalfBound(mains, devs, j_c)
 
 
 def _factored(p_w, a_w, u_w, b_w, vec: torch.Tensor) -> torch.Tensor:
@@ -243,11 +268,48 @@ def _through_b(wp_abs: torch.Tensor, c_w: torch.Tensor, wq_w: torch.Tensor, vec:
     return torch.einsum("hde,...hie->...id", wp_abs, t)
 
 
-def _dense_main(p_c, a_j, u_c, b_j, bb_i, ls, remainders: list[torch.Tensor],
-                groups: torch.Tensor | None) -> list[torch.Tensor]:
-    """Float ``|J_c| r`` of :func:`attention_half_bound` for each ``r``, with ``J_c = I + ls T_c J_norm,c`` built in
-    the layout ``(G, j, i, a, b)`` (blocks of ``d x d`` per token pair, input token ``j`` outermost) for chunks of
-    input tokens of about :data:`JACOBIAN_ENTRIES` entries and summed over ``j``."""
+@dataclass(frozen=True, eq=False)
+class AttentionCentre:
+    """The float centre Jacobian ``J_c = I + ls T_c J_norm,c`` of the attention half, kept as its small shared factors
+    (one set per group of pieces): ``p`` ``(G, H, N, N)``, ``u`` ``(G, H, Ni, Nj, d)``, ``b`` ``(G, H, N, d)``,
+    ``b_sum`` ``(G, N, d, d)`` (the float ``sum_h B_i``), the LayerNorm centres ``xhat`` ``(G, N, d)`` / ``s``
+    ``(G, N, 1)`` and weight ``w``, ``a`` ``(H, d, d)`` (the float ``A_h``) and the LayerScale ``ls``; the ``d x d``
+    blocks are formed by :func:`_dense_main`, in chunks of input tokens."""
+
+    p: torch.Tensor
+    u: torch.Tensor
+    b: torch.Tensor
+    b_sum: torch.Tensor
+    xhat: torch.Tensor
+    s: torch.Tensor
+    w: torch.Tensor
+    a: torch.Tensor
+    ls: torch.Tensor | None
+
+    def factors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(A_h J_j, b_i^T J_j, B_i J_i)`` at the centres: ``(G, H, Nj, d, d)``, ``(G, H, Ni, Nj, d)``,
+        ``(G, Ni, d, d)`` (:func:`_times_norm_centre`: ``J_norm,c`` applied to the small factors)."""
+        wx = self.w * self.xhat  # (G, N, d)
+        a_j = _times_norm_centre(self.a.unsqueeze(-3), _NormCentre(self.s[..., None, :, None, :],
+                                                                   self.xhat[..., None, :, None, :], self.w),
+                                 torch.einsum("hab,...jb->...hja", self.a, wx).unsqueeze(-1))
+        b_j = _times_norm_centre(self.b.unsqueeze(-2), _NormCentre(self.s[..., None, None, :, :],
+                                                                   self.xhat[..., None, None, :, :], self.w),
+                                 torch.einsum("...hib,...jb->...hij", self.b, wx).unsqueeze(-1))
+        bb_i = _times_norm_centre(self.b_sum, _NormCentre(self.s.unsqueeze(-1), self.xhat.unsqueeze(-2), self.w),
+                                  self.b_sum @ wx.unsqueeze(-1))
+        return a_j, b_j, bb_i
+
+
+def _dense_main(centre: AttentionCentre, remainders: list[torch.Tensor], groups: torch.Tensor | None,
+                left: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """Float ``|J_c| r`` of :func:`attention_half_bound` for each ``r`` (``left`` given: ``|L J_c| r`` with ``L``
+    ``(G, Ni, d, d)`` a tokenwise matrix applied on the output side, ``(L J_c)_ij = L_i J_c,ij``), with
+    ``J_c = I + ls T_c J_norm,c`` built in the layout ``(G, j, i, a, b)`` (blocks of ``d x d`` per token pair, input
+    token ``j`` outermost) for chunks of input tokens of about :data:`JACOBIAN_ENTRIES` entries and summed over
+    ``j``."""
+    a_j, b_j, bb_i = centre.factors()
+    p_c, u_c, ls = centre.p, centre.u, centre.ls
     n, d = a_j.shape[-3], a_j.shape[-1]
     mains = [torch.zeros_like(r).flatten(-2) for r in remainders]
     step = max(1, JACOBIAN_ENTRIES // (p_c.shape[0] * n * d * d))
@@ -262,6 +324,8 @@ def _dense_main(p_c, a_j, u_c, b_j, bb_i, ls, remainders: list[torch.Tensor],
         diagonal.add_(bb_i[..., first:last, :, :].movedim(-3, -1))
         j_c = j_c if ls is None else j_c.mul_(ls[:, None])
         j_c.diagonal(offset=first, dim1=-4, dim2=-3).diagonal(dim1=-3, dim2=-2).add_(1.0)
+        if left is not None:
+            j_c = left.unsqueeze(-4) @ j_c  # (G, 1, Ni, d, d) @ (G, j, Ni, d, d)
         j_c = j_c.abs_().reshape(j_c.shape[:-3] + (n * d, d))  # (G, j, Ni d, d)
         parts = _grouped_products(j_c, [r[..., first:last, :] for r in remainders], groups)
         for total, part in zip(mains, parts):
@@ -272,22 +336,23 @@ def _dense_main(p_c, a_j, u_c, b_j, bb_i, ls, remainders: list[torch.Tensor],
 def attention_half_bound(stats: LayerNormStats, q: Interval, k: Interval, v: Interval, probs: Interval,
                          out: Interval, norm_weight: torch.Tensor | None, qkv: torch.Tensor, proj: torch.Tensor,
                          scale: float, ls: torch.Tensor | None, remainders: list[torch.Tensor],
-                         groups: torch.Tensor | None = None) -> list[torch.Tensor]:
-    """``sup_X |J| r`` (upper bounds, ``(..., N, d)``) of the attention half (module docstring) for each ``r`` in
-    ``remainders``.  ``q`` (scaled), ``k``, ``v``, ``out``: ``(..., H, N, dh)``; ``probs``: ``(..., H, N, N)``;
-    ``qkv`` ``(3 H dh, d)``, ``proj`` ``(d, H dh)`` weights; ``groups``: the pieces that share one centre
-    (:func:`centred`; ``None``: a centre per piece).
+                         groups: torch.Tensor | None = None) -> HalfBound:
+    """:class:`HalfBound` of ``sup_X |J| r`` (``(..., N, d)``) of the attention half (module docstring) for each
+    ``r`` in ``remainders``.  ``q`` (scaled), ``k``, ``v``, ``out``: ``(..., H, N, dh)``; ``probs``:
+    ``(..., H, N, N)``; ``qkv`` ``(3 H dh, d)``, ``proj`` ``(d, H dh)`` weights; ``groups``: the pieces that share
+    one centre (:func:`centred`; ``None``: a centre per piece).
 
     ``J_ij = [i = j] I + ls T_ij J_norm,j`` with ``T_ij = sum_h (P_ij A_h + u_ij b_i^T) + [i = j] sum_h B_i``,
     ``A_h = Wp Wv``, ``u_ij = P_ij Wp (v_j - o_i)``, ``b_i = Wk^T q_i``, ``B_i = Wp C_i (scale Wq)`` (enclosed by
     interval products, all small).  The float centre ``J_c`` (at the group centres of those enclosures:
-    ``P_c (A_h J_norm,c) + u_c (b_c^T J_norm,c) + B_c J_norm,c`` with ``B_c = fl(Wp C_c scale Wq)``) is the only
-    ``N x N x d x d`` tensor, one per group (:func:`_dense_main`); ``|J - J_c| r`` is bounded by the factored products
+    ``P_c (A_h J_norm,c) + u_c (b_c^T J_norm,c) + B_c J_norm,c`` with ``B_c = fl(Wp C_c scale Wq)``,
+    :class:`AttentionCentre`) is the only ``N x N x d x d`` tensor, one per group (:func:`_dense_main`);
+    ``|J - J_c| r`` is bounded by the factored products
     ``|T - T_c| y + |T_c|_abs z'`` (``|T - T_c| <= P_rad |A| + |P_c| A_rad + u_rad |b|^T + |u_c| b_rad^T + |B - B_c|``,
     radii about the group centres, ``|B - B_c| <= |Wp| (C_rad |scale Wq| + |C_c| (Wq_rad + (2 dh + 2) eps |Wq_c|))``
     covering the float ``B_c``; ``|T_c|_abs`` the same sum of absolute terms, ``z' = z + (d + 3 H + 12) eps y``
     covering the float error of ``J_c`` from the factors: each entry is a sum of at most ``2 H + 1`` products of
-    factors computed by :func:`_times_norm_centre` within ``(d + 8) u`` of their absolute terms)."""
+    factors computed by :func:`_times_norm_centre` within ``(d + 8) u`` of their absolute terms, in any order)."""
     *lead, heads, n, dh = q.shape
     d = proj.shape[0]
     rows = qkv.reshape(3, heads, dh, d)
@@ -313,32 +378,32 @@ def attention_half_bound(stats: LayerNormStats, q: Interval, k: Interval, v: Int
         b_abs = b_h.abs_() if b_abs is None else b_abs.add_(b_h.abs_())
     xhat, s = centred(stats.xhat, groups), centred(stats.s, groups)
     am = a.mag()
-    # J_c = I + ls T_c J_norm,c in the layout (G, j, i, a, b) (blocks of d x d per token pair, input token j outermost),
-    # with J_norm,c applied to the small factors first: P_ij (A_h J_j) + u_ij (b_i^T J_j) + [i = j] B_i J_i
-    w = _weight_or_ones(norm_weight, ac)
-    wx = w * xhat.shared  # (G, N, d)
-    a_j = _times_norm_centre(ac.unsqueeze(-3), _NormCentre(s.shared[..., None, :, None, :],
-                                                           xhat.shared[..., None, :, None, :], w),
-                             torch.einsum("hab,...jb->...hja", ac, wx).unsqueeze(-1))  # (G, H, Nj, d, d)
-    b_j = _times_norm_centre(b_.shared.unsqueeze(-2), _NormCentre(s.shared[..., None, None, :, :],
-                                                                 xhat.shared[..., None, None, :, :], w),
-                             torch.einsum("...hib,...jb->...hij", b_.shared, wx).unsqueeze(-1))  # (G, H, Ni, Nj, d)
-    bb_i = _times_norm_centre(b_sum, _NormCentre(s.shared.unsqueeze(-1), xhat.shared.unsqueeze(-2), w),
-                              b_sum @ wx.unsqueeze(-1))  # (G, Ni, d, d)
+    centre = AttentionCentre(p_.shared, u_.shared, b_.shared, b_sum, xhat.shared, s.shared,
+                             _weight_or_ones(norm_weight, ac), ac, ls)
     wp_abs = wp.abs()
     wq_float = wqr + (2 * dh + 2) * EPS * wqc.abs()  # with |C_c|: |B_i(C_c) - fl(B_i)| (two float products)
-    mains = _dense_main(p_.shared, a_j, u_.shared, b_j, bb_i, ls, remainders, groups)
-    out_bounds = []
-    for r, main in zip(remainders, mains):
+    mains = [_margin(main, n * d + 2) for main in _dense_main(centre, remainders, groups)]
+    devs = []
+    for r in remainders:
         y, z = _norm_vectors(xhat, s, norm_weight, r)
         zz = z + (d + 3 * heads + 12) * EPS * y
         dev = _factored(p_.r, am, u_.r, b_.mag, y) + _factored(p_.c.abs(), ar, u_.c.abs(), b_.r, y)
         dev = dev + _factored(p_.c.abs(), ac.abs(), u_.c.abs(), b_.c.abs(), zz)
         dev = dev + _through_b(wp_abs, c_.r, wq.mag(), y) + _through_b(wp_abs, c_.c.abs(), wq_float, y)
         dev = dev + _grouped_products(b_abs, [zz], groups)[0]
-        out_bounds.append(_margin(_margin(main, n * d + 2)
-                                  + _scaled(_margin(dev, 2 * n * d + 3 * heads + 16), ls), 2))
-    return out_bounds
+        devs.append(_scaled(_margin(dev, 2 * n * d + 3 * heads + 16), ls))
+    return HalfBound(mains, devs, centre)
+
+
+def block_products(attention: AttentionCentre, left: torch.Tensor, remainders: list[torch.Tensor],
+                   chained: list[torch.Tensor], groups: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """Upper bounds of ``|L J| r`` for each ``r`` in ``remainders``, ``J`` the float centre Jacobian of an attention
+    half (``attention``) and ``L`` that of the MLP half after it (``left``, tokenwise ``(G, N, d, d)``): the float
+    ``|fl(L J)| r`` rounded up (``N d`` products per entry) plus ``(d + 4) eps |L| |J| r`` for the float ``L_i J_ij``
+    (``d`` products per entry), with ``chained[k] >= |L| |J| r_k`` (the halves' own ``main`` bounds chained)."""
+    n, d = attention.b_sum.shape[-3], attention.b_sum.shape[-1]
+    products = _dense_main(attention, remainders, groups, left=left)
+    return [_margin(_margin(prod, n * d + 2) + (d + 4) * EPS * chain, 2) for prod, chain in zip(products, chained)]
 
 
 def _better(a: TaylorForm, b: TaylorForm) -> TaylorForm:
@@ -356,34 +421,111 @@ def _rows(item, sel: slice | torch.Tensor):
     return item.rearrange(lambda t: t[sel])
 
 
-def consolidate(half: Callable[[TaylorDual, Callable], TaylorDual], x: TaylorDual, bound: Callable[..., list],
-                entries: int, groups: torch.Tensor | None = None) -> TaylorDual:
-    """The residual half ``half(dual, observe)`` applied to ``x`` with the remainders passed through ``M`` (module
-    docstring).  ``bound(value, seen, [r_1, r_2], groups)`` returns upper bounds of ``sup_X |J| r_k`` over the set of
-    the value form ``value``, from the intermediates ``seen`` (label -> dual) that ``half`` reported on ``x`` with its
-    remainder (:func:`attention_half_bound`, :func:`mlp_half_bound`), with one centre Jacobian per group of pieces
-    (``groups`` ``(P,)``: ids ``0 .. G - 1``; ``None``: a group per piece); it is called on chunks of about
-    :data:`JACOBIAN_ENTRIES` entries (``entries``: the largest intermediate per group)."""
-    seen: dict[str, TaylorDual] = {}
-    carried = half(TaylorDual(x.value, x.tangent.bare()), lambda label, dual: seen.__setitem__(label, dual))
-    fresh = half(TaylorDual(x.value.bare(), None), ignore)  # value only
-    pieces = x.shape[0]
+def _chunks(pieces: int, groups: torch.Tensor | None, entries: int):
+    """``(sel, part_groups)`` for chunks of about :data:`JACOBIAN_ENTRIES` // ``entries`` groups of pieces: ``sel``
+    the pieces of the chunk, ``part_groups`` their group ids renumbered ``0 ..`` (``None``: a group per piece)."""
     count = pieces if groups is None else int(groups.max()) + 1
     step = max(1, JACOBIAN_ENTRIES // max(1, entries))
-    through_value, through_tangent = torch.empty_like(x.value.r), torch.empty_like(x.tangent.r)
     for first in range(0, count, step):
         last = min(count, first + step)
         if groups is None:
-            sel, part_groups = slice(first, last), None
+            yield slice(first, last), None
         else:
             sel = ((groups >= first) & (groups < last)).nonzero().squeeze(1)
-            part_groups = torch.unique(groups[sel], return_inverse=True)[1]
+            yield sel, torch.unique(groups[sel], return_inverse=True)[1]
+
+
+def _observed(half: Callable[[TaylorDual, Callable], TaylorDual],
+              x: TaylorDual) -> tuple[TaylorDual, TaylorDual, dict[str, TaylorDual]]:
+    """The two runs of a half: on the value with its remainder and the bare tangent (``carried``, with the
+    intermediates it reports) and on the bare value alone (``fresh``)."""
+    seen: dict[str, TaylorDual] = {}
+    carried = half(TaylorDual(x.value, x.tangent.bare()), lambda label, dual: seen.__setitem__(label, dual))
+    return carried, half(TaylorDual(x.value.bare(), None), ignore), seen
+
+
+def consolidate(half: Callable[[TaylorDual, Callable], TaylorDual], x: TaylorDual, bound: Callable[..., HalfBound],
+                entries: int, groups: torch.Tensor | None = None) -> TaylorDual:
+    """The residual half ``half(dual, observe)`` applied to ``x`` with the remainders passed through ``M`` (module
+    docstring).  ``bound(value, seen, [r_1, r_2], groups)`` returns the :class:`HalfBound` of ``sup_X |J| r_k`` over
+    the set of the value form ``value``, from the intermediates ``seen`` (label -> dual) that ``half`` reported on
+    ``x`` with its remainder (:func:`attention_half_bound`, :func:`mlp_half_bound`), with one centre Jacobian per group
+    of pieces (``groups`` ``(P,)``: ids ``0 .. G - 1``; ``None``: a group per piece); it is called on chunks of about
+    :data:`JACOBIAN_ENTRIES` entries (``entries``: the largest intermediate per group)."""
+    carried, fresh, seen = _observed(half, x)
+    through_value, through_tangent = torch.empty_like(x.value.r), torch.empty_like(x.tangent.r)
+    for sel, part_groups in _chunks(x.shape[0], groups, entries):
         part = {label: _rows(dual, sel) for label, dual in seen.items()}
-        mv, mt = bound(_rows(x.value, sel), part, [x.value.r[sel], x.tangent.r[sel]], part_groups)
+        mv, mt = bound(_rows(x.value, sel), part, [x.value.r[sel], x.tangent.r[sel]], part_groups).total()
         through_value[sel], through_tangent[sel] = mv, mt
     value = TaylorForm(fresh.value.coef, _up(fresh.value.r + through_value, fresh=True))
     tangent = TaylorForm(carried.tangent.coef, _up(carried.tangent.r + through_tangent, fresh=True))
     return TaylorDual(_better(value, carried.value), tangent)
+
+
+#: :func:`consolidate_block` forms the composite product ``L J`` of a chunk only where the two halves' chained centre
+#: term ``|L| |J| r`` (all the product can remove) is more than this share of the bound (summed over the chunk): on
+#: wide sets the deviation terms dominate and the ``N^2 d^3`` product would change the bound by less.
+COMPOSITE_SHARE = 0.1
+
+
+def consolidate_block(attention_half: Callable[[TaylorDual, Callable], TaylorDual],
+                      mlp_half: Callable[[TaylorDual, Callable], TaylorDual], x: TaylorDual,
+                      attention_bound: Callable[..., HalfBound], mlp_bound: Callable[..., HalfBound], entries: int,
+                      groups: torch.Tensor | None = None) -> TaylorDual:
+    """A whole pre-norm block ``F = B o A`` (attention half ``A``, MLP half ``B``) applied to ``x`` with the block
+    input's remainders passed through the composite Jacobian ``J_B J_A`` instead of ``M_B M_A`` (issue 15).
+
+    Each half runs as in :func:`consolidate` (``carried``: value with remainder, bare tangent; ``fresh``: bare value).
+    With ``p`` the block input's polynomial, ``r`` / ``r_t`` its value / tangent remainders, ``p1`` the polynomial of
+    the ``norm2`` input form ``x1`` (entrywise the better of ``fresh_A`` with ``f_A + M_A r`` and ``carried_A``) and
+    ``e`` the remainder of that choice that is *not* caused by ``r`` (``f_A`` or ``carried_A``'s whole remainder):
+
+    * value: ``B(A(x)) - B(p1) = [B(A(x)) - B(A(p))] + [B(A(p)) - B(p1)]``, at most ``M_F r + M_B e``;
+    * tangent: ``J_B(A x) J_A(x) t = J_B(A x) q1 + J_B(A x) (J_A(x) q - q1) + J_F(x) (t - q)`` with ``q1`` the
+      polynomial of ``carried_A``'s tangent (remainder ``c_A``): at most ``carried_B`` + ``M_B c_A + M_F r_t``,
+
+    where ``M_F v >= sup |J_B J_A| v`` over the sets: ``J_B J_A = L J + L (J_A - J) + (J_B - L) J_A`` with ``J`` /
+    ``L`` the halves' float centres, so ``M_F v <= |L J| v`` (:func:`block_products`) ``+ M_B (dev_A v) +`` ``dev_B
+    (main_A v)`` (the mean-value theorem on the segment ``p .. x``: ``A`` of it lies in the ``norm2`` input set, on
+    which ``M_B`` is taken).  Where ``M_B (main_A v)`` (the two halves' product, :func:`consolidate` twice) is smaller
+    it is taken instead, entry by entry, and where that product term is at most :data:`COMPOSITE_SHARE` of the bound
+    the composite is not formed.  The two halves' bounds run on the same chunks of groups of pieces (``entries``: the
+    largest intermediate per group of either half)."""
+    carried_a, fresh_a, seen_a = _observed(attention_half, x)
+    chunks = list(_chunks(x.shape[0], groups, entries))
+    names = ("main_v", "dev_v", "main_t", "dev_t")
+    first = {key: torch.empty_like(x.value.r) for key in names}
+    centres = []
+    for sel, part_groups in chunks:
+        part = {label: _rows(dual, sel) for label, dual in seen_a.items()}
+        got = attention_bound(_rows(x.value, sel), part, [x.value.r[sel], x.tangent.r[sel]], part_groups)
+        for key, tensor in zip(names, (got.main[0], got.dev[0], got.main[1], got.dev[1])):
+            first[key][sel] = tensor
+        centres.append(got.centre)
+    through_a = _up(first["main_v"] + first["dev_v"], 2)
+    value_a = TaylorForm(fresh_a.value.coef, _up(fresh_a.value.r + through_a, fresh=True))
+    use_a = value_a.r <= carried_a.value.r
+    x1 = TaylorDual(_better(value_a, carried_a.value), carried_a.tangent)
+    own = torch.where(use_a, fresh_a.value.r, carried_a.value.r)  # e: the x1 remainder not caused by r
+    carried_b, fresh_b, seen_b = _observed(mlp_half, x1)
+    through_value, through_tangent = torch.empty_like(x.value.r), torch.empty_like(x.tangent.r)
+    for (sel, part_groups), centre in zip(chunks, centres):
+        part = {label: _rows(dual, sel) for label, dual in seen_b.items()}
+        vectors = [_up(own[sel] + first["dev_v"][sel], 2), first["main_v"][sel],
+                   _up(carried_a.tangent.r[sel] + first["dev_t"][sel], 2), first["main_t"][sel]]
+        got = mlp_bound(_rows(x1.value, sel), part, vectors, part_groups)
+        totals = got.total()
+        for out, k, r in ((through_value, 0, x.value.r[sel]), (through_tangent, 2, x.tangent.r[sel])):
+            chained, rest = got.main[k + 1], totals[k] + got.dev[k + 1]
+            through = totals[k + 1]
+            if float(chained.sum()) > COMPOSITE_SHARE * float((chained + rest).sum()):
+                product = block_products(centre, got.centre, [r], [chained], part_groups)[0]
+                through = torch.minimum(through, _up(product + got.dev[k + 1], 2))
+            out[sel] = _up(totals[k] + through, 2)
+    value = TaylorForm(fresh_b.value.coef, _up(fresh_b.value.r + through_value, fresh=True))
+    tangent = TaylorForm(carried_b.tangent.coef, _up(carried_b.tangent.r + through_tangent, fresh=True))
+    return TaylorDual(_better(value, carried_b.value), tangent)
 
 
 def ignore(label: str, dual) -> None:

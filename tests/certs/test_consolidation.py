@@ -71,7 +71,7 @@ def bound_violations(block: nn.Module, half: str, value: TaylorForm, weights: to
     run, bound, forward = HALVES[half]
     seen: dict = {}
     run(block, zero_tangent(value), lambda label, dual: seen.__setitem__(label, dual))
-    limit = bound(block, value, seen, [weights], groups)[0]
+    limit = bound(block, value, seen, [weights], groups).total()[0]
     bad = 0
     for x in sample_points(value, gen, count):
         for p in range(x.shape[0]):
@@ -223,8 +223,9 @@ def test_known_bad_consolidation_without_the_jacobian_term_is_caught():
     """Known-bad: passing the remainders through ``M = 0`` (only the bare input's image) loses the true values."""
     block, value, tangent, gen = _wide_block_case()
     assert consolidated_misses(block, "mlp", value, tangent, gen) == 0
-    zero = {name: (run, lambda blk, v, seen, rs, g: [torch.zeros_like(r) for r in rs], fwd)
-            for name, (run, _, fwd) in HALVES.items()}
+    zero = {name: (run, lambda blk, v, seen, rs, g: consolidation.HalfBound([torch.zeros_like(r) for r in rs],
+                                                                           [torch.zeros_like(r) for r in rs], None),
+                   fwd) for name, (run, _, fwd) in HALVES.items()}
     original = dict(HALVES)
     HALVES.update(zero)
     try:
@@ -269,3 +270,91 @@ def test_known_bad_mlp_only_block_that_drops_the_attention_halfs_remainder_is_ca
 
     monkeypatch.setattr(vit_interval, "_attention_half", bare_attention_half)
     assert mlp_only_block_misses(block, value, tangent, gen) > 0
+
+
+def consolidated_block(block: nn.Module, value: TaylorForm, tangent: TaylorForm, groups: torch.Tensor | None = None,
+                       entries: int = 1) -> TaylorDual:
+    """:func:`consolidation.consolidate_block` on a timm block (``entries``: the chunking of the groups of pieces;
+    ``JACOBIAN_ENTRIES`` puts every group in a chunk of its own)."""
+    return consolidation.consolidate_block(
+        lambda dual, seen: vit_interval._attention_half(block, dual, seen),
+        lambda dual, seen: vit_interval._mlp_half(block, dual, seen), TaylorDual(value, tangent),
+        lambda v, seen, rs, g: vit_interval._attention_bound(block, v, seen, rs, g),
+        lambda v, seen, rs, g: vit_interval._mlp_bound(block, v, seen, rs, g), entries, groups)
+
+
+def _block_forward(block: nn.Module):
+    def forward(x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return _tangent_of_half(block, "mlp", *_tangent_of_half(block, "attention", x, t))
+    return forward
+
+
+@settings(max_examples=max(15, settings().max_examples // 50), deadline=None)
+@given(half_cases(), st.sampled_from([1, consolidation.JACOBIAN_ENTRIES]))
+def test_a_block_consolidated_as_one_map_encloses_the_float_forward_and_its_tangent(case, entries):
+    block, value, _, gen, groups = case
+    shape = value.r.shape
+    tangent = TaylorForm((torch.randn(shape, generator=gen, dtype=torch.float64),
+                          0.1 * torch.randn(shape, generator=gen, dtype=torch.float64)),
+                         1e-4 * torch.rand(shape, generator=gen, dtype=torch.float64))
+    out = consolidated_block(block, value, tangent, groups, entries)
+    assert enclosure_misses(out, _block_forward(block), value, tangent, gen) == 0
+
+
+def block_jacobian_violations(block: nn.Module, value: TaylorForm, weights: torch.Tensor, gen: torch.Generator,
+                              groups: torch.Tensor | None = None, count: int = 6) -> int:
+    """Entries where ``|J_F(x)| w`` (autograd Jacobian of the whole block at points ``x`` of the value set) exceeds
+    the tangent enclosure of :func:`consolidation.consolidate_block` for a tangent that is only a remainder ``w`` (every
+    ``t`` with ``|t| <= w``, so the enclosure must hold ``sup_X |J_F| w``: the composite bound ``M_F w``)."""
+    zero = torch.zeros_like(weights)
+    out = consolidated_block(block, value, TaylorForm((zero, zero), weights), groups)
+    limit = out.tangent.box().mag()
+    attention, mlp = HALVES["attention"][2], HALVES["mlp"][2]
+    bad = 0
+    for x in sample_points(value, gen, count):
+        for p in range(x.shape[0]):
+            jac = torch.autograd.functional.jacobian(lambda z: mlp(block, attention(block, z)), x[p:p + 1])
+            exact = torch.einsum("iajb,jb->ia", jac[0, :, :, 0].abs(), weights[p])
+            bad += int((exact > limit[p] * (1 + TOL) + TOL).sum())
+    return bad
+
+
+@settings(max_examples=max(15, settings().max_examples // 50), deadline=None)
+@given(half_cases())
+def test_the_composite_block_bound_dominates_autograd_jacobians_on_the_set(case):
+    block, value, weights, gen, groups = case
+    assert block_jacobian_violations(block, value, weights, gen, groups) == 0
+
+
+def test_the_composite_bound_is_tighter_than_the_two_halves_chained():
+    """The point of :func:`consolidation.consolidate_block`: on a trained-like block the composite ``|L J| r`` is
+    below the two halves' product ``M_B M_A r`` (their tangent remainders from the same input)."""
+    block, value, tangent, _ = _wide_block_case()
+    narrow = TaylorForm(value.coef, 1e-9 * torch.ones_like(value.r))
+    loose = TaylorForm(tangent.coef, 1e-3 * torch.ones_like(tangent.r))
+    chained = consolidation.consolidate(lambda d, s: vit_interval._attention_half(block, d, s),
+                                        TaylorDual(narrow, loose),
+                                        lambda v, s, rs, g: vit_interval._attention_bound(block, v, s, rs, g), 1)
+    chained = consolidation.consolidate(lambda d, s: vit_interval._mlp_half(block, d, s), chained,
+                                        lambda v, s, rs, g: vit_interval._mlp_bound(block, v, s, rs, g), 1)
+    composite = consolidated_block(block, narrow, loose)
+    assert bool((composite.tangent.r <= chained.tangent.r * (1 + 1e-9)).all())
+    assert float(composite.tangent.r.sum()) < float(chained.tangent.r.sum())
+
+
+def test_known_bad_a_composite_that_forgets_the_mlp_halfs_centre_jacobian_is_caught(monkeypatch):
+    """Known-bad: the composite's product term taken as ``|J| r`` (the attention half's centre Jacobian alone, the MLP
+    half's ``L`` not applied) misses Jacobians of the block on a narrow set."""
+    block = make_block(4, 8, 2, "gelu", False, 0.5)
+    gen = torch.Generator().manual_seed(3)
+    shape = (2, 4, 8)
+    zero = torch.zeros(shape, dtype=torch.float64)
+    value = TaylorForm((torch.randn(shape, generator=gen, dtype=torch.float64), zero), 1e-9 + zero)
+    weights = torch.rand(shape, generator=gen, dtype=torch.float64)
+    assert block_jacobian_violations(block, value, weights, gen) == 0
+
+    def without_left(attention, left, remainders, chained, groups=None):
+        return [prod * (1 + 1e-6) for prod in consolidation._dense_main(attention, remainders, groups)]
+
+    monkeypatch.setattr(consolidation, "block_products", without_left)
+    assert block_jacobian_violations(block, value, weights, gen) > 0

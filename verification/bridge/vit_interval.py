@@ -65,8 +65,8 @@ from certs.budget import PerSampleLipschitz
 from certs.errors import CertificateInputError, UnsupportedLayerError
 from certs.intervals import extended
 from certs.intervals.blocked import blocked_matmul
-from certs.intervals.consolidation import (attention_half_bound, consolidate, ignore, layer_norm_stats,
-                                          mlp_half_bound)
+from certs.intervals.consolidation import (HalfBound, attention_half_bound, consolidate, consolidate_block, ignore,
+                                          layer_norm_stats, mlp_half_bound)
 from certs.intervals.dual import Dual
 from certs.intervals.interval import EPS, TINY, U, Interval, IntervalDomainError
 from certs.intervals.normed import layer_norm_normed
@@ -375,7 +375,7 @@ def _layer_scale(module: nn.Module) -> torch.Tensor | None:
 
 
 def _attention_bound(block: nn.Module, value: TaylorForm, seen: dict[str, Dual], remainders: list[torch.Tensor],
-                     groups: torch.Tensor | None = None) -> list[torch.Tensor]:
+                     groups: torch.Tensor | None = None) -> HalfBound:
     attn = block.attn
     heads, dh = attn.num_heads, attn.head_dim
     qkv = seen["attn.qkv"].value.box()
@@ -394,7 +394,7 @@ def _attention_bound(block: nn.Module, value: TaylorForm, seen: dict[str, Dual],
 
 
 def _mlp_bound(block: nn.Module, value: TaylorForm, seen: dict[str, Dual], remainders: list[torch.Tensor],
-               groups: torch.Tensor | None = None) -> list[torch.Tensor]:
+               groups: torch.Tensor | None = None) -> HalfBound:
     mlp = block.mlp
     stats = layer_norm_stats(value, block.norm2.eps)
     kind = "relu" if isinstance(mlp.act, nn.ReLU) else "gelu"
@@ -413,8 +413,10 @@ CONSOLIDATE_ABOVE = 1e-10
 
 def _consolidated_block(block: nn.Module, x: Dual, groups: torch.Tensor | None = None, attention: bool = True,
                         fold: Callable[[Dual], Dual] | None = None) -> Dual:
-    """A whole block on Taylor duals with the remainders consolidated at each residual half
-    (:mod:`certs.intervals.consolidation`, one centre Jacobian per group of pieces ``groups``); the attention half on
+    """A whole block on Taylor duals with the remainders consolidated through the block's composite Jacobian
+    (:func:`certs.intervals.consolidation.consolidate_block`, one centre Jacobian per half and group of pieces
+    ``groups``); where not ``attention``, at the MLP half only (:func:`~certs.intervals.consolidation.consolidate`) and
+    the attention half on
     the box rules where not ``attention`` (then ``fold``, optional, is applied to the ``norm2`` input as in
     :func:`_block`); the plain rules where :func:`consolidation_support` fails, ``x`` is not a :class:`TaylorDual` or,
     where not ``attention``, its remainders are all at most :data:`CONSOLIDATE_ABOVE`."""
@@ -422,15 +424,20 @@ def _consolidated_block(block: nn.Module, x: Dual, groups: torch.Tensor | None =
             float(x.value.r.max()), float(x.tangent.r.max())) <= CONSOLIDATE_ABOVE):
         return _block(block, x, "input", {}, fold=None if attention else fold)
     n, d = x.shape[-2], x.shape[-1]
+    mlp_entries = n * d * block.mlp.fc1.out_features
+
+    def mlp_half(dual, seen):
+        return _mlp_half(block, dual, seen)
+
+    def mlp_bound(value, seen, rs, g):
+        return _mlp_bound(block, value, seen, rs, g)
+
     if attention:
-        x1 = consolidate(lambda dual, seen: _attention_half(block, dual, seen), x,
-                         lambda value, seen, rs, g: _attention_bound(block, value, seen, rs, g), n * d * d, groups)
-    else:
-        x1 = _attention_half(block, x, ignore)
-        x1 = x1 if fold is None else fold(x1)
-    return consolidate(lambda dual, seen: _mlp_half(block, dual, seen), x1,
-                       lambda value, seen, rs, g: _mlp_bound(block, value, seen, rs, g),
-                       n * d * block.mlp.fc1.out_features, groups)
+        return consolidate_block(lambda dual, seen: _attention_half(block, dual, seen), mlp_half, x,
+                                 lambda value, seen, rs, g: _attention_bound(block, value, seen, rs, g), mlp_bound,
+                                 max(n * d * d, mlp_entries), groups)
+    x1 = _attention_half(block, x, ignore)
+    return consolidate(mlp_half, x1 if fold is None else fold(x1), mlp_bound, mlp_entries, groups)
 
 
 def _block(block: nn.Module, start: Dual | None, part: str, frozen: dict[str, torch.Tensor],

@@ -151,14 +151,16 @@ def test_the_remainders_are_consolidated_by_default_where_enough_blocks_follow(m
 
 
 def test_both_halves_consolidate_every_block_however_small_its_remainder(monkeypatch):
-    """``consolidated=True`` consolidates both halves of every block after the target, even where the remainder is at
-    rounding level (a point theta: ~1e-15); ``"mlp"`` keeps the box rules for blocks whose input remainders are at most
-    CONSOLIDATE_ABOVE (FINDINGS F24).  Counted by the calls of ``consolidate``.  Known-bad: the rule before F24 (the
-    threshold in the full mode too) fails the first assertion (0 calls instead of 6); the MLP mode with the threshold
-    at 0 consolidates every MLP half, so the count does see the threshold."""
+    """``consolidated=True`` consolidates every block after the target as one map (``consolidate_block``), even where
+    the remainder is at rounding level (a point theta: ~1e-15); ``"mlp"`` keeps the box rules for blocks whose input
+    remainders are at most CONSOLIDATE_ABOVE (FINDINGS F24).  Counted by the calls of ``consolidate_block`` and
+    ``consolidate``.  Known-bad: the rule before F24 (the threshold in the full mode too) fails the first assertion
+    (0 calls instead of 3); the MLP mode with the threshold at 0 consolidates every MLP half, so the count does see
+    the threshold."""
     calls = []
-    real = vit_interval.consolidate
-    monkeypatch.setattr(vit_interval, "consolidate", lambda *args, **kw: calls.append(1) or real(*args, **kw))
+    for name in ("consolidate", "consolidate_block"):
+        real = getattr(vit_interval, name)
+        monkeypatch.setattr(vit_interval, name, lambda *args, real=real, **kw: calls.append(1) or real(*args, **kw))
     depth = 3
     model = tiny_vit(3, 8, 2, depth, "gelu", "token", 0.5)
     images = torch.randn(1, 1, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
@@ -175,7 +177,7 @@ def test_both_halves_consolidate_every_block_however_small_its_remainder(monkeyp
         assert float(x.value.r.max()) < 1e-6
         return len(calls)
 
-    assert consolidations(True) == 2 * depth
+    assert consolidations(True) == depth
     assert consolidations("mlp") < depth
     monkeypatch.setattr(vit_interval, "CONSOLIDATE_ABOVE", 0.0)
     assert consolidations("mlp") == depth
