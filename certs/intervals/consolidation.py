@@ -516,12 +516,16 @@ def consolidate_block(attention_half: Callable[[TaylorDual, Callable], TaylorDua
                    _up(carried_a.tangent.r[sel] + first["dev_t"][sel], 2), first["main_t"][sel]]
         got = mlp_bound(_rows(x1.value, sel), part, vectors, part_groups)
         totals = got.total()
-        for out, k, r in ((through_value, 0, x.value.r[sel]), (through_tangent, 2, x.tangent.r[sel])):
-            chained, rest = got.main[k + 1], totals[k] + got.dev[k + 1]
+        sides = ((through_value, 0, x.value.r[sel]), (through_tangent, 2, x.tangent.r[sel]))
+        wanted = [k for _, k, _ in sides if float(got.main[k + 1].sum())
+                  > COMPOSITE_SHARE * float((got.main[k + 1] + totals[k] + got.dev[k + 1]).sum())]
+        products = {} if not wanted else dict(zip(wanted, block_products(
+            centre, got.centre, [r for _, k, r in sides if k in wanted], [got.main[k + 1] for k in wanted],
+            part_groups)))
+        for out, k, _ in sides:
             through = totals[k + 1]
-            if float(chained.sum()) > COMPOSITE_SHARE * float((chained + rest).sum()):
-                product = block_products(centre, got.centre, [r], [chained], part_groups)[0]
-                through = torch.minimum(through, _up(product + got.dev[k + 1], 2))
+            if k in products:
+                through = torch.minimum(through, _up(products[k] + got.dev[k + 1], 2))
             out[sel] = _up(totals[k] + through, 2)
     value = TaylorForm(fresh_b.value.coef, _up(fresh_b.value.r + through_value, fresh=True))
     tangent = TaylorForm(carried_b.tangent.coef, _up(carried_b.tangent.r + through_tangent, fresh=True))
