@@ -24,9 +24,9 @@ instead of the product of the per-operation boxes.
 
 *Whole blocks* (:func:`consolidate_block`, FINDINGS F25).  Chaining the halves still wraps once per half:
 ``M_B M_A r = (|L| + dev_B)(|J| + dev_A) r`` with ``J`` / ``L`` the halves' float centre Jacobians, and ``|L| |J|``
-loses the cancellations of the product ``L J`` (on the deep model's 24 halves, float Jacobians at one sample:
-row sums of ``|H| |J_24| ... |J_1|`` up to 1.9e10 against 2.2e2 for ``|H J_24 ... J_1|``, 1.2e8 with the two halves
-of every block multiplied first).  The MLP half is tokenwise, so ``L J`` costs ``N^2 d^3`` per group of pieces (a
+loses the cancellations of the product ``L J`` (on the deep model's 24 halves, float Jacobians at calibration image
+0, ``benchmarks/composite_growth.py``: row sums of ``|H| |J_24| ... |J_1|`` up to 4.8e9 against 154 for
+``|H J_24 ... J_1|``, 4.4e7 with the two halves of every block multiplied first).  The MLP half is tokenwise, so ``L J`` costs ``N^2 d^3`` per group of pieces (a
 ``d x d`` product per token pair) and a block passes its input remainders through
 ``|L J| r + M_B (dev_A r) + dev_B (main_A r)`` instead.  ``M`` is an interval evaluation of the exact Jacobian of the
 half over ``X`` in the structured forms below; every factor is an interval that holds the true intermediate for
