@@ -141,6 +141,13 @@ def _tangent_of_half(block: nn.Module, half: str, x: torch.Tensor,
     return value.detach(), tangent.detach()
 
 
+def block_tangent(block: nn.Module):
+    """The float forward of the whole block with its forward-mode tangent: ``(x, t) -> (y, dy)``."""
+    def forward(x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return _tangent_of_half(block, "mlp", *_tangent_of_half(block, "attention", x, t))
+    return forward
+
+
 def enclosure_misses(out: TaylorDual, forward, value: TaylorForm, tangent: TaylorForm, gen: torch.Generator) -> int:
     """Points of the input set (order-1 forms ``value`` / ``tangent``) whose float image ``forward(x, t) -> (y, dy)``
     leaves the enclosures of ``out``."""
@@ -167,14 +174,18 @@ def consolidated_misses(block: nn.Module, half: str, value: TaylorForm, tangent:
     return enclosure_misses(out, lambda x, t: _tangent_of_half(block, half, x, t), value, tangent, gen)
 
 
+def random_tangent(shape: tuple[int, ...], gen: torch.Generator) -> TaylorForm:
+    """An order-1 tangent form with random coefficients and a small random remainder."""
+    return TaylorForm((torch.randn(shape, generator=gen, dtype=torch.float64),
+                       0.1 * torch.randn(shape, generator=gen, dtype=torch.float64)),
+                      1e-4 * torch.rand(shape, generator=gen, dtype=torch.float64))
+
+
 @settings(max_examples=max(15, settings().max_examples // 50), deadline=None)
 @given(half_cases(), st.sampled_from(sorted(HALVES)))
 def test_consolidated_half_encloses_the_float_forward_and_its_tangent(case, half):
     block, value, _, gen, groups = case
-    shape = value.r.shape
-    tangent = TaylorForm((torch.randn(shape, generator=gen, dtype=torch.float64),
-                          0.1 * torch.randn(shape, generator=gen, dtype=torch.float64)),
-                         1e-4 * torch.rand(shape, generator=gen, dtype=torch.float64))
+    tangent = random_tangent(value.r.shape, gen)
     assert consolidated_misses(block, half, value, tangent, gen, groups) == 0
 
 
@@ -239,21 +250,14 @@ def mlp_only_block_misses(block: nn.Module, value: TaylorForm, tangent: TaylorFo
     :func:`verification.bridge.vit_interval._consolidated_block` with ``attention=False`` (box rules through the
     attention half, the MLP half consolidated)."""
     out = vit_interval._consolidated_block(block, TaylorDual(value, tangent), None, attention=False)
-
-    def forward(x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return _tangent_of_half(block, "mlp", *_tangent_of_half(block, "attention", x, t))
-
-    return enclosure_misses(out, forward, value, tangent, gen)
+    return enclosure_misses(out, block_tangent(block), value, tangent, gen)
 
 
 @settings(max_examples=max(15, settings().max_examples // 50), deadline=None)
 @given(half_cases())
 def test_a_block_with_only_its_mlp_half_consolidated_encloses_the_float_forward(case):
     block, value, _, gen, _ = case
-    shape = value.r.shape
-    tangent = TaylorForm((torch.randn(shape, generator=gen, dtype=torch.float64),
-                          0.1 * torch.randn(shape, generator=gen, dtype=torch.float64)),
-                         1e-4 * torch.rand(shape, generator=gen, dtype=torch.float64))
+    tangent = random_tangent(value.r.shape, gen)
     assert mlp_only_block_misses(block, value, tangent, gen) == 0
 
 
@@ -283,22 +287,13 @@ def consolidated_block(block: nn.Module, value: TaylorForm, tangent: TaylorForm,
         lambda v, seen, rs, g: vit_interval._mlp_bound(block, v, seen, rs, g), entries, groups)
 
 
-def _block_forward(block: nn.Module):
-    def forward(x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return _tangent_of_half(block, "mlp", *_tangent_of_half(block, "attention", x, t))
-    return forward
-
-
 @settings(max_examples=max(15, settings().max_examples // 50), deadline=None)
 @given(half_cases(), st.sampled_from([1, consolidation.JACOBIAN_ENTRIES]))
 def test_a_block_consolidated_as_one_map_encloses_the_float_forward_and_its_tangent(case, entries):
     block, value, _, gen, groups = case
-    shape = value.r.shape
-    tangent = TaylorForm((torch.randn(shape, generator=gen, dtype=torch.float64),
-                          0.1 * torch.randn(shape, generator=gen, dtype=torch.float64)),
-                         1e-4 * torch.rand(shape, generator=gen, dtype=torch.float64))
+    tangent = random_tangent(value.r.shape, gen)
     out = consolidated_block(block, value, tangent, groups, entries)
-    assert enclosure_misses(out, _block_forward(block), value, tangent, gen) == 0
+    assert enclosure_misses(out, block_tangent(block), value, tangent, gen) == 0
 
 
 def block_jacobian_violations(block: nn.Module, value: TaylorForm, weights: torch.Tensor, gen: torch.Generator,
