@@ -748,7 +748,9 @@ def sound_path_bounds(
     (:mod:`certs.intervals.consolidation`; method suffix ``-consolidated``), :data:`MLP_ONLY` at the MLP halves only
     (suffix ``-consolidated-mlp``); ``None``: :func:`default_engine`.  ``centres``: with
     ``consolidated``, the pieces of a sample in the same of ``centres`` equal parts of ``[0, 1]`` share one centre
-    Jacobian (:attr:`PathWalk.centres`; ``None``: one per piece; default :data:`CENTRES`).  ``fold``: after each
+    Jacobian (:attr:`PathWalk.centres`; ``None``: one per piece; default :data:`CENTRES`); where both halves are
+    consolidated and the enclosure blows up with shared centres, the layer is run again with a centre per piece
+    (method suffix ``-own-centres``; the deep model's ``patch_embed.proj``: FINDINGS F25).  ``fold``: after each
     stage but the last and at the ``norm2`` input of each block, the Taylor degree is lowered where the dropped terms
     are at most ``fold`` times the remainder (:func:`path_stages`, :meth:`certs.intervals.taylor.TaylorDual.reduced`;
     sound for any value; ``None``: never; default :data:`FOLD`).  ``escalate_engine``: where ``consolidated`` is
@@ -787,10 +789,18 @@ def sound_path_bounds(
             consolidated, run = MLP_ONLY, None
         elif probe < n:
             run = None  # the probe samples only: the layer runs on all of them below
-    segments, degrees = run or _engine_run(model, captured_layer, images, consolidated, n, **settings)
+    own_centres = False
+    try:
+        segments, degrees = run or _engine_run(model, captured_layer, images, consolidated, n, **settings)
+    except IntervalDomainError:
+        if consolidated is not True or centres is None:
+            raise
+        # shared centres leave the pieces at a group's edges ~x100 looser (FINDINGS F25): a centre per piece
+        own_centres, settings["centres"] = True, None
+        segments, degrees = _engine_run(model, captured_layer, images, consolidated, n, **settings)
     method = (f"interval-forward-taylor{degrees}-K{segments.subintervals}" + ("-adaptive" if refine else "")
               + ("" if fold is None else f"-fold{fold:g}") + ("-consolidated" if consolidated else "")
-              + ("-mlp" if consolidated == MLP_ONLY else ""))
+              + ("-mlp" if consolidated == MLP_ONLY else "") + ("-own-centres" if own_centres else ""))
     return SoundPathBounds(
         layer=captured_layer.name,
         lipschitz=segments.lipschitz(captured_layer.products, method),

@@ -213,6 +213,39 @@ def test_a_loose_probe_on_the_box_rules_escalates_to_the_mlp_halves(monkeypatch)
     assert stayed[0] == plain[0] and np.array_equal(stayed[1], plain[1])
 
 
+def test_a_blown_up_run_with_shared_centres_is_rerun_with_a_centre_per_piece(monkeypatch):
+    """With both halves consolidated, an ``IntervalDomainError`` under shared centres reruns the layer with a centre per
+    piece (FINDINGS F25): the bounds are then exactly those of ``centres=None`` and the method says
+    ``-own-centres``; the box rules and the MLP halves re-raise.  Known-bad: a run that gave up instead of rerunning
+    would raise here."""
+    model = tiny_vit(3, 8, 2, 2, "gelu", "token", 0.5)
+    name = "blocks.0.attn.qkv"
+    images = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    keep = torch.rand(dict(model.named_modules())[name].weight.shape, generator=torch.Generator().manual_seed(1))
+    layer = capture_layer(model, name, keep < 0.9, images)
+    real = vit_interval._engine_run
+    seen = []
+
+    def shared_centres_blow_up(*args, centres, **kw):
+        seen.append(centres)
+        if centres is not None:
+            raise IntervalDomainError("shared centres: too loose")
+        return real(*args, centres=centres, **kw)
+
+    def run(**options):
+        bounds = sound_path_bounds(model, layer, images, subintervals=2, refine=1, max_subintervals=8, device="cpu",
+                                   **options)
+        return bounds.lipschitz.method, np.asarray(bounds.lipschitz.values)
+
+    own = run(consolidated=True, centres=None)
+    monkeypatch.setattr(vit_interval, "_engine_run", shared_centres_blow_up)
+    rerun = run(consolidated=True, centres=4)
+    assert seen == [4, None] and rerun[0] == own[0] + "-own-centres" and np.array_equal(rerun[1], own[1])
+    for engine in (False, "mlp"):
+        with pytest.raises(IntervalDomainError, match="shared centres"):
+            run(consolidated=engine, centres=4)
+
+
 def test_consolidated_must_name_an_engine():
     model = tiny_vit(3, 8, 2, 1, "gelu", "token", 0.5)
     images = torch.randn(1, 1, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
