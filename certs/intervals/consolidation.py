@@ -26,9 +26,11 @@ instead of the product of the per-operation boxes.
 ``M_B M_A r = (|L| + dev_B)(|J| + dev_A) r`` with ``J`` / ``L`` the halves' float centre Jacobians, and ``|L| |J|``
 loses the cancellations of the product ``L J`` (on the deep model's 24 halves, float Jacobians at calibration image
 0, ``benchmarks/composite_growth.py``: row sums of ``|H| |J_24| ... |J_1|`` up to 4.8e9 against 154 for
-``|H J_24 ... J_1|``, 4.4e7 with the two halves of every block multiplied first).  The MLP half is tokenwise, so ``L J`` costs ``N^2 d^3`` per group of pieces (a
-``d x d`` product per token pair) and a block passes its input remainders through
-``|L J| r + M_B (dev_A r) + dev_B (main_A r)`` instead.  ``M`` is an interval evaluation of the exact Jacobian of the
+``|H J_24 ... J_1|``, 4.4e7 with the two halves of every block multiplied first).  The MLP half is tokenwise, so
+``L J`` costs ``N^2 d^3`` per group of pieces (a ``d x d`` product per token pair) and a block passes its input
+remainders through ``|L J| r + M_B (dev_A r) + dev_B (main_A r)`` instead.
+
+``M`` is an interval evaluation of the exact Jacobian of the
 half over ``X`` in the structured forms below; every factor is an interval that holds the true intermediate for
 every point of ``X`` (the boxes of the forms computed on ``x`` with its remainder), and every product is Rump's
 midpoint-radius product of :meth:`certs.intervals.interval.Interval.matmul` (rounding included), so ``M`` is a
