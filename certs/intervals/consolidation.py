@@ -446,6 +446,15 @@ def _observed(half: Callable[[TaylorDual, Callable], TaylorDual],
     return carried, half(TaylorDual(x.value.bare(), None), ignore), seen
 
 
+def _leaving(fresh: TaylorDual, carried: TaylorDual, through_value: torch.Tensor,
+             through_tangent: torch.Tensor) -> TaylorDual:
+    """The output of a consolidated map: the bare run's value with ``through_value`` added to its remainder (or the
+    carried run's value where that is tighter), the carried run's tangent with ``through_tangent`` added."""
+    value = TaylorForm(fresh.value.coef, _up(fresh.value.r + through_value, fresh=True))
+    tangent = TaylorForm(carried.tangent.coef, _up(carried.tangent.r + through_tangent, fresh=True))
+    return TaylorDual(_better(value, carried.value), tangent)
+
+
 def consolidate(half: Callable[[TaylorDual, Callable], TaylorDual], x: TaylorDual, bound: Callable[..., HalfBound],
                 entries: int, groups: torch.Tensor | None = None) -> TaylorDual:
     """The residual half ``half(dual, observe)`` applied to ``x`` with the remainders passed through ``M`` (module
@@ -460,9 +469,7 @@ def consolidate(half: Callable[[TaylorDual, Callable], TaylorDual], x: TaylorDua
         part = {label: _rows(dual, sel) for label, dual in seen.items()}
         mv, mt = bound(_rows(x.value, sel), part, [x.value.r[sel], x.tangent.r[sel]], part_groups).total()
         through_value[sel], through_tangent[sel] = mv, mt
-    value = TaylorForm(fresh.value.coef, _up(fresh.value.r + through_value, fresh=True))
-    tangent = TaylorForm(carried.tangent.coef, _up(carried.tangent.r + through_tangent, fresh=True))
-    return TaylorDual(_better(value, carried.value), tangent)
+    return _leaving(fresh, carried, through_value, through_tangent)
 
 
 #: :func:`consolidate_block` forms the composite product ``L J`` of a chunk only where the two halves' chained centre
@@ -505,7 +512,7 @@ def consolidate_block(attention_half: Callable[[TaylorDual, Callable], TaylorDua
         for key, tensor in zip(names, (got.main[0], got.dev[0], got.main[1], got.dev[1])):
             first[key][sel] = tensor
         centres.append(got.centre)
-    through_a = _up(first["main_v"] + first["dev_v"], 2)
+    through_a = _margin(first["main_v"] + first["dev_v"], 2)  # M_A r, as HalfBound.total
     value_a = TaylorForm(fresh_a.value.coef, _up(fresh_a.value.r + through_a, fresh=True))
     use_a = value_a.r <= carried_a.value.r
     x1 = TaylorDual(_better(value_a, carried_a.value), carried_a.tangent)
@@ -529,9 +536,7 @@ def consolidate_block(attention_half: Callable[[TaylorDual, Callable], TaylorDua
             if k in products:
                 through = torch.minimum(through, _up(products[k] + got.dev[k + 1], 2))
             out[sel] = _up(totals[k] + through, 2)
-    value = TaylorForm(fresh_b.value.coef, _up(fresh_b.value.r + through_value, fresh=True))
-    tangent = TaylorForm(carried_b.tangent.coef, _up(carried_b.tangent.r + through_tangent, fresh=True))
-    return TaylorDual(_better(value, carried_b.value), tangent)
+    return _leaving(fresh_b, carried_b, through_value, through_tangent)
 
 
 def ignore(label: str, dual) -> None:
