@@ -46,7 +46,7 @@ from rmt.bounds import SOUND
 
 from .taylor import TaylorDual, TaylorForm
 from .dual import Dual
-from .interval import EPS, Interval, IntervalDomainError, round_up_tensor
+from .interval import EPS, Interval, IntervalDomainError
 
 __all__ = ["PathEvaluator", "SegmentBounds", "path_start", "segment_bounds"]
 
@@ -161,7 +161,7 @@ def path_start(base: Interval, step: Interval, theta_lo: torch.Tensor, theta_hi:
     bc, br = base.centre_radius()
     sc, sr = step.centre_radius()
     tc = 0.5 * (theta_lo + theta_hi)
-    th = torch.maximum(round_up_tensor(theta_hi - tc), round_up_tensor(tc - theta_lo))
+    th = Interval(theta_lo, theta_hi).radius_about(tc)  # 0 at a point (no subnormal coefficients there)
     zero = torch.zeros_like(tc)
     theta = TaylorForm((tc, th) + (zero,) * (order - 1), zero)
     step_form = TaylorForm((sc,) + (torch.zeros_like(sc),) * order, sr)
