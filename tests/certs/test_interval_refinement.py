@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from certs.errors import CertificateInputError
 from certs.intervals.dual import Dual
-from certs.intervals.interval import Interval, IntervalDomainError, widen
+from certs.intervals.interval import EPS, Interval, IntervalDomainError, widen
 from certs.intervals.piecewise_linear import tail_evaluator, tail_segment_bounds, tail_sound_lipschitz
 from certs.intervals import refinement
 from certs.intervals.refinement import segment_bounds
@@ -240,14 +240,16 @@ def _same_cover(a, b) -> bool:
 def test_midpoints_skipped_where_no_decision_needs_them_give_the_same_cover_and_bounds(segment, k, refine):
     """The start pieces' midpoints are evaluated only for samples that need work under the ends' statistics alone
     (refinement.py): the cover and bounds equal those with every midpoint evaluated (more points only raise
-    ``point_s``, so they cannot change a skipped sample's decisions)."""
+    ``point_s``, so they cannot change a skipped sample's decisions).  The rigorous lower bound rests on fewer points,
+    so it is at most the eager one up to the rounding of a point enclosure, which depends on the batch it is
+    evaluated in (BLAS blocking; found by the thorough profile: 1 ulp above, relative 1.7e-16): a few ulps allowed."""
     lazy = _bounds(segment, k, refine)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(refinement, "_needs_work", lambda slope, owner, points, n, *rest: np.ones(n, dtype=bool))
         eager = _bounds(segment, k, refine)
     assert _same_cover(lazy, eager)
     assert np.array_equal(lazy.derivative, eager.derivative)
-    assert np.all(lazy.derivative_lower <= eager.derivative_lower)
+    assert np.all(lazy.derivative_lower <= eager.derivative_lower * (1.0 + 16 * EPS) + np.finfo(float).tiny)
 
 
 def _bump_evaluator(owner, lo, hi):
