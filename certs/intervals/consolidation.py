@@ -512,7 +512,7 @@ def consolidate_block(attention_half: Callable[[TaylorDual, Callable], TaylorDua
         for key, tensor in zip(names, (got.main[0], got.dev[0], got.main[1], got.dev[1])):
             first[key][sel] = tensor
         centres.append(got.centre)
-    through_a = _margin(first["main_v"] + first["dev_v"], 2)  # M_A r, as HalfBound.total
+    through_a = HalfBound([first["main_v"]], [first["dev_v"]], None).total()[0]  # M_A r
     value_a = TaylorForm(fresh_a.value.coef, _up(fresh_a.value.r + through_a, fresh=True))
     use_a = value_a.r <= carried_a.value.r
     x1 = TaylorDual(_better(value_a, carried_a.value), carried_a.tangent)
