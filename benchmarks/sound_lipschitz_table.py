@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu",
                         help="where the sound bound runs: cpu, cuda, auto (default: %(default)s)")
     parser.add_argument("--batch", type=int,
-                        help="pieces per evaluation (default: by model size, 256 / 2048 for the default "
+                        help="pieces per evaluation (default: by model size, 16 / 2048 for the default "
                              "model on CPU / CUDA)")
     parser.add_argument("--data", default="default",
                         help="'default' or a sample file .npz/.pt, as `mpcert certify --data`")

@@ -83,8 +83,11 @@ __all__ = ["SoundPathBounds", "sound_path_bounds", "target_stage", "blocks_after
 
 #: Accepted ``device`` values (``"cuda:N"`` too): ``"auto"`` = CUDA when available, else the CPU.
 SOUND_DEVICES = ("auto", "cpu", "cuda")
-#: Most pieces per evaluator call, and the memory one call may take (:func:`default_batch`).
-MAX_BATCH = {"cpu": 256, "cuda": 2048}
+#: Most pieces per evaluator call, and the memory one call may take (:func:`default_batch`).  CPU: 16 keeps the
+#: element-wise Taylor products (``_product_sum``, ``compose``: ~81 multiply-adds per order-8 product, most of the
+#: CPU time on the default model) in the L2 cache; at 256 pieces their 1-2.4 MB operands stream from memory and the
+#: same bounds cost 1.5-2.1x more (default model, 1 thread; RESULTS-sound-lipschitz.md, "CPU batch size").
+MAX_BATCH = {"cpu": 16, "cuda": 2048}
 BATCH_MEMORY = {"cpu": 2 * 2 ** 30, "cuda": 16 * 2 ** 30}
 #: Live float64 tensors of the widest activation's size per piece, with margin (the measured peak on the default
 #: model at order 6 is ~16: 3.8 MB per piece for 17 tokens x 256 x 7 coefficients).
@@ -580,7 +583,7 @@ def resolve_device(spec: str | torch.device, argument: str = "device") -> torch.
 def default_batch(device: torch.device, tokens: int, width: int, order: int) -> int:
     """Pieces per evaluator call: at most :data:`MAX_BATCH` (CPU: cache-sized; CUDA: fills the GPU), and few enough
     that ``_LIVE_TENSORS`` Taylor tensors of the widest activation (``tokens x width x (order + 1)`` float64) per
-    piece fit in :data:`BATCH_MEMORY` (on CUDA also in half the free memory).  Default model: 256 / 2048; a
+    piece fit in :data:`BATCH_MEMORY` (on CUDA also in half the free memory).  Default model: 16 / 2048; a
     ViT-B/16 (197 tokens, width 3072, order 6): 2 / 21."""
     per_piece = _LIVE_TENSORS * tokens * width * (order + 1) * 8
     memory = BATCH_MEMORY[device.type]
